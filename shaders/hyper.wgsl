@@ -1,0 +1,272 @@
+// Hyper-connection coefficients of one block, per batch row, written as H: [rows, h_rs] with
+// the layout [pre (n) | post (n) | res (n*n, [k][i])].
+//
+// HC (ByteDance dynamic HC; DESIGN.md section 1), thread per row:
+//   input D: [rows, n, n+2] = Z @ [w_pre; w_res (n rows); w_post]^T, Z = per-stream X / rms(X)
+//   small params at p_off: [s_alpha, s_beta, b_pre (n), b_res (n*n), b_post (n)]
+//   H_pre[i] = s_alpha tanh(D[i,0]) + b_pre[i]
+//   H_res[k,i] = s_alpha tanh(D[i,1+k]) + b_res[k,i]
+//   H_post[k] = s_beta tanh(D[k,n+1]) + b_post[k]
+//   backward: dD (=) and per-row partial gradients of the small params, [rows, 2+2n+n*n] (=),
+//   summed into the parameter gradients (+=) by reduce_rows.
+//
+// mHC (DeepSeek, the paper's fused form), one workgroup per row:
+//   input A: [rows, n*n+2n] = phi @ v, v = X[b] flattened stream-major: [n*c]
+//   small params at p_off: [alpha (3), bias (n*n+2n)]; m = A / rms(v) (rms saved: [rows])
+//   H_pre = sigmoid(alpha0 m_pre + bias_pre); H_post = 2 sigmoid(alpha1 m_post + bias_post)
+//   H_res = sinkhorn(alpha2 m_res + bias_res): M = exp(L - max L); `iters` times divide
+//   columns by (sum + eps), then rows by (sum + eps).
+//   backward: reverse mode through every unrolled normalisation, recomputed on-chip from the
+//   logits (for y = x / s: dx = (g - sum(g y)) / s); writes dA = dm / rms(v) (=), per-row
+//   partials of [alpha, bias] (=), and adds the rms(v) path into dv (+=).
+struct HcCoeffParams {
+    rows: u32, n: u32, d_off: u32, p_off: u32,
+    h_off: u32, h_rs: u32, dh_off: u32, dd_off: u32,
+    part_off: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+}
+struct MhcCoeffParams {
+    rows: u32, n: u32, c: u32, v_off: u32,
+    a_off: u32, p_off: u32, r_off: u32, h_off: u32,
+    h_rs: u32, iters: u32, eps: f32, dh_off: u32,
+    da_off: u32, part_off: u32, dv_off: u32, _pad: u32,
+}
+@group(0) @binding(1) var<uniform> hc: HcCoeffParams;
+@group(0) @binding(1) var<uniform> mhc: MhcCoeffParams;
+
+fn hc_d(b: u32, i: u32, j: u32) -> u32 {
+    return (b * hc.n + i) * (hc.n + 2u) + j;
+}
+
+@compute @workgroup_size(WG_1D)
+fn hc_coeff_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let b = flat_thread(gid, groups);
+    if (b >= hc.rows) { return; }
+    let n = hc.n;
+    let sa = arena[hc.p_off];
+    let sb = arena[hc.p_off + 1u];
+    let b_pre = hc.p_off + 2u;
+    let b_res = b_pre + n;
+    let b_post = b_res + n * n;
+    let h = hc.h_off + b * hc.h_rs;
+    for (var i = 0u; i < n; i++) {
+        arena[h + i] = sa * stable_tanh(arena[hc.d_off + hc_d(b, i, 0u)]) + arena[b_pre + i];
+        arena[h + n + i] = sb * stable_tanh(arena[hc.d_off + hc_d(b, i, n + 1u)]) + arena[b_post + i];
+        for (var k = 0u; k < n; k++) {
+            arena[h + 2u * n + k * n + i] = sa * stable_tanh(arena[hc.d_off + hc_d(b, i, 1u + k)]) + arena[b_res + k * n + i];
+        }
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn hc_coeff_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let b = flat_thread(gid, groups);
+    if (b >= hc.rows) { return; }
+    let n = hc.n;
+    let q = 2u + 2u * n + n * n;
+    let sa = arena[hc.p_off];
+    let sb = arena[hc.p_off + 1u];
+    let dh = hc.dh_off + b * hc.h_rs;
+    let part = hc.part_off + b * q;
+    var dsa = 0.0;
+    var dsb = 0.0;
+    for (var i = 0u; i < n; i++) {
+        let g_pre = arena[dh + i];
+        let t_pre = stable_tanh(arena[hc.d_off + hc_d(b, i, 0u)]);
+        arena[hc.dd_off + hc_d(b, i, 0u)] = g_pre * sa * (1.0 - t_pre * t_pre);
+        dsa += g_pre * t_pre;
+        arena[part + 2u + i] = g_pre;
+        let g_post = arena[dh + n + i];
+        let t_post = stable_tanh(arena[hc.d_off + hc_d(b, i, n + 1u)]);
+        arena[hc.dd_off + hc_d(b, i, n + 1u)] = g_post * sb * (1.0 - t_post * t_post);
+        dsb += g_post * t_post;
+        arena[part + 2u + n + n * n + i] = g_post;
+        for (var k = 0u; k < n; k++) {
+            let g = arena[dh + 2u * n + k * n + i];
+            let t = stable_tanh(arena[hc.d_off + hc_d(b, i, 1u + k)]);
+            arena[hc.dd_off + hc_d(b, i, 1u + k)] = g * sa * (1.0 - t * t);
+            dsa += g * t;
+            arena[part + 2u + n + k * n + i] = g;
+        }
+    }
+    arena[part] = dsa;
+    arena[part + 1u] = dsb;
+}
+
+// ---- mHC: workgroup-shared state of the row being processed (thread 0 runs the n x n math).
+const MAX_N: u32 = 8u;
+const MAX_ITERS: u32 = 100u;
+var<workgroup> sum_partial: array<f32, WG_ROW>;
+var<workgroup> m_pre: array<f32, 80>;          // m = A / rms(v): [n*n + 2n]
+var<workgroup> logits: array<f32, 64>;         // alpha2 m_res + bias_res: [n*n]
+var<workgroup> sk: array<f32, 64>;             // Sinkhorn matrix being normalised
+var<workgroup> sk_grad: array<f32, 64>;
+var<workgroup> divisors: array<f32, 1600>;     // [iters][columns, rows][n]
+var<workgroup> row_scalars: array<f32, 2>;     // rms(v), and the rms path's dv coefficient
+
+fn mhc_row_sum(lid: u32, value: f32) -> f32 {
+    sum_partial[lid] = value;
+    workgroupBarrier();
+    for (var stride = WG_ROW / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) { sum_partial[lid] += sum_partial[lid + stride]; }
+        workgroupBarrier();
+    }
+    let total = sum_partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+// rms(v) of row b, shared by the workgroup; thread 0 then fills m_pre and logits.
+fn mhc_projection(b: u32, lid: u32) {
+    let width = mhc.n * mhc.c;
+    let v0 = mhc.v_off + b * width;
+    var ss = 0.0;
+    for (var e = lid; e < width; e += WG_ROW) {
+        let v = arena[v0 + e];
+        ss += v * v;
+    }
+    let r = sqrt(mhc_row_sum(lid, ss) / f32(width) + RMS_EPS);
+    if (lid == 0u) {
+        row_scalars[0] = r;
+        let n = mhc.n;
+        for (var j = 0u; j < mhc.h_rs; j++) {
+            m_pre[j] = arena[mhc.a_off + b * mhc.h_rs + j] / r;
+        }
+        let alpha2 = arena[mhc.p_off + 2u];
+        for (var j = 0u; j < n * n; j++) {
+            logits[j] = alpha2 * m_pre[2u * n + j] + arena[mhc.p_off + 3u + 2u * n + j];
+        }
+    }
+}
+
+// Thread 0 only: sk = sinkhorn(logits), recording every divisor.
+fn sinkhorn_forward() {
+    let n = mhc.n;
+    var max_logit = logits[0];
+    for (var j = 1u; j < n * n; j++) { max_logit = max(max_logit, logits[j]); }
+    for (var j = 0u; j < n * n; j++) { sk[j] = exp(logits[j] - max_logit); }
+    for (var t = 0u; t < mhc.iters; t++) {
+        for (var i = 0u; i < n; i++) {
+            var s = mhc.eps;
+            var col = 0.0;
+            for (var k = 0u; k < n; k++) { col += sk[k * n + i]; }
+            s = col + mhc.eps;
+            divisors[(t * 2u) * n + i] = s;
+            for (var k = 0u; k < n; k++) { sk[k * n + i] = sk[k * n + i] / s; }
+        }
+        for (var k = 0u; k < n; k++) {
+            var row = 0.0;
+            for (var i = 0u; i < n; i++) { row += sk[k * n + i]; }
+            let s = row + mhc.eps;
+            divisors[(t * 2u + 1u) * n + k] = s;
+            for (var i = 0u; i < n; i++) { sk[k * n + i] = sk[k * n + i] / s; }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_ROW)
+fn mhc_coeff_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let b = flat_group(wid, groups);
+    if (b >= mhc.rows) { return; }
+    mhc_projection(b, lid);
+    if (lid != 0u) { return; }
+    let n = mhc.n;
+    let h = mhc.h_off + b * mhc.h_rs;
+    arena[mhc.r_off + b] = row_scalars[0];
+    let alpha0 = arena[mhc.p_off];
+    let alpha1 = arena[mhc.p_off + 1u];
+    let bias = mhc.p_off + 3u;
+    for (var i = 0u; i < n; i++) {
+        arena[h + i] = sigmoid(alpha0 * m_pre[i] + arena[bias + i]);
+        arena[h + n + i] = 2.0 * sigmoid(alpha1 * m_pre[n + i] + arena[bias + n + i]);
+    }
+    sinkhorn_forward();
+    for (var j = 0u; j < n * n; j++) { arena[h + 2u * n + j] = sk[j]; }
+}
+
+@compute @workgroup_size(WG_ROW)
+fn mhc_coeff_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let b = flat_group(wid, groups);
+    if (b >= mhc.rows) { return; }
+    mhc_projection(b, lid);
+    let n = mhc.n;
+    let width = n * mhc.c;
+    if (lid == 0u) {
+        let r = row_scalars[0];
+        let pc = mhc.h_rs;
+        let dh = mhc.dh_off + b * pc;
+        let part = mhc.part_off + b * (3u + pc);
+        let bias = mhc.p_off + 3u;
+        var dalpha = array<f32, 3>(0.0, 0.0, 0.0);
+        var dm_dot_m = 0.0;
+        // pre (sigmoid) and post (2 sigmoid): dA = dm / r with dm = alpha dz.
+        for (var j = 0u; j < 2u * n; j++) {
+            let which = j / n;
+            let alpha = arena[mhc.p_off + which];
+            let s = sigmoid(alpha * m_pre[j] + arena[bias + j]);
+            let dz = arena[dh + j] * f32(which + 1u) * s * (1.0 - s);
+            dalpha[which] += dz * m_pre[j];
+            let dm = dz * alpha;
+            arena[part + 3u + j] = dz;
+            arena[mhc.da_off + b * pc + j] = dm / r;
+            dm_dot_m += dm * m_pre[j];
+        }
+        // res: recompute the forward, then unwind it.
+        sinkhorn_forward();
+        for (var j = 0u; j < n * n; j++) { sk_grad[j] = arena[dh + 2u * n + j]; }
+        for (var tt = 0u; tt < mhc.iters; tt++) {
+            let t = mhc.iters - 1u - tt;
+            for (var k = 0u; k < n; k++) {
+                let s = divisors[(t * 2u + 1u) * n + k];
+                var dot = 0.0;
+                for (var i = 0u; i < n; i++) { dot += sk_grad[k * n + i] * sk[k * n + i]; }
+                for (var i = 0u; i < n; i++) {
+                    sk_grad[k * n + i] = (sk_grad[k * n + i] - dot) / s;
+                    sk[k * n + i] = sk[k * n + i] * s;
+                }
+            }
+            for (var i = 0u; i < n; i++) {
+                let s = divisors[(t * 2u) * n + i];
+                var dot = 0.0;
+                for (var k = 0u; k < n; k++) { dot += sk_grad[k * n + i] * sk[k * n + i]; }
+                for (var k = 0u; k < n; k++) {
+                    sk_grad[k * n + i] = (sk_grad[k * n + i] - dot) / s;
+                    sk[k * n + i] = sk[k * n + i] * s;
+                }
+            }
+        }
+        // Through exp(L - max L): the max's gradient goes to its first index.
+        var argmax = 0u;
+        for (var j = 1u; j < n * n; j++) {
+            if (logits[j] > logits[argmax]) { argmax = j; }
+        }
+        let max_logit = logits[argmax];
+        var total = 0.0;
+        for (var j = 0u; j < n * n; j++) {
+            let d = sk_grad[j] * exp(logits[j] - max_logit);
+            sk_grad[j] = d;
+            total += d;
+        }
+        sk_grad[argmax] -= total;
+        let alpha2 = arena[mhc.p_off + 2u];
+        for (var j = 0u; j < n * n; j++) {
+            let slot = 2u * n + j;
+            let dl = sk_grad[j];
+            dalpha[2] += dl * m_pre[slot];
+            let dm = dl * alpha2;
+            arena[part + 3u + slot] = dl;
+            arena[mhc.da_off + b * pc + slot] = dm / r;
+            dm_dot_m += dm * m_pre[slot];
+        }
+        for (var w = 0u; w < 3u; w++) { arena[part + w] = dalpha[w]; }
+        // r = rms(v): dr = -sum(dm m) / r, dv += dr v / (width r).
+        row_scalars[1] = (-dm_dot_m / r) / (f32(width) * r);
+    }
+    workgroupBarrier();
+    let k = row_scalars[1];
+    for (var e = lid; e < width; e += WG_ROW) {
+        let o = mhc.dv_off + b * width + e;
+        arena[o] = arena[o] + k * arena[mhc.v_off + b * width + e];
+    }
+}

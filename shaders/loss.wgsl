@@ -1,0 +1,42 @@
+// Softmax cross-entropy, thread per row. logits: [rows, k], labels: [rows] (exact floats).
+//   xent_forward:  loss[b] = logsumexp(logits[b]) - logits[b, y]; correct[b] = argmax == y
+//   xent_backward: dlogits[b, j] = scale * (softmax(logits[b])_j - [j == y])   (=)
+// The batch mean (scale = 1/rows) is folded into the backward; step_finalize averages the loss.
+struct XentParams {
+    rows: u32, k: u32, logits_off: u32, labels_off: u32,
+    loss_off: u32, correct_off: u32, dlogits_off: u32, scale: f32,
+}
+@group(0) @binding(1) var<uniform> params: XentParams;
+
+@compute @workgroup_size(WG_1D)
+fn xent_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let b = flat_thread(gid, groups);
+    if (b >= params.rows) { return; }
+    let l0 = params.logits_off + b * params.k;
+    var best = 0u;
+    for (var j = 1u; j < params.k; j++) {
+        if (arena[l0 + j] > arena[l0 + best]) { best = j; }
+    }
+    let max_logit = arena[l0 + best];
+    var sum = 0.0;
+    for (var j = 0u; j < params.k; j++) { sum += exp(arena[l0 + j] - max_logit); }
+    let y = u32(arena[params.labels_off + b]);
+    arena[params.loss_off + b] = max_logit + log(sum) - arena[l0 + y];
+    arena[params.correct_off + b] = select(0.0, 1.0, best == y);
+}
+
+@compute @workgroup_size(WG_1D)
+fn xent_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let b = flat_thread(gid, groups);
+    if (b >= params.rows) { return; }
+    let l0 = params.logits_off + b * params.k;
+    var max_logit = arena[l0];
+    for (var j = 1u; j < params.k; j++) { max_logit = max(max_logit, arena[l0 + j]); }
+    var sum = 0.0;
+    for (var j = 0u; j < params.k; j++) { sum += exp(arena[l0 + j] - max_logit); }
+    let y = u32(arena[params.labels_off + b]);
+    for (var j = 0u; j < params.k; j++) {
+        let p = exp(arena[l0 + j] - max_logit) / sum;
+        arena[params.dlogits_off + b * params.k + j] = params.scale * (p - select(0.0, 1.0, j == y));
+    }
+}

@@ -1,0 +1,83 @@
+// RMSNorm over contiguous rows x: [rows, cols]:  y = x / r * w,  r = sqrt(mean(x^2) + 1e-6),
+// w: [cols] (w_off == NONE: no weight, as for HC's per-stream z_i). Saves r: [rows].
+// rmsnorm_backward:        dx (= or +=, `accumulate`) = (g - xhat * mean(g * xhat)) / r,
+//                          g = dy * w, xhat = x / r        (activation gradient)
+// rmsnorm_backward_weight: dw[c] += sum_rows dy * xhat      (parameter gradient)
+// Forward and input-backward run one workgroup per row; the weight gradient a thread per column.
+struct RmsNormParams {
+    rows: u32, cols: u32, x_off: u32, w_off: u32,
+    y_off: u32, r_off: u32, dy_off: u32, dx_off: u32,
+    dw_off: u32, accumulate: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(1) var<uniform> params: RmsNormParams;
+
+var<workgroup> partial: array<f32, WG_ROW>;
+
+// Sum of `value` over the workgroup (every thread gets the result).
+fn workgroup_sum(lid: u32, value: f32) -> f32 {
+    partial[lid] = value;
+    workgroupBarrier();
+    for (var stride = WG_ROW / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) { partial[lid] += partial[lid + stride]; }
+        workgroupBarrier();
+    }
+    let total = partial[0];
+    workgroupBarrier();
+    return total;
+}
+
+fn weight(c: u32) -> f32 {
+    if (params.w_off == NONE) { return 1.0; }
+    return arena[params.w_off + c];
+}
+
+@compute @workgroup_size(WG_ROW)
+fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let row = flat_group(wid, groups);
+    if (row >= params.rows) { return; }
+    let x0 = params.x_off + row * params.cols;
+    var ss = 0.0;
+    for (var c = lid; c < params.cols; c += WG_ROW) {
+        let x = arena[x0 + c];
+        ss += x * x;
+    }
+    let r = sqrt(workgroup_sum(lid, ss) / f32(params.cols) + RMS_EPS);
+    if (lid == 0u) { arena[params.r_off + row] = r; }
+    for (var c = lid; c < params.cols; c += WG_ROW) {
+        arena[params.y_off + row * params.cols + c] = arena[x0 + c] / r * weight(c);
+    }
+}
+
+@compute @workgroup_size(WG_ROW)
+fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let row = flat_group(wid, groups);
+    if (row >= params.rows) { return; }
+    let r = arena[params.r_off + row];
+    let x0 = params.x_off + row * params.cols;
+    let dy0 = params.dy_off + row * params.cols;
+    var dot = 0.0;
+    for (var c = lid; c < params.cols; c += WG_ROW) {
+        dot += arena[dy0 + c] * weight(c) * (arena[x0 + c] / r);
+    }
+    let mean = workgroup_sum(lid, dot) / f32(params.cols);
+    for (var c = lid; c < params.cols; c += WG_ROW) {
+        let g = arena[dy0 + c] * weight(c);
+        let dx = (g - arena[x0 + c] / r * mean) / r;
+        let o = params.dx_off + row * params.cols + c;
+        if (params.accumulate != 0u) { arena[o] = arena[o] + dx; } else { arena[o] = dx; }
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn rmsnorm_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let c = flat_thread(gid, groups);
+    if (c >= params.cols) { return; }
+    var acc = 0.0;
+    for (var row = 0u; row < params.rows; row++) {
+        let xhat = arena[params.x_off + row * params.cols + c] / arena[params.r_off + row];
+        acc += arena[params.dy_off + row * params.cols + c] * xhat;
+    }
+    arena[params.dw_off + c] = arena[params.dw_off + c] + acc;
+}

@@ -1,0 +1,388 @@
+//! Command-line runner (DESIGN.md section 6): the same engine as the page, natively.
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn main() {
+    std::process::exit(native::main());
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use clap::{Parser, Subcommand, ValueEnum};
+    use mhc_playground::checkpoint::{save_checkpoint, write_tensors, TensorFile};
+    use mhc_playground::config::{notices_line, Config, ResidualKind};
+    use mhc_playground::gpu::GpuContext;
+    use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
+    use mhc_playground::program::Program;
+    use mhc_playground::tasks::Dataset;
+    use mhc_playground::trainer::{loss_and_gradients, Trainer, LIST_TRAIN};
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::rc::Rc;
+    use std::time::Instant;
+
+    #[derive(Parser)]
+    #[command(name = "mhc-playground", version, about = "Train residual / HC / mHC networks in lockstep on the GPU (or CPU)")]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+    enum Backend {
+        Gpu,
+        Cpu,
+    }
+
+    #[derive(clap::Args)]
+    struct Experiment {
+        /// Query string or full share URL of the experiment, e.g. 'depth=48&lr=0.01'.
+        #[arg(long, default_value = "")]
+        config: String,
+        /// Overrides one key (repeatable), e.g. --set depth=12.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    }
+
+    #[derive(Subcommand)]
+    enum Command {
+        /// Train the variants of `modes` in lockstep and report metrics.
+        Train {
+            #[command(flatten)]
+            experiment: Experiment,
+            /// Number of steps (overrides the config's `steps`; 0 with --save writes the initial weights).
+            #[arg(long)]
+            steps: Option<u64>,
+            /// Write metrics: one JSON object per logged step and variant (.jsonl) or scalar columns (.csv).
+            #[arg(long)]
+            metrics: Option<PathBuf>,
+            /// Log (and measure gains) every N steps; evaluation steps and the last step are always logged.
+            #[arg(long, default_value_t = 10)]
+            log_every: u64,
+            /// Save the final weights; with several variants, one file per variant (`name.<mode>.safetensors`).
+            #[arg(long)]
+            save: Option<PathBuf>,
+            /// Start from a checkpoint (its variant must be among `modes`).
+            #[arg(long)]
+            init: Option<PathBuf>,
+            #[arg(long, value_enum, default_value = "gpu")]
+            backend: Backend,
+            /// Print nothing but errors.
+            #[arg(long)]
+            quiet: bool,
+        },
+        /// Write the training batch of one step: x [B, d_in] f32, y [B] i32.
+        Batch {
+            #[command(flatten)]
+            experiment: Experiment,
+            #[arg(long)]
+            step: u64,
+            #[arg(long)]
+            out: PathBuf,
+        },
+        /// Loss and gradients of one batch: `loss` [1] and `grad.<param>` for every parameter.
+        Grad {
+            #[command(flatten)]
+            experiment: Experiment,
+            #[arg(long)]
+            weights: PathBuf,
+            #[arg(long)]
+            batch: PathBuf,
+            #[arg(long)]
+            out: PathBuf,
+            #[arg(long, value_enum, default_value = "gpu")]
+            backend: Backend,
+        },
+        /// Time training steps; prints one JSON object (steps/s, per-kernel times).
+        Bench {
+            #[command(flatten)]
+            experiment: Experiment,
+            #[arg(long, default_value_t = 50)]
+            steps: u64,
+        },
+    }
+
+    /// An error for the user: what went wrong, and what to do next.
+    struct Failure {
+        message: String,
+        hint: Option<String>,
+    }
+
+    impl<E: std::fmt::Display> From<E> for Failure {
+        fn from(e: E) -> Failure {
+            Failure { message: e.to_string(), hint: None }
+        }
+    }
+
+    fn fail(message: impl Into<String>, hint: impl Into<String>) -> Failure {
+        Failure { message: message.into(), hint: Some(hint.into()) }
+    }
+
+    pub fn main() -> i32 {
+        let cli = match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) => {
+                let _ = e.print();
+                return if e.use_stderr() { 2 } else { 0 };
+            }
+        };
+        match pollster::block_on(run(cli)) {
+            Ok(()) => 0,
+            Err(f) => {
+                eprintln!("error: {}", f.message);
+                if let Some(hint) = f.hint {
+                    eprintln!("hint: {hint}");
+                }
+                1
+            }
+        }
+    }
+
+    /// Reads the experiment: notices from the query string are warnings, a bad --set is an error.
+    fn experiment(e: &Experiment, quiet: bool) -> Result<Config, Failure> {
+        let (mut config, notices) = Config::from_query(&e.config);
+        if let (Some(line), false) = (notices_line(&notices), quiet) {
+            eprintln!("warning: {line}");
+        }
+        for pair in &e.set {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(fail(format!("--set {pair}: expected KEY=VALUE"), "e.g. --set depth=12"));
+            };
+            if let Some(notice) = config.set(key, value).map_err(|e| fail(e.to_string(), "see the key table in README.md"))? {
+                if !quiet {
+                    eprintln!("warning: {notice}");
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    fn single_mode(config: &Config) -> Result<ResidualKind, Failure> {
+        match config.modes.as_slice() {
+            [kind] => Ok(*kind),
+            _ => Err(fail(
+                format!("this command works on one variant, but modes={}", config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")),
+                "add --set modes=mhc (or residual, hc)",
+            )),
+        }
+    }
+
+    async fn gpu_context() -> Result<Rc<GpuContext>, Failure> {
+        GpuContext::new().await.map(Rc::new).map_err(|e| {
+            fail(e.to_string(), "install a Vulkan driver (Debian: apt-get install mesa-vulkan-drivers libvulkan1) or use --backend cpu")
+        })
+    }
+
+    fn read_file(path: &Path) -> Result<Vec<u8>, Failure> {
+        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display()), "check the path"))
+    }
+
+    fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+        std::fs::write(path, bytes).map_err(|e| fail(format!("cannot write {}: {e}", path.display()), "check the folder exists and is writable"))
+    }
+
+    async fn run(cli: Cli) -> Result<(), Failure> {
+        match cli.command {
+            Command::Train { experiment: e, steps, metrics, log_every, save, init, backend, quiet } => {
+                let mut config = experiment(&e, quiet)?;
+                if let Some(steps) = steps {
+                    config.steps = steps.min(u32::MAX as u64) as u32;
+                }
+                let steps = steps.unwrap_or(config.steps as u64);
+                let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
+                let mut trainer = Trainer::new(&config, gpu.clone())?;
+                if let Some(path) = &init {
+                    let bytes = read_file(path)?;
+                    let file = TensorFile::parse(&bytes)?;
+                    let (ckpt_config, _) = file.experiment()?;
+                    let kind = single_mode(&ckpt_config)?;
+                    let variant = trainer.variant(kind).ok_or_else(|| {
+                        fail(format!("{} holds a {} checkpoint, which is not among modes", path.display(), kind.name()), format!("add {} to modes", kind.name()))
+                    })?;
+                    let values = file.params(&variant.program.layout).map_err(|err| {
+                        fail(format!("{}: {err}", path.display()), "the checkpoint's depth/width/streams/ffn/task must match the experiment")
+                    })?;
+                    trainer.load_params(kind, &values)?;
+                }
+                if !quiet {
+                    let device = gpu.as_ref().map(|g| format!("{} ({})", g.adapter_name, g.backend)).unwrap_or_else(|| "CPU reference".into());
+                    eprintln!("training {} for {steps} steps on {device}: {}", config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "), config.to_query());
+                }
+                let mut sink = match &metrics {
+                    Some(path) => Some(MetricsSink::create(path)?),
+                    None => None,
+                };
+                let start = Instant::now();
+                let mut last: Vec<StepMetrics> = Vec::new();
+                for t in 0..steps {
+                    if trainer.all_stopped() {
+                        break;
+                    }
+                    let log = t % log_every.max(1) == 0 || t % config.eval_every as u64 == 0 || t + 1 == steps;
+                    trainer.submit_step(log);
+                    if log {
+                        let rows = trainer.read_metrics().await?;
+                        for row in &rows {
+                            if let Some(sink) = sink.as_mut() {
+                                sink.write(row)?;
+                            }
+                            if !quiet {
+                                if let Some(d) = row.divergence() {
+                                    eprintln!("{} diverged at step {} in {}", row.mode, d.step, where_(d.block, config.depth));
+                                }
+                            }
+                            if let Some(slot) = last.iter_mut().find(|m| m.mode == row.mode) {
+                                *slot = row.clone();
+                            } else {
+                                last.push(row.clone());
+                            }
+                        }
+                    }
+                }
+                let elapsed = start.elapsed().as_secs_f64();
+                if !quiet && steps > 0 {
+                    println!("{:<9} {:>6} {:>9} {:>7} {:>9} {:>7} {:>10} {:>10} {:>9}", "variant", "step", "loss", "acc", "test_loss", "test_acc", "gain_fwd", "gain_bwd", "diverged");
+                    for m in &last {
+                        let f = |x: Option<f32>, p: usize| x.map(|v| format!("{v:.p$}")).unwrap_or_else(|| "-".into());
+                        let g = |x: Option<f32>| x.map(|v| if v >= 1e4 { format!("{v:.3e}") } else { format!("{v:.4}") }).unwrap_or_else(|| "-".into());
+                        let diverged = m.divergence().map(|d| format!("step {}", d.step)).unwrap_or_else(|| "no".into());
+                        println!("{:<9} {:>6} {:>9} {:>7} {:>9} {:>7} {:>10} {:>10} {:>9}", m.mode, m.step, f(m.loss, 4), f(m.acc, 3), f(m.test_loss, 4), f(m.test_acc, 3), g(m.gain_fwd), g(m.gain_bwd), diverged);
+                    }
+                    println!("{steps} steps in {elapsed:.1} s ({:.1} steps/s)", steps as f64 / elapsed);
+                }
+                if let Some(path) = &save {
+                    for variant in &trainer.variants {
+                        let values = variant.params(trainer.gpu()).await?;
+                        let bytes = save_checkpoint(&variant.program.layout, &values, &config)?;
+                        let target = if trainer.variants.len() == 1 { path.clone() } else { per_variant_path(path, variant.kind) };
+                        write_file(&target, &bytes)?;
+                        if !quiet {
+                            eprintln!("saved {} weights to {}", variant.kind.name(), target.display());
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Command::Batch { experiment: e, step, out } => {
+                let config = experiment(&e, false)?;
+                single_mode(&config)?;
+                let dataset = Dataset::new(&config);
+                let (x, y) = dataset.batch(step, config.batch as usize);
+                let rows = y.len();
+                let labels: Vec<i32> = y.iter().map(|&v| v as i32).collect();
+                let bytes = write_tensors(&[("x".into(), vec![rows, config.d_in()], x)], &[("y".into(), vec![rows], labels)], Some(&config.to_query()))?;
+                write_file(&out, &bytes)
+            }
+            Command::Grad { experiment: e, weights, batch, out, backend } => {
+                let mut config = experiment(&e, false)?;
+                let weight_bytes = read_file(&weights)?;
+                let file = TensorFile::parse(&weight_bytes).map_err(|err| fail(format!("{}: {err}", weights.display()), "pass a checkpoint written by `train --save`"))?;
+                if e.config.is_empty() && e.set.is_empty() {
+                    config = file.experiment()?.0;
+                }
+                let kind = single_mode(&config)?;
+                let program = Program::new(&config, kind, 0);
+                let params = file.params(&program.layout).map_err(|err| fail(format!("{}: {err}", weights.display()), "the weights must match the config's depth/width/streams/ffn/task"))?;
+                let batch_bytes = read_file(&batch)?;
+                let batch_file = TensorFile::parse(&batch_bytes).map_err(|err| fail(format!("{}: {err}", batch.display()), "pass a file written by `batch`"))?;
+                let (x_shape, x) = batch_file.f32("x", None)?;
+                let (_, y) = batch_file.i32("y")?;
+                if x_shape.len() != 2 || x_shape[1] != config.d_in() || x_shape[0] != y.len() || y.is_empty() {
+                    return Err(fail(format!("batch x has shape {x_shape:?} and y {} rows; expected [rows, {}] and rows labels", y.len(), config.d_in()), "write it with `batch` using the same config"));
+                }
+                if let Some(bad) = y.iter().find(|&&v| v < 0 || v as usize >= config.classes()) {
+                    return Err(fail(format!("label {bad} is outside 0..{}", config.classes()), "write the batch with `batch` using the same config"));
+                }
+                config.batch = y.len() as u32;
+                let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
+                let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
+                let (loss, grads) = loss_and_gradients(&config, gpu.as_deref(), &params, &x, &labels).await?;
+                let mut tensors = vec![("loss".to_string(), vec![1], vec![loss])];
+                for entry in &program.layout.entries {
+                    tensors.push((format!("grad.{}", entry.name), entry.shape.clone(), grads[entry.range()].to_vec()));
+                }
+                let bytes = write_tensors(&tensors, &[], Some(&config.to_query()))?;
+                write_file(&out, &bytes)
+            }
+            Command::Bench { experiment: e, steps } => {
+                let config = experiment(&e, true)?;
+                let gpu = gpu_context().await?;
+                let mut trainer = Trainer::new(&config, Some(gpu.clone()))?;
+                // Warm up: pipelines, first submits.
+                for _ in 0..3 {
+                    trainer.submit_step(false);
+                }
+                trainer.read_metrics().await?;
+                let start = Instant::now();
+                for _ in 0..steps {
+                    trainer.submit_step(false);
+                }
+                trainer.read_metrics().await?;
+                let seconds = start.elapsed().as_secs_f64();
+                let mut per_variant = serde_json::Map::new();
+                for variant in &trainer.variants {
+                    let times = variant.time_kernels(&gpu, LIST_TRAIN);
+                    let mut by_kernel: Vec<(&str, f64)> = Vec::new();
+                    for (name, s) in times {
+                        match by_kernel.iter_mut().find(|(n, _)| *n == name) {
+                            Some(slot) => slot.1 += s,
+                            None => by_kernel.push((name, s)),
+                        }
+                    }
+                    let obj: serde_json::Map<String, serde_json::Value> = by_kernel.into_iter().map(|(n, s)| (n.to_string(), serde_json::json!(s * 1e3))).collect();
+                    per_variant.insert(variant.kind.name().into(), serde_json::Value::Object(obj));
+                }
+                let report = serde_json::json!({
+                    "adapter": gpu.adapter_name,
+                    "backend": gpu.backend,
+                    "config": config.to_query(),
+                    "steps": steps,
+                    "steps_per_s": steps as f64 / seconds,
+                    "ms_per_step": seconds * 1e3 / steps.max(1) as f64,
+                    "kernel_ms_per_step": per_variant,
+                });
+                println!("{report}");
+                Ok(())
+            }
+        }
+    }
+
+    fn where_(block: u32, depth: u32) -> String {
+        if block >= depth { "the head".into() } else { format!("block {block}") }
+    }
+
+    fn per_variant_path(path: &Path, kind: ResidualKind) -> PathBuf {
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("weights");
+        path.with_file_name(format!("{stem}.{}.safetensors", kind.name()))
+    }
+
+    /// Metrics file: JSON lines or CSV, chosen by extension.
+    struct MetricsSink {
+        out: std::io::BufWriter<std::fs::File>,
+        csv: bool,
+    }
+
+    impl MetricsSink {
+        fn create(path: &Path) -> Result<MetricsSink, Failure> {
+            let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+            let file = std::fs::File::create(path).map_err(|e| fail(format!("cannot write {}: {e}", path.display()), "check the folder exists and is writable"))?;
+            let mut out = std::io::BufWriter::new(file);
+            if csv {
+                writeln!(out, "{CSV_HEADER}")?;
+            }
+            Ok(MetricsSink { out, csv })
+        }
+
+        fn write(&mut self, row: &StepMetrics) -> Result<(), Failure> {
+            if self.csv {
+                writeln!(self.out, "{}", row.csv_row())?;
+            } else {
+                writeln!(self.out, "{}", serde_json::to_string(row)?)?;
+            }
+            self.out.flush()?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,978 @@
+//! Experiment configuration: the one flat struct behind the page URL, the command line and
+//! checkpoint metadata (DESIGN.md section 4).
+//!
+//! Every key lives in one declarative table, `KEYS`: its name, default, range or allowed
+//! values, and how to read and write its field. Reading a share URL, writing one, the strict
+//! command-line setter and the tests all walk that table, so a new key is one new row.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the key set; written as `v=` into every query string.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Inputs are cut at this length: no real share link comes close, and it bounds the work and
+/// the number of notices a hostile string can cause.
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// Longest value any key accepts (the longest real one is `modes=residual,hc,mhc`).
+const MAX_VALUE_BYTES: usize = 256;
+/// How much of a user-supplied key or value a notice echoes back.
+const ECHO_CHARS: usize = 24;
+/// Caps on [`notices_line`]: the whole line, each notice in it, and room kept for its tail.
+const MAX_LINE_CHARS: usize = 300;
+const MAX_NOTICE_CHARS: usize = 120;
+const TAIL_CHARS: usize = 20;
+/// The `teacher` task's input features and classes (DESIGN.md section 2).
+const TEACHER_INPUTS: usize = 16;
+const TEACHER_CLASSES: usize = 10;
+
+/// Declares an enum whose values are spelled in URLs as the given lowercase names, with
+/// `ALL`, `name` and `parse`. Serde uses the same spellings.
+macro_rules! url_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $url:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            /// Every value, in canonical order.
+            pub const ALL: [Self; [$($url),+].len()] = [$(Self::$variant),+];
+            /// URL spellings, in the order of `ALL`.
+            const NAMES: [&'static str; [$($url),+].len()] = [$($url),+];
+
+            /// The spelling used in URLs, on the command line and in checkpoint metadata.
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$variant => $url),+ }
+            }
+
+            /// Reads a URL spelling; ASCII case is ignored because people type these by hand.
+            pub fn parse(s: &str) -> Option<Self> {
+                Self::ALL.into_iter().find(|value| value.name().eq_ignore_ascii_case(s))
+            }
+        }
+    };
+}
+
+url_enum! {
+    /// The dataset (DESIGN.md section 2).
+    Task { Spiral = "spiral", Circles = "circles", Xor = "xor", Gauss = "gauss",
+           Teacher = "teacher", Modadd = "modadd" }
+}
+url_enum! {
+    /// How blocks combine their output with the residual stream(s) (DESIGN.md section 1).
+    ResidualKind { Residual = "residual", Hc = "hc", Mhc = "mhc" }
+}
+url_enum! {
+    /// The FFN's nonlinearity.
+    Activation { Gelu = "gelu", Relu = "relu", Tanh = "tanh" }
+}
+url_enum! {
+    /// The optimizer shared by every variant.
+    OptimizerKind { AdamW = "adamw", Sgd = "sgd" }
+}
+url_enum! {
+    /// Storage precision of the residual streams between blocks (the math stays f32).
+    Precision { F32 = "f32", F16 = "f16" }
+}
+
+impl Task {
+    /// The classic 2-D point sets, which have a noise setting and a decision-boundary plot.
+    pub fn is_2d(self) -> bool {
+        matches!(self, Task::Spiral | Task::Circles | Task::Xor | Task::Gauss)
+    }
+}
+
+/// The whole experiment; field meanings, defaults and ranges are those of `KEYS` and
+/// DESIGN.md section 4.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Config {
+    pub task: Task,
+    /// Label noise of the 2-D tasks.
+    pub noise: f32,
+    /// Share of the data used for training; the rest is the test split.
+    pub train_frac: f32,
+    /// Modulus of `modadd`.
+    pub p: u32,
+    pub seed: u32,
+    /// Variants trained in lockstep: non-empty, no duplicates, canonical order.
+    pub modes: Vec<ResidualKind>,
+    pub depth: u32,
+    /// Residual streams of `hc` and `mhc` (residual always has one).
+    pub streams: u32,
+    pub width: u32,
+    /// FFN hidden width multiplier.
+    pub ffn: u32,
+    pub act: Activation,
+    pub batch: u32,
+    pub optimizer: OptimizerKind,
+    pub lr: f32,
+    pub wd: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    /// SGD momentum.
+    pub momentum: f32,
+    /// Global gradient-norm clip; 0 turns clipping off.
+    pub clip: f32,
+    /// Linear learning-rate warmup, in steps.
+    pub warmup: u32,
+    pub steps: u32,
+    pub eval_every: u32,
+    pub sinkhorn_iters: u32,
+    pub sinkhorn_eps: f32,
+    pub precision: Precision,
+}
+
+/// How one key's value is stored, validated and written.
+enum Field {
+    /// An `f32` clamped into `min..=max`.
+    Float {
+        default: f32,
+        min: f32,
+        max: f32,
+        get: fn(&Config) -> f32,
+        put: fn(&mut Config, f32),
+    },
+    /// A `u32` clamped into `min..=max`. A key whose range is all of `u32` cannot be clamped,
+    /// so for it a value outside `u32` is malformed instead.
+    Int {
+        default: u32,
+        min: u32,
+        max: u32,
+        get: fn(&Config) -> u32,
+        put: fn(&mut Config, u32),
+    },
+    /// One name out of `names`; `put` returns false for an unknown name.
+    Choice {
+        default: &'static str,
+        names: &'static [&'static str],
+        get: fn(&Config) -> &'static str,
+        put: fn(&mut Config, &str) -> bool,
+    },
+    /// The comma list of variants trained in lockstep.
+    Modes { default: &'static [ResidualKind] },
+}
+
+/// One row of the key table.
+struct Key {
+    name: &'static str,
+    field: Field,
+}
+
+/// A `Float` or `Int` row: key (also the field's name), default, min, max.
+macro_rules! number_key {
+    ($kind:ident, $name:ident, $default:expr, $min:expr, $max:expr) => {
+        Key {
+            name: stringify!($name),
+            field: Field::$kind {
+                default: $default,
+                min: $min,
+                max: $max,
+                get: |config| config.$name,
+                put: |config, value| config.$name = value,
+            },
+        }
+    };
+}
+/// A `Choice` row: key (also the field's name), the field's enum type, default.
+macro_rules! choice_key {
+    ($name:ident, $type:ident, $default:literal) => {
+        Key {
+            name: stringify!($name),
+            field: Field::Choice {
+                default: $default,
+                names: &$type::NAMES,
+                get: |config| config.$name.name(),
+                put: |config, text| {
+                    $type::parse(text)
+                        .map(|value| config.$name = value)
+                        .is_some()
+                },
+            },
+        }
+    };
+}
+
+/// Every key, in the order of DESIGN.md's table (which is also the order `to_query` writes).
+#[rustfmt::skip]
+static KEYS: &[Key] = &[
+    //                 key             default  min   max
+    choice_key!(task, Task, "spiral"),
+    number_key!(Float, noise,          0.1,     0.0,  0.5),
+    number_key!(Float, train_frac,     0.5,     0.1,  0.9),
+    number_key!(Int,   p,              97,      5,    257),
+    number_key!(Int,   seed,           1,       0,    u32::MAX),
+    Key { name: "modes", field: Field::Modes { default: &ResidualKind::ALL } },
+    number_key!(Int,   depth,          24,      1,    256),
+    number_key!(Int,   streams,        4,       1,    8),
+    number_key!(Int,   width,          64,      4,    1024),
+    number_key!(Int,   ffn,            4,       1,    8),
+    choice_key!(act, Activation, "gelu"),
+    number_key!(Int,   batch,          128,     1,    4096),
+    choice_key!(optimizer, OptimizerKind, "adamw"),
+    number_key!(Float, lr,             0.003,   1e-5, 1.0),
+    number_key!(Float, wd,             0.0,     0.0,  1.0),
+    number_key!(Float, beta1,          0.9,     0.0,  0.9999),
+    number_key!(Float, beta2,          0.95,    0.0,  0.9999),
+    number_key!(Float, momentum,       0.9,     0.0,  0.999),
+    number_key!(Float, clip,           0.0,     0.0,  100.0),
+    number_key!(Int,   warmup,         0,       0,    100_000),
+    number_key!(Int,   steps,          2000,    1,    1_000_000),
+    number_key!(Int,   eval_every,     50,      1,    100_000),
+    number_key!(Int,   sinkhorn_iters, 20,      1,    100),
+    number_key!(Float, sinkhorn_eps,   1e-6,    0.0,  0.01),
+    choice_key!(precision, Precision, "f32"),
+];
+
+/// Whether a list value may be partly repaired (URLs) or must be exactly right (`set`).
+#[derive(Clone, Copy, PartialEq)]
+enum Strictness {
+    Lenient,
+    Strict,
+}
+
+/// Outcome of reading one value: `Ok(None)` taken as is, `Ok(Some(what))` taken after an
+/// adjustment, `Err(why)` rejected with the field left untouched.
+type ReadResult = Result<Option<String>, String>;
+
+impl Key {
+    fn find(name: &str) -> Option<&'static Key> {
+        KEYS.iter().find(|key| key.name == name)
+    }
+
+    fn reset(&self, config: &mut Config) {
+        match self.field {
+            Field::Float { default, put, .. } => put(config, default),
+            Field::Int { default, put, .. } => put(config, default),
+            Field::Choice { default, put, .. } => {
+                put(config, default);
+            }
+            Field::Modes { default } => config.modes = default.to_vec(),
+        }
+    }
+
+    fn is_default(&self, config: &Config) -> bool {
+        match self.field {
+            Field::Float { default, get, .. } => get(config) == default,
+            Field::Int { default, get, .. } => get(config) == default,
+            Field::Choice { default, get, .. } => get(config) == default,
+            Field::Modes { default } => config.modes == default,
+        }
+    }
+
+    /// The value as written in a query string. Every possible output is made of letters,
+    /// digits, '.', '-' and ',', so nothing needs percent-encoding.
+    fn format(&self, config: &Config) -> String {
+        match self.field {
+            Field::Float { get, .. } => get(config).to_string(),
+            Field::Int { get, .. } => get(config).to_string(),
+            Field::Choice { get, .. } => get(config).to_string(),
+            Field::Modes { .. } => config
+                .modes
+                .iter()
+                .map(|kind| kind.name())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+
+    fn read(&self, config: &mut Config, text: &str, strictness: Strictness) -> ReadResult {
+        if text.len() > MAX_VALUE_BYTES {
+            return Err(format!("too long ({} bytes)", text.len()));
+        }
+        match self.field {
+            Field::Float { min, max, put, .. } => {
+                // Parsed straight as f32 so that `to_query`'s shortest round-trip output comes
+                // back bit for bit; overflow gives an infinity, which clamps like any big number.
+                let value: f32 = text.parse().map_err(|_| "not a number".to_string())?;
+                if value.is_nan() {
+                    return Err("not a number".into());
+                }
+                let clamped = value.clamp(min, max) + 0.0; // `+ 0.0` turns -0 into 0
+                put(config, clamped);
+                Ok((clamped != value)
+                    .then(|| format!("out of range {min}..{max}, clamped to {clamped}")))
+            }
+            Field::Int { min, max, put, .. } => {
+                // Read as f64 so `1e9` and `-5` are understood (and clamped) rather than
+                // rejected; f64 holds every u32 exactly.
+                let value: f64 = text.parse().map_err(|_| "not a number".to_string())?;
+                if value.is_nan() {
+                    return Err("not a number".into());
+                }
+                if value.is_finite() && value.fract() != 0.0 {
+                    return Err("not a whole number".into());
+                }
+                let unclampable = min == 0 && max == u32::MAX;
+                if unclampable && !(0.0..=f64::from(u32::MAX)).contains(&value) {
+                    return Err(format!("not in 0..{max}"));
+                }
+                let clamped = value.clamp(f64::from(min), f64::from(max));
+                put(config, clamped as u32);
+                Ok((clamped != value)
+                    .then(|| format!("out of range {min}..{max}, clamped to {clamped}")))
+            }
+            Field::Choice { names, put, .. } => match put(config, text) {
+                true => Ok(None),
+                false => Err(format!("not one of {}", names.join(", "))),
+            },
+            Field::Modes { .. } => read_modes(config, text, strictness),
+        }
+    }
+}
+
+/// Reads `modes`: a comma list kept deduplicated in canonical order. Leniently, unknown names
+/// are dropped (and reported); strictly they are an error.
+fn read_modes(config: &mut Config, text: &str, strictness: Strictness) -> ReadResult {
+    let mut chosen = [false; ResidualKind::ALL.len()];
+    let mut problems: Vec<String> = Vec::new();
+    for name in text
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+    {
+        let problem = match ResidualKind::parse(name) {
+            Some(kind) if chosen[kind as usize] => format!("removed duplicate {}", kind.name()),
+            Some(kind) => {
+                chosen[kind as usize] = true;
+                continue;
+            }
+            None if strictness == Strictness::Strict => {
+                return Err(format!("unknown mode {}", shorten(name, ECHO_CHARS)));
+            }
+            None => format!("dropped unknown {}", shorten(name, ECHO_CHARS)),
+        };
+        if !problems.contains(&problem) {
+            problems.push(problem);
+        }
+    }
+    if !chosen.contains(&true) {
+        return Err(format!(
+            "no known mode ({})",
+            ResidualKind::NAMES.join(", ")
+        ));
+    }
+    config.modes = ResidualKind::ALL
+        .into_iter()
+        .filter(|kind| chosen[*kind as usize])
+        .collect();
+    // Two problems say enough; a list of hundreds would drown the notice line.
+    if problems.len() > 2 {
+        let more = problems.len() - 2;
+        problems.truncate(2);
+        problems.push(format!("{more} more"));
+    }
+    Ok((!problems.is_empty()).then(|| problems.join(", ")))
+}
+
+impl Default for Config {
+    /// Every key at its default from `KEYS`.
+    fn default() -> Self {
+        // Placeholder values only: each one is overwritten from the table just below.
+        #[rustfmt::skip]
+        let mut config = Config {
+            task: Task::Spiral, noise: 0.0, train_frac: 0.0, p: 0, seed: 0, modes: Vec::new(),
+            depth: 0, streams: 0, width: 0, ffn: 0, act: Activation::Gelu, batch: 0,
+            optimizer: OptimizerKind::AdamW, lr: 0.0, wd: 0.0, beta1: 0.0, beta2: 0.0,
+            momentum: 0.0, clip: 0.0, warmup: 0, steps: 0, eval_every: 0, sinkhorn_iters: 0,
+            sinkhorn_eps: 0.0, precision: Precision::F32,
+        };
+        for key in KEYS {
+            key.reset(&mut config);
+        }
+        config
+    }
+}
+
+/// One problem found while reading input: which key, what was wrong, what was done about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigNotice {
+    /// The key concerned (echoed input is shortened), or `query` for the input as a whole.
+    pub key: String,
+    /// A complete sentence that names the key itself, e.g.
+    /// `depth=1e9: out of range 1..256, clamped to 256`.
+    pub message: String,
+}
+
+impl ConfigNotice {
+    fn new(key: &str, message: String) -> Self {
+        ConfigNotice {
+            key: shorten(key, ECHO_CHARS),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One human line summarising all notices (`None` when there are none), short even for hostile
+/// input: each notice is capped and, past about 300 characters, the rest are only counted.
+pub fn notices_line(notices: &[ConfigNotice]) -> Option<String> {
+    if notices.is_empty() {
+        return None;
+    }
+    let plural = if notices.len() == 1 { "" } else { "s" };
+    let mut line = format!("Ignored or adjusted {} setting{plural}: ", notices.len());
+    let mut line_chars = line.chars().count();
+    for (index, notice) in notices.iter().enumerate() {
+        let text = shorten(&notice.message, MAX_NOTICE_CHARS);
+        let separator = if index == 0 { "" } else { "; " };
+        // Keep room for the "… and N more" tail whenever more notices would follow this one.
+        let tail_room = if index + 1 < notices.len() {
+            TAIL_CHARS
+        } else {
+            0
+        };
+        let needed = separator.len() + text.chars().count() + tail_room;
+        if index > 0 && line_chars + needed > MAX_LINE_CHARS {
+            line.push_str(&format!("; … and {} more", notices.len() - index));
+            break;
+        }
+        line.push_str(separator);
+        line.push_str(&text);
+        line_chars += separator.len() + text.chars().count();
+    }
+    Some(line)
+}
+
+/// Errors of the strict [`Config::set`].
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("unknown setting `{0}` (known: {known})", known = key_names())]
+    UnknownKey(String),
+    #[error("{key}={value}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+fn key_names() -> String {
+    KEYS.iter()
+        .map(|key| key.name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// At most `max` characters of `text`, control characters shown as '?', an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    let visible = |c: char| if c.is_control() { '?' } else { c };
+    if text.chars().count() <= max {
+        return text.chars().map(visible).collect();
+    }
+    text.chars()
+        .take(max - 1)
+        .map(visible)
+        .chain(['…'])
+        .collect()
+}
+
+/// Decodes `%XX` escapes and `+` as space. Broken escapes, bytes that are not UTF-8 and
+/// control characters (`%00` included) make the whole text malformed.
+fn percent_decode(raw: &str) -> Result<String, &'static str> {
+    let hex = |byte: u8| (byte as char).to_digit(16);
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        index += 1;
+        match byte {
+            b'%' => {
+                let escaped = bytes
+                    .get(index..index + 2)
+                    .and_then(|pair| Some(hex(pair[0])? * 16 + hex(pair[1])?));
+                decoded.push(escaped.ok_or("broken %-escape")? as u8);
+                index += 2;
+            }
+            b'+' => decoded.push(b' '),
+            other => decoded.push(other),
+        }
+    }
+    let text = String::from_utf8(decoded).map_err(|_| "not valid UTF-8")?;
+    match text.chars().any(char::is_control) {
+        true => Err("contains control characters"),
+        false => Ok(text),
+    }
+}
+
+/// The query part of a query string, `?query` or a full URL: after the first '?', before any
+/// '#'. A URL without '?' has an empty query.
+fn query_part(input: &str) -> &str {
+    let input = input.trim();
+    let before_fragment = input.split_once('#').map_or(input, |(before, _)| before);
+    match before_fragment.split_once('?') {
+        Some((_, query)) => query,
+        None if before_fragment.contains("://") => "",
+        None => before_fragment,
+    }
+}
+
+/// Splits a query into `(decoded key, times given, last raw value)` in order of first
+/// appearance, so that the last value wins and a repeat is reported once. Pairs without '='
+/// and undecodable keys are reported and skipped; empty pairs (`&&`) are skipped silently.
+fn group_pairs<'a>(
+    query: &'a str,
+    report: &mut impl FnMut(&str, String),
+) -> Vec<(String, usize, &'a str)> {
+    let mut groups: Vec<(String, usize, &str)> = Vec::new();
+    let mut group_of_key: HashMap<String, usize> = HashMap::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let Some((raw_key, raw_value)) = pair.split_once('=') else {
+            report(
+                pair,
+                format!("{}: no '=', ignored", shorten(pair, ECHO_CHARS)),
+            );
+            continue;
+        };
+        let key = match percent_decode(raw_key).map(|key| key.trim().to_string()) {
+            Ok(key) if !key.is_empty() => key,
+            failed => {
+                let why = failed.err().unwrap_or("empty");
+                report(
+                    raw_key,
+                    format!("key {}: {why}, ignored", shorten(raw_key, ECHO_CHARS)),
+                );
+                continue;
+            }
+        };
+        match group_of_key.get(&key) {
+            Some(&index) => {
+                groups[index].1 += 1;
+                groups[index].2 = raw_value;
+            }
+            None => {
+                group_of_key.insert(key.clone(), groups.len());
+                groups.push((key, 1, raw_value));
+            }
+        }
+    }
+    groups
+}
+
+impl Config {
+    /// Reads a query string (`depth=48&lr=0.01`, `?depth=48`, or a full share URL with
+    /// fragment). Never fails: bad values keep the default, out-of-range numbers are clamped,
+    /// unknown keys are ignored, and each such event becomes a notice.
+    pub fn from_query(input: &str) -> (Config, Vec<ConfigNotice>) {
+        let mut config = Config::default();
+        let mut notices = Vec::new();
+        let mut report = |key: &str, message: String| notices.push(ConfigNotice::new(key, message));
+        let mut input = input;
+        if input.len() > MAX_INPUT_BYTES {
+            input = &input[..input.floor_char_boundary(MAX_INPUT_BYTES)];
+            let message = format!("input longer than {MAX_INPUT_BYTES} bytes, the rest ignored");
+            report("query", message);
+        }
+        for (key, count, raw_value) in group_pairs(query_part(input), &mut report) {
+            let known = Key::find(&key);
+            if count > 1 && (known.is_some() || key == "v") {
+                report(&key, format!("{key} given {count} times, used the last"));
+            }
+            let echoed = shorten(raw_value, ECHO_CHARS);
+            let decoded = percent_decode(raw_value);
+            match (key.as_str(), known) {
+                // Reserved for the page (benchmark mode): accepted, never written back.
+                ("bench", _) => {}
+                ("v", _) => match decoded
+                    .ok()
+                    .and_then(|text| text.trim().parse::<u32>().ok())
+                {
+                    Some(SCHEMA_VERSION) => {}
+                    Some(other) => report(
+                        "v",
+                        format!("made for schema v{other}, read as v{SCHEMA_VERSION}"),
+                    ),
+                    None => report(
+                        "v",
+                        format!("v={echoed}: not a schema version, read as v{SCHEMA_VERSION}"),
+                    ),
+                },
+                (_, None) => report(
+                    &key,
+                    format!("unknown key {} ignored", shorten(&key, ECHO_CHARS)),
+                ),
+                (_, Some(field)) => {
+                    let outcome = decoded
+                        .map_err(String::from)
+                        .and_then(|text| field.read(&mut config, text.trim(), Strictness::Lenient));
+                    match outcome {
+                        Ok(None) => {}
+                        Ok(Some(what)) => report(&key, format!("{key}={echoed}: {what}")),
+                        Err(why) => {
+                            let kept = field.format(&config);
+                            report(&key, format!("{key}={echoed}: {why}, kept {kept}"));
+                        }
+                    }
+                }
+            }
+        }
+        (config, notices)
+    }
+
+    /// The share string: `v` first, then `seed` and every non-default key in table order, as
+    /// `key=value` joined by `&`, without a leading '?'.
+    pub fn to_query(&self) -> String {
+        let written = KEYS
+            .iter()
+            .filter(|key| key.name == "seed" || !key.is_default(self));
+        std::iter::once(format!("v={SCHEMA_VERSION}"))
+            .chain(written.map(|key| format!("{}={}", key.name, key.format(self))))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// Strict single-key setter for the command line's `--set key=value` (no percent-decoding):
+    /// `Err` on an unknown key or unusable value, `Ok(Some(notice))` when the value was clamped
+    /// or repaired, `Ok(None)` when taken as is.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<Option<ConfigNotice>, ConfigError> {
+        let field = Key::find(key.trim())
+            .ok_or_else(|| ConfigError::UnknownKey(shorten(key, ECHO_CHARS)))?;
+        let echoed = shorten(value, ECHO_CHARS);
+        match field.read(self, value.trim(), Strictness::Strict) {
+            Ok(adjusted) => Ok(adjusted.map(|what| {
+                ConfigNotice::new(field.name, format!("{}={echoed}: {what}", field.name))
+            })),
+            Err(reason) => Err(ConfigError::Invalid {
+                key: field.name.to_string(),
+                value: echoed,
+                reason,
+            }),
+        }
+    }
+
+    /// Input features per example: 2 for the 2-D tasks, 16 for `teacher`, `2p` for `modadd`.
+    pub fn d_in(&self) -> usize {
+        match self.task {
+            Task::Spiral | Task::Circles | Task::Xor | Task::Gauss => 2,
+            Task::Teacher => TEACHER_INPUTS,
+            Task::Modadd => 2 * self.p as usize,
+        }
+    }
+
+    /// Number of classes: 2 for the 2-D tasks, 10 for `teacher`, `p` for `modadd`.
+    pub fn classes(&self) -> usize {
+        match self.task {
+            Task::Spiral | Task::Circles | Task::Xor | Task::Gauss => 2,
+            Task::Teacher => TEACHER_CLASSES,
+            Task::Modadd => self.p as usize,
+        }
+    }
+
+    /// Residual streams of a variant: always 1 for `residual`, else `streams`.
+    pub fn streams_for(&self, kind: ResidualKind) -> usize {
+        match kind {
+            ResidualKind::Residual => 1,
+            ResidualKind::Hc | ResidualKind::Mhc => self.streams as usize,
+        }
+    }
+
+    /// A copy that trains only `kind` (checkpoints, `batch` and `grad` name one variant).
+    pub fn with_single_mode(&self, kind: ResidualKind) -> Config {
+        Config {
+            modes: vec![kind],
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notices_of(query: &str) -> Vec<ConfigNotice> {
+        Config::from_query(query).1
+    }
+
+    #[test]
+    fn defaults_match_design_table() {
+        #[rustfmt::skip]
+        let expected = Config {
+            task: Task::Spiral, noise: 0.1, train_frac: 0.5, p: 97, seed: 1,
+            modes: vec![ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc],
+            depth: 24, streams: 4, width: 64, ffn: 4, act: Activation::Gelu, batch: 128,
+            optimizer: OptimizerKind::AdamW, lr: 0.003, wd: 0.0, beta1: 0.9, beta2: 0.95,
+            momentum: 0.9, clip: 0.0, warmup: 0, steps: 2000, eval_every: 50, sinkhorn_iters: 20,
+            sinkhorn_eps: 1e-6, precision: Precision::F32,
+        };
+        assert_eq!(Config::default(), expected);
+        assert_eq!(Config::default().to_query(), "v=1&seed=1");
+        for key in KEYS {
+            assert!(key.is_default(&expected), "{}", key.name);
+        }
+    }
+
+    #[test]
+    fn enum_names_round_trip() {
+        for task in Task::ALL {
+            assert_eq!(Task::parse(task.name()), Some(task));
+        }
+        for kind in ResidualKind::ALL {
+            assert_eq!(ResidualKind::parse(kind.name()), Some(kind));
+        }
+        assert_eq!(OptimizerKind::parse("AdamW"), Some(OptimizerKind::AdamW));
+        assert_eq!(Precision::parse("f16"), Some(Precision::F16));
+        assert_eq!(Activation::parse("swish"), None);
+        assert!(Task::Xor.is_2d() && !Task::Teacher.is_2d());
+    }
+
+    #[test]
+    fn round_trips_default_and_fully_changed_config() {
+        let default = Config::default();
+        assert_eq!(Config::from_query(&default.to_query()), (default, vec![]));
+
+        let changed =
+            "task=modadd&noise=0.25&train_frac=0.3&p=113&seed=4294967295&modes=residual,mhc\
+            &depth=48&streams=2&width=128&ffn=2&act=tanh&batch=64&optimizer=sgd&lr=0.01&wd=0.1\
+            &beta1=0.8&beta2=0.9999&momentum=0.5&clip=1&warmup=100&steps=5000&eval_every=10\
+            &sinkhorn_iters=5&sinkhorn_eps=0.001&precision=f16";
+        let (config, notices) = Config::from_query(changed);
+        assert_eq!(notices, vec![]);
+        for key in KEYS {
+            assert!(!key.is_default(&config), "{} was not changed", key.name);
+        }
+        assert_eq!(config.to_query(), format!("v=1&{changed}"));
+        assert_eq!(Config::from_query(&config.to_query()), (config, vec![]));
+    }
+
+    #[test]
+    fn reads_full_share_url_with_fragment() {
+        let (config, notices) = Config::from_query(
+            "  https://example.org/mhc/?v=1&seed=7&depth=48&act=relu#plot=loss?x=1 ",
+        );
+        assert_eq!(notices, vec![]);
+        assert_eq!(
+            (config.seed, config.depth, config.act),
+            (7, 48, Activation::Relu)
+        );
+        assert_eq!(Config::from_query("?lr=0.01").0.lr, 0.01);
+        assert_eq!(
+            Config::from_query("https://example.org/page"),
+            (Config::default(), vec![])
+        );
+    }
+
+    /// Each case: query, key whose written value is checked, that value, and a fragment the
+    /// single notice must contain (`None`: no notice at all).
+    #[test]
+    fn hostile_values_are_repaired_or_rejected() {
+        #[rustfmt::skip]
+        let cases: &[(&str, &str, &str, Option<&str>)] = &[
+            ("depth=1e9", "depth", "256", Some("depth=1e9: out of range 1..256, clamped to 256")),
+            ("depth=2.5", "depth", "24", Some("not a whole number, kept 24")),
+            ("depth=inf", "depth", "256", Some("clamped to 256")),
+            ("lr=NaN", "lr", "0.003", Some("lr=NaN: not a number, kept 0.003")),
+            ("lr=inf", "lr", "1", Some("clamped to 1")),
+            ("lr=-1", "lr", "0.00001", Some("clamped to 0.00001")),
+            ("lr=1e999", "lr", "1", Some("clamped to 1")),
+            ("wd=-0", "wd", "0", None),
+            ("streams=0", "streams", "1", Some("clamped to 1")),
+            ("batch=-5", "batch", "1", Some("clamped to 1")),
+            ("batch=+64", "batch", "64", None),
+            ("seed=4294967295", "seed", "4294967295", None),
+            ("seed=4294967296", "seed", "1", Some("not in 0..4294967295, kept 1")),
+            ("seed=-1", "seed", "1", Some("kept 1")),
+            ("depth=%zz", "depth", "24", Some("broken %-escape")),
+            ("depth=4%", "depth", "24", Some("broken %-escape")),
+            ("depth=%00", "depth", "24", Some("control characters")),
+            ("depth=%FF", "depth", "24", Some("not valid UTF-8")),
+            ("depth=%34%38", "depth", "48", None),
+            ("act=%C3%A9", "act", "gelu", Some("not one of gelu, relu, tanh, kept gelu")),
+            ("modes=", "modes", "residual,hc,mhc", Some("no known mode")),
+            ("modes=foo", "modes", "residual,hc,mhc", Some("kept residual,hc,mhc")),
+            ("modes=mhc,hc,mhc", "modes", "hc,mhc", Some("removed duplicate mhc")),
+            ("modes=mhc,foo,bar,mhc,residual", "modes", "residual,mhc", Some("dropped unknown foo, dropped unknown bar, 1 more")),
+            ("modes=mhc,residual", "modes", "residual,mhc", None),
+            ("depth=3&depth=5", "depth", "5", Some("depth given 2 times, used the last")),
+            ("v=2&depth=5", "depth", "5", Some("made for schema v2, read as v1")),
+            ("v=two", "depth", "24", Some("v=two: not a schema version")),
+            ("bench=1&bench=2&&depth=6&", "depth", "6", None),
+            ("depth", "depth", "24", Some("depth: no '=', ignored")),
+            ("foo=1&depth=7", "depth", "7", Some("unknown key foo ignored")),
+            ("%ZZ=1", "depth", "24", Some("key %ZZ: broken %-escape, ignored")),
+            ("+=1", "depth", "24", Some("key +: empty, ignored")),
+        ];
+        for &(query, key, value, fragment) in cases {
+            let (config, notices) = Config::from_query(query);
+            let written = Key::find(key).map(|field| field.format(&config));
+            assert_eq!(written.as_deref(), Some(value), "{query}");
+            match fragment {
+                None => assert_eq!(notices, vec![], "{query}"),
+                Some(fragment) => {
+                    assert_eq!(notices.len(), 1, "{query}: {notices:?}");
+                    assert!(
+                        notices[0].to_string().contains(fragment),
+                        "{query}: {}",
+                        notices[0]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn huge_inputs_give_short_reports() {
+        let long_value = format!("depth={}", "9".repeat(10_000));
+        let notices = notices_of(&long_value);
+        assert!(
+            notices[0]
+                .message
+                .contains("too long (10000 bytes), kept 24"),
+            "{}",
+            notices[0]
+        );
+        assert!(notices[0].message.len() < 100);
+
+        let many_keys: String = (0..50_000).map(|i| format!("k{i}é=1&")).collect();
+        let notices = notices_of(&many_keys);
+        assert_eq!(notices[0].key, "query");
+        let line = notices_line(&notices).unwrap_or_default();
+        assert!(line.chars().count() <= MAX_LINE_CHARS, "{line}");
+        assert!(line.ends_with(" more"), "{line}");
+        assert!(line.starts_with(&format!("Ignored or adjusted {} settings: ", notices.len())));
+    }
+
+    #[test]
+    fn notices_line_summarises() {
+        assert_eq!(notices_line(&[]), None);
+        let notices = notices_of("depth=1e9&foo=1&lr=NaN");
+        assert_eq!(
+            notices_line(&notices).as_deref(),
+            Some(
+                "Ignored or adjusted 3 settings: depth=1e9: out of range 1..256, clamped to 256; \
+                  unknown key foo ignored; lr=NaN: not a number, kept 0.003"
+            )
+        );
+        let long = ConfigNotice {
+            key: "x".into(),
+            message: "x".repeat(1000),
+        };
+        let line = notices_line(&[long.clone(), long.clone(), long]).unwrap_or_default();
+        assert!(
+            line.chars().count() <= MAX_LINE_CHARS && line.ends_with("… and 1 more"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn strict_set() {
+        let mut config = Config::default();
+        assert!(matches!(
+            config.set("nope", "1"),
+            Err(ConfigError::UnknownKey(_))
+        ));
+        let mut set = |key: &str, value: &str| {
+            let outcome = config.set(key, value);
+            outcome
+                .map(|notice| notice.map(|notice| notice.message))
+                .map_err(|error| error.to_string())
+        };
+        assert_eq!(set("depth", " 48"), Ok(None));
+        assert_eq!(
+            set("lr", "5"),
+            Ok(Some("lr=5: out of range 0.00001..1, clamped to 1".into()))
+        );
+        assert_eq!(
+            set("modes", "mhc,mhc"),
+            Ok(Some("modes=mhc,mhc: removed duplicate mhc".into()))
+        );
+        assert_eq!(set("lr", "fast"), Err("lr=fast: not a number".into()));
+        assert_eq!(
+            set("modes", "mhc,foo"),
+            Err("modes=mhc,foo: unknown mode foo".into())
+        );
+        assert_eq!(
+            set("act", "%67elu"),
+            Err("act=%67elu: not one of gelu, relu, tanh".into())
+        );
+        let unknown = set("v", "1").unwrap_err();
+        assert!(
+            unknown.starts_with("unknown setting `v` (known: task, noise, train_frac"),
+            "{unknown}"
+        );
+        assert_eq!(
+            (config.depth, config.lr, config.modes),
+            (48, 1.0, vec![ResidualKind::Mhc])
+        );
+    }
+
+    #[test]
+    fn derived_sizes() {
+        let mut config = Config::default();
+        assert_eq!((config.d_in(), config.classes()), (2, 2));
+        config.task = Task::Teacher;
+        assert_eq!((config.d_in(), config.classes()), (16, 10));
+        config.task = Task::Modadd;
+        assert_eq!((config.d_in(), config.classes()), (194, 97));
+        assert_eq!(config.streams_for(ResidualKind::Residual), 1);
+        assert_eq!(config.streams_for(ResidualKind::Mhc), 4);
+        let single = config.with_single_mode(ResidualKind::Hc);
+        assert_eq!(
+            (single.modes, single.depth),
+            (vec![ResidualKind::Hc], config.depth)
+        );
+    }
+
+    /// Random garbage never panics, always yields an in-range, finite config that round-trips
+    /// without notices, and keeps its report short.
+    #[test]
+    fn garbage_always_gives_a_valid_config() {
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |bound: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % bound as u64) as usize
+        };
+        // Fragments that stress every path: escapes, separators, numbers, names, multi-byte.
+        let pieces = "=|&|%|%0|%00|%FF|%e2%82|%41|+|#|?|,|.|-|e|1e9|NaN|inf|0|7|4294967296|1e-40\
+            |hc|mhc|residual|é|😀|v|bench|https://h/p?|\u{0}| ";
+        let keys = KEYS.iter().map(|key| key.name);
+        let tokens: Vec<&str> = pieces.split('|').chain(keys).collect();
+        for _ in 0..3000 {
+            let garbage: String = (0..next(40)).map(|_| tokens[next(tokens.len())]).collect();
+            let (config, notices) = Config::from_query(&garbage);
+            for key in KEYS {
+                match key.field {
+                    Field::Float { min, max, get, .. } => {
+                        let value = get(&config);
+                        assert!(
+                            value.is_finite() && (min..=max).contains(&value),
+                            "{garbage:?}: {}",
+                            key.name
+                        );
+                    }
+                    Field::Int { min, max, get, .. } => {
+                        assert!((min..=max).contains(&get(&config)), "{garbage:?}")
+                    }
+                    Field::Choice { .. } => {}
+                    Field::Modes { .. } => {
+                        assert!(
+                            !config.modes.is_empty()
+                                && config.modes.windows(2).all(|pair| pair[0] < pair[1])
+                        );
+                    }
+                }
+            }
+            assert_eq!(
+                Config::from_query(&config.to_query()),
+                (config, vec![]),
+                "{garbage:?}"
+            );
+            assert!(
+                notices
+                    .iter()
+                    .all(|notice| notice.message.chars().count() <= MAX_NOTICE_CHARS),
+                "{notices:?}"
+            );
+            let line = notices_line(&notices).unwrap_or_default();
+            assert!(line.chars().count() <= MAX_LINE_CHARS, "{line}");
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! The only module that touches wgpu: the device, the kernel cache, and one variant's arena on
+//! the GPU with its op lists turned into ready-made dispatches. Readback is asynchronous
+//! (`map_async` + a channel): in the browser it is simply awaited, natively the device is
+//! polled first. Nothing here blocks a browser thread.
+
+use crate::kernels::{shader_source, Grid, Op, WORKGROUP_1D};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Uniform slots are this far apart (WebGPU's `minUniformBufferOffsetAlignment` is at most 256).
+const PARAM_SLOT: u64 = 256;
+/// The most workgroups one dispatch dimension may have.
+const MAX_GROUPS_PER_DIM: u32 = 65_535;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GpuError {
+    #[error("no GPU adapter found ({0})")]
+    NoAdapter(String),
+    #[error("the GPU refused to create a device: {0}")]
+    Device(String),
+    #[error("this experiment needs a {needed_mib:.1} MiB buffer but the GPU's {limit} is {limit_mib:.1} MiB; lower depth, width, streams or batch")]
+    TooLarge { needed_mib: f64, limit: &'static str, limit_mib: f64 },
+    #[error("GPU validation error: {0}")]
+    Validation(String),
+    #[error("reading results back from the GPU failed: {0}")]
+    Readback(String),
+}
+
+/// Device, queue and the compiled kernels, created once and shared by every variant.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter_name: String,
+    pub backend: String,
+    bind_group_layout: wgpu::BindGroupLayout,
+    pipeline_layout: wgpu::PipelineLayout,
+    modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: RefCell<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+    /// First uncaptured validation error, surfaced by [`GpuContext::check`].
+    error: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Finds an adapter and opens a device with the limits the engine relies on: the WebGPU
+    /// defaults (so a kernel that only works natively is caught here too), with the storage
+    /// buffer limits raised to what the adapter offers.
+    pub async fn new() -> Result<GpuContext, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let offered = adapter.limits();
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: offered.max_storage_buffer_binding_size,
+            max_buffer_size: offered.max_buffer_size,
+            ..wgpu::Limits::default()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("mhc-playground"),
+                required_limits: limits,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let error = Arc::new(Mutex::new(None::<String>));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| e.to_string());
+            }
+        }));
+        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("arena + params"),
+            entries: &[
+                wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Storage { read_only: false },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                wgpu::BindGroupLayoutEntry {
+                    binding: 1,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("kernels"),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+        let info = adapter.get_info();
+        Ok(GpuContext {
+            device,
+            queue,
+            adapter_name: info.name,
+            backend: format!("{:?}", info.backend),
+            bind_group_layout,
+            pipeline_layout,
+            modules: RefCell::new(HashMap::new()),
+            pipelines: RefCell::new(HashMap::new()),
+            error,
+        })
+    }
+
+    pub fn max_buffer_bytes(&self) -> (u64, &'static str) {
+        let limits = self.device.limits();
+        let binding = limits.max_storage_buffer_binding_size;
+        if limits.max_buffer_size < binding {
+            (limits.max_buffer_size, "maxBufferSize")
+        } else {
+            (binding, "maxStorageBufferBindingSize")
+        }
+    }
+
+    /// The first validation error raised since the device was made, if any.
+    pub fn check(&self) -> Result<(), GpuError> {
+        match self.error.lock().ok().and_then(|e| e.clone()) {
+            Some(message) => Err(GpuError::Validation(message)),
+            None => Ok(()),
+        }
+    }
+
+    fn pipeline(&self, file: &'static str, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
+        if let Some(p) = self.pipelines.borrow().get(&(file, entry)) {
+            return p.clone();
+        }
+        let mut modules = self.modules.borrow_mut();
+        let module = modules.entry(file).or_insert_with(|| {
+            let source = shader_source(file).unwrap_or_default();
+            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(file),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            })
+        });
+        let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: Some(&self.pipeline_layout),
+            module,
+            entry_point: Some(entry),
+            compilation_options: Default::default(),
+            cache: None,
+        }));
+        self.pipelines.borrow_mut().insert((file, entry), pipeline.clone());
+        pipeline
+    }
+}
+
+/// One dispatch, ready to record: pipeline, its uniform slot, and the workgroup counts.
+struct Dispatch {
+    pipeline: Arc<wgpu::ComputePipeline>,
+    param_offset: u32,
+    groups: [u32; 3],
+    label: &'static str,
+}
+
+/// One variant's arena on the GPU and its op lists as dispatches.
+pub struct GpuArena {
+    arena: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+    _params: wgpu::Buffer,
+    lists: Vec<Vec<Dispatch>>,
+    len: usize,
+}
+
+fn workgroups(grid: Grid) -> [u32; 3] {
+    let fold = |groups: u32| {
+        let x = groups.clamp(1, MAX_GROUPS_PER_DIM);
+        [x, groups.div_ceil(x).max(1), 1]
+    };
+    match grid {
+        Grid::Threads(n) => fold(n.div_ceil(WORKGROUP_1D)),
+        Grid::Workgroups(n) => fold(n),
+        Grid::Tiles(x, y) => [x.max(1), y.max(1), 1],
+    }
+}
+
+impl GpuArena {
+    /// Uploads `initial` as the arena and prepares every op list in `lists`.
+    pub fn new(ctx: &GpuContext, label: &str, initial: &[f32], lists: &[&[Op]]) -> Result<GpuArena, GpuError> {
+        let bytes = (initial.len() * 4) as u64;
+        let (limit, limit_name) = ctx.max_buffer_bytes();
+        if bytes > limit {
+            return Err(GpuError::TooLarge {
+                needed_mib: bytes as f64 / 1048576.0,
+                limit: limit_name,
+                limit_mib: limit as f64 / 1048576.0,
+            });
+        }
+        let arena = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        ctx.queue.write_buffer(&arena, 0, bytemuck::cast_slice(initial));
+        let total_ops: usize = lists.iter().map(|l| l.len()).sum();
+        let mut params = vec![0u8; (total_ops.max(1) as u64 * PARAM_SLOT) as usize];
+        let mut prepared = Vec::with_capacity(lists.len());
+        let mut slot = 0u64;
+        for list in lists {
+            let mut dispatches = Vec::with_capacity(list.len());
+            for op in list.iter() {
+                let (file, entry) = op.entry();
+                let at = (slot * PARAM_SLOT) as usize;
+                let bytes = op.params_bytes();
+                params[at..at + bytes.len()].copy_from_slice(bytes);
+                dispatches.push(Dispatch {
+                    pipeline: ctx.pipeline(file, entry),
+                    param_offset: (slot * PARAM_SLOT) as u32,
+                    groups: workgroups(op.grid()),
+                    label: entry,
+                });
+                slot += 1;
+            }
+            prepared.push(dispatches);
+        }
+        let params_buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("op params"),
+            size: params.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        ctx.queue.write_buffer(&params_buffer, 0, &params);
+        let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &ctx.bind_group_layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: arena.as_entire_binding() },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &params_buffer,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(PARAM_SLOT),
+                    }),
+                },
+            ],
+        });
+        ctx.check()?;
+        Ok(GpuArena { arena, bind_group, _params: params_buffer, lists: prepared, len: initial.len() })
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Writes `data` at element `offset` (ordered before the next submit).
+    pub fn write(&self, ctx: &GpuContext, offset: u32, data: &[f32]) {
+        ctx.queue.write_buffer(&self.arena, offset as u64 * 4, bytemuck::cast_slice(data));
+    }
+
+    /// Records the given op lists (by index) into one compute pass of one encoder and submits.
+    pub fn run(&self, ctx: &GpuContext, lists: &[usize]) {
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+            for &list in lists {
+                for d in &self.lists[list] {
+                    pass.set_pipeline(&d.pipeline);
+                    pass.set_bind_group(0, &self.bind_group, &[d.param_offset]);
+                    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                }
+            }
+        }
+        ctx.queue.submit([encoder.finish()]);
+    }
+
+    /// Entry-point names of a list, in dispatch order (for per-kernel timing reports).
+    pub fn labels(&self, list: usize) -> Vec<&'static str> {
+        self.lists[list].iter().map(|d| d.label).collect()
+    }
+
+    /// Runs each dispatch of `list` in its own submit and waits for it, returning
+    /// `(entry point, seconds)`. Only for the native `bench` command: it blocks.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn time_each(&self, ctx: &GpuContext, list: usize) -> Vec<(&'static str, f64)> {
+        let mut out = Vec::with_capacity(self.lists[list].len());
+        for d in &self.lists[list] {
+            let start = std::time::Instant::now();
+            let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(d.label) });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.label), timestamp_writes: None });
+                pass.set_pipeline(&d.pipeline);
+                pass.set_bind_group(0, &self.bind_group, &[d.param_offset]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+            ctx.queue.submit([encoder.finish()]);
+            let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
+            out.push((d.label, start.elapsed().as_secs_f64()));
+        }
+        out
+    }
+
+    /// Reads `len` elements from element `offset`, after all submitted work.
+    pub async fn read(&self, ctx: &GpuContext, offset: u32, len: usize) -> Result<Vec<f32>, GpuError> {
+        ctx.check()?;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let bytes = (len * 4) as u64;
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(&self.arena, offset as u64 * 4, &staging, 0, bytes);
+        ctx.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
+        #[cfg(not(target_arch = "wasm32"))]
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        receiver
+            .await
+            .map_err(|_| GpuError::Readback("the device went away".into()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let values = {
+            let view = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+        };
+        staging.unmap();
+        ctx.check()?;
+        Ok(values)
+    }
+}

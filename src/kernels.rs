@@ -1,0 +1,428 @@
+//! The kernel list: every GPU kernel's parameter struct and the [`Op`] enum that names one
+//! dispatch of it. This file is the single source of truth shared by the GPU backend
+//! (`gpu.rs`, which turns an `Op` into a dispatch of a WGSL entry point) and the CPU reference
+//! (`reference.rs`, which runs the same `Op` in plain Rust).
+//!
+//! Every kernel reads and writes one flat f32 *arena*: parameters, gradients, optimiser moments,
+//! activations, scratch and metrics of one variant. Offsets in the params structs are element
+//! indices into that arena; [`NONE`] marks an absent operand. Each struct is `#[repr(C)]`,
+//! made only of 4-byte scalars, padded to a multiple of 16 bytes, and mirrored field by field
+//! by a WGSL struct of the same name (a test checks the sizes with naga).
+
+use bytemuck::{Pod, Zeroable};
+
+/// Marks an absent operand (no bias, no weight, identity coefficients, skipped output).
+pub const NONE: u32 = u32::MAX;
+
+/// `C[m, n] (+)= sum_k A[m, k] * B[k, n] (+ bias[n])`, operands addressed through strides so
+/// the transposes that backward needs are the same kernel. File: `shaders/matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub a_off: u32,
+    pub a_rs: u32,
+    pub a_cs: u32,
+    pub b_off: u32,
+    pub b_rs: u32,
+    pub b_cs: u32,
+    pub c_off: u32,
+    /// Row stride of C; its columns are contiguous.
+    pub c_rs: u32,
+    pub bias_off: u32,
+    pub accumulate: u32,
+    pub _pad: [u32; 3],
+}
+
+/// `out[g, j] (+)= scale * reduce_i in[g*in_gs + i*in_rs + j]` with reduce = sum or max.
+/// Used for bias gradients, per-row partial gradients, batch means and maxima. File: `reduce.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ReduceParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub groups: u32,
+    pub in_off: u32,
+    pub in_rs: u32,
+    pub in_gs: u32,
+    pub out_off: u32,
+    pub accumulate: u32,
+    /// 0 = sum, 1 = max.
+    pub op: u32,
+    pub scale: f32,
+    pub _pad: [u32; 2],
+}
+
+/// RMSNorm over contiguous rows: `y = x / rms(x) * w` (w absent = 1), rms saved per row.
+/// File: `rmsnorm.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct RmsNormParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub x_off: u32,
+    pub w_off: u32,
+    pub y_off: u32,
+    pub r_off: u32,
+    pub dy_off: u32,
+    pub dx_off: u32,
+    pub dw_off: u32,
+    /// Backward input: 1 = `dx +=`, 0 = `dx =`.
+    pub accumulate: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Activation function codes shared with WGSL.
+pub const ACT_GELU: u32 = 0;
+pub const ACT_RELU: u32 = 1;
+pub const ACT_TANH: u32 = 2;
+
+/// Elementwise activation `y = act(x)`; backward `dx = dy * act'(x)`. File: `activation.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct ActParams {
+    pub len: u32,
+    pub kind: u32,
+    pub x_off: u32,
+    pub y_off: u32,
+    pub dy_off: u32,
+    pub dx_off: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Stream ops on `X: [rows, n, c]` with per-row coefficients `H: [rows, h_rs]` laid out
+/// `[pre (n) | post (n) | res (n*n, [k][i])]`; `h_off == NONE` means identity coefficients
+/// (pre = post = 1, res = I). File: `streams.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct StreamParams {
+    pub rows: u32,
+    pub n: u32,
+    pub c: u32,
+    pub x_off: u32,
+    pub y_off: u32,
+    pub h_off: u32,
+    pub h_rs: u32,
+    pub out_off: u32,
+    pub dout_off: u32,
+    pub dx_off: u32,
+    pub dy_off: u32,
+    pub dh_off: u32,
+    pub dh_rs: u32,
+    /// Update forward: round the new streams to the nearest f16 value.
+    pub round_f16: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Dynamic HC coefficients from `D = Z @ [w_pre; w_res; w_post]^T`, `D: [rows, n, n+2]`, and the
+/// small parameters at `p_off`: `[s_alpha, s_beta, b_pre (n), b_res (n*n), b_post (n)]`.
+/// Backward writes `dD` and per-row partial gradients of those small parameters
+/// (`[rows, 2 + 2n + n*n]`, same order). File: `hyper.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct HcCoeffParams {
+    pub rows: u32,
+    pub n: u32,
+    pub d_off: u32,
+    pub p_off: u32,
+    pub h_off: u32,
+    pub h_rs: u32,
+    pub dh_off: u32,
+    pub dd_off: u32,
+    pub part_off: u32,
+    pub _pad: [u32; 3],
+}
+
+/// mHC coefficients from `A = phi @ v` (`A: [rows, h_rs]`, `v = X: [rows, n*c]`) and the small
+/// parameters at `p_off`: `[alpha (3), bias (n*n + 2n)]`: `m = A / rms(v)`, sigmoid pre,
+/// 2*sigmoid post, Sinkhorn res. Backward writes `dA = dm / rms(v)` (`=`), adds the rms path
+/// into `dv` (`+=`), and per-row partial gradients of `[alpha, bias]`. File: `hyper.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct MhcCoeffParams {
+    pub rows: u32,
+    pub n: u32,
+    pub c: u32,
+    pub v_off: u32,
+    pub a_off: u32,
+    pub p_off: u32,
+    pub r_off: u32,
+    pub h_off: u32,
+    pub h_rs: u32,
+    pub iters: u32,
+    pub eps: f32,
+    pub dh_off: u32,
+    pub da_off: u32,
+    pub part_off: u32,
+    pub dv_off: u32,
+    pub _pad: u32,
+}
+
+/// Largest Sinkhorn iteration count and stream count the kernels hold state for.
+pub const MAX_SINKHORN_ITERS: usize = 100;
+pub const MAX_STREAMS: usize = 8;
+
+/// Softmax cross-entropy per row: loss and correctness (forward), `dlogits = scale*(p - onehot)`
+/// (backward). Labels are stored in the arena as exact small floats. File: `loss.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct XentParams {
+    pub rows: u32,
+    pub k: u32,
+    pub logits_off: u32,
+    pub labels_off: u32,
+    pub loss_off: u32,
+    pub correct_off: u32,
+    pub dlogits_off: u32,
+    pub scale: f32,
+}
+
+/// Per segment `s < count` of `[in_off + s*seg_stride, +seg_len)`: `out[2s] = sum x^2`,
+/// `out[2s+1] = number of non-finite x`. File: `metrics.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct StatsParams {
+    pub count: u32,
+    pub seg_len: u32,
+    pub seg_stride: u32,
+    pub in_off: u32,
+    pub out_off: u32,
+    pub _pad: [u32; 3],
+}
+
+/// End of a training step (one thread): loss and accuracy means, global gradient norm, clip
+/// scale, and the divergence record (first non-finite step and block). File: `metrics.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct FinalizeParams {
+    pub rows: u32,
+    pub depth: u32,
+    pub loss_off: u32,
+    pub correct_off: u32,
+    /// `[2 + 2*depth + 2]`: embed, blocks, head gradient stats (sumsq, non-finite count).
+    pub grad_stats_off: u32,
+    /// `[2*depth]`: stats of the streams after each block.
+    pub stream_stats_off: u32,
+    pub metrics_off: u32,
+    pub clip: f32,
+}
+
+/// Composite gains per token (thread per row): prefix products forward (max abs row sum) and
+/// suffix products backward (max abs column sum) of the per-block `H_res`, plus the
+/// doubly-stochastic error. `h_off == NONE`: identity. File: `metrics.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct GainsParams {
+    pub rows: u32,
+    pub n: u32,
+    pub depth: u32,
+    pub h_off: u32,
+    pub h_block_stride: u32,
+    pub h_rs: u32,
+    /// `[rows, 2*depth]`: forward gains of every block, then backward gains.
+    pub out_off: u32,
+    /// `[rows, 2]`: max |row sum - 1|, max |column sum - 1| over blocks.
+    pub ds_off: u32,
+}
+
+pub const OPT_ADAMW: u32 = 0;
+pub const OPT_SGD: u32 = 1;
+
+/// One optimiser update over the flat parameter buffer; gradients are zeroed after use so the
+/// next backward can accumulate. Step-dependent scalars (lr, bias corrections) and the clip
+/// scale / divergence flag are read from the metrics block. File: `optimizer.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct OptimizerParams {
+    pub len: u32,
+    pub p_off: u32,
+    pub g_off: u32,
+    pub m_off: u32,
+    pub v_off: u32,
+    pub mask_off: u32,
+    pub metrics_off: u32,
+    pub kind: u32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub wd: f32,
+    pub momentum: f32,
+    pub _pad: [u32; 3],
+}
+
+/// Slots of the per-variant metrics block (offsets relative to its start). The host writes
+/// `STEP`, `LR`, `BC1`, `BC2` before each step; kernels write the rest.
+pub mod slot {
+    pub const STEP: u32 = 0;
+    pub const LR: u32 = 1;
+    pub const BC1: u32 = 2;
+    pub const BC2: u32 = 3;
+    pub const LOSS: u32 = 4;
+    pub const ACC: u32 = 5;
+    pub const GRAD_NORM: u32 = 6;
+    pub const CLIP_SCALE: u32 = 7;
+    /// -1 while finite; else the 0-based step of the first non-finite value.
+    pub const DIVERGED_STEP: u32 = 8;
+    /// Block index where it appeared; `depth` means the head / loss.
+    pub const DIVERGED_BLOCK: u32 = 9;
+    pub const TEST_LOSS: u32 = 10;
+    pub const TEST_ACC: u32 = 11;
+    pub const DS_ROW: u32 = 12;
+    pub const DS_COL: u32 = 13;
+    /// Number of scalar slots; per-block arrays follow.
+    pub const SCALARS: u32 = 16;
+}
+
+/// One dispatch: which kernel entry point, with which parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Op {
+    Matmul(MatmulParams),
+    Reduce(ReduceParams),
+    RmsNormForward(RmsNormParams),
+    RmsNormBackward(RmsNormParams),
+    RmsNormWeightGrad(RmsNormParams),
+    ActForward(ActParams),
+    ActBackward(ActParams),
+    Broadcast(StreamParams),
+    CombineForward(StreamParams),
+    CombineBackward(StreamParams),
+    CombineBackwardCoeff(StreamParams),
+    UpdateForward(StreamParams),
+    UpdateBackward(StreamParams),
+    UpdateBackwardCoeff(StreamParams),
+    HcCoeffForward(HcCoeffParams),
+    HcCoeffBackward(HcCoeffParams),
+    MhcCoeffForward(MhcCoeffParams),
+    MhcCoeffBackward(MhcCoeffParams),
+    XentForward(XentParams),
+    XentBackward(XentParams),
+    SegmentStats(StatsParams),
+    StepFinalize(FinalizeParams),
+    Gains(GainsParams),
+    Optimizer(OptimizerParams),
+}
+
+/// Threads per workgroup of the 1-D kernels (the browser allows at most 256).
+pub const WORKGROUP_1D: u32 = 256;
+/// Threads per workgroup of the row-reduction kernels (one workgroup per row).
+pub const WORKGROUP_ROW: u32 = 64;
+/// Matmul output tile edge (a workgroup is TILE x TILE threads).
+pub const MATMUL_TILE: u32 = 16;
+
+/// How a kernel's threads are laid out over its work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grid {
+    /// One thread per item, `WORKGROUP_1D` per workgroup.
+    Threads(u32),
+    /// One workgroup (of `WORKGROUP_ROW` or `WORKGROUP_1D` threads) per item.
+    Workgroups(u32),
+    /// Matmul tiles: (columns of tiles, rows of tiles).
+    Tiles(u32, u32),
+}
+
+impl Op {
+    /// Shader file and entry point (`file::entry`) of this op; the GPU kernel cache key.
+    pub fn entry(&self) -> (&'static str, &'static str) {
+        match self {
+            Op::Matmul(_) => ("matmul", "matmul"),
+            Op::Reduce(_) => ("reduce", "reduce_rows"),
+            Op::RmsNormForward(_) => ("rmsnorm", "rmsnorm_forward"),
+            Op::RmsNormBackward(_) => ("rmsnorm", "rmsnorm_backward"),
+            Op::RmsNormWeightGrad(_) => ("rmsnorm", "rmsnorm_backward_weight"),
+            Op::ActForward(_) => ("activation", "act_forward"),
+            Op::ActBackward(_) => ("activation", "act_backward"),
+            Op::Broadcast(_) => ("streams", "broadcast"),
+            Op::CombineForward(_) => ("streams", "combine_forward"),
+            Op::CombineBackward(_) => ("streams", "combine_backward"),
+            Op::CombineBackwardCoeff(_) => ("streams", "combine_backward_coeff"),
+            Op::UpdateForward(_) => ("streams", "update_forward"),
+            Op::UpdateBackward(_) => ("streams", "update_backward"),
+            Op::UpdateBackwardCoeff(_) => ("streams", "update_backward_coeff"),
+            Op::HcCoeffForward(_) => ("hyper", "hc_coeff_forward"),
+            Op::HcCoeffBackward(_) => ("hyper", "hc_coeff_backward"),
+            Op::MhcCoeffForward(_) => ("hyper", "mhc_coeff_forward"),
+            Op::MhcCoeffBackward(_) => ("hyper", "mhc_coeff_backward"),
+            Op::XentForward(_) => ("loss", "xent_forward"),
+            Op::XentBackward(_) => ("loss", "xent_backward"),
+            Op::SegmentStats(_) => ("metrics", "segment_stats"),
+            Op::StepFinalize(_) => ("metrics", "step_finalize"),
+            Op::Gains(_) => ("metrics", "gains"),
+            Op::Optimizer(_) => ("optimizer", "optimizer_step"),
+        }
+    }
+
+    /// The params struct's bytes, as uploaded to the uniform slot of this dispatch.
+    pub fn params_bytes(&self) -> &[u8] {
+        match self {
+            Op::Matmul(p) => bytemuck::bytes_of(p),
+            Op::Reduce(p) => bytemuck::bytes_of(p),
+            Op::RmsNormForward(p) | Op::RmsNormBackward(p) | Op::RmsNormWeightGrad(p) => {
+                bytemuck::bytes_of(p)
+            }
+            Op::ActForward(p) | Op::ActBackward(p) => bytemuck::bytes_of(p),
+            Op::Broadcast(p)
+            | Op::CombineForward(p)
+            | Op::CombineBackward(p)
+            | Op::CombineBackwardCoeff(p)
+            | Op::UpdateForward(p)
+            | Op::UpdateBackward(p)
+            | Op::UpdateBackwardCoeff(p) => bytemuck::bytes_of(p),
+            Op::HcCoeffForward(p) | Op::HcCoeffBackward(p) => bytemuck::bytes_of(p),
+            Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) => bytemuck::bytes_of(p),
+            Op::XentForward(p) | Op::XentBackward(p) => bytemuck::bytes_of(p),
+            Op::SegmentStats(p) => bytemuck::bytes_of(p),
+            Op::StepFinalize(p) => bytemuck::bytes_of(p),
+            Op::Gains(p) => bytemuck::bytes_of(p),
+            Op::Optimizer(p) => bytemuck::bytes_of(p),
+        }
+    }
+
+    /// The thread layout the WGSL entry point expects.
+    pub fn grid(&self) -> Grid {
+        match self {
+            Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(MATMUL_TILE)),
+            Op::Reduce(p) => Grid::Threads(p.groups * p.cols),
+            Op::RmsNormForward(p) | Op::RmsNormBackward(p) => Grid::Workgroups(p.rows),
+            Op::RmsNormWeightGrad(p) => Grid::Threads(p.cols),
+            Op::ActForward(p) | Op::ActBackward(p) => Grid::Threads(p.len),
+            Op::Broadcast(p) | Op::CombineForward(p) | Op::CombineBackward(p) => {
+                Grid::Threads(p.rows * p.c)
+            }
+            Op::UpdateForward(p) | Op::UpdateBackward(p) => Grid::Threads(p.rows * p.c),
+            Op::CombineBackwardCoeff(p) => Grid::Threads(p.rows * p.n),
+            Op::UpdateBackwardCoeff(p) => Grid::Threads(p.rows * (p.n + p.n * p.n)),
+            Op::HcCoeffForward(p) | Op::HcCoeffBackward(p) => Grid::Threads(p.rows),
+            Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) => Grid::Workgroups(p.rows),
+            Op::XentForward(p) | Op::XentBackward(p) => Grid::Threads(p.rows),
+            Op::SegmentStats(p) => Grid::Workgroups(p.count),
+            Op::StepFinalize(_) => Grid::Threads(1),
+            Op::Gains(p) => Grid::Threads(p.rows),
+            Op::Optimizer(p) => Grid::Threads(p.len),
+        }
+    }
+}
+
+/// Every shader file, embedded so wasm and native run the same bytes. The prelude (arena
+/// binding and shared helpers) is prepended to each.
+pub const SHADER_PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
+pub const SHADER_FILES: &[(&str, &str)] = &[
+    ("matmul", include_str!("../shaders/matmul.wgsl")),
+    ("reduce", include_str!("../shaders/reduce.wgsl")),
+    ("rmsnorm", include_str!("../shaders/rmsnorm.wgsl")),
+    ("activation", include_str!("../shaders/activation.wgsl")),
+    ("streams", include_str!("../shaders/streams.wgsl")),
+    ("hyper", include_str!("../shaders/hyper.wgsl")),
+    ("loss", include_str!("../shaders/loss.wgsl")),
+    ("metrics", include_str!("../shaders/metrics.wgsl")),
+    ("optimizer", include_str!("../shaders/optimizer.wgsl")),
+];
+
+/// Full WGSL source of one shader file (prelude + file).
+pub fn shader_source(file: &str) -> Option<String> {
+    SHADER_FILES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .map(|(_, body)| format!("{SHADER_PRELUDE}\n{body}"))
+}

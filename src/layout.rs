@@ -1,0 +1,246 @@
+//! The parameter layout table: every tensor of one variant, its DESIGN.md name, shape, offset
+//! in the flat parameter buffer (gradients and optimiser moments use the same offsets), whether
+//! weight decay applies, and how it is initialised. Everything else (checkpoints, the optimiser's
+//! decay mask, per-block gradient norms, initial weights) is derived from this table.
+
+use crate::config::{Config, ResidualKind};
+use crate::rng::Rng;
+
+/// How a tensor's initial values are made.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Init {
+    /// `N(0, std^2)` from `Rng::derive(seed, name, 0)`.
+    Normal { std: f64 },
+    Constant(f32),
+    /// Explicit values (the hyper-connection biases, which depend on the block index).
+    Values(Vec<f32>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamEntry {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub offset: usize,
+    pub decay: bool,
+    pub init: Init,
+}
+
+impl ParamEntry {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// Sizes that fix the layout of one variant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    pub kind: ResidualKind,
+    pub d_in: usize,
+    pub classes: usize,
+    pub width: usize,
+    pub hidden: usize,
+    pub depth: usize,
+    pub streams: usize,
+}
+
+impl Dims {
+    pub fn new(config: &Config, kind: ResidualKind) -> Dims {
+        Dims {
+            kind,
+            d_in: config.d_in(),
+            classes: config.classes(),
+            width: config.width as usize,
+            hidden: (config.ffn * config.width) as usize,
+            depth: config.depth as usize,
+            streams: config.streams_for(kind),
+        }
+    }
+    /// Coefficients per row and block: `[pre (n) | post (n) | res (n*n)]`.
+    pub fn coeffs(&self) -> usize {
+        self.streams * self.streams + 2 * self.streams
+    }
+}
+
+/// The whole table of one variant. Each block's tensors are contiguous and every block has the
+/// same size, so block `l` is `block_offset(l) .. block_offset(l) + block_len`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamLayout {
+    pub dims: Dims,
+    pub entries: Vec<ParamEntry>,
+    pub total: usize,
+    pub embed_len: usize,
+    pub block_len: usize,
+    pub head_len: usize,
+}
+
+impl ParamLayout {
+    pub fn new(dims: Dims) -> ParamLayout {
+        let Dims { d_in, classes, width: c, hidden: fc, depth, streams: n, .. } = dims;
+        let mut entries = Vec::new();
+        let mut offset = 0;
+        let mut push = |name: String, shape: Vec<usize>, decay: bool, init: Init| {
+            let len: usize = shape.iter().product();
+            entries.push(ParamEntry { name, shape, offset, decay, init });
+            offset += len;
+        };
+        let normal = |fan_in: usize| Init::Normal { std: 1.0 / (fan_in as f64).sqrt() };
+        push("embed.weight".into(), vec![c, d_in], true, normal(d_in));
+        push("embed.bias".into(), vec![c], false, Init::Constant(0.0));
+        // fc2 starts scaled by 1/sqrt(2*depth) so the residual sum of depth blocks stays O(1).
+        let fc2_std = 1.0 / ((fc as f64).sqrt() * (2.0 * depth as f64).sqrt());
+        for l in 0..depth {
+            let b = |s: &str| format!("blocks.{l}.{s}");
+            push(b("norm.weight"), vec![c], false, Init::Constant(1.0));
+            push(b("fc1.weight"), vec![fc, c], true, normal(c));
+            push(b("fc1.bias"), vec![fc], false, Init::Constant(0.0));
+            push(b("fc2.weight"), vec![c, fc], true, Init::Normal { std: fc2_std });
+            push(b("fc2.bias"), vec![c], false, Init::Constant(0.0));
+            let onehot = |value: f32, other: f32| -> Vec<f32> {
+                (0..n).map(|i| if i == l % n { value } else { other }).collect()
+            };
+            let eye = |diag: f32| -> Vec<f32> {
+                (0..n * n).map(|j| if j % (n + 1) == 0 { diag } else { 0.0 }).collect()
+            };
+            match dims.kind {
+                ResidualKind::Residual => {}
+                ResidualKind::Hc => {
+                    // w_pre, w_res, w_post adjacent: together the [(n+2), C] matrix of the
+                    // dynamic projections, applied with one matmul.
+                    push(b("hc.w_pre"), vec![c], true, Init::Constant(0.0));
+                    push(b("hc.w_res"), vec![n, c], true, Init::Constant(0.0));
+                    push(b("hc.w_post"), vec![c], true, Init::Constant(0.0));
+                    push(b("hc.s_alpha"), vec![1], false, Init::Constant(0.01));
+                    push(b("hc.s_beta"), vec![1], false, Init::Constant(0.01));
+                    push(b("hc.b_pre"), vec![n], false, Init::Values(onehot(1.0, 0.0)));
+                    push(b("hc.b_res"), vec![n, n], false, Init::Values(eye(1.0)));
+                    push(b("hc.b_post"), vec![n], false, Init::Constant(1.0));
+                }
+                ResidualKind::Mhc => {
+                    let p = n * n + 2 * n;
+                    push(b("mhc.phi"), vec![p, n * c], true, Init::Constant(0.0));
+                    push(b("mhc.alpha"), vec![3], false, Init::Constant(0.01));
+                    let mut bias = onehot(3.0, -3.0);
+                    bias.extend(std::iter::repeat_n(0.0, n));
+                    bias.extend(eye(4.0));
+                    push(b("mhc.bias"), vec![p], false, Init::Values(bias));
+                }
+            }
+        }
+        push("head.norm.weight".into(), vec![c], false, Init::Constant(1.0));
+        push("head.weight".into(), vec![classes, c], true, normal(c));
+        push("head.bias".into(), vec![classes], false, Init::Constant(0.0));
+        let total = offset;
+        let embed_len = c * d_in + c;
+        let head_len = c + classes * c + classes;
+        let block_len = if depth == 0 { 0 } else { (total - embed_len - head_len) / depth };
+        ParamLayout { dims, entries, total, embed_len, block_len, head_len }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ParamEntry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// Offset of a tensor that the layout always has for this variant.
+    pub fn offset(&self, name: &str) -> usize {
+        match self.get(name) {
+            Some(e) => e.offset,
+            None => panic!("layout has no tensor {name}"),
+        }
+    }
+
+    pub fn block_offset(&self, l: usize) -> usize {
+        self.embed_len + l * self.block_len
+    }
+
+    pub fn head_offset(&self) -> usize {
+        self.embed_len + self.dims.depth * self.block_len
+    }
+
+    /// 1 where decoupled weight decay applies, else 0 (same layout as the parameters).
+    pub fn decay_mask(&self) -> Vec<f32> {
+        let mut mask = vec![0.0; self.total];
+        for e in self.entries.iter().filter(|e| e.decay) {
+            mask[e.range()].fill(1.0);
+        }
+        mask
+    }
+
+    /// Initial parameters. Each tensor draws from its own stream keyed by its name, so tensors
+    /// of the same name start identical in every variant (the lockstep guarantee).
+    pub fn initial_values(&self, seed: u32) -> Vec<f32> {
+        let mut values = vec![0.0f32; self.total];
+        for e in &self.entries {
+            let slot = &mut values[e.range()];
+            match &e.init {
+                Init::Normal { std } => {
+                    let mut rng = Rng::derive(seed, &e.name, 0);
+                    for v in slot.iter_mut() {
+                        *v = (rng.normal() * std) as f32;
+                    }
+                }
+                Init::Constant(x) => slot.fill(*x),
+                Init::Values(xs) => slot.copy_from_slice(xs),
+            }
+        }
+        values
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn blocks_are_contiguous_and_equal_sized() {
+        let config = Config { depth: 3, streams: 3, width: 8, ..Config::default() };
+        for kind in [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc] {
+            let layout = ParamLayout::new(Dims::new(&config, kind));
+            for l in 0..3 {
+                let first = layout.offset(&format!("blocks.{l}.norm.weight"));
+                assert_eq!(first, layout.block_offset(l), "{kind:?} block {l}");
+            }
+            assert_eq!(layout.offset("head.norm.weight"), layout.head_offset());
+            assert_eq!(layout.head_offset() + layout.head_len, layout.total);
+            let sum: usize = layout.entries.iter().map(|e| e.len()).sum();
+            assert_eq!(sum, layout.total);
+        }
+    }
+
+    #[test]
+    fn shared_tensors_start_identical_across_variants() {
+        let config = Config { depth: 2, streams: 2, width: 8, ..Config::default() };
+        let layouts: Vec<_> = [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc]
+            .map(|k| ParamLayout::new(Dims::new(&config, k)))
+            .into();
+        let values: Vec<_> = layouts.iter().map(|l| l.initial_values(7)).collect();
+        for e in &layouts[0].entries {
+            for (other, vals) in layouts.iter().zip(&values).skip(1) {
+                let o = other.get(&e.name).expect("shared tensor");
+                assert_eq!(&values[0][e.range()], &vals[o.range()], "{}", e.name);
+            }
+        }
+    }
+
+    #[test]
+    fn hyper_connection_init_follows_design() {
+        let config = Config { depth: 3, streams: 2, width: 4, ..Config::default() };
+        let hc = ParamLayout::new(Dims::new(&config, ResidualKind::Hc));
+        let v = hc.initial_values(1);
+        assert_eq!(&v[hc.get("blocks.1.hc.b_pre").unwrap().range()], &[0.0, 1.0]);
+        assert_eq!(&v[hc.get("blocks.2.hc.b_res").unwrap().range()], &[1.0, 0.0, 0.0, 1.0]);
+        let mhc = ParamLayout::new(Dims::new(&config, ResidualKind::Mhc));
+        let v = mhc.initial_values(1);
+        assert_eq!(
+            &v[mhc.get("blocks.0.mhc.bias").unwrap().range()],
+            &[3.0, -3.0, 0.0, 0.0, 4.0, 0.0, 0.0, 4.0]
+        );
+        assert!(v[mhc.get("blocks.0.mhc.phi").unwrap().range()].iter().all(|&x| x == 0.0));
+    }
+}

@@ -1,0 +1,19 @@
+//! mHC Playground engine: residual, Hyper-Connection and mHC networks trained in lockstep on
+//! the GPU (wgpu: WebGPU in the browser, Vulkan natively) or on a plain-Rust CPU reference.
+//!
+//! Layers, bottom up: `config` (the experiment), `rng` + `tasks` (seeded data), `layout` (the
+//! parameter table), `kernels` (the kernel list and their params), `program` (the training step
+//! as op lists), `reference` (CPU twin of every kernel), `gpu` (the only wgpu code),
+//! `trainer` (lockstep training), `metrics`, `checkpoint`. No UI types anywhere here.
+
+pub mod checkpoint;
+pub mod config;
+pub mod gpu;
+pub mod kernels;
+pub mod layout;
+pub mod metrics;
+pub mod program;
+pub mod reference;
+pub mod rng;
+pub mod tasks;
+pub mod trainer;

@@ -1,0 +1,568 @@
+//! The training step as data: the arena plan of one variant (where every tensor lives) and the
+//! op lists that train, evaluate and measure it. Both backends run these same lists, so the
+//! model's math exists once, here, and the three residual variants share one code path: only
+//! how a block's coefficients are made depends on the [`ResidualKind`].
+
+use crate::config::{Activation, Config, OptimizerKind, Precision, ResidualKind};
+use crate::kernels::*;
+use crate::layout::{Dims, ParamLayout};
+use crate::reference::ADAM_EPS;
+
+/// Test metrics use at most this many held-out examples (the first of the shuffled split).
+pub const EVAL_MAX_ROWS: usize = 2048;
+
+/// Bump allocator over the arena.
+struct Alloc(usize);
+impl Alloc {
+    fn take(&mut self, len: usize) -> u32 {
+        let off = self.0;
+        // Keep every tensor 4-float aligned; it costs nothing and keeps rows tidy in dumps.
+        self.0 += len.div_ceil(4) * 4;
+        off as u32
+    }
+}
+
+/// Where every tensor of one variant lives in its arena (element offsets).
+#[derive(Clone, Debug)]
+pub struct ArenaPlan {
+    pub len: usize,
+    pub params: u32,   // [P]
+    pub grads: u32,    // [P]
+    pub moment1: u32,  // [P]
+    pub moment2: u32,  // [P]
+    pub decay_mask: u32, // [P]
+    pub metrics: u32,  // [metrics_len]
+    pub metrics_len: u32,
+    pub batch_x: u32,  // [B, d_in]
+    pub batch_y: u32,  // [B]  labels as exact floats
+    pub test_x: u32,   // [T, d_in]
+    pub test_y: u32,   // [T]
+    pub test_rows: u32,
+    pub h0: u32,       // [B, C]
+    pub streams: u32,  // [L+1, B, n, C]  X before block 0 .. after block L-1
+    pub block_in: u32, // [L, B, C]  u = combine(X)
+    pub normed: u32,   // [L, B, C]
+    pub norm_rms: u32, // [L, B]
+    pub hidden_pre: u32, // [L, B, FC]
+    pub hidden: u32,   // [L, B, FC]
+    pub block_out: u32, // [L, B, C]  y = F(u)
+    pub coeffs: u32,   // [L, B, Pc]  [pre | post | res]
+    pub hc_z: u32,     // [L, B, n, C]  per-stream normalised X (hc)
+    pub hc_z_rms: u32, // [L, B, n]
+    pub hc_d: u32,     // [L, B, n, n+2]  Z @ W_hc^T (hc)
+    pub mhc_a: u32,    // [L, B, Pc]  phi @ v (mhc)
+    pub mhc_rms: u32,  // [L, B]
+    pub head_z: u32,   // [B, C]
+    pub head_normed: u32, // [B, C]
+    pub head_rms: u32, // [B]
+    pub logits: u32,   // [B, K]
+    pub loss_rows: u32, // [B]
+    pub correct_rows: u32, // [B]
+    // Backward scratch, reused by every block (activation gradients are written with `=`).
+    pub d_streams: [u32; 2], // 2 x [B, n, C]  ping-pong: grad of X_{l+1} and of X_l
+    pub d_logits: u32,  // [B, K]
+    pub d_head_normed: u32, // [B, C]
+    pub d_head_z: u32,  // [B, C]
+    pub d_block_out: u32, // [B, C]
+    pub d_hidden: u32,  // [B, FC]
+    pub d_hidden_pre: u32, // [B, FC]
+    pub d_normed: u32,  // [B, C]
+    pub d_block_in: u32, // [B, C]
+    pub d_coeffs: u32,  // [B, Pc]
+    pub d_hc_d: u32,    // [B, n, n+2]
+    pub d_hc_z: u32,    // [B, n, C]
+    pub d_mhc_a: u32,   // [B, Pc]
+    pub partials: u32,  // [B, Q]  per-row gradients of a block's small hyper-connection params
+    pub d_h0: u32,      // [B, C]
+    pub gain_rows: u32, // [B, 2L]
+    pub ds_rows: u32,   // [B, 2]
+}
+
+/// Offsets inside the metrics block (relative to `ArenaPlan::metrics`).
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsPlan {
+    pub grad_stats: u32,   // [2 * (L + 2)]  embed, blocks, head: (sumsq, non-finite count)
+    pub stream_stats: u32, // [2 * L]  streams after each block
+    pub gains: u32,        // [2 * L]  batch-mean forward gains, then backward gains
+    pub coeff_mean: u32,   // [L, Pc]  batch-mean coefficients
+    pub len: u32,
+}
+
+impl MetricsPlan {
+    pub fn new(depth: usize, coeffs: usize) -> MetricsPlan {
+        let l = depth as u32;
+        let grad_stats = slot::SCALARS;
+        let stream_stats = grad_stats + 2 * (l + 2);
+        let gains = stream_stats + 2 * l;
+        let coeff_mean = gains + 2 * l;
+        let len = coeff_mean + l * coeffs as u32;
+        MetricsPlan { grad_stats, stream_stats, gains, coeff_mean, len }
+    }
+}
+
+/// Everything one variant's backend needs: layout, arena plan and op lists.
+#[derive(Clone, Debug)]
+pub struct Program {
+    pub dims: Dims,
+    pub layout: ParamLayout,
+    pub plan: ArenaPlan,
+    pub metrics: MetricsPlan,
+    pub batch: usize,
+    /// One training step: forward, loss, backward, stats, divergence check, optimiser.
+    pub train: Vec<Op>,
+    /// Test loss and accuracy over the uploaded test rows, in chunks of `batch`.
+    pub eval: Vec<Op>,
+    /// Gains, doubly-stochastic error and mean coefficients of the last forward.
+    pub measure: Vec<Op>,
+    /// Forward and loss only, for one batch (the `grad` command and checks use `train`).
+    pub forward: Vec<Op>,
+    /// Forward, loss and backward without the optimiser (`grad` command, gradient checks).
+    pub gradient: Vec<Op>,
+}
+
+fn act_code(act: Activation) -> u32 {
+    match act {
+        Activation::Gelu => ACT_GELU,
+        Activation::Relu => ACT_RELU,
+        Activation::Tanh => ACT_TANH,
+    }
+}
+
+/// What builds the ops: sizes, offsets and the settings that change kernels.
+struct Builder<'a> {
+    d: Dims,
+    layout: &'a ParamLayout,
+    plan: &'a ArenaPlan,
+    mp: MetricsPlan,
+    batch: u32,
+    act: u32,
+    round_f16: u32,
+    sinkhorn_iters: u32,
+    sinkhorn_eps: f32,
+}
+
+/// `y[rows, out] = x[rows, in] @ W[out, in]^T + b` (nn.Linear).
+fn linear(rows: u32, inp: u32, out: u32, x: u32, w: u32, b: u32, y: u32) -> Op {
+    Op::Matmul(MatmulParams {
+        m: rows, n: out, k: inp,
+        a_off: x, a_rs: inp, a_cs: 1,
+        b_off: w, b_rs: 1, b_cs: inp,
+        c_off: y, c_rs: out, bias_off: b, accumulate: 0,
+        ..Default::default()
+    })
+}
+
+/// Backward of [`linear`]: `dW += dy^T x`, `db += sum_rows dy`, and `dx (+)= dy W` when wanted.
+fn linear_backward(ops: &mut Vec<Op>, rows: u32, inp: u32, out: u32, x: u32, w: u32, dw: u32, db: u32, dy: u32, dx: Option<(u32, bool)>) {
+    ops.push(Op::Matmul(MatmulParams {
+        m: out, n: inp, k: rows,
+        a_off: dy, a_rs: 1, a_cs: out,
+        b_off: x, b_rs: inp, b_cs: 1,
+        c_off: dw, c_rs: inp, bias_off: NONE, accumulate: 1,
+        ..Default::default()
+    }));
+    if db != NONE {
+        ops.push(sum_rows(rows, out, dy, db, 1.0, true));
+    }
+    if let Some((dx, accumulate)) = dx {
+        ops.push(Op::Matmul(MatmulParams {
+            m: rows, n: inp, k: out,
+            a_off: dy, a_rs: out, a_cs: 1,
+            b_off: w, b_rs: inp, b_cs: 1,
+            c_off: dx, c_rs: inp, bias_off: NONE, accumulate: accumulate as u32,
+            ..Default::default()
+        }));
+    }
+}
+
+/// `out[j] (+)= scale * sum_i in[i, j]` over a contiguous `[rows, cols]` matrix.
+fn sum_rows(rows: u32, cols: u32, input: u32, out: u32, scale: f32, accumulate: bool) -> Op {
+    Op::Reduce(ReduceParams {
+        rows, cols, groups: 1, in_off: input, in_rs: cols, in_gs: 0, out_off: out,
+        accumulate: accumulate as u32, op: 0, scale, ..Default::default()
+    })
+}
+
+impl Builder<'_> {
+    fn n(&self) -> u32 {
+        self.d.streams as u32
+    }
+    fn c(&self) -> u32 {
+        self.d.width as u32
+    }
+    fn fc(&self) -> u32 {
+        self.d.hidden as u32
+    }
+    fn pc(&self) -> u32 {
+        self.d.coeffs() as u32
+    }
+    fn param(&self, name: &str) -> u32 {
+        self.plan.params + self.layout.offset(name) as u32
+    }
+    fn grad(&self, name: &str) -> u32 {
+        self.plan.grads + self.layout.offset(name) as u32
+    }
+    /// X_l: the streams entering block l (l = depth: the streams after the last block).
+    fn streams_at(&self, l: u32) -> u32 {
+        self.plan.streams + l * self.batch * self.n() * self.c()
+    }
+    fn per_block(&self, base: u32, l: u32, row_len: u32) -> u32 {
+        base + l * self.batch * row_len
+    }
+    fn coeffs_at(&self, l: u32) -> u32 {
+        match self.d.kind {
+            ResidualKind::Residual => NONE,
+            _ => self.per_block(self.plan.coeffs, l, self.pc()),
+        }
+    }
+    fn stream_params(&self, rows: u32) -> StreamParams {
+        StreamParams { rows, n: self.n(), c: self.c(), h_rs: self.pc(), dh_rs: self.pc(), dh_off: NONE, h_off: NONE, ..Default::default() }
+    }
+
+    /// Forward over `rows` examples at `x`, labels at `y`: logits, per-row loss and correctness.
+    fn forward(&self, ops: &mut Vec<Op>, rows: u32, x: u32, y: u32) {
+        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
+        let plan = self.plan;
+        ops.push(linear(rows, self.d.d_in as u32, c, x, self.param("embed.weight"), self.param("embed.bias"), plan.h0));
+        // Expand once: every stream starts as h0.
+        ops.push(Op::Broadcast(StreamParams { x_off: plan.h0, out_off: self.streams_at(0), ..self.stream_params(rows) }));
+        for l in 0..self.d.depth as u32 {
+            let b = |s: &str| format!("blocks.{l}.{s}");
+            let x_l = self.streams_at(l);
+            let h = self.coeffs_at(l);
+            self.coefficients_forward(ops, rows, l, x_l);
+            let u = self.per_block(plan.block_in, l, c);
+            let normed = self.per_block(plan.normed, l, c);
+            let hidden_pre = self.per_block(plan.hidden_pre, l, fc);
+            let hidden = self.per_block(plan.hidden, l, fc);
+            let y_l = self.per_block(plan.block_out, l, c);
+            ops.push(Op::CombineForward(StreamParams { x_off: x_l, h_off: h, out_off: u, ..self.stream_params(rows) }));
+            ops.push(Op::RmsNormForward(RmsNormParams {
+                rows, cols: c, x_off: u, w_off: self.param(&b("norm.weight")), y_off: normed,
+                r_off: self.per_block(plan.norm_rms, l, 1), ..Default::default()
+            }));
+            ops.push(linear(rows, c, fc, normed, self.param(&b("fc1.weight")), self.param(&b("fc1.bias")), hidden_pre));
+            ops.push(Op::ActForward(ActParams { len: rows * fc, kind: self.act, x_off: hidden_pre, y_off: hidden, ..Default::default() }));
+            ops.push(linear(rows, fc, c, hidden, self.param(&b("fc2.weight")), self.param(&b("fc2.bias")), y_l));
+            ops.push(Op::UpdateForward(StreamParams {
+                x_off: x_l, y_off: y_l, h_off: h, out_off: self.streams_at(l + 1), round_f16: self.round_f16,
+                ..self.stream_params(rows)
+            }));
+            let _ = (n, pc);
+        }
+        // Collapse once: z = sum of the streams.
+        ops.push(Op::CombineForward(StreamParams {
+            x_off: self.streams_at(self.d.depth as u32), h_off: NONE, out_off: plan.head_z, ..self.stream_params(rows)
+        }));
+        ops.push(Op::RmsNormForward(RmsNormParams {
+            rows, cols: c, x_off: plan.head_z, w_off: self.param("head.norm.weight"), y_off: plan.head_normed,
+            r_off: plan.head_rms, ..Default::default()
+        }));
+        let k = self.d.classes as u32;
+        ops.push(linear(rows, c, k, plan.head_normed, self.param("head.weight"), self.param("head.bias"), plan.logits));
+        ops.push(Op::XentForward(XentParams {
+            rows, k, logits_off: plan.logits, labels_off: y, loss_off: plan.loss_rows,
+            correct_off: plan.correct_rows, dlogits_off: NONE, scale: 1.0 / rows as f32,
+        }));
+    }
+
+    /// The variant-specific part of block l's forward: H = coefficients(X_l).
+    fn coefficients_forward(&self, ops: &mut Vec<Op>, rows: u32, l: u32, x_l: u32) {
+        let (n, c, pc) = (self.n(), self.c(), self.pc());
+        let plan = self.plan;
+        let b = |s: &str| format!("blocks.{l}.{s}");
+        match self.d.kind {
+            ResidualKind::Residual => {}
+            ResidualKind::Hc => {
+                let z = self.per_block(plan.hc_z, l, n * c);
+                let d = self.per_block(plan.hc_d, l, n * (n + 2));
+                ops.push(Op::RmsNormForward(RmsNormParams {
+                    rows: rows * n, cols: c, x_off: x_l, w_off: NONE, y_off: z,
+                    r_off: self.per_block(plan.hc_z_rms, l, n), ..Default::default()
+                }));
+                ops.push(linear(rows * n, c, n + 2, z, self.param(&b("hc.w_pre")), NONE, d));
+                ops.push(Op::HcCoeffForward(HcCoeffParams {
+                    rows, n, d_off: d, p_off: self.param(&b("hc.s_alpha")), h_off: self.coeffs_at(l), h_rs: pc,
+                    ..Default::default()
+                }));
+            }
+            ResidualKind::Mhc => {
+                let a = self.per_block(plan.mhc_a, l, pc);
+                ops.push(linear(rows, n * c, pc, x_l, self.param(&b("mhc.phi")), NONE, a));
+                ops.push(Op::MhcCoeffForward(self.mhc_params(rows, l, x_l)));
+            }
+        }
+    }
+
+    fn mhc_params(&self, rows: u32, l: u32, x_l: u32) -> MhcCoeffParams {
+        let plan = self.plan;
+        MhcCoeffParams {
+            rows, n: self.n(), c: self.c(), v_off: x_l,
+            a_off: self.per_block(plan.mhc_a, l, self.pc()),
+            p_off: self.param(&format!("blocks.{l}.mhc.alpha")),
+            r_off: self.per_block(plan.mhc_rms, l, 1),
+            h_off: self.coeffs_at(l), h_rs: self.pc(),
+            iters: self.sinkhorn_iters, eps: self.sinkhorn_eps,
+            dh_off: NONE, da_off: NONE, part_off: NONE, dv_off: NONE, _pad: 0,
+        }
+    }
+
+    /// Backward of the training batch (after `forward`): parameter gradients `+=`.
+    fn backward(&self, ops: &mut Vec<Op>) {
+        let rows = self.batch;
+        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
+        let plan = self.plan;
+        let k = self.d.classes as u32;
+        ops.push(Op::XentBackward(XentParams {
+            rows, k, logits_off: plan.logits, labels_off: plan.batch_y, loss_off: NONE,
+            correct_off: NONE, dlogits_off: plan.d_logits, scale: 1.0 / rows as f32,
+        }));
+        linear_backward(ops, rows, c, k, plan.head_normed, self.param("head.weight"), self.grad("head.weight"),
+            self.grad("head.bias"), plan.d_logits, Some((plan.d_head_normed, false)));
+        let head_norm = RmsNormParams {
+            rows, cols: c, x_off: plan.head_z, w_off: self.param("head.norm.weight"), r_off: plan.head_rms,
+            dy_off: plan.d_head_normed, dx_off: plan.d_head_z, dw_off: self.grad("head.norm.weight"), accumulate: 0,
+            ..Default::default()
+        };
+        ops.push(Op::RmsNormBackward(head_norm));
+        ops.push(Op::RmsNormWeightGrad(head_norm));
+        let [mut d_next, mut d_cur] = plan.d_streams;
+        ops.push(Op::Broadcast(StreamParams { x_off: plan.d_head_z, out_off: d_next, ..self.stream_params(rows) }));
+        for l in (0..self.d.depth as u32).rev() {
+            let b = |s: &str| format!("blocks.{l}.{s}");
+            let x_l = self.streams_at(l);
+            let h = self.coeffs_at(l);
+            let dh = if h == NONE { NONE } else { plan.d_coeffs };
+            let y_l = self.per_block(plan.block_out, l, c);
+            // f16 rounding passes the gradient through unchanged.
+            let update = StreamParams {
+                x_off: x_l, y_off: y_l, h_off: h, dout_off: d_next, dx_off: d_cur, dy_off: plan.d_block_out,
+                dh_off: dh, ..self.stream_params(rows)
+            };
+            ops.push(Op::UpdateBackward(update));
+            if dh != NONE {
+                ops.push(Op::UpdateBackwardCoeff(update));
+            }
+            let hidden = self.per_block(plan.hidden, l, fc);
+            linear_backward(ops, rows, fc, c, hidden, self.param(&b("fc2.weight")), self.grad(&b("fc2.weight")),
+                self.grad(&b("fc2.bias")), plan.d_block_out, Some((plan.d_hidden, false)));
+            ops.push(Op::ActBackward(ActParams {
+                len: rows * fc, kind: self.act, x_off: self.per_block(plan.hidden_pre, l, fc),
+                dy_off: plan.d_hidden, dx_off: plan.d_hidden_pre, ..Default::default()
+            }));
+            let normed = self.per_block(plan.normed, l, c);
+            linear_backward(ops, rows, c, fc, normed, self.param(&b("fc1.weight")), self.grad(&b("fc1.weight")),
+                self.grad(&b("fc1.bias")), plan.d_hidden_pre, Some((plan.d_normed, false)));
+            let u = self.per_block(plan.block_in, l, c);
+            let norm = RmsNormParams {
+                rows, cols: c, x_off: u, w_off: self.param(&b("norm.weight")), r_off: self.per_block(plan.norm_rms, l, 1),
+                dy_off: plan.d_normed, dx_off: plan.d_block_in, dw_off: self.grad(&b("norm.weight")), accumulate: 0,
+                ..Default::default()
+            };
+            ops.push(Op::RmsNormBackward(norm));
+            ops.push(Op::RmsNormWeightGrad(norm));
+            let combine = StreamParams { x_off: x_l, h_off: h, dout_off: plan.d_block_in, dx_off: d_cur, dh_off: dh, ..self.stream_params(rows) };
+            ops.push(Op::CombineBackward(combine));
+            if dh != NONE {
+                ops.push(Op::CombineBackwardCoeff(combine));
+            }
+            match self.d.kind {
+                ResidualKind::Residual => {}
+                ResidualKind::Hc => {
+                    let z = self.per_block(plan.hc_z, l, n * c);
+                    let d = self.per_block(plan.hc_d, l, n * (n + 2));
+                    let small = self.param(&b("hc.s_alpha"));
+                    ops.push(Op::HcCoeffBackward(HcCoeffParams {
+                        rows, n, d_off: d, p_off: small, h_off: h, h_rs: pc, dh_off: plan.d_coeffs,
+                        dd_off: plan.d_hc_d, part_off: plan.partials, ..Default::default()
+                    }));
+                    let q = 2 + 2 * n + n * n;
+                    ops.push(sum_rows(rows, q, plan.partials, self.grad(&b("hc.s_alpha")), 1.0, true));
+                    linear_backward(ops, rows * n, c, n + 2, z, self.param(&b("hc.w_pre")), self.grad(&b("hc.w_pre")),
+                        NONE, plan.d_hc_d, Some((plan.d_hc_z, false)));
+                    ops.push(Op::RmsNormBackward(RmsNormParams {
+                        rows: rows * n, cols: c, x_off: x_l, w_off: NONE, r_off: self.per_block(plan.hc_z_rms, l, n),
+                        dy_off: plan.d_hc_z, dx_off: d_cur, accumulate: 1, ..Default::default()
+                    }));
+                }
+                ResidualKind::Mhc => {
+                    ops.push(Op::MhcCoeffBackward(MhcCoeffParams {
+                        dh_off: plan.d_coeffs, da_off: plan.d_mhc_a, part_off: plan.partials, dv_off: d_cur,
+                        ..self.mhc_params(rows, l, x_l)
+                    }));
+                    ops.push(sum_rows(rows, 3 + pc, plan.partials, self.grad(&b("mhc.alpha")), 1.0, true));
+                    linear_backward(ops, rows, n * c, pc, x_l, self.param(&b("mhc.phi")), self.grad(&b("mhc.phi")),
+                        NONE, plan.d_mhc_a, Some((d_cur, true)));
+                }
+            }
+            std::mem::swap(&mut d_next, &mut d_cur);
+        }
+        // Expand's backward: dh0 = sum of the stream gradients.
+        ops.push(Op::CombineForward(StreamParams { x_off: d_next, h_off: NONE, out_off: plan.d_h0, ..self.stream_params(rows) }));
+        linear_backward(ops, rows, self.d.d_in as u32, c, plan.batch_x, self.param("embed.weight"), self.grad("embed.weight"),
+            self.grad("embed.bias"), plan.d_h0, None);
+    }
+
+    /// Gradient and stream statistics, then the step's loss, norm, clip scale and divergence.
+    fn step_checks(&self, ops: &mut Vec<Op>, clip: f32) {
+        let plan = self.plan;
+        let mo = plan.metrics;
+        let depth = self.d.depth as u32;
+        let g = plan.grads;
+        let stats = |count: u32, seg_len: u32, seg_stride: u32, in_off: u32, out_off: u32| {
+            Op::SegmentStats(StatsParams { count, seg_len, seg_stride, in_off, out_off, ..Default::default() })
+        };
+        let l = self.layout;
+        ops.push(stats(1, l.embed_len as u32, 0, g, mo + self.mp.grad_stats));
+        if depth > 0 {
+            ops.push(stats(depth, l.block_len as u32, l.block_len as u32, g + l.block_offset(0) as u32, mo + self.mp.grad_stats + 2));
+            let stream_len = self.batch * self.n() * self.c();
+            ops.push(stats(depth, stream_len, stream_len, self.streams_at(1), mo + self.mp.stream_stats));
+        }
+        ops.push(stats(1, l.head_len as u32, 0, g + l.head_offset() as u32, mo + self.mp.grad_stats + 2 * (depth + 1)));
+        ops.push(Op::StepFinalize(FinalizeParams {
+            rows: self.batch, depth, loss_off: plan.loss_rows, correct_off: plan.correct_rows,
+            grad_stats_off: mo + self.mp.grad_stats, stream_stats_off: mo + self.mp.stream_stats,
+            metrics_off: mo, clip,
+        }));
+    }
+
+    fn optimizer(&self, config: &Config) -> Op {
+        let plan = self.plan;
+        Op::Optimizer(OptimizerParams {
+            len: self.layout.total as u32, p_off: plan.params, g_off: plan.grads, m_off: plan.moment1,
+            v_off: plan.moment2, mask_off: plan.decay_mask, metrics_off: plan.metrics,
+            kind: match config.optimizer { OptimizerKind::AdamW => OPT_ADAMW, OptimizerKind::Sgd => OPT_SGD },
+            beta1: config.beta1, beta2: config.beta2, eps: ADAM_EPS, wd: config.wd, momentum: config.momentum,
+            ..Default::default()
+        })
+    }
+
+    fn eval(&self, ops: &mut Vec<Op>) {
+        let plan = self.plan;
+        let mo = plan.metrics;
+        let total = plan.test_rows;
+        ops.push(sum_rows(0, 2, 0, mo + slot::TEST_LOSS, 1.0, false)); // zero the accumulators
+        let d_in = self.d.d_in as u32;
+        let mut start = 0;
+        while start < total {
+            let rows = self.batch.min(total - start);
+            self.forward(ops, rows, plan.test_x + start * d_in, plan.test_y + start);
+            // loss and correct rows are adjacent-free regions; sum each into its slot.
+            ops.push(sum_rows(rows, 1, plan.loss_rows, mo + slot::TEST_LOSS, 1.0 / total as f32, true));
+            ops.push(sum_rows(rows, 1, plan.correct_rows, mo + slot::TEST_ACC, 1.0 / total as f32, true));
+            start += rows;
+        }
+    }
+
+    fn measure(&self, ops: &mut Vec<Op>) {
+        let plan = self.plan;
+        let depth = self.d.depth as u32;
+        if depth == 0 {
+            return;
+        }
+        let rows = self.batch;
+        let mo = plan.metrics;
+        let pc = self.pc();
+        ops.push(Op::Gains(GainsParams {
+            rows, n: self.n(), depth, h_off: self.coeffs_at(0), h_block_stride: rows * pc, h_rs: pc,
+            out_off: plan.gain_rows, ds_off: plan.ds_rows,
+        }));
+        ops.push(sum_rows(rows, 2 * depth, plan.gain_rows, mo + self.mp.gains, 1.0 / rows as f32, false));
+        ops.push(Op::Reduce(ReduceParams {
+            rows, cols: 2, groups: 1, in_off: plan.ds_rows, in_rs: 2, in_gs: 0, out_off: mo + slot::DS_ROW,
+            accumulate: 0, op: 1, scale: 1.0, ..Default::default()
+        }));
+        if self.d.kind != ResidualKind::Residual {
+            ops.push(Op::Reduce(ReduceParams {
+                rows, cols: pc, groups: depth, in_off: plan.coeffs, in_rs: pc, in_gs: rows * pc,
+                out_off: mo + self.mp.coeff_mean, accumulate: 0, op: 0, scale: 1.0 / rows as f32, ..Default::default()
+            }));
+        }
+    }
+}
+
+impl Program {
+    /// Plans the arena and builds the op lists of variant `kind` of `config`, with `test_rows`
+    /// held-out rows to evaluate on.
+    pub fn new(config: &Config, kind: ResidualKind, test_rows: usize) -> Program {
+        let dims = Dims::new(config, kind);
+        let layout = ParamLayout::new(dims);
+        let batch = config.batch as usize;
+        let test_rows = test_rows.min(EVAL_MAX_ROWS);
+        let (b, c, fc, n, l, k, pc) = (batch, dims.width, dims.hidden, dims.streams, dims.depth, dims.classes, dims.coeffs());
+        let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
+        let only = |yes: bool, len: usize| if yes { len } else { 0 };
+        let metrics = MetricsPlan::new(l, pc);
+        let mut a = Alloc(0);
+        let p = layout.total;
+        let mut plan = ArenaPlan {
+            len: 0,
+            params: a.take(p), grads: a.take(p), moment1: a.take(p), moment2: a.take(p), decay_mask: a.take(p),
+            metrics: a.take(metrics.len as usize), metrics_len: metrics.len,
+            batch_x: a.take(b * dims.d_in), batch_y: a.take(b),
+            test_x: a.take(test_rows * dims.d_in), test_y: a.take(test_rows), test_rows: test_rows as u32,
+            h0: a.take(b * c),
+            streams: a.take((l + 1) * b * n * c),
+            block_in: a.take(l * b * c), normed: a.take(l * b * c), norm_rms: a.take(l * b),
+            hidden_pre: a.take(l * b * fc), hidden: a.take(l * b * fc), block_out: a.take(l * b * c),
+            coeffs: a.take(only(hc || mhc, l * b * pc)),
+            hc_z: a.take(only(hc, l * b * n * c)), hc_z_rms: a.take(only(hc, l * b * n)),
+            hc_d: a.take(only(hc, l * b * n * (n + 2))),
+            mhc_a: a.take(only(mhc, l * b * pc)), mhc_rms: a.take(only(mhc, l * b)),
+            head_z: a.take(b * c), head_normed: a.take(b * c), head_rms: a.take(b), logits: a.take(b * k),
+            loss_rows: a.take(b), correct_rows: a.take(b),
+            d_streams: [a.take(b * n * c), a.take(b * n * c)],
+            d_logits: a.take(b * k), d_head_normed: a.take(b * c), d_head_z: a.take(b * c),
+            d_block_out: a.take(b * c), d_hidden: a.take(b * fc), d_hidden_pre: a.take(b * fc),
+            d_normed: a.take(b * c), d_block_in: a.take(b * c), d_coeffs: a.take(only(hc || mhc, b * pc)),
+            d_hc_d: a.take(only(hc, b * n * (n + 2))), d_hc_z: a.take(only(hc, b * n * c)),
+            d_mhc_a: a.take(only(mhc, b * pc)),
+            partials: a.take(only(hc || mhc, b * (3 + pc).max(2 + 2 * n + n * n))),
+            d_h0: a.take(b * c),
+            gain_rows: a.take(b * 2 * l), ds_rows: a.take(b * 2),
+        };
+        plan.len = a.0;
+        let builder = Builder {
+            d: dims, layout: &layout, plan: &plan, mp: metrics, batch: batch as u32,
+            act: act_code(config.act),
+            round_f16: (config.precision == Precision::F16) as u32,
+            sinkhorn_iters: config.sinkhorn_iters, sinkhorn_eps: config.sinkhorn_eps,
+        };
+        let mut forward = Vec::new();
+        builder.forward(&mut forward, batch as u32, plan.batch_x, plan.batch_y);
+        let mut gradient = forward.clone();
+        builder.backward(&mut gradient);
+        let mut train = gradient.clone();
+        builder.step_checks(&mut train, config.clip);
+        train.push(builder.optimizer(config));
+        let mut eval = Vec::new();
+        builder.eval(&mut eval);
+        let mut measure = Vec::new();
+        builder.measure(&mut measure);
+        Program { dims, layout, plan, metrics, batch, train, eval, measure, forward, gradient }
+    }
+
+    /// Bytes the arena needs.
+    pub fn arena_bytes(&self) -> u64 {
+        self.plan.len as u64 * 4
+    }
+
+    /// Arena contents before training: parameters, decay mask, test set, "not diverged".
+    pub fn initial_arena(&self, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Vec<f32> {
+        let plan = &self.plan;
+        let mut arena = vec![0.0f32; plan.len];
+        let p = self.layout.total;
+        arena[plan.params as usize..][..p].copy_from_slice(params);
+        arena[plan.decay_mask as usize..][..p].copy_from_slice(&self.layout.decay_mask());
+        let rows = plan.test_rows as usize;
+        let d_in = self.dims.d_in;
+        arena[plan.test_x as usize..][..rows * d_in].copy_from_slice(&test_x[..rows * d_in]);
+        for (dst, &y) in arena[plan.test_y as usize..][..rows].iter_mut().zip(test_y) {
+            *dst = y as f32;
+        }
+        arena[(plan.metrics + slot::DIVERGED_STEP) as usize] = -1.0;
+        arena[(plan.metrics + slot::DIVERGED_BLOCK) as usize] = -1.0;
+        arena
+    }
+}

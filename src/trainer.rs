@@ -1,0 +1,286 @@
+//! Lockstep training of the variants in `modes`: the same seed, identical shared initial
+//! tensors, the same batch each step. A variant that goes non-finite is frozen on the device at
+//! that step (the optimiser skips it) and stopped once the host reads the record; the others
+//! go on. Works on the GPU (any wgpu backend) or on the CPU reference.
+
+use crate::checkpoint::CheckpointError;
+use crate::config::{Config, ResidualKind};
+use crate::gpu::{GpuArena, GpuContext, GpuError};
+use crate::kernels::slot;
+use crate::metrics::{Divergence, StepMetrics};
+use crate::program::Program;
+use crate::reference;
+use crate::tasks::Dataset;
+use std::rc::Rc;
+
+/// Op lists of a [`Program`], by index into the backend's prepared lists.
+pub const LIST_TRAIN: usize = 0;
+pub const LIST_EVAL: usize = 1;
+pub const LIST_MEASURE: usize = 2;
+pub const LIST_FORWARD: usize = 3;
+pub const LIST_GRADIENT: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("the checkpoint is for {found}, but this experiment trains {expected}")]
+    WrongVariant { found: String, expected: String },
+    #[error("{0}")]
+    Input(String),
+}
+
+/// Where a variant's arena lives.
+enum Store {
+    Cpu(Vec<f32>),
+    Gpu(GpuArena),
+}
+
+/// One variant's program and state.
+pub struct Variant {
+    pub kind: ResidualKind,
+    pub program: Program,
+    store: Store,
+    /// Set once the host has read a divergence record; the variant is not stepped again.
+    pub divergence: Option<Divergence>,
+}
+
+impl Variant {
+    fn new(gpu: Option<&GpuContext>, config: &Config, kind: ResidualKind, dataset: &Dataset) -> Result<Variant, EngineError> {
+        let program = Program::new(config, kind, dataset.n_test());
+        let params = program.layout.initial_values(config.seed);
+        let arena = program.initial_arena(&params, &dataset.test_x, &dataset.test_y);
+        let store = match gpu {
+            None => Store::Cpu(arena),
+            Some(ctx) => {
+                let lists = [&program.train[..], &program.eval, &program.measure, &program.forward, &program.gradient];
+                Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &lists)?)
+            }
+        };
+        Ok(Variant { kind, program, store, divergence: None })
+    }
+
+    fn write(&mut self, gpu: Option<&GpuContext>, offset: u32, data: &[f32]) {
+        match (&mut self.store, gpu) {
+            (Store::Cpu(arena), _) => arena[offset as usize..][..data.len()].copy_from_slice(data),
+            (Store::Gpu(arena), Some(ctx)) => arena.write(ctx, offset, data),
+            (Store::Gpu(_), None) => unreachable!("a GPU arena always comes with its context"),
+        }
+    }
+
+    fn run(&mut self, gpu: Option<&GpuContext>, lists: &[usize]) {
+        match (&mut self.store, gpu) {
+            (Store::Cpu(arena), _) => {
+                for &list in lists {
+                    let ops = match list {
+                        LIST_TRAIN => &self.program.train,
+                        LIST_EVAL => &self.program.eval,
+                        LIST_MEASURE => &self.program.measure,
+                        LIST_FORWARD => &self.program.forward,
+                        _ => &self.program.gradient,
+                    };
+                    for op in ops {
+                        reference::run_op(arena, op);
+                    }
+                }
+            }
+            (Store::Gpu(arena), Some(ctx)) => arena.run(ctx, lists),
+            (Store::Gpu(_), None) => unreachable!("a GPU arena always comes with its context"),
+        }
+    }
+
+    async fn read(&self, gpu: Option<&GpuContext>, offset: u32, len: usize) -> Result<Vec<f32>, EngineError> {
+        match (&self.store, gpu) {
+            (Store::Cpu(arena), _) => Ok(arena[offset as usize..][..len].to_vec()),
+            (Store::Gpu(arena), Some(ctx)) => Ok(arena.read(ctx, offset, len).await?),
+            (Store::Gpu(_), None) => unreachable!("a GPU arena always comes with its context"),
+        }
+    }
+
+    /// Puts one batch (features and labels) into the arena.
+    fn write_batch(&mut self, gpu: Option<&GpuContext>, x: &[f32], y: &[u32]) {
+        let plan = &self.program.plan;
+        let (bx, by) = (plan.batch_x, plan.batch_y);
+        let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        self.write(gpu, bx, x);
+        self.write(gpu, by, &labels);
+    }
+
+    /// Wall time of each dispatch of `list`, run one by one (native `bench` only; it blocks).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn time_kernels(&self, gpu: &GpuContext, list: usize) -> Vec<(&'static str, f64)> {
+        match &self.store {
+            Store::Gpu(arena) => arena.time_each(gpu, list),
+            Store::Cpu(_) => Vec::new(),
+        }
+    }
+
+    /// Current parameters, in the layout's order.
+    pub async fn params(&self, gpu: Option<&GpuContext>) -> Result<Vec<f32>, EngineError> {
+        self.read(gpu, self.program.plan.params, self.program.layout.total).await
+    }
+}
+
+/// The lockstep trainer.
+pub struct Trainer {
+    pub config: Config,
+    pub dataset: Dataset,
+    gpu: Option<Rc<GpuContext>>,
+    pub variants: Vec<Variant>,
+    /// Index of the next step to run (0-based); `step` of the metrics is the step that produced them.
+    pub next_step: u64,
+    last: Option<(u64, bool, bool)>,
+}
+
+impl Trainer {
+    /// Prepares every variant of `config.modes` on `gpu`, or on the CPU reference when `None`.
+    pub fn new(config: &Config, gpu: Option<Rc<GpuContext>>) -> Result<Trainer, EngineError> {
+        let dataset = Dataset::new(config);
+        let mut variants = Vec::new();
+        for &kind in &config.modes {
+            variants.push(Variant::new(gpu.as_deref(), config, kind, &dataset)?);
+        }
+        Ok(Trainer { config: config.clone(), dataset, gpu, variants, next_step: 0, last: None })
+    }
+
+    pub fn gpu(&self) -> Option<&GpuContext> {
+        self.gpu.as_deref()
+    }
+
+    pub fn variant(&self, kind: ResidualKind) -> Option<&Variant> {
+        self.variants.iter().find(|v| v.kind == kind)
+    }
+
+    /// Replaces a variant's parameters (e.g. from a checkpoint); optimiser state starts fresh.
+    pub fn load_params(&mut self, kind: ResidualKind, values: &[f32]) -> Result<(), EngineError> {
+        let gpu = self.gpu.clone();
+        let variant = self
+            .variants
+            .iter_mut()
+            .find(|v| v.kind == kind)
+            .ok_or_else(|| EngineError::WrongVariant { found: kind.name().into(), expected: self.config.to_query() })?;
+        if values.len() != variant.program.layout.total {
+            return Err(EngineError::Input(format!(
+                "{} parameters given, {} expected",
+                values.len(),
+                variant.program.layout.total
+            )));
+        }
+        let at = variant.program.plan.params;
+        variant.write(gpu.as_deref(), at, values);
+        Ok(())
+    }
+
+    /// Whether every variant has stopped (diverged).
+    pub fn all_stopped(&self) -> bool {
+        self.variants.iter().all(|v| v.divergence.is_some())
+    }
+
+    /// Learning rate of step `t` (linear warmup over `warmup` steps).
+    pub fn lr_at(&self, t: u64) -> f32 {
+        let warmup = self.config.warmup as u64;
+        if warmup == 0 {
+            self.config.lr
+        } else {
+            self.config.lr * ((t + 1).min(warmup) as f32 / warmup as f32)
+        }
+    }
+
+    /// Submits step `next_step` for every running variant: batch, step scalars, then (on
+    /// evaluation steps) the test pass, the training step, and (when `measure`) the gains.
+    /// Returns without waiting for the device.
+    pub fn submit_step(&mut self, measure: bool) {
+        let t = self.next_step;
+        let evaluate = t % self.config.eval_every as u64 == 0;
+        let (x, y) = self.dataset.batch(t, self.config.batch as usize);
+        let step_no = (t + 1) as i32;
+        let scalars = [
+            t as f32,
+            self.lr_at(t),
+            (1.0 - (self.config.beta1 as f64).powi(step_no)) as f32,
+            (1.0 - (self.config.beta2 as f64).powi(step_no)) as f32,
+        ];
+        let gpu = self.gpu.clone();
+        for variant in self.variants.iter_mut().filter(|v| v.divergence.is_none()) {
+            variant.write_batch(gpu.as_deref(), &x, &y);
+            let metrics = variant.program.plan.metrics + slot::STEP;
+            variant.write(gpu.as_deref(), metrics, &scalars);
+            let mut lists = Vec::with_capacity(3);
+            if evaluate {
+                lists.push(LIST_EVAL);
+            }
+            lists.push(LIST_TRAIN);
+            if measure {
+                lists.push(LIST_MEASURE);
+            }
+            variant.run(gpu.as_deref(), &lists);
+        }
+        self.last = Some((t, evaluate, measure));
+        self.next_step += 1;
+    }
+
+    /// Metrics of the last submitted step, for every variant that was running it. A variant
+    /// whose record shows a divergence is stopped here.
+    pub async fn read_metrics(&mut self) -> Result<Vec<StepMetrics>, EngineError> {
+        let Some((t, evaluated, measured)) = self.last else { return Ok(Vec::new()) };
+        let gpu = self.gpu.clone();
+        let mut out = Vec::new();
+        for variant in self.variants.iter_mut().filter(|v| v.divergence.is_none()) {
+            let plan = &variant.program.plan;
+            let block = variant.read(gpu.as_deref(), plan.metrics, plan.metrics_len as usize).await?;
+            let metrics = StepMetrics::decode(&variant.program, &block, t, evaluated, measured);
+            variant.divergence = metrics.divergence();
+            out.push(metrics);
+        }
+        Ok(out)
+    }
+}
+
+/// Loss and gradient of one batch for a single-variant config (the `grad` command and the
+/// gradient checks): forward, loss and backward, no optimiser.
+pub async fn loss_and_gradients(
+    config: &Config,
+    gpu: Option<&GpuContext>,
+    params: &[f32],
+    x: &[f32],
+    y: &[u32],
+) -> Result<(f32, Vec<f32>), EngineError> {
+    let kind = match config.modes.as_slice() {
+        [kind] => *kind,
+        _ => return Err(EngineError::Input("the config's `modes` must name exactly one variant".into())),
+    };
+    let rows = config.batch as usize;
+    if y.len() != rows || x.len() != rows * config.d_in() {
+        return Err(EngineError::Input(format!(
+            "the batch has {} rows of {} features; the config expects batch={} rows of {}",
+            y.len(),
+            x.len() / y.len().max(1),
+            rows,
+            config.d_in()
+        )));
+    }
+    if let Some(&bad) = y.iter().find(|&&v| v as usize >= config.classes()) {
+        return Err(CheckpointError::Label { label: bad as i64, classes: config.classes() }.into());
+    }
+    let program = Program::new(config, kind, 0);
+    let arena = program.initial_arena(params, &[], &[]);
+    let lists = [&program.train[..], &program.eval, &program.measure, &program.forward, &program.gradient];
+    let mut variant = Variant {
+        kind,
+        store: match gpu {
+            None => Store::Cpu(arena),
+            Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &lists)?),
+        },
+        program,
+        divergence: None,
+    };
+    variant.write_batch(gpu, x, y);
+    variant.run(gpu, &[LIST_GRADIENT]);
+    let plan = &variant.program.plan;
+    let loss_rows = variant.read(gpu, plan.loss_rows, rows).await?;
+    let grads = variant.read(gpu, plan.grads, variant.program.layout.total).await?;
+    let loss = loss_rows.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
+    Ok((loss as f32, grads))
+}
