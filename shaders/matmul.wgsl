@@ -4,8 +4,9 @@
 //   linear forward   y[B,out]  = x[B,in] @ W[out,in]^T + b
 //   linear backward  dW[out,in] += dy^T @ x      dx[B,in] (+)= dy @ W
 // Accumulate rule: parameter gradients +=, activation outputs = (the `accumulate` flag).
-// Forward and backward are the same entry point. One 16x16 output tile per workgroup; the k
-// loop runs in order, as the CPU reference does.
+// Forward and backward are the same entry point. A workgroup of 16x16 threads computes a
+// 64x64 tile of C, each thread a 4x4 block held in registers; A and B pass through workgroup
+// memory 16 values of k at a time. Every output still sums k in order, as the CPU reference.
 struct MatmulParams {
     m: u32, n: u32, k: u32,
     a_off: u32, a_rs: u32, a_cs: u32,
@@ -15,44 +16,72 @@ struct MatmulParams {
 }
 @group(0) @binding(1) var<uniform> params: MatmulParams;
 
-const TILE: u32 = 16u;
-var<workgroup> tile_a: array<array<f32, 16>, 16>;
-var<workgroup> tile_b: array<array<f32, 16>, 16>;
+const TILE: u32 = 64u;      // output tile edge (kernels.rs: MATMUL_TILE)
+const TILE_K: u32 = 16u;
+const THREADS: u32 = 256u;  // 16 x 16
+var<workgroup> tile_a: array<f32, 1024>;  // [TILE_K][TILE]: A[row0 + r, k0 + kk] at kk*TILE + r
+var<workgroup> tile_b: array<f32, 1024>;  // [TILE_K][TILE]: B[k0 + kk, col0 + c] at kk*TILE + c
 
 @compute @workgroup_size(16, 16)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = wid.y * TILE + lid.y;
-    let col = wid.x * TILE + lid.x;
-    var acc = 0.0;
-    let tiles = (params.k + TILE - 1u) / TILE;
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+          @builtin(local_invocation_index) lidx: u32) {
+    let row0 = wid.y * TILE;
+    let col0 = wid.x * TILE;
+    var acc = array<f32, 16>();
+    let tiles = (params.k + TILE_K - 1u) / TILE_K;
     for (var t = 0u; t < tiles; t++) {
-        let ka = t * TILE + lid.x;
-        var av = 0.0;
-        if (row < params.m && ka < params.k) {
-            av = arena[params.a_off + row * params.a_rs + ka * params.a_cs];
+        let k0 = t * TILE_K;
+        for (var j = 0u; j < 4u; j++) {
+            let e = lidx + THREADS * j;
+            // A: consecutive threads walk k (contiguous for row-major A).
+            let r = e / TILE_K;
+            let ka = e % TILE_K;
+            var av = 0.0;
+            if (row0 + r < params.m && k0 + ka < params.k) {
+                av = arena[params.a_off + (row0 + r) * params.a_rs + (k0 + ka) * params.a_cs];
+            }
+            tile_a[ka * TILE + r] = av;
+            // B: consecutive threads walk columns.
+            let kb = e / TILE;
+            let c = e % TILE;
+            var bv = 0.0;
+            if (col0 + c < params.n && k0 + kb < params.k) {
+                bv = arena[params.b_off + (k0 + kb) * params.b_rs + (col0 + c) * params.b_cs];
+            }
+            tile_b[kb * TILE + c] = bv;
         }
-        tile_a[lid.y][lid.x] = av;
-        let kb = t * TILE + lid.y;
-        var bv = 0.0;
-        if (col < params.n && kb < params.k) {
-            bv = arena[params.b_off + kb * params.b_rs + col * params.b_cs];
-        }
-        tile_b[lid.y][lid.x] = bv;
         workgroupBarrier();
-        let valid = min(TILE, params.k - t * TILE);
+        let valid = min(TILE_K, params.k - k0);
         for (var kk = 0u; kk < valid; kk++) {
-            acc += tile_a[lid.y][kk] * tile_b[kk][lid.x];
+            let a = vec4<f32>(tile_a[kk * TILE + lid.y * 4u], tile_a[kk * TILE + lid.y * 4u + 1u],
+                              tile_a[kk * TILE + lid.y * 4u + 2u], tile_a[kk * TILE + lid.y * 4u + 3u]);
+            let b = vec4<f32>(tile_b[kk * TILE + lid.x * 4u], tile_b[kk * TILE + lid.x * 4u + 1u],
+                              tile_b[kk * TILE + lid.x * 4u + 2u], tile_b[kk * TILE + lid.x * 4u + 3u]);
+            for (var i = 0u; i < 4u; i++) {
+                acc[i * 4u] += a[i] * b.x;
+                acc[i * 4u + 1u] += a[i] * b.y;
+                acc[i * 4u + 2u] += a[i] * b.z;
+                acc[i * 4u + 3u] += a[i] * b.w;
+            }
         }
         workgroupBarrier();
     }
-    if (row >= params.m || col >= params.n) { return; }
-    if (params.bias_off != NONE) {
-        acc += arena[params.bias_off + col];
-    }
-    let c = params.c_off + row * params.c_rs + col;
-    if (params.accumulate != 0u) {
-        arena[c] = arena[c] + acc;
-    } else {
-        arena[c] = acc;
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x * 4u + j;
+            if (row < params.m && col < params.n) {
+                var value = acc[i * 4u + j];
+                if (params.bias_off != NONE) {
+                    value += arena[params.bias_off + col];
+                }
+                let o = params.c_off + row * params.c_rs + col;
+                if (params.accumulate != 0u) {
+                    arena[o] = arena[o] + value;
+                } else {
+                    arena[o] = value;
+                }
+            }
+        }
     }
 }

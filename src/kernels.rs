@@ -308,8 +308,8 @@ pub enum Op {
 pub const WORKGROUP_1D: u32 = 256;
 /// Threads per workgroup of the row-reduction kernels (one workgroup per row).
 pub const WORKGROUP_ROW: u32 = 64;
-/// Matmul output tile edge (a workgroup is TILE x TILE threads).
-pub const MATMUL_TILE: u32 = 16;
+/// Matmul output tile edge (a workgroup of 16 x 16 threads, 4 x 4 outputs each).
+pub const MATMUL_TILE: u32 = 64;
 
 /// How a kernel's threads are laid out over its work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,260 @@
+//! Finite-difference gradient checks of the CPU reference in f64, one per op family, with
+//! random upstream gradients (an all-ones upstream through Sinkhorn checks nothing: its row
+//! sums are constant). Each case: L = sum(G * outputs(forward(inputs))); the backward ops must
+//! give dL/d(input) for every input, compared with central differences.
+
+use mhc_playground::kernels::*;
+use mhc_playground::reference::{run_op, sinkhorn_backward, sinkhorn_forward};
+use mhc_playground::rng::Rng;
+
+/// A small arena with named regions, the op lists of one family, and what to compare.
+struct Case {
+    arena: Vec<f64>,
+    forward: Vec<Op>,
+    backward: Vec<Op>,
+    /// (value region, upstream-gradient region), each (offset, len).
+    outputs: Vec<((u32, u32), u32)>,
+    /// (input region, gradient region).
+    inputs: Vec<((u32, u32), u32)>,
+    rng: Rng,
+}
+
+impl Case {
+    fn new(seed: u64) -> Case {
+        Case { arena: Vec::new(), forward: vec![], backward: vec![], outputs: vec![], inputs: vec![], rng: Rng::new(seed) }
+    }
+    /// A region of `len` values drawn from N(0, scale^2) (scale 0: zeros).
+    fn region(&mut self, len: u32, scale: f64) -> u32 {
+        let off = self.arena.len() as u32;
+        for _ in 0..len {
+            let v = self.rng.normal() * scale;
+            self.arena.push(v);
+        }
+        off
+    }
+    /// An input with its gradient region.
+    fn input(&mut self, len: u32, scale: f64) -> (u32, u32) {
+        let x = self.region(len, scale);
+        let g = self.region(len, 0.0);
+        self.inputs.push(((x, len), g));
+        (x, g)
+    }
+    /// An output with a random upstream gradient.
+    fn output(&mut self, len: u32) -> (u32, u32) {
+        let y = self.region(len, 0.0);
+        let g = self.region(len, 1.0);
+        self.outputs.push(((y, len), g));
+        (y, g)
+    }
+
+    fn loss(&self, arena: &mut [f64]) -> f64 {
+        for op in &self.forward {
+            run_op(arena, op);
+        }
+        self.outputs
+            .iter()
+            .map(|&((y, len), g)| (0..len).map(|i| arena[(y + i) as usize] * arena[(g + i) as usize]).sum::<f64>())
+            .sum()
+    }
+
+    /// Largest mixed error |analytic - numeric| / (1e-6 + |numeric|) over every input element.
+    fn check(&self, name: &str, tolerance: f64) {
+        let mut arena = self.arena.clone();
+        self.loss(&mut arena);
+        for &((_, len), g) in &self.inputs {
+            arena[g as usize..(g + len) as usize].fill(0.0);
+        }
+        for op in &self.backward {
+            run_op(&mut arena, op);
+        }
+        let mut worst = (0.0f64, String::new());
+        for (n, &((x, len), g)) in self.inputs.iter().enumerate() {
+            for i in 0..len {
+                let h = 1e-6;
+                let mut plus = self.arena.clone();
+                plus[(x + i) as usize] += h;
+                let mut minus = self.arena.clone();
+                minus[(x + i) as usize] -= h;
+                let numeric = (self.loss(&mut plus) - self.loss(&mut minus)) / (2.0 * h);
+                let analytic = arena[(g + i) as usize];
+                let err = (analytic - numeric).abs() / (1e-6 + numeric.abs());
+                assert!(analytic.is_finite(), "{name}: input {n}[{i}] gradient not finite");
+                if err > worst.0 {
+                    worst = (err, format!("input {n}[{i}]: analytic {analytic:.9e} numeric {numeric:.9e}"));
+                }
+            }
+        }
+        assert!(worst.0 < tolerance, "{name}: worst relative error {:.3e} at {}", worst.0, worst.1);
+    }
+}
+
+#[test]
+fn matmul_as_linear_layer() {
+    for (rows, inp, out) in [(3, 5, 7), (1, 1, 1), (17, 3, 18)] {
+        let mut c = Case::new(1);
+        let (x, dx) = c.input(rows * inp, 1.0);
+        let (w, dw) = c.input(out * inp, 1.0);
+        let (b, db) = c.input(out, 1.0);
+        let (y, dy) = c.output(rows * out);
+        c.forward.push(Op::Matmul(MatmulParams { m: rows, n: out, k: inp, a_off: x, a_rs: inp, a_cs: 1, b_off: w, b_rs: 1, b_cs: inp, c_off: y, c_rs: out, bias_off: b, ..Default::default() }));
+        c.backward.push(Op::Matmul(MatmulParams { m: out, n: inp, k: rows, a_off: dy, a_rs: 1, a_cs: out, b_off: x, b_rs: inp, b_cs: 1, c_off: dw, c_rs: inp, bias_off: NONE, accumulate: 1, ..Default::default() }));
+        c.backward.push(Op::Reduce(ReduceParams { rows, cols: out, groups: 1, in_off: dy, in_rs: out, out_off: db, accumulate: 1, scale: 1.0, ..Default::default() }));
+        c.backward.push(Op::Matmul(MatmulParams { m: rows, n: inp, k: out, a_off: dy, a_rs: out, a_cs: 1, b_off: w, b_rs: inp, b_cs: 1, c_off: dx, c_rs: inp, bias_off: NONE, ..Default::default() }));
+        c.check(&format!("linear {rows}x{inp}->{out}"), 1e-6);
+    }
+}
+
+#[test]
+fn rmsnorm_with_and_without_weight() {
+    for (rows, cols, weighted) in [(3, 7, true), (4, 5, false), (1, 1, true)] {
+        let mut c = Case::new(2);
+        let (x, dx) = c.input(rows * cols, 1.0);
+        let (w, dw) = if weighted { c.input(cols, 1.0) } else { (NONE, NONE) };
+        let r = c.region(rows, 0.0);
+        let (y, dy) = c.output(rows * cols);
+        let p = RmsNormParams { rows, cols, x_off: x, w_off: w, y_off: y, r_off: r, dy_off: dy, dx_off: dx, dw_off: dw, accumulate: 1, ..Default::default() };
+        c.forward.push(Op::RmsNormForward(p));
+        c.backward.push(Op::RmsNormBackward(p));
+        if weighted {
+            c.backward.push(Op::RmsNormWeightGrad(p));
+        }
+        c.check(&format!("rmsnorm {rows}x{cols} weight={weighted}"), 1e-6);
+    }
+}
+
+#[test]
+fn activations() {
+    for kind in [ACT_GELU, ACT_RELU, ACT_TANH] {
+        let mut c = Case::new(3);
+        let (x, dx) = c.input(40, 2.0);
+        let (y, dy) = c.output(40);
+        let p = ActParams { len: 40, kind, x_off: x, y_off: y, dy_off: dy, dx_off: dx, ..Default::default() };
+        c.forward.push(Op::ActForward(p));
+        c.backward.push(Op::ActBackward(p));
+        c.check(&format!("activation {kind}"), 1e-6);
+    }
+}
+
+#[test]
+fn stream_combine_update_and_broadcast() {
+    for n in [1u32, 3, 4] {
+        let (rows, ch) = (2u32, 5u32);
+        let pc = n * n + 2 * n;
+        let mut c = Case::new(4 + n as u64);
+        let (xs, dxs) = c.input(rows * n * ch, 1.0);
+        let (h, dh) = c.input(rows * pc, 1.0);
+        let (y, dy) = c.input(rows * ch, 1.0);
+        let (u, du) = c.output(rows * ch);
+        let (out, dout) = c.output(rows * n * ch);
+        let s = StreamParams { rows, n, c: ch, x_off: xs, y_off: y, h_off: h, h_rs: pc, dh_rs: pc, dx_off: dxs, dy_off: dy, dh_off: dh, ..Default::default() };
+        c.forward.push(Op::CombineForward(StreamParams { out_off: u, ..s }));
+        c.forward.push(Op::UpdateForward(StreamParams { out_off: out, ..s }));
+        // The update backward writes dX and dy with `=`, so it runs before the `+=` of combine.
+        c.backward.push(Op::UpdateBackward(StreamParams { dout_off: dout, ..s }));
+        c.backward.push(Op::UpdateBackwardCoeff(StreamParams { dout_off: dout, ..s }));
+        c.backward.push(Op::CombineBackward(StreamParams { dout_off: du, ..s }));
+        c.backward.push(Op::CombineBackwardCoeff(StreamParams { dout_off: du, ..s }));
+        c.check(&format!("streams n={n}"), 1e-6);
+
+        // Expand (broadcast) and collapse (combine with identity coefficients) are each other's backward.
+        let mut c = Case::new(9);
+        let (x, dx) = c.input(rows * ch, 1.0);
+        let (xs, dxs) = c.output(rows * n * ch);
+        let base = StreamParams { rows, n, c: ch, h_off: NONE, dh_off: NONE, ..Default::default() };
+        c.forward.push(Op::Broadcast(StreamParams { x_off: x, out_off: xs, ..base }));
+        c.backward.push(Op::CombineForward(StreamParams { x_off: dxs, out_off: dx, ..base }));
+        c.check(&format!("expand n={n}"), 1e-6);
+    }
+}
+
+#[test]
+fn hc_coefficients() {
+    for n in [1u32, 2, 4] {
+        let rows = 3;
+        let q = 2 + 2 * n + n * n;
+        let pc = n * n + 2 * n;
+        let mut c = Case::new(20 + n as u64);
+        let (d, dd) = c.input(rows * n * (n + 2), 1.0);
+        let (small, dsmall) = c.input(q, 0.7);
+        let part = c.region(rows * q, 0.0);
+        let (h, dh) = c.output(rows * pc);
+        let p = HcCoeffParams { rows, n, d_off: d, p_off: small, h_off: h, h_rs: pc, dh_off: dh, dd_off: dd, part_off: part, ..Default::default() };
+        c.forward.push(Op::HcCoeffForward(p));
+        c.backward.push(Op::HcCoeffBackward(p));
+        c.backward.push(Op::Reduce(ReduceParams { rows, cols: q, groups: 1, in_off: part, in_rs: q, out_off: dsmall, accumulate: 1, scale: 1.0, ..Default::default() }));
+        c.check(&format!("hc coefficients n={n}"), 1e-6);
+    }
+}
+
+#[test]
+fn mhc_coefficients_through_sinkhorn() {
+    for (n, iters, eps) in [(1u32, 3u32, 1e-6f32), (2, 1, 0.0), (3, 7, 1e-3), (4, 20, 1e-6), (8, 2, 1e-6)] {
+        let (rows, ch) = (2u32, 3u32);
+        let pc = n * n + 2 * n;
+        let mut c = Case::new(40 + n as u64);
+        let (v, dv) = c.input(rows * n * ch, 1.0);
+        let (a, da) = c.input(rows * pc, 1.0);
+        // alpha large enough that the logits vary: the gradient is then not dominated by eps.
+        let (small, dsmall) = c.input(3 + pc, 1.0);
+        let r = c.region(rows, 0.0);
+        let part = c.region(rows * (3 + pc), 0.0);
+        let (h, dh) = c.output(rows * pc);
+        let p = MhcCoeffParams { rows, n, c: ch, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, _pad: 0 };
+        c.forward.push(Op::MhcCoeffForward(p));
+        c.backward.push(Op::MhcCoeffBackward(p));
+        c.backward.push(Op::Reduce(ReduceParams { rows, cols: 3 + pc, groups: 1, in_off: part, in_rs: 3 + pc, out_off: dsmall, accumulate: 1, scale: 1.0, ..Default::default() }));
+        c.check(&format!("mhc coefficients n={n} iters={iters} eps={eps}"), 2e-5);
+    }
+}
+
+#[test]
+fn sinkhorn_backward_matches_finite_differences_and_rows_sum_to_one() {
+    let mut rng = Rng::new(77);
+    for n in 1..=8usize {
+        for iters in [1usize, 5, 20] {
+            let logits: Vec<f64> = (0..n * n).map(|_| rng.normal() * 2.0).collect();
+            let upstream: Vec<f64> = (0..n * n).map(|_| rng.normal()).collect();
+            let (m, divisors) = sinkhorn_forward(&logits, n, iters, 1e-6);
+            for k in 0..n {
+                let row: f64 = (0..n).map(|i| m[k * n + i]).sum();
+                assert!((row - 1.0).abs() < 1e-5, "n={n} iters={iters}: row {k} sums to {row}");
+            }
+            let analytic = sinkhorn_backward(&logits, &m, &divisors, &upstream, n, iters);
+            let objective = |l: &[f64]| -> f64 {
+                let (m, _) = sinkhorn_forward(l, n, iters, 1e-6);
+                m.iter().zip(&upstream).map(|(a, b)| a * b).sum()
+            };
+            for j in 0..n * n {
+                let h = 1e-6;
+                let mut plus = logits.clone();
+                plus[j] += h;
+                let mut minus = logits.clone();
+                minus[j] -= h;
+                let numeric = (objective(&plus) - objective(&minus)) / (2.0 * h);
+                let err = (analytic[j] - numeric).abs() / (1e-6 + numeric.abs());
+                assert!(err < 1e-5, "n={n} iters={iters} logit {j}: analytic {} numeric {numeric}", analytic[j]);
+            }
+        }
+    }
+}
+
+#[test]
+fn softmax_cross_entropy() {
+    let (rows, k) = (4u32, 5u32);
+    let mut c = Case::new(60);
+    let (logits, dlogits) = c.input(rows * k, 2.0);
+    let labels = c.region(rows, 0.0);
+    for b in 0..rows {
+        c.arena[(labels + b) as usize] = ((b * 3) % k) as f64;
+    }
+    let loss = c.region(rows, 0.0);
+    let correct = c.region(rows, 0.0);
+    // The loss is a mean over rows: its upstream gradient is 1/rows on every row.
+    let upstream = c.region(rows, 0.0);
+    c.arena[upstream as usize..(upstream + rows) as usize].fill(1.0 / rows as f64);
+    c.outputs.push(((loss, rows), upstream));
+    let p = XentParams { rows, k, logits_off: logits, labels_off: labels, loss_off: loss, correct_off: correct, dlogits_off: dlogits, scale: 1.0 / rows as f32 };
+    c.forward.push(Op::XentForward(p));
+    c.backward.push(Op::XentBackward(p));
+    c.check("softmax cross-entropy", 1e-6);
+}

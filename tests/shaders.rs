@@ -1,0 +1,133 @@
+//! Every WGSL file parses and validates with naga under WebGPU's capabilities, every entry point
+//! the engine dispatches exists, and every params struct has the same size in Rust and WGSL.
+
+use mhc_playground::kernels::*;
+use std::mem::size_of;
+
+fn module(file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
+    let source = shader_source(file).unwrap_or_else(|| panic!("no shader file {file}"));
+    let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{file}.wgsl: {}", e.emit_to_string(&source)));
+    // WebGPU's capabilities: no native-only features.
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
+    let info = validator
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{file}.wgsl does not validate: {}", e.emit_to_string(&source)));
+    (module, info)
+}
+
+#[test]
+fn every_shader_validates_for_webgpu() {
+    for (file, _) in SHADER_FILES {
+        module(file);
+    }
+}
+
+fn all_ops() -> Vec<Op> {
+    let s = StreamParams::default();
+    vec![
+        Op::Matmul(MatmulParams::default()),
+        Op::Reduce(ReduceParams::default()),
+        Op::RmsNormForward(RmsNormParams::default()),
+        Op::RmsNormBackward(RmsNormParams::default()),
+        Op::RmsNormWeightGrad(RmsNormParams::default()),
+        Op::ActForward(ActParams::default()),
+        Op::ActBackward(ActParams::default()),
+        Op::Broadcast(s),
+        Op::CombineForward(s),
+        Op::CombineBackward(s),
+        Op::CombineBackwardCoeff(s),
+        Op::UpdateForward(s),
+        Op::UpdateBackward(s),
+        Op::UpdateBackwardCoeff(s),
+        Op::HcCoeffForward(HcCoeffParams::default()),
+        Op::HcCoeffBackward(HcCoeffParams::default()),
+        Op::MhcCoeffForward(MhcCoeffParams::default()),
+        Op::MhcCoeffBackward(MhcCoeffParams::default()),
+        Op::XentForward(XentParams::default()),
+        Op::XentBackward(XentParams::default()),
+        Op::SegmentStats(StatsParams::default()),
+        Op::StepFinalize(FinalizeParams::default()),
+        Op::Gains(GainsParams::default()),
+        Op::Optimizer(OptimizerParams::default()),
+    ]
+}
+
+#[test]
+fn every_op_names_an_existing_entry_point() {
+    for op in all_ops() {
+        let (file, entry) = op.entry();
+        let (module, _) = module(file);
+        assert!(
+            module.entry_points.iter().any(|e| e.name == entry && e.stage == naga::ShaderStage::Compute),
+            "{file}.wgsl has no compute entry point {entry}"
+        );
+    }
+}
+
+#[test]
+fn params_structs_match_their_wgsl_twins() {
+    let expected: &[(&str, &str, usize)] = &[
+        ("matmul", "MatmulParams", size_of::<MatmulParams>()),
+        ("reduce", "ReduceParams", size_of::<ReduceParams>()),
+        ("rmsnorm", "RmsNormParams", size_of::<RmsNormParams>()),
+        ("activation", "ActParams", size_of::<ActParams>()),
+        ("streams", "StreamParams", size_of::<StreamParams>()),
+        ("hyper", "HcCoeffParams", size_of::<HcCoeffParams>()),
+        ("hyper", "MhcCoeffParams", size_of::<MhcCoeffParams>()),
+        ("loss", "XentParams", size_of::<XentParams>()),
+        ("metrics", "StatsParams", size_of::<StatsParams>()),
+        ("metrics", "FinalizeParams", size_of::<FinalizeParams>()),
+        ("metrics", "GainsParams", size_of::<GainsParams>()),
+        ("optimizer", "OptimizerParams", size_of::<OptimizerParams>()),
+    ];
+    for &(file, name, rust_size) in expected {
+        let (module, _) = module(file);
+        let (_, ty) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some(name))
+            .unwrap_or_else(|| panic!("{file}.wgsl has no struct {name}"));
+        let naga::TypeInner::Struct { members, span } = &ty.inner else { panic!("{name} is not a struct") };
+        assert_eq!(*span as usize, rust_size, "{name}: WGSL {span} bytes, Rust {rust_size}");
+        assert_eq!(rust_size % 16, 0, "{name} must be padded to 16 bytes for uniform buffers");
+        for (i, m) in members.iter().enumerate() {
+            assert_eq!(m.offset as usize, 4 * i, "{name}.{:?} is not at a 4-byte scalar slot", m.name);
+        }
+    }
+}
+
+#[test]
+fn metrics_slots_match_the_wgsl_constants() {
+    let (metrics, _) = module("metrics");
+    let (optimizer, _) = module("optimizer");
+    let constant = |module: &naga::Module, name: &str| -> u32 {
+        let (_, c) = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no const {name}"));
+        match module.global_expressions[c.init] {
+            naga::Expression::Literal(naga::Literal::U32(v)) => v,
+            ref other => panic!("{name} is not a u32 literal: {other:?}"),
+        }
+    };
+    for (name, value) in [
+        ("SLOT_STEP", slot::STEP),
+        ("SLOT_LOSS", slot::LOSS),
+        ("SLOT_ACC", slot::ACC),
+        ("SLOT_GRAD_NORM", slot::GRAD_NORM),
+        ("SLOT_CLIP_SCALE", slot::CLIP_SCALE),
+        ("SLOT_DIVERGED_STEP", slot::DIVERGED_STEP),
+        ("SLOT_DIVERGED_BLOCK", slot::DIVERGED_BLOCK),
+    ] {
+        assert_eq!(constant(&metrics, name), value, "metrics.wgsl {name}");
+    }
+    for (name, value) in [
+        ("SLOT_LR", slot::LR),
+        ("SLOT_BC1", slot::BC1),
+        ("SLOT_BC2", slot::BC2),
+        ("SLOT_CLIP_SCALE", slot::CLIP_SCALE),
+        ("SLOT_DIVERGED_STEP", slot::DIVERGED_STEP),
+    ] {
+        assert_eq!(constant(&optimizer, name), value, "optimizer.wgsl {name}");
+    }
+    let (hyper, _) = module("hyper");
+    assert_eq!(constant(&hyper, "MAX_N") as usize, MAX_STREAMS);
+    assert_eq!(constant(&hyper, "MAX_ITERS") as usize, MAX_SINKHORN_ITERS);
+}
