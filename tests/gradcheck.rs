@@ -57,8 +57,9 @@ impl Case {
             .sum()
     }
 
-    /// Largest mixed error |analytic - numeric| / (1e-6 + |numeric|) over every input element.
-    fn check(&self, name: &str, tolerance: f64) {
+    /// Every input element must satisfy |analytic - numeric| <= 1e-8 + rtol * |numeric| (the
+    /// absolute part covers central differences' own round-off, about 1e-10 here).
+    fn check(&self, name: &str, rtol: f64) {
         let mut arena = self.arena.clone();
         self.loss(&mut arena);
         for &((_, len), g) in &self.inputs {
@@ -77,14 +78,14 @@ impl Case {
                 minus[(x + i) as usize] -= h;
                 let numeric = (self.loss(&mut plus) - self.loss(&mut minus)) / (2.0 * h);
                 let analytic = arena[(g + i) as usize];
-                let err = (analytic - numeric).abs() / (1e-6 + numeric.abs());
+                let err = (analytic - numeric).abs() / (1e-8 + rtol * numeric.abs());
                 assert!(analytic.is_finite(), "{name}: input {n}[{i}] gradient not finite");
                 if err > worst.0 {
                     worst = (err, format!("input {n}[{i}]: analytic {analytic:.9e} numeric {numeric:.9e}"));
                 }
             }
         }
-        assert!(worst.0 < tolerance, "{name}: worst relative error {:.3e} at {}", worst.0, worst.1);
+        assert!(worst.0 <= 1.0, "{name}: error {:.2}x the tolerance at {}", worst.0, worst.1);
     }
 }
 
@@ -203,7 +204,7 @@ fn mhc_coefficients_through_sinkhorn() {
         c.forward.push(Op::MhcCoeffForward(p));
         c.backward.push(Op::MhcCoeffBackward(p));
         c.backward.push(Op::Reduce(ReduceParams { rows, cols: 3 + pc, groups: 1, in_off: part, in_rs: 3 + pc, out_off: dsmall, accumulate: 1, scale: 1.0, ..Default::default() }));
-        c.check(&format!("mhc coefficients n={n} iters={iters} eps={eps}"), 2e-5);
+        c.check(&format!("mhc coefficients n={n} iters={iters} eps={eps}"), 1e-6);
     }
 }
 
@@ -231,8 +232,8 @@ fn sinkhorn_backward_matches_finite_differences_and_rows_sum_to_one() {
                 let mut minus = logits.clone();
                 minus[j] -= h;
                 let numeric = (objective(&plus) - objective(&minus)) / (2.0 * h);
-                let err = (analytic[j] - numeric).abs() / (1e-6 + numeric.abs());
-                assert!(err < 1e-5, "n={n} iters={iters} logit {j}: analytic {} numeric {numeric}", analytic[j]);
+                let err = (analytic[j] - numeric).abs() / (1e-8 + 1e-6 * numeric.abs());
+                assert!(err <= 1.0, "n={n} iters={iters} logit {j}: analytic {} numeric {numeric}", analytic[j]);
             }
         }
     }

@@ -1,0 +1,319 @@
+//! Every WGSL kernel against its CPU reference on awkward shapes (smaller than a workgroup, not
+//! divisible by the tile, n = 1..8, C not a multiple of 4). Each case fills an arena with
+//! random values, runs one op on both backends and compares the whole arena, so a kernel that
+//! writes out of its bounds fails too.
+
+mod common;
+
+use common::{assert_close, gpu};
+use mhc_playground::gpu::GpuArena;
+use mhc_playground::kernels::*;
+use mhc_playground::reference::run_op;
+use mhc_playground::rng::Rng;
+
+/// An arena under construction: random regions, then ops over them.
+struct Lab {
+    arena: Vec<f32>,
+    rng: Rng,
+}
+
+impl Lab {
+    fn new(seed: u64) -> Lab {
+        Lab { arena: Vec::new(), rng: Rng::new(seed) }
+    }
+    fn region(&mut self, len: u32, scale: f64) -> u32 {
+        let off = self.arena.len() as u32;
+        for _ in 0..len {
+            let v = (self.rng.normal() * scale) as f32;
+            self.arena.push(v);
+        }
+        off
+    }
+    fn values(&mut self, values: &[f32]) -> u32 {
+        let off = self.arena.len() as u32;
+        self.arena.extend_from_slice(values);
+        off
+    }
+    /// Runs `ops` on the CPU reference and on the GPU from the same arena and compares all of it.
+    fn check(&self, what: &str, ops: &[Op], atol: f32, rtol: f32) {
+        let mut want = self.arena.clone();
+        for op in ops {
+            run_op(&mut want, op);
+        }
+        let ctx = gpu();
+        let arena = GpuArena::new(&ctx, what, &self.arena, &[ops]).unwrap_or_else(|e| panic!("{what}: {e}"));
+        arena.run(&ctx, &[0]);
+        let got = pollster::block_on(arena.read(&ctx, 0, self.arena.len())).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_close(what, &got, &want, atol, rtol);
+    }
+}
+
+#[test]
+fn matmul_on_awkward_shapes_with_transposes() {
+    for (m, n, k) in [(1, 1, 1), (3, 5, 7), (65, 63, 17), (130, 6, 64), (17, 129, 3), (64, 64, 33)] {
+        for (transpose_a, transpose_b, bias, accumulate) in [(false, true, true, false), (true, false, false, true), (false, false, false, true)] {
+            let mut lab = Lab::new(m as u64 * 1000 + n as u64);
+            let a = lab.region(m * k, 1.0);
+            let b = lab.region(k * n, 1.0);
+            let bias_off = if bias { lab.region(n, 1.0) } else { NONE };
+            let c = lab.region(m * n + 7, 1.0);
+            let (a_rs, a_cs) = if transpose_a { (1, m) } else { (k, 1) };
+            let (b_rs, b_cs) = if transpose_b { (1, k) } else { (n, 1) };
+            let op = Op::Matmul(MatmulParams { m, n, k, a_off: a, a_rs, a_cs, b_off: b, b_rs, b_cs, c_off: c, c_rs: n, bias_off, accumulate: accumulate as u32, ..Default::default() });
+            lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b}"), &[op], 1e-5, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn reduce_sum_and_max() {
+    for (rows, cols, groups, op, accumulate) in [(1, 1, 1, 0, 0), (130, 7, 1, 0, 1), (5, 3, 4, 0, 0), (257, 2, 1, 1, 0), (0, 5, 1, 0, 0)] {
+        let mut lab = Lab::new(7);
+        let input = lab.region(rows * cols * groups + 1, 1.0);
+        let out = lab.region(cols * groups, 1.0);
+        let p = ReduceParams { rows, cols, groups, in_off: input, in_rs: cols, in_gs: rows * cols, out_off: out, accumulate, op, scale: 0.5, ..Default::default() };
+        lab.check(&format!("reduce {rows}x{cols}x{groups} op={op}"), &[Op::Reduce(p)], 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn rmsnorm_forward_and_backward() {
+    for (rows, cols, weighted, accumulate) in [(1, 1, true, 0), (5, 63, true, 1), (3, 130, false, 0), (70, 4, true, 0)] {
+        let mut lab = Lab::new(11);
+        let x = lab.region(rows * cols, 2.0);
+        let w = if weighted { lab.region(cols, 1.0) } else { NONE };
+        let y = lab.region(rows * cols, 1.0);
+        let r = lab.region(rows, 1.0);
+        let dy = lab.region(rows * cols, 1.0);
+        let dx = lab.region(rows * cols, 1.0);
+        let dw = if weighted { lab.region(cols, 1.0) } else { NONE };
+        let p = RmsNormParams { rows, cols, x_off: x, w_off: w, y_off: y, r_off: r, dy_off: dy, dx_off: dx, dw_off: dw, accumulate, ..Default::default() };
+        let mut ops = vec![Op::RmsNormForward(p), Op::RmsNormBackward(p)];
+        if weighted {
+            ops.push(Op::RmsNormWeightGrad(p));
+        }
+        lab.check(&format!("rmsnorm {rows}x{cols} weighted={weighted}"), &ops, 1e-5, 1e-4);
+    }
+}
+
+#[test]
+fn activations_forward_and_backward() {
+    for kind in [ACT_GELU, ACT_RELU, ACT_TANH] {
+        for len in [1u32, 300] {
+            let mut lab = Lab::new(13);
+            let x = lab.region(len, 3.0);
+            // Saturation: large inputs must give +-1 / x, never NaN.
+            lab.arena[x as usize] = 60.0;
+            let y = lab.region(len, 1.0);
+            let dy = lab.region(len, 1.0);
+            let dx = lab.region(len, 1.0);
+            let p = ActParams { len, kind, x_off: x, y_off: y, dy_off: dy, dx_off: dx, ..Default::default() };
+            lab.check(&format!("activation {kind} len {len}"), &[Op::ActForward(p), Op::ActBackward(p)], 1e-6, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn stream_ops_for_every_stream_count() {
+    for n in 1..=8u32 {
+        for (c, identity, round_f16) in [(5u32, false, 0u32), (67, false, 1), (6, true, 0)] {
+            let rows = 3;
+            let pc = n * n + 2 * n;
+            let mut lab = Lab::new(17 + n as u64);
+            let xs = lab.region(rows * n * c, 1.0);
+            let y = lab.region(rows * c, 1.0);
+            let h = if identity { NONE } else { lab.region(rows * pc, 1.0) };
+            let u = lab.region(rows * c, 1.0);
+            let out = lab.region(rows * n * c, 1.0);
+            let dout = lab.region(rows * n * c, 1.0);
+            let du = lab.region(rows * c, 1.0);
+            let dx = lab.region(rows * n * c, 1.0);
+            let dy = lab.region(rows * c, 1.0);
+            let dh = if identity { NONE } else { lab.region(rows * pc, 1.0) };
+            let s = StreamParams { rows, n, c, x_off: xs, y_off: y, h_off: h, h_rs: pc, out_off: out, dout_off: dout, dx_off: dx, dy_off: dy, dh_off: dh, dh_rs: pc, round_f16, ..Default::default() };
+            let mut ops = vec![
+                Op::CombineForward(StreamParams { out_off: u, ..s }),
+                Op::UpdateForward(s),
+                Op::UpdateBackward(s),
+                Op::CombineBackward(StreamParams { dout_off: du, ..s }),
+                Op::Broadcast(StreamParams { x_off: y, ..s }),
+            ];
+            if !identity {
+                ops.push(Op::UpdateBackwardCoeff(s));
+                ops.push(Op::CombineBackwardCoeff(StreamParams { dout_off: du, ..s }));
+            }
+            lab.check(&format!("streams n={n} c={c} identity={identity} f16={round_f16}"), &ops, 1e-5, 1e-5);
+        }
+    }
+}
+
+#[test]
+fn hc_coefficients_for_every_stream_count() {
+    for n in 1..=8u32 {
+        let rows = 5;
+        let pc = n * n + 2 * n;
+        let q = 2 + 2 * n + n * n;
+        let mut lab = Lab::new(23 + n as u64);
+        let d = lab.region(rows * n * (n + 2), 1.5);
+        let small = lab.region(q, 1.0);
+        let h = lab.region(rows * pc, 1.0);
+        let dh = lab.region(rows * pc, 1.0);
+        let dd = lab.region(rows * n * (n + 2), 1.0);
+        let part = lab.region(rows * q, 1.0);
+        let p = HcCoeffParams { rows, n, d_off: d, p_off: small, h_off: h, h_rs: pc, dh_off: dh, dd_off: dd, part_off: part, ..Default::default() };
+        lab.check(&format!("hc n={n}"), &[Op::HcCoeffForward(p), Op::HcCoeffBackward(p)], 1e-5, 1e-4);
+    }
+}
+
+#[test]
+fn mhc_coefficients_for_every_stream_count_and_iteration_count() {
+    for n in 1..=8u32 {
+        for (iters, eps) in [(1u32, 1e-6f32), (7, 1e-3), (20, 1e-6)] {
+            let (rows, c) = (3u32, 5u32);
+            let pc = n * n + 2 * n;
+            let mut lab = Lab::new(29 + n as u64 * 7 + iters as u64);
+            let v = lab.region(rows * n * c, 1.0);
+            let a = lab.region(rows * pc, 1.0);
+            let small = lab.region(3 + pc, 1.0);
+            let r = lab.region(rows, 1.0);
+            let h = lab.region(rows * pc, 1.0);
+            let dh = lab.region(rows * pc, 1.0);
+            let da = lab.region(rows * pc, 1.0);
+            let part = lab.region(rows * (3 + pc), 1.0);
+            let dv = lab.region(rows * n * c, 1.0);
+            let p = MhcCoeffParams { rows, n, c, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, _pad: 0 };
+            lab.check(&format!("mhc n={n} iters={iters}"), &[Op::MhcCoeffForward(p), Op::MhcCoeffBackward(p)], 1e-5, 2e-4);
+        }
+    }
+}
+
+#[test]
+fn softmax_cross_entropy() {
+    for (rows, k) in [(1u32, 2u32), (5, 10), (300, 97)] {
+        let mut lab = Lab::new(31);
+        let logits = lab.region(rows * k, 3.0);
+        let labels: Vec<f32> = (0..rows).map(|b| ((b * 7) % k) as f32).collect();
+        let labels = lab.values(&labels);
+        let loss = lab.region(rows, 1.0);
+        let correct = lab.region(rows, 1.0);
+        let dl = lab.region(rows * k, 1.0);
+        let p = XentParams { rows, k, logits_off: logits, labels_off: labels, loss_off: loss, correct_off: correct, dlogits_off: dl, scale: 1.0 / rows as f32 };
+        lab.check(&format!("xent {rows}x{k}"), &[Op::XentForward(p), Op::XentBackward(p)], 1e-5, 1e-4);
+    }
+}
+
+/// A metrics block with sane step scalars (lr, bias corrections) and "not diverged".
+fn metrics_block(lab: &mut Lab, step: f32) -> u32 {
+    let mo = lab.region(slot::SCALARS, 0.0);
+    let m = mo as usize;
+    lab.arena[m + slot::STEP as usize] = step;
+    lab.arena[m + slot::LR as usize] = 0.01;
+    lab.arena[m + slot::BC1 as usize] = 0.19;
+    lab.arena[m + slot::BC2 as usize] = 0.0975;
+    lab.arena[m + slot::CLIP_SCALE as usize] = 0.5;
+    lab.arena[m + slot::DIVERGED_STEP as usize] = -1.0;
+    lab.arena[m + slot::DIVERGED_BLOCK as usize] = -1.0;
+    mo
+}
+
+#[test]
+fn stats_finalize_and_divergence_record() {
+    for (depth, poison) in [(3u32, None), (3, Some("stream")), (4, Some("grad")), (1, Some("loss"))] {
+        let rows = 5;
+        let mut lab = Lab::new(37);
+        let mo = metrics_block(&mut lab, 12.0);
+        let loss = lab.region(rows, 1.0);
+        let correct = lab.values(&[1.0, 0.0, 1.0, 1.0, 0.0]);
+        let grads = lab.region(1000, 1.0);
+        let streams = lab.region(depth * 77, 1.0);
+        let grad_stats = lab.region(2 * (depth + 2), 0.0);
+        let stream_stats = lab.region(2 * depth, 0.0);
+        match poison {
+            Some("stream") => lab.arena[streams as usize + 77 + 5] = f32::INFINITY,
+            Some("grad") => lab.arena[grads as usize + 10 + 3 * 200 + 1] = f32::NAN,
+            Some("loss") => lab.arena[loss as usize + 2] = f32::INFINITY,
+            _ => {}
+        }
+        let block_len = 200;
+        let ops = [
+            Op::SegmentStats(StatsParams { count: 1, seg_len: 10, seg_stride: 0, in_off: grads, out_off: grad_stats, ..Default::default() }),
+            Op::SegmentStats(StatsParams { count: depth, seg_len: block_len, seg_stride: block_len, in_off: grads + 10, out_off: grad_stats + 2, ..Default::default() }),
+            Op::SegmentStats(StatsParams { count: 1, seg_len: 5, seg_stride: 0, in_off: grads + 10 + depth * block_len, out_off: grad_stats + 2 * (depth + 1), ..Default::default() }),
+            Op::SegmentStats(StatsParams { count: depth, seg_len: 77, seg_stride: 77, in_off: streams, out_off: stream_stats, ..Default::default() }),
+            Op::StepFinalize(FinalizeParams { rows, depth, loss_off: loss, correct_off: correct, grad_stats_off: grad_stats, stream_stats_off: stream_stats, metrics_off: mo, clip: 3.0 }),
+        ];
+        lab.check(&format!("stats depth={depth} poison={poison:?}"), &ops, 1e-5, 1e-4);
+        // The reference itself records the right step and block.
+        let mut a = lab.arena.clone();
+        for op in &ops {
+            run_op(&mut a, op);
+        }
+        let record = (a[(mo + slot::DIVERGED_STEP) as usize], a[(mo + slot::DIVERGED_BLOCK) as usize]);
+        let expected = match poison {
+            None => (-1.0, -1.0),
+            Some("stream") => (12.0, 1.0),
+            Some("grad") => (12.0, 3.0),
+            _ => (12.0, depth as f32),
+        };
+        assert_eq!(record, expected, "divergence record for {poison:?}");
+    }
+}
+
+#[test]
+fn composite_gains_and_doubly_stochastic_error() {
+    for n in 1..=8u32 {
+        for identity in [false, true] {
+            let (rows, depth) = (4u32, 5u32);
+            let pc = n * n + 2 * n;
+            let mut lab = Lab::new(41 + n as u64);
+            let h = lab.region(depth * rows * pc, 0.6);
+            let out = lab.region(rows * 2 * depth, 1.0);
+            let ds = lab.region(rows * 2, 1.0);
+            let p = GainsParams { rows, n, depth, h_off: if identity { NONE } else { h }, h_block_stride: rows * pc, h_rs: pc, out_off: out, ds_off: ds };
+            lab.check(&format!("gains n={n} identity={identity}"), &[Op::Gains(p)], 1e-5, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn optimizers_update_and_zero_gradients() {
+    for (kind, diverged) in [(OPT_ADAMW, false), (OPT_SGD, false), (OPT_ADAMW, true)] {
+        let len = 1000;
+        let mut lab = Lab::new(43);
+        let mo = metrics_block(&mut lab, 4.0);
+        if diverged {
+            lab.arena[(mo + slot::DIVERGED_STEP) as usize] = 2.0;
+        }
+        let p = lab.region(len, 1.0);
+        let g = lab.region(len, 1.0);
+        let m = lab.region(len, 0.1);
+        let v: Vec<f32> = (0..len).map(|i| 0.01 + (i % 7) as f32 * 0.001).collect();
+        let v = lab.values(&v);
+        let mask: Vec<f32> = (0..len).map(|i| (i % 3 == 0) as u32 as f32).collect();
+        let mask = lab.values(&mask);
+        let op = Op::Optimizer(OptimizerParams { len, p_off: p, g_off: g, m_off: m, v_off: v, mask_off: mask, metrics_off: mo, kind, beta1: 0.9, beta2: 0.95, eps: 1e-8, wd: 0.1, momentum: 0.9, ..Default::default() });
+        lab.check(&format!("optimizer {kind} diverged={diverged}"), &[op], 1e-6, 1e-5);
+    }
+}
+
+#[test]
+fn f16_rounding_matches_the_half_crate_and_the_gpu() {
+    let mut values: Vec<f32> = vec![0.0, -0.0, 1.0, 65504.0, 65519.99, 65520.0, -70000.0, 6.1e-5, 5.96e-8, 2.98e-8, 1e-9, 0.1, 1.0 / 3.0, f32::INFINITY];
+    let mut rng = Rng::new(5);
+    for _ in 0..2000 {
+        let scale = 10f64.powf(rng.uniform(-9.0, 5.0));
+        values.push((rng.normal() * scale) as f32);
+    }
+    for &x in &values {
+        let ours = mhc_playground::reference::round_to_f16(x);
+        let half = half::f16::from_f32(x).to_f32();
+        assert_eq!(ours.to_bits(), half.to_bits(), "round_to_f16({x:e}) = {ours:e}, half says {half:e}");
+    }
+    // On the GPU through the stream update with identity coefficients and y = 0.
+    let mut lab = Lab::new(1);
+    let xs = lab.values(&values);
+    let y = lab.values(&vec![0.0; values.len()]);
+    let out = lab.region(values.len() as u32, 0.0);
+    let s = StreamParams { rows: values.len() as u32, n: 1, c: 1, x_off: xs, y_off: y, h_off: NONE, out_off: out, round_f16: 1, dh_off: NONE, ..Default::default() };
+    lab.check("f16 rounding on the GPU", &[Op::UpdateForward(s)], 0.0, 0.0);
+}
