@@ -1,0 +1,201 @@
+//! Whole-model checks: f64 finite differences through the full op program, GPU against CPU
+//! gradients for every variant and precision, the spec's init equivalences, and golden loss
+//! curves.
+
+mod common;
+
+use common::gpu;
+use mhc_playground::config::{Config, ResidualKind};
+use mhc_playground::program::Program;
+use mhc_playground::reference::run_op;
+use mhc_playground::tasks::Dataset;
+use mhc_playground::trainer::{loss_and_gradients, Trainer};
+
+const KINDS: [ResidualKind; 3] = [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc];
+
+fn small(kind: ResidualKind, extra: &str) -> Config {
+    let (mut config, notices) = Config::from_query("depth=3&width=6&streams=3&ffn=2&batch=5&sinkhorn_iters=5&act=tanh");
+    assert!(notices.is_empty(), "{notices:?}");
+    for pair in extra.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap();
+        assert_eq!(config.set(key, value).unwrap(), None, "{pair}");
+    }
+    config.modes = vec![kind];
+    config
+}
+
+/// Random but moderate parameters, so the dynamic HC/mHC terms (zero at init) matter.
+fn perturbed_params(config: &Config, kind: ResidualKind) -> Vec<f32> {
+    let program = Program::new(config, kind, 0);
+    let mut params = program.layout.initial_values(config.seed);
+    let mut rng = mhc_playground::rng::Rng::new(99);
+    for p in params.iter_mut() {
+        *p += (rng.normal() * 0.3) as f32;
+    }
+    params
+}
+
+/// Mean loss of the program's forward on an f64 arena.
+fn loss_f64(program: &Program, arena: &[f64]) -> f64 {
+    let mut a = arena.to_vec();
+    for op in &program.forward {
+        run_op(&mut a, op);
+    }
+    let rows = program.batch;
+    a[program.plan.loss_rows as usize..][..rows].iter().sum::<f64>() / rows as f64
+}
+
+#[test]
+fn whole_model_gradients_match_finite_differences_in_f64() {
+    for kind in KINDS {
+        let config = small(kind, "");
+        let program = Program::new(&config, kind, 0);
+        let params = perturbed_params(&config, kind);
+        let (x, y) = Dataset::new(&config).batch(0, config.batch as usize);
+        let mut arena: Vec<f64> = program.initial_arena(&params, &[], &[]).iter().map(|&v| v as f64).collect();
+        for (i, &v) in x.iter().enumerate() {
+            arena[program.plan.batch_x as usize + i] = v as f64;
+        }
+        for (i, &v) in y.iter().enumerate() {
+            arena[program.plan.batch_y as usize + i] = v as f64;
+        }
+        let mut with_grads = arena.clone();
+        for op in &program.gradient {
+            run_op(&mut with_grads, op);
+        }
+        let p0 = program.plan.params as usize;
+        let g0 = program.plan.grads as usize;
+        let mut checked = 0;
+        for entry in &program.layout.entries {
+            // A few coordinates of every tensor.
+            for i in (0..entry.len()).step_by((entry.len() / 3).max(1)) {
+                let at = entry.offset + i;
+                let h = 1e-5;
+                let mut plus = arena.clone();
+                plus[p0 + at] += h;
+                let mut minus = arena.clone();
+                minus[p0 + at] -= h;
+                let numeric = (loss_f64(&program, &plus) - loss_f64(&program, &minus)) / (2.0 * h);
+                let analytic = with_grads[g0 + at];
+                assert!(
+                    (analytic - numeric).abs() <= 1e-9 + 1e-5 * numeric.abs(),
+                    "{kind:?} {}[{i}]: analytic {analytic:e} numeric {numeric:e}",
+                    entry.name
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 40, "{kind:?}: only {checked} coordinates checked");
+    }
+}
+
+/// ||a - b|| / ||b|| per tensor; the worst tensor's name and error.
+fn worst_tensor_error(program: &Program, got: &[f32], want: &[f32]) -> (String, f64) {
+    let mut worst = (String::new(), 0.0);
+    for e in &program.layout.entries {
+        let (mut diff, mut norm) = (0.0f64, 0.0f64);
+        for i in e.range() {
+            assert!(got[i].is_finite(), "{} has a non-finite gradient", e.name);
+            diff += ((got[i] - want[i]) as f64).powi(2);
+            norm += (want[i] as f64).powi(2);
+        }
+        let err = diff.sqrt() / norm.sqrt().max(1e-12);
+        if err > worst.1 {
+            worst = (e.name.clone(), err);
+        }
+    }
+    worst
+}
+
+#[test]
+fn gpu_and_cpu_gradients_agree_for_every_variant_and_precision() {
+    let ctx = gpu();
+    for kind in KINDS {
+        for (precision, tolerance) in [("f32", 1e-4), ("f16", 2e-3)] {
+            let config = small(kind, &format!("precision={precision}&width=13&streams=4&batch=9&act=gelu"));
+            let program = Program::new(&config, kind, 0);
+            let params = perturbed_params(&config, kind);
+            let (x, y) = Dataset::new(&config).batch(3, config.batch as usize);
+            let (cpu_loss, cpu) = pollster::block_on(loss_and_gradients(&config, None, &params, &x, &y)).unwrap();
+            let (gpu_loss, gpu) = pollster::block_on(loss_and_gradients(&config, Some(&ctx), &params, &x, &y)).unwrap();
+            assert!(cpu_loss.is_finite());
+            assert!((cpu_loss - gpu_loss).abs() <= 1e-5 * cpu_loss.abs(), "{kind:?} {precision}: loss cpu {cpu_loss} gpu {gpu_loss}");
+            let (name, err) = worst_tensor_error(&program, &gpu, &cpu);
+            assert!(err <= tolerance, "{kind:?} {precision}: {name} differs by {err:.2e} (tolerance {tolerance:e})");
+        }
+    }
+}
+
+#[test]
+fn at_initialisation_hc_and_mhc_give_the_residual_loss() {
+    for streams in [1, 4] {
+        let base = small(ResidualKind::Residual, &format!("streams={streams}&sinkhorn_iters=20"));
+        let (x, y) = Dataset::new(&base).batch(0, base.batch as usize);
+        let loss = |kind: ResidualKind| {
+            let config = Config { modes: vec![kind], ..base.clone() };
+            let params = Program::new(&config, kind, 0).layout.initial_values(config.seed);
+            pollster::block_on(loss_and_gradients(&config, None, &params, &x, &y)).unwrap().0
+        };
+        let (residual, hc, mhc) = (loss(ResidualKind::Residual), loss(ResidualKind::Hc), loss(ResidualKind::Mhc));
+        if streams == 1 {
+            // One stream: the coefficients are exactly 1, so the arithmetic is identical.
+            assert_eq!(hc, residual, "hc vs residual with one stream");
+        }
+        // n streams: the collapse sums n equal streams, which only the 1e-6 inside rms notices.
+        assert!((hc - residual).abs() <= 1e-6 * residual, "streams={streams}: hc {hc} residual {residual}");
+        // mHC: the norm absorbs H_pre's scale, rows of H_res sum to 1 and H_post = 1.
+        assert!((mhc - residual).abs() <= 1e-5 * residual, "streams={streams}: mhc {mhc} residual {residual}");
+    }
+}
+
+/// Train a config for `steps` steps and return each variant's loss at every step.
+fn loss_curves(config: &Config, gpu: bool, steps: u64) -> Vec<(ResidualKind, Vec<f32>)> {
+    let ctx = if gpu { Some(common::gpu()) } else { None };
+    let mut trainer = Trainer::new(config, ctx).unwrap();
+    let mut curves: Vec<(ResidualKind, Vec<f32>)> = config.modes.iter().map(|&k| (k, Vec::new())).collect();
+    for _ in 0..steps {
+        trainer.submit_step(false);
+        for m in pollster::block_on(trainer.read_metrics()).unwrap() {
+            let curve = curves.iter_mut().find(|(k, _)| k.name() == m.mode).unwrap();
+            curve.1.push(m.loss.expect("finite loss"));
+        }
+    }
+    curves
+}
+
+const GOLDEN_CONFIG: &str = "task=spiral&depth=4&width=8&streams=2&ffn=2&batch=16&lr=0.01&seed=7&sinkhorn_iters=10";
+
+/// Losses at steps 0, 5, .., 25 of GOLDEN_CONFIG on the CPU reference. Produced by running this
+/// test with GOLDEN_PRINT=1 (`GOLDEN_PRINT=1 cargo test --test model golden -- --nocapture`)
+/// and pasting the printed table; regenerate only for an intended change of the model's math.
+const GOLDEN: [(ResidualKind, [f32; 6]); 3] = [
+    (ResidualKind::Residual, [0.98816, 0.7125403, 0.5466745, 0.8533613, 0.6669498, 0.6698794]),
+    (ResidualKind::Hc, [0.9881608, 0.7266714, 0.54381496, 0.84429896, 0.6784786, 0.6775825]),
+    (ResidualKind::Mhc, [0.98816234, 0.714482, 0.5465105, 0.852972, 0.6671407, 0.66982055]),
+];
+
+#[test]
+fn golden_loss_curves_on_cpu_and_gpu() {
+    let (config, notices) = Config::from_query(GOLDEN_CONFIG);
+    assert!(notices.is_empty());
+    let cpu = loss_curves(&config, false, 26);
+    if std::env::var_os("GOLDEN_PRINT").is_some() {
+        for (kind, curve) in &cpu {
+            let picked: Vec<String> = (0..6).map(|i| format!("{:?}", curve[i * 5])).collect();
+            println!("(ResidualKind::{kind:?}, [{}]),", picked.join(", "));
+        }
+    }
+    for ((kind, curve), (golden_kind, golden)) in cpu.iter().zip(GOLDEN) {
+        assert_eq!(*kind, golden_kind);
+        for (i, &want) in golden.iter().enumerate() {
+            let got = curve[i * 5];
+            assert!((got - want).abs() <= 1e-5 * want.abs(), "{kind:?} step {}: loss {got} (golden {want})", i * 5);
+        }
+    }
+    let gpu = loss_curves(&config, true, 26);
+    for ((kind, c), (_, g)) in cpu.iter().zip(&gpu) {
+        for (step, (a, b)) in c.iter().zip(g).enumerate() {
+            assert!((a - b).abs() <= 2e-4 * a.abs(), "{kind:?} step {step}: cpu {a} gpu {b}");
+        }
+    }
+}
