@@ -187,8 +187,9 @@ mod native {
         match cli.command {
             Command::Train { experiment: e, steps, metrics, log_every, save, init, backend, quiet } => {
                 let mut config = experiment(&e, quiet)?;
-                if let Some(steps) = steps {
-                    config.steps = steps.min(u32::MAX as u64) as u32;
+                if let Some(steps) = steps.filter(|&s| s >= 1) {
+                    // Recorded in the config (and so in checkpoints) when it is a valid value.
+                    let _ = config.set("steps", &steps.to_string());
                 }
                 let steps = steps.unwrap_or(config.steps as u64);
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };

@@ -1,0 +1,159 @@
+//! The runner as a user drives it: train/batch/grad/bench, checkpoints, metrics files, and
+//! clear one-line errors for bad input. `grad` on both backends is checked against an
+//! independent autograd of DESIGN.md section 1 (tests/autograd_reference.py, float64).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn runner(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mhc-playground"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("the runner starts")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = runner(args);
+    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// A fresh scratch folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mhc-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn grad_matches_an_independent_autograd_on_both_backends() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = scratch("grad");
+    for (kind, extra) in [("residual", "act=relu"), ("hc", "act=gelu"), ("mhc", "act=tanh"), ("hc", "precision=f16"), ("mhc", "precision=f16&streams=2")] {
+        let config = format!("task=teacher&depth=3&width=8&streams=3&ffn=2&batch=6&sinkhorn_iters=7&lr=0.03&modes={kind}&{extra}");
+        let weights = dir.join(format!("{kind}.safetensors"));
+        let batch = dir.join("batch.safetensors");
+        // A few steps first, so the dynamic hyper-connection weights are no longer zero.
+        ok(&["train", "--config", &config, "--steps", "5", "--backend", "cpu", "--quiet", "--save", s(&weights)]);
+        ok(&["batch", "--config", &config, "--step", "11", "--out", s(&batch)]);
+        for backend in ["gpu", "cpu"] {
+            let grads = dir.join(format!("grads-{kind}-{backend}.safetensors"));
+            ok(&["grad", "--config", &config, "--weights", s(&weights), "--batch", s(&batch), "--out", s(&grads), "--backend", backend]);
+            let check = Command::new(&python)
+                .args(["tests/autograd_reference.py", "--weights", s(&weights), "--batch", s(&batch), "--grads", s(&grads), "--tol", "2e-3"])
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {python} (the README's set-up installs python3 with numpy, autograd, safetensors): {e}"));
+            let report = String::from_utf8_lossy(&check.stdout);
+            assert!(check.status.success(), "{kind} {extra} on {backend}: autograd reference disagrees:\n{report}\n{}", String::from_utf8_lossy(&check.stderr));
+            assert!(report.lines().last().unwrap_or("").starts_with("PASS"), "{report}");
+        }
+    }
+}
+
+#[test]
+fn train_writes_metrics_and_checkpoints_that_init_accepts() {
+    let dir = scratch("train");
+    let config = "depth=2&width=8&streams=2&batch=8&eval_every=4";
+    let jsonl = dir.join("m.jsonl");
+    let out = ok(&["train", "--config", config, "--steps", "6", "--log-every", "2", "--metrics", s(&jsonl), "--save", s(&dir.join("w.safetensors"))]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    for mode in ["residual", "hc", "mhc"] {
+        assert!(table.lines().any(|l| l.starts_with(mode)), "summary lists {mode}:\n{table}");
+        assert!(dir.join(format!("w.{mode}.safetensors")).exists(), "one checkpoint per variant");
+    }
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Logged steps 0, 2, 4 (eval), 5 (last) for three variants.
+    assert_eq!(rows.len(), 12, "{rows:?}");
+    for key in ["step", "mode", "loss", "acc", "test_loss", "test_acc", "grad_norm", "grad_norm_blocks", "stream_rms", "gain_fwd", "gain_bwd", "gain_fwd_blocks", "gain_bwd_blocks", "ds_err_row", "ds_err_col", "diverged_at"] {
+        assert!(rows.iter().all(|r| r.get(key).is_some()), "every row has {key}");
+    }
+    let row = |step: u64, mode: &str| rows.iter().find(|r| r["step"] == step && r["mode"] == mode).unwrap();
+    assert!(row(4, "mhc")["test_loss"].as_f64().unwrap() > 0.0, "evaluated at step 4");
+    assert!(row(2, "mhc")["test_loss"].is_null(), "no evaluation at step 2");
+    assert!(row(2, "mhc")["ds_err_row"].as_f64().unwrap() < 1e-3);
+    assert!(row(2, "hc")["ds_err_row"].is_null(), "doubly-stochastic error is mHC's only");
+    assert_eq!(row(2, "residual")["grad_norm_blocks"].as_array().unwrap().len(), 2);
+
+    let csv = dir.join("m.csv");
+    ok(&["train", "--config", config, "--steps", "3", "--quiet", "--metrics", s(&csv)]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("step,mode,loss,acc,test_loss"));
+    assert_eq!(text.lines().count(), 1 + 2 * 3);
+
+    // --steps 0 --save writes the initial weights; --init reads them back unchanged.
+    let single = format!("{config}&modes=mhc");
+    let init = dir.join("init.safetensors");
+    let again = dir.join("again.safetensors");
+    ok(&["train", "--config", &single, "--steps", "0", "--save", s(&init)]);
+    ok(&["train", "--config", &single, "--steps", "0", "--init", s(&init), "--save", s(&again)]);
+    assert_eq!(std::fs::read(&init).unwrap(), std::fs::read(&again).unwrap());
+    // Resuming trains from the checkpoint's weights (a different start gives a different loss).
+    let trained = dir.join("trained.safetensors");
+    ok(&["train", "--config", &single, "--steps", "20", "--quiet", "--save", s(&trained), "--backend", "cpu"]);
+    let from_init = ok(&["train", "--config", &single, "--steps", "1", "--backend", "cpu"]);
+    let from_trained = ok(&["train", "--config", &single, "--steps", "1", "--init", s(&trained), "--backend", "cpu"]);
+    assert_ne!(from_init.stdout, from_trained.stdout);
+}
+
+#[test]
+fn a_shared_url_reproduces_the_same_run() {
+    let url = "https://example.org/mhc/?v=1&seed=5&depth=2&width=8&streams=2&batch=8&modes=hc#view";
+    let a = ok(&["train", "--config", url, "--steps", "4", "--backend", "cpu"]);
+    let b = ok(&["train", "--config", "depth=2&width=8&streams=2&batch=8&modes=hc", "--set", "seed=5", "--steps", "4", "--backend", "cpu"]);
+    let table = |o: &Output| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("hc")).map(String::from).collect::<Vec<_>>();
+    assert_eq!(table(&a), table(&b));
+    assert_eq!(table(&a).len(), 1);
+}
+
+#[test]
+fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
+    let dir = scratch("bad");
+    let expect_error = |args: &[&str], needle: &str| {
+        let out = runner(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{err}");
+        assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+    };
+    expect_error(&["train", "--no-such-flag"], "--no-such-flag");
+    expect_error(&["train", "--set", "depth=abc"], "depth");
+    expect_error(&["train", "--set", "nonsense=1"], "nonsense");
+    expect_error(&["grad", "--weights", "/nonexistent/w.safetensors", "--batch", "b", "--out", "o"], "cannot read /nonexistent/w.safetensors");
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
+    expect_error(&["train", "--config", "modes=mhc", "--init", s(&garbage), "--steps", "1"], "not a readable safetensors file");
+
+    let config = "depth=2&width=8&streams=2&batch=4&modes=mhc";
+    let weights = dir.join("w.safetensors");
+    ok(&["train", "--config", config, "--steps", "0", "--save", s(&weights)]);
+    expect_error(&["train", "--config", "depth=3&width=8&streams=2&modes=mhc", "--init", s(&weights), "--steps", "1"], "is missing");
+    expect_error(&["train", "--config", "depth=2&width=12&streams=2&modes=mhc", "--init", s(&weights), "--steps", "1"], "has shape");
+    expect_error(&["train", "--config", "depth=2&width=8&streams=2&modes=hc", "--init", s(&weights), "--steps", "1"], "not among modes");
+    let batch = dir.join("b.safetensors");
+    expect_error(&["batch", "--config", "depth=2", "--step", "0", "--out", s(&batch)], "one variant");
+    ok(&["batch", "--config", "task=teacher&modes=mhc&batch=4", "--step", "0", "--out", s(&batch)]);
+    expect_error(&["grad", "--config", config, "--weights", s(&weights), "--batch", s(&batch), "--out", s(&dir.join("g.safetensors"))], "expected [rows, 2]");
+
+    // A hostile share link is reported in one line and still trains.
+    let out = ok(&["train", "--config", "depth=1e9&lr=NaN&streams=0&%00=1&width=8&batch=4", "--steps", "1", "--backend", "cpu"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().filter(|l| l.starts_with("warning:")).count(), 1, "{err}");
+    assert!(err.contains("depth") && err.contains("lr"), "{err}");
+}
+
+#[test]
+fn bench_prints_one_json_object() {
+    let out = ok(&["bench", "--config", "depth=2&width=8&streams=2&batch=8", "--steps", "3"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert!(report["steps_per_s"].as_f64().unwrap() > 0.0);
+    for mode in ["residual", "hc", "mhc"] {
+        assert!(report["kernel_ms_per_step"][mode]["matmul"].as_f64().unwrap() > 0.0, "{report}");
+    }
+}
