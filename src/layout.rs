@@ -138,7 +138,7 @@ impl ParamLayout {
         let total = offset;
         let embed_len = c * d_in + c;
         let head_len = c + classes * c + classes;
-        let block_len = if depth == 0 { 0 } else { (total - embed_len - head_len) / depth };
+        let block_len = (total - embed_len - head_len).checked_div(depth).unwrap_or(0);
         ParamLayout { dims, entries, total, embed_len, block_len, head_len }
     }
 

@@ -141,37 +141,52 @@ struct Builder<'a> {
     sinkhorn_eps: f32,
 }
 
-/// `y[rows, out] = x[rows, in] @ W[out, in]^T + b` (nn.Linear).
-fn linear(rows: u32, inp: u32, out: u32, x: u32, w: u32, b: u32, y: u32) -> Op {
-    Op::Matmul(MatmulParams {
-        m: rows, n: out, k: inp,
-        a_off: x, a_rs: inp, a_cs: 1,
-        b_off: w, b_rs: 1, b_cs: inp,
-        c_off: y, c_rs: out, bias_off: b, accumulate: 0,
-        ..Default::default()
-    })
+/// An nn.Linear applied to `rows` rows: `x: [rows, inp]`, `W: [out, inp]`.
+#[derive(Clone, Copy)]
+struct Linear {
+    rows: u32,
+    inp: u32,
+    out: u32,
+    x: u32,
+    w: u32,
 }
 
-/// Backward of [`linear`]: `dW += dy^T x`, `db += sum_rows dy`, and `dx (+)= dy W` when wanted.
-fn linear_backward(ops: &mut Vec<Op>, rows: u32, inp: u32, out: u32, x: u32, w: u32, dw: u32, db: u32, dy: u32, dx: Option<(u32, bool)>) {
-    ops.push(Op::Matmul(MatmulParams {
-        m: out, n: inp, k: rows,
-        a_off: dy, a_rs: 1, a_cs: out,
-        b_off: x, b_rs: inp, b_cs: 1,
-        c_off: dw, c_rs: inp, bias_off: NONE, accumulate: 1,
-        ..Default::default()
-    }));
-    if db != NONE {
-        ops.push(sum_rows(rows, out, dy, db, 1.0, true));
+impl Linear {
+    /// `y = x @ W^T + b` (`b == NONE`: no bias).
+    fn forward(self, b: u32, y: u32) -> Op {
+        let Linear { rows, inp, out, x, w } = self;
+        Op::Matmul(MatmulParams {
+            m: rows, n: out, k: inp,
+            a_off: x, a_rs: inp, a_cs: 1,
+            b_off: w, b_rs: 1, b_cs: inp,
+            c_off: y, c_rs: out, bias_off: b, accumulate: 0,
+            ..Default::default()
+        })
     }
-    if let Some((dx, accumulate)) = dx {
+
+    /// `dW += dy^T x`, `db += sum_rows dy` (unless `db == NONE`), and `dx (+)= dy W` when wanted
+    /// (`(offset, accumulate)`).
+    fn backward(self, ops: &mut Vec<Op>, dw: u32, db: u32, dy: u32, dx: Option<(u32, bool)>) {
+        let Linear { rows, inp, out, x, w } = self;
         ops.push(Op::Matmul(MatmulParams {
-            m: rows, n: inp, k: out,
-            a_off: dy, a_rs: out, a_cs: 1,
-            b_off: w, b_rs: inp, b_cs: 1,
-            c_off: dx, c_rs: inp, bias_off: NONE, accumulate: accumulate as u32,
+            m: out, n: inp, k: rows,
+            a_off: dy, a_rs: 1, a_cs: out,
+            b_off: x, b_rs: inp, b_cs: 1,
+            c_off: dw, c_rs: inp, bias_off: NONE, accumulate: 1,
             ..Default::default()
         }));
+        if db != NONE {
+            ops.push(sum_rows(rows, out, dy, db, 1.0, true));
+        }
+        if let Some((dx, accumulate)) = dx {
+            ops.push(Op::Matmul(MatmulParams {
+                m: rows, n: inp, k: out,
+                a_off: dy, a_rs: out, a_cs: 1,
+                b_off: w, b_rs: inp, b_cs: 1,
+                c_off: dx, c_rs: inp, bias_off: NONE, accumulate: accumulate as u32,
+                ..Default::default()
+            }));
+        }
     }
 }
 
@@ -202,6 +217,32 @@ impl Builder<'_> {
     fn grad(&self, name: &str) -> u32 {
         self.plan.grads + self.layout.offset(name) as u32
     }
+    // The model's linear layers, shared by forward and backward.
+    fn embed(&self, rows: u32, x: u32) -> Linear {
+        Linear { rows, inp: self.d.d_in as u32, out: self.c(), x, w: self.param("embed.weight") }
+    }
+    fn fc1(&self, l: u32, rows: u32) -> Linear {
+        let x = self.per_block(self.plan.normed, l, self.c());
+        Linear { rows, inp: self.c(), out: self.fc(), x, w: self.param(&format!("blocks.{l}.fc1.weight")) }
+    }
+    fn fc2(&self, l: u32, rows: u32) -> Linear {
+        let x = self.per_block(self.plan.hidden, l, self.fc());
+        Linear { rows, inp: self.fc(), out: self.c(), x, w: self.param(&format!("blocks.{l}.fc2.weight")) }
+    }
+    fn head(&self, rows: u32) -> Linear {
+        Linear { rows, inp: self.c(), out: self.d.classes as u32, x: self.plan.head_normed, w: self.param("head.weight") }
+    }
+    /// HC: `D = Z @ [w_pre; w_res; w_post]^T` over every stream of every row.
+    fn hc_projection(&self, l: u32, rows: u32) -> Linear {
+        let (n, c) = (self.n(), self.c());
+        let z = self.per_block(self.plan.hc_z, l, n * c);
+        Linear { rows: rows * n, inp: c, out: n + 2, x: z, w: self.param(&format!("blocks.{l}.hc.w_pre")) }
+    }
+    /// mHC: `A = phi @ vec(X_l)`.
+    fn mhc_projection(&self, l: u32, rows: u32) -> Linear {
+        Linear { rows, inp: self.n() * self.c(), out: self.pc(), x: self.streams_at(l), w: self.param(&format!("blocks.{l}.mhc.phi")) }
+    }
+
     /// X_l: the streams entering block l (l = depth: the streams after the last block).
     fn streams_at(&self, l: u32) -> u32 {
         self.plan.streams + l * self.batch * self.n() * self.c()
@@ -221,9 +262,9 @@ impl Builder<'_> {
 
     /// Forward over `rows` examples at `x`, labels at `y`: logits, per-row loss and correctness.
     fn forward(&self, ops: &mut Vec<Op>, rows: u32, x: u32, y: u32) {
-        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
+        let (c, fc) = (self.c(), self.fc());
         let plan = self.plan;
-        ops.push(linear(rows, self.d.d_in as u32, c, x, self.param("embed.weight"), self.param("embed.bias"), plan.h0));
+        ops.push(self.embed(rows, x).forward(self.param("embed.bias"), plan.h0));
         // Expand once: every stream starts as h0.
         ops.push(Op::Broadcast(StreamParams { x_off: plan.h0, out_off: self.streams_at(0), ..self.stream_params(rows) }));
         for l in 0..self.d.depth as u32 {
@@ -241,14 +282,13 @@ impl Builder<'_> {
                 rows, cols: c, x_off: u, w_off: self.param(&b("norm.weight")), y_off: normed,
                 r_off: self.per_block(plan.norm_rms, l, 1), ..Default::default()
             }));
-            ops.push(linear(rows, c, fc, normed, self.param(&b("fc1.weight")), self.param(&b("fc1.bias")), hidden_pre));
+            ops.push(self.fc1(l, rows).forward(self.param(&b("fc1.bias")), hidden_pre));
             ops.push(Op::ActForward(ActParams { len: rows * fc, kind: self.act, x_off: hidden_pre, y_off: hidden, ..Default::default() }));
-            ops.push(linear(rows, fc, c, hidden, self.param(&b("fc2.weight")), self.param(&b("fc2.bias")), y_l));
+            ops.push(self.fc2(l, rows).forward(self.param(&b("fc2.bias")), y_l));
             ops.push(Op::UpdateForward(StreamParams {
                 x_off: x_l, y_off: y_l, h_off: h, out_off: self.streams_at(l + 1), round_f16: self.round_f16,
                 ..self.stream_params(rows)
             }));
-            let _ = (n, pc);
         }
         // Collapse once: z = sum of the streams.
         ops.push(Op::CombineForward(StreamParams {
@@ -259,7 +299,7 @@ impl Builder<'_> {
             r_off: plan.head_rms, ..Default::default()
         }));
         let k = self.d.classes as u32;
-        ops.push(linear(rows, c, k, plan.head_normed, self.param("head.weight"), self.param("head.bias"), plan.logits));
+        ops.push(self.head(rows).forward(self.param("head.bias"), plan.logits));
         ops.push(Op::XentForward(XentParams {
             rows, k, logits_off: plan.logits, labels_off: y, loss_off: plan.loss_rows,
             correct_off: plan.correct_rows, dlogits_off: NONE, scale: 1.0 / rows as f32,
@@ -280,7 +320,7 @@ impl Builder<'_> {
                     rows: rows * n, cols: c, x_off: x_l, w_off: NONE, y_off: z,
                     r_off: self.per_block(plan.hc_z_rms, l, n), ..Default::default()
                 }));
-                ops.push(linear(rows * n, c, n + 2, z, self.param(&b("hc.w_pre")), NONE, d));
+                ops.push(self.hc_projection(l, rows).forward(NONE, d));
                 ops.push(Op::HcCoeffForward(HcCoeffParams {
                     rows, n, d_off: d, p_off: self.param(&b("hc.s_alpha")), h_off: self.coeffs_at(l), h_rs: pc,
                     ..Default::default()
@@ -288,7 +328,7 @@ impl Builder<'_> {
             }
             ResidualKind::Mhc => {
                 let a = self.per_block(plan.mhc_a, l, pc);
-                ops.push(linear(rows, n * c, pc, x_l, self.param(&b("mhc.phi")), NONE, a));
+                ops.push(self.mhc_projection(l, rows).forward(NONE, a));
                 ops.push(Op::MhcCoeffForward(self.mhc_params(rows, l, x_l)));
             }
         }
@@ -317,8 +357,7 @@ impl Builder<'_> {
             rows, k, logits_off: plan.logits, labels_off: plan.batch_y, loss_off: NONE,
             correct_off: NONE, dlogits_off: plan.d_logits, scale: 1.0 / rows as f32,
         }));
-        linear_backward(ops, rows, c, k, plan.head_normed, self.param("head.weight"), self.grad("head.weight"),
-            self.grad("head.bias"), plan.d_logits, Some((plan.d_head_normed, false)));
+        self.head(rows).backward(ops, self.grad("head.weight"), self.grad("head.bias"), plan.d_logits, Some((plan.d_head_normed, false)));
         let head_norm = RmsNormParams {
             rows, cols: c, x_off: plan.head_z, w_off: self.param("head.norm.weight"), r_off: plan.head_rms,
             dy_off: plan.d_head_normed, dx_off: plan.d_head_z, dw_off: self.grad("head.norm.weight"), accumulate: 0,
@@ -343,16 +382,12 @@ impl Builder<'_> {
             if dh != NONE {
                 ops.push(Op::UpdateBackwardCoeff(update));
             }
-            let hidden = self.per_block(plan.hidden, l, fc);
-            linear_backward(ops, rows, fc, c, hidden, self.param(&b("fc2.weight")), self.grad(&b("fc2.weight")),
-                self.grad(&b("fc2.bias")), plan.d_block_out, Some((plan.d_hidden, false)));
+            self.fc2(l, rows).backward(ops, self.grad(&b("fc2.weight")), self.grad(&b("fc2.bias")), plan.d_block_out, Some((plan.d_hidden, false)));
             ops.push(Op::ActBackward(ActParams {
                 len: rows * fc, kind: self.act, x_off: self.per_block(plan.hidden_pre, l, fc),
                 dy_off: plan.d_hidden, dx_off: plan.d_hidden_pre, ..Default::default()
             }));
-            let normed = self.per_block(plan.normed, l, c);
-            linear_backward(ops, rows, c, fc, normed, self.param(&b("fc1.weight")), self.grad(&b("fc1.weight")),
-                self.grad(&b("fc1.bias")), plan.d_hidden_pre, Some((plan.d_normed, false)));
+            self.fc1(l, rows).backward(ops, self.grad(&b("fc1.weight")), self.grad(&b("fc1.bias")), plan.d_hidden_pre, Some((plan.d_normed, false)));
             let u = self.per_block(plan.block_in, l, c);
             let norm = RmsNormParams {
                 rows, cols: c, x_off: u, w_off: self.param(&b("norm.weight")), r_off: self.per_block(plan.norm_rms, l, 1),
@@ -369,7 +404,6 @@ impl Builder<'_> {
             match self.d.kind {
                 ResidualKind::Residual => {}
                 ResidualKind::Hc => {
-                    let z = self.per_block(plan.hc_z, l, n * c);
                     let d = self.per_block(plan.hc_d, l, n * (n + 2));
                     let small = self.param(&b("hc.s_alpha"));
                     ops.push(Op::HcCoeffBackward(HcCoeffParams {
@@ -378,8 +412,7 @@ impl Builder<'_> {
                     }));
                     let q = 2 + 2 * n + n * n;
                     ops.push(sum_rows(rows, q, plan.partials, self.grad(&b("hc.s_alpha")), 1.0, true));
-                    linear_backward(ops, rows * n, c, n + 2, z, self.param(&b("hc.w_pre")), self.grad(&b("hc.w_pre")),
-                        NONE, plan.d_hc_d, Some((plan.d_hc_z, false)));
+                    self.hc_projection(l, rows).backward(ops, self.grad(&b("hc.w_pre")), NONE, plan.d_hc_d, Some((plan.d_hc_z, false)));
                     ops.push(Op::RmsNormBackward(RmsNormParams {
                         rows: rows * n, cols: c, x_off: x_l, w_off: NONE, r_off: self.per_block(plan.hc_z_rms, l, n),
                         dy_off: plan.d_hc_z, dx_off: d_cur, accumulate: 1, ..Default::default()
@@ -391,16 +424,14 @@ impl Builder<'_> {
                         ..self.mhc_params(rows, l, x_l)
                     }));
                     ops.push(sum_rows(rows, 3 + pc, plan.partials, self.grad(&b("mhc.alpha")), 1.0, true));
-                    linear_backward(ops, rows, n * c, pc, x_l, self.param(&b("mhc.phi")), self.grad(&b("mhc.phi")),
-                        NONE, plan.d_mhc_a, Some((d_cur, true)));
+                    self.mhc_projection(l, rows).backward(ops, self.grad(&b("mhc.phi")), NONE, plan.d_mhc_a, Some((d_cur, true)));
                 }
             }
             std::mem::swap(&mut d_next, &mut d_cur);
         }
         // Expand's backward: dh0 = sum of the stream gradients.
         ops.push(Op::CombineForward(StreamParams { x_off: d_next, h_off: NONE, out_off: plan.d_h0, ..self.stream_params(rows) }));
-        linear_backward(ops, rows, self.d.d_in as u32, c, plan.batch_x, self.param("embed.weight"), self.grad("embed.weight"),
-            self.grad("embed.bias"), plan.d_h0, None);
+        self.embed(rows, plan.batch_x).backward(ops, self.grad("embed.weight"), self.grad("embed.bias"), plan.d_h0, None);
     }
 
     /// Gradient and stream statistics, then the step's loss, norm, clip scale and divergence.
@@ -448,7 +479,6 @@ impl Builder<'_> {
         while start < total {
             let rows = self.batch.min(total - start);
             self.forward(ops, rows, plan.test_x + start * d_in, plan.test_y + start);
-            // loss and correct rows are adjacent-free regions; sum each into its slot.
             ops.push(sum_rows(rows, 1, plan.loss_rows, mo + slot::TEST_LOSS, 1.0 / total as f32, true));
             ops.push(sum_rows(rows, 1, plan.correct_rows, mo + slot::TEST_ACC, 1.0 / total as f32, true));
             start += rows;

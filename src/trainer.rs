@@ -193,7 +193,7 @@ impl Trainer {
     /// Returns without waiting for the device.
     pub fn submit_step(&mut self, measure: bool) {
         let t = self.next_step;
-        let evaluate = t % self.config.eval_every as u64 == 0;
+        let evaluate = t.is_multiple_of(self.config.eval_every as u64);
         let (x, y) = self.dataset.batch(t, self.config.batch as usize);
         let step_no = (t + 1) as i32;
         let scalars = [

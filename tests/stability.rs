@@ -9,7 +9,7 @@ use mhc_playground::config::{Config, ResidualKind};
 use mhc_playground::metrics::StepMetrics;
 use mhc_playground::trainer::Trainer;
 
-fn by_mode<'a>(rows: &'a [StepMetrics], kind: ResidualKind) -> Option<&'a StepMetrics> {
+fn by_mode(rows: &[StepMetrics], kind: ResidualKind) -> Option<&StepMetrics> {
     rows.iter().find(|m| m.mode == kind.name())
 }
 
