@@ -10,6 +10,9 @@ use crate::reference::ADAM_EPS;
 
 /// Test metrics use at most this many held-out examples (the first of the shuffled split).
 pub const EVAL_MAX_ROWS: usize = 2048;
+/// Edge of the decision-surface grid of 2-D tasks, which spans [-PROBE_EXTENT, PROBE_EXTENT]^2.
+pub const PROBE_GRID: usize = 32;
+pub const PROBE_EXTENT: f32 = 1.2;
 
 /// Bump allocator over the arena.
 struct Alloc(usize);
@@ -38,6 +41,10 @@ pub struct ArenaPlan {
     pub test_x: u32,   // [T, d_in]
     pub test_y: u32,   // [T]
     pub test_rows: u32,
+    pub probe_x: u32,  // [G*G, d_in]  decision-surface grid (2-D tasks)
+    pub probe_y: u32,  // [B]  dummy labels for the probe's forward
+    pub probe_logits: u32, // [G*G, K]
+    pub probe_rows: u32,
     pub h0: u32,       // [B, C]
     pub streams: u32,  // [L+1, B, n, C]  X before block 0 .. after block L-1
     pub block_in: u32, // [L, B, C]  u = combine(X)
@@ -118,6 +125,8 @@ pub struct Program {
     pub forward: Vec<Op>,
     /// Forward, loss and backward without the optimiser (`grad` command, gradient checks).
     pub gradient: Vec<Op>,
+    /// Logits on the decision-surface grid (2-D tasks; empty otherwise).
+    pub probe: Vec<Op>,
 }
 
 fn act_code(act: Activation) -> u32 {
@@ -469,20 +478,38 @@ impl Builder<'_> {
         })
     }
 
+    /// Forward over `total` rows at `x` (labels at `y`, or one shared dummy label row when
+    /// `y_stride` is 0) in chunks of the batch size; `after` adds ops for each chunk
+    /// `(rows, first row)`.
+    fn chunked_forward(&self, ops: &mut Vec<Op>, total: u32, x: u32, y: u32, y_stride: u32, after: impl Fn(&mut Vec<Op>, u32, u32)) {
+        let d_in = self.d.d_in as u32;
+        let mut start = 0;
+        while start < total {
+            let rows = self.batch.min(total - start);
+            self.forward(ops, rows, x + start * d_in, y + start * y_stride);
+            after(ops, rows, start);
+            start += rows;
+        }
+    }
+
     fn eval(&self, ops: &mut Vec<Op>) {
         let plan = self.plan;
         let mo = plan.metrics;
         let total = plan.test_rows;
         ops.push(sum_rows(0, 2, 0, mo + slot::TEST_LOSS, 1.0, false)); // zero the accumulators
-        let d_in = self.d.d_in as u32;
-        let mut start = 0;
-        while start < total {
-            let rows = self.batch.min(total - start);
-            self.forward(ops, rows, plan.test_x + start * d_in, plan.test_y + start);
+        self.chunked_forward(ops, total, plan.test_x, plan.test_y, 1, |ops, rows, _| {
             ops.push(sum_rows(rows, 1, plan.loss_rows, mo + slot::TEST_LOSS, 1.0 / total as f32, true));
             ops.push(sum_rows(rows, 1, plan.correct_rows, mo + slot::TEST_ACC, 1.0 / total as f32, true));
-            start += rows;
-        }
+        });
+    }
+
+    fn probe(&self, ops: &mut Vec<Op>) {
+        let plan = self.plan;
+        let k = self.d.classes as u32;
+        self.chunked_forward(ops, plan.probe_rows, plan.probe_x, plan.probe_y, 0, |ops, rows, start| {
+            // A one-row sum is a copy: logits of this chunk into the probe's output.
+            ops.push(sum_rows(1, rows * k, plan.logits, plan.probe_logits + start * k, 1.0, false));
+        });
     }
 
     fn measure(&self, ops: &mut Vec<Op>) {
@@ -520,6 +547,7 @@ impl Program {
         let layout = ParamLayout::new(dims);
         let batch = config.batch as usize;
         let test_rows = test_rows.min(EVAL_MAX_ROWS);
+        let probe_rows = if config.task.is_2d() { PROBE_GRID * PROBE_GRID } else { 0 };
         let (b, c, fc, n, l, k, pc) = (batch, dims.width, dims.hidden, dims.streams, dims.depth, dims.classes, dims.coeffs());
         let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
         let only = |yes: bool, len: usize| if yes { len } else { 0 };
@@ -532,6 +560,8 @@ impl Program {
             metrics: a.take(metrics.len as usize), metrics_len: metrics.len,
             batch_x: a.take(b * dims.d_in), batch_y: a.take(b),
             test_x: a.take(test_rows * dims.d_in), test_y: a.take(test_rows), test_rows: test_rows as u32,
+            probe_x: a.take(probe_rows * dims.d_in), probe_y: a.take(b), probe_logits: a.take(probe_rows * k),
+            probe_rows: probe_rows as u32,
             h0: a.take(b * c),
             streams: a.take((l + 1) * b * n * c),
             block_in: a.take(l * b * c), normed: a.take(l * b * c), norm_rms: a.take(l * b),
@@ -570,7 +600,14 @@ impl Program {
         builder.eval(&mut eval);
         let mut measure = Vec::new();
         builder.measure(&mut measure);
-        Program { dims, layout, plan, metrics, batch, train, eval, measure, forward, gradient }
+        let mut probe = Vec::new();
+        builder.probe(&mut probe);
+        Program { dims, layout, plan, metrics, batch, train, eval, measure, forward, gradient, probe }
+    }
+
+    /// The op lists in the order of the trainer's `LIST_*` indices.
+    pub fn lists(&self) -> [&[Op]; 6] {
+        [&self.train, &self.eval, &self.measure, &self.forward, &self.gradient, &self.probe]
     }
 
     /// Bytes the arena needs.
@@ -591,8 +628,24 @@ impl Program {
         for (dst, &y) in arena[plan.test_y as usize..][..rows].iter_mut().zip(test_y) {
             *dst = y as f32;
         }
+        let grid = probe_grid();
+        arena[plan.probe_x as usize..][..grid.len()].copy_from_slice(&grid[..(plan.probe_rows as usize * d_in).min(grid.len())]);
         arena[(plan.metrics + slot::DIVERGED_STEP) as usize] = -1.0;
         arena[(plan.metrics + slot::DIVERGED_BLOCK) as usize] = -1.0;
         arena
     }
+}
+
+/// The decision-surface grid of 2-D tasks: `[G*G, 2]`, rows from the top (y = +extent) down,
+/// columns from the left (x = -extent).
+pub fn probe_grid() -> Vec<f32> {
+    let step = 2.0 * PROBE_EXTENT / (PROBE_GRID - 1) as f32;
+    let mut grid = Vec::with_capacity(PROBE_GRID * PROBE_GRID * 2);
+    for row in 0..PROBE_GRID {
+        for col in 0..PROBE_GRID {
+            grid.push(-PROBE_EXTENT + col as f32 * step);
+            grid.push(PROBE_EXTENT - row as f32 * step);
+        }
+    }
+    grid
 }

@@ -19,6 +19,7 @@ pub const LIST_EVAL: usize = 1;
 pub const LIST_MEASURE: usize = 2;
 pub const LIST_FORWARD: usize = 3;
 pub const LIST_GRADIENT: usize = 4;
+pub const LIST_PROBE: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -55,7 +56,7 @@ impl Variant {
         let store = match gpu {
             None => Store::Cpu(arena),
             Some(ctx) => {
-                let lists = [&program.train[..], &program.eval, &program.measure, &program.forward, &program.gradient];
+                let lists = program.lists();
                 Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &lists)?)
             }
         };
@@ -79,7 +80,8 @@ impl Variant {
                         LIST_EVAL => &self.program.eval,
                         LIST_MEASURE => &self.program.measure,
                         LIST_FORWARD => &self.program.forward,
-                        _ => &self.program.gradient,
+                        LIST_GRADIENT => &self.program.gradient,
+                        _ => &self.program.probe,
                     };
                     for op in ops {
                         reference::run_op(arena, op);
@@ -221,20 +223,57 @@ impl Trainer {
         self.next_step += 1;
     }
 
-    /// Metrics of the last submitted step, for every variant that was running it. A variant
-    /// whose record shows a divergence is stopped here.
-    pub async fn read_metrics(&mut self) -> Result<Vec<StepMetrics>, EngineError> {
+    /// Metrics of the last submitted step, for every variant that was running it. Takes `&self`
+    /// so a page can await it holding only a shared borrow; apply the result with [`Trainer::record`].
+    pub async fn peek_metrics(&self) -> Result<Vec<StepMetrics>, EngineError> {
         let Some((t, evaluated, measured)) = self.last else { return Ok(Vec::new()) };
-        let gpu = self.gpu.clone();
         let mut out = Vec::new();
-        for variant in self.variants.iter_mut().filter(|v| v.divergence.is_none()) {
+        for variant in self.variants.iter().filter(|v| v.divergence.is_none()) {
             let plan = &variant.program.plan;
-            let block = variant.read(gpu.as_deref(), plan.metrics, plan.metrics_len as usize).await?;
-            let metrics = StepMetrics::decode(&variant.program, &block, t, evaluated, measured);
-            variant.divergence = metrics.divergence();
-            out.push(metrics);
+            let block = variant.read(self.gpu(), plan.metrics, plan.metrics_len as usize).await?;
+            out.push(StepMetrics::decode(&variant.program, &block, t, evaluated, measured));
         }
         Ok(out)
+    }
+
+    /// Stops every variant whose metrics carry a divergence record.
+    pub fn record(&mut self, rows: &[StepMetrics]) {
+        for row in rows {
+            if let Some(v) = self.variants.iter_mut().find(|v| v.kind.name() == row.mode) {
+                v.divergence = v.divergence.or(row.divergence());
+            }
+        }
+    }
+
+    /// [`Trainer::peek_metrics`] then [`Trainer::record`].
+    pub async fn read_metrics(&mut self) -> Result<Vec<StepMetrics>, EngineError> {
+        let rows = self.peek_metrics().await?;
+        self.record(&rows);
+        Ok(rows)
+    }
+
+    /// Runs the decision-surface probe (2-D tasks) of every variant on its current weights.
+    pub fn submit_probe(&mut self) {
+        let gpu = self.gpu.clone();
+        for variant in self.variants.iter_mut().filter(|v| v.program.plan.probe_rows > 0) {
+            variant.run(gpu.as_deref(), &[LIST_PROBE]);
+        }
+    }
+
+    /// Probability of class 1 on the probe grid (`PROBE_GRID` x `PROBE_GRID`, row-major from
+    /// the top-left corner), after [`Trainer::submit_probe`]. Empty for tasks that are not 2-D.
+    pub async fn read_probe(&self, kind: ResidualKind) -> Result<Vec<f32>, EngineError> {
+        let Some(variant) = self.variant(kind) else { return Ok(Vec::new()) };
+        let plan = &variant.program.plan;
+        let k = variant.program.dims.classes;
+        let logits = variant.read(self.gpu(), plan.probe_logits, plan.probe_rows as usize * k).await?;
+        Ok(logits
+            .chunks_exact(k)
+            .map(|l| {
+                let p = 1.0 / (1.0 + (l[0] - l[1]).exp());
+                if p.is_finite() { p } else { 0.5 }
+            })
+            .collect())
     }
 }
 
@@ -266,12 +305,11 @@ pub async fn loss_and_gradients(
     }
     let program = Program::new(config, kind, 0);
     let arena = program.initial_arena(params, &[], &[]);
-    let lists = [&program.train[..], &program.eval, &program.measure, &program.forward, &program.gradient];
     let mut variant = Variant {
         kind,
         store: match gpu {
             None => Store::Cpu(arena),
-            Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &lists)?),
+            Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?),
         },
         program,
         divergence: None,

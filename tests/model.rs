@@ -199,3 +199,24 @@ fn golden_loss_curves_on_cpu_and_gpu() {
         }
     }
 }
+
+#[test]
+fn decision_surface_probe_agrees_on_cpu_and_gpu() {
+    let (config, _) = Config::from_query("task=xor&depth=2&width=8&streams=2&batch=100&modes=residual,mhc");
+    let mut surfaces = Vec::new();
+    for ctx in [None, Some(gpu())] {
+        let mut trainer = Trainer::new(&config, ctx).unwrap();
+        for _ in 0..5 {
+            trainer.submit_step(false);
+        }
+        trainer.submit_probe();
+        let p = pollster::block_on(trainer.read_probe(ResidualKind::Mhc)).unwrap();
+        assert_eq!(p.len(), mhc_playground::program::PROBE_GRID.pow(2));
+        assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
+        surfaces.push(p);
+    }
+    common::assert_close("probe cpu vs gpu", &surfaces[1], &surfaces[0], 1e-4, 1e-3);
+    // Not constant: the surface depends on where the point is.
+    let (lo, hi) = surfaces[0].iter().fold((1.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    assert!(hi - lo > 1e-3, "surface is flat: {lo}..{hi}");
+}
