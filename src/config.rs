@@ -226,6 +226,39 @@ static KEYS: &[Key] = &[
     choice_key!(precision, Precision, "f32"),
 ];
 
+/// The kind of value a key holds, for tools that build controls from the key table.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KeyKind {
+    Float { min: f32, max: f32 },
+    Int { min: u32, max: u32 },
+    /// One of these URL spellings.
+    Choice(&'static [&'static str]),
+    /// A non-empty comma list of variants.
+    Modes,
+}
+
+/// One key of the table as seen from outside: its name and kind, in DESIGN.md's order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeySpec {
+    pub name: &'static str,
+    pub kind: KeyKind,
+}
+
+/// Every key of the table (the page generates its controls from this).
+pub fn key_specs() -> Vec<KeySpec> {
+    KEYS.iter()
+        .map(|key| KeySpec {
+            name: key.name,
+            kind: match key.field {
+                Field::Float { min, max, .. } => KeyKind::Float { min, max },
+                Field::Int { min, max, .. } => KeyKind::Int { min, max },
+                Field::Choice { names, .. } => KeyKind::Choice(names),
+                Field::Modes { .. } => KeyKind::Modes,
+            },
+        })
+        .collect()
+}
+
 /// Whether a list value may be partly repaired (URLs) or must be exactly right (`set`).
 #[derive(Clone, Copy, PartialEq)]
 enum Strictness {
@@ -626,6 +659,11 @@ impl Config {
             .chain(written.map(|key| format!("{}={}", key.name, key.format(self))))
             .collect::<Vec<_>>()
             .join("&")
+    }
+
+    /// The value of `key` as written in URLs (`None` for an unknown key).
+    pub fn get(&self, key: &str) -> Option<String> {
+        KEYS.iter().find(|k| k.name == key).map(|k| k.format(self))
     }
 
     /// Strict single-key setter for the command line's `--set key=value` (no percent-decoding):

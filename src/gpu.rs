@@ -25,6 +25,8 @@ pub enum GpuError {
     Validation(String),
     #[error("reading results back from the GPU failed: {0}")]
     Readback(String),
+    #[error("the GPU device was lost ({0}); start the run again")]
+    Lost(String),
 }
 
 /// Device, queue and the compiled kernels, created once and shared by every variant.
@@ -39,6 +41,8 @@ pub struct GpuContext {
     pipelines: RefCell<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
     /// First uncaptured validation error, surfaced by [`GpuContext::check`].
     error: Arc<Mutex<Option<String>>>,
+    /// Set when the device is lost (driver reset, tab in the background too long, ...).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl GpuContext {
@@ -75,6 +79,13 @@ impl GpuContext {
                 slot.get_or_insert_with(|| e.to_string());
             }
         }));
+        let lost = Arc::new(Mutex::new(None::<String>));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = lost_sink.lock() {
+                slot.get_or_insert_with(|| format!("{reason:?}: {message}"));
+            }
+        });
         let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("arena + params"),
             entries: &[
@@ -116,6 +127,7 @@ impl GpuContext {
             modules: RefCell::new(HashMap::new()),
             pipelines: RefCell::new(HashMap::new()),
             error,
+            lost,
         })
     }
 
@@ -129,8 +141,11 @@ impl GpuContext {
         }
     }
 
-    /// The first validation error raised since the device was made, if any.
+    /// The device's loss, or the first validation error raised since it was made, if any.
     pub fn check(&self) -> Result<(), GpuError> {
+        if let Some(reason) = self.lost.lock().ok().and_then(|e| e.clone()) {
+            return Err(GpuError::Lost(reason));
+        }
         match self.error.lock().ok().and_then(|e| e.clone()) {
             Some(message) => Err(GpuError::Validation(message)),
             None => Ok(()),

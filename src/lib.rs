@@ -17,3 +17,4 @@ pub mod reference;
 pub mod rng;
 pub mod tasks;
 pub mod trainer;
+pub mod ui;

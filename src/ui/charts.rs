@@ -1,0 +1,256 @@
+//! Hand-written canvas charts: line charts (linear or log y, raw series faint under the
+//! smoothed line, a hover cursor with exact values), heatmaps with optional row/column sums,
+//! and the decision surface of 2-D tasks. Drawing is immediate-mode: each call redraws all.
+
+use super::model::{format_value, linear_ticks, log_ticks};
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
+
+const MARGIN_LEFT: f64 = 52.0;
+const MARGIN_RIGHT: f64 = 10.0;
+const MARGIN_TOP: f64 = 22.0;
+const MARGIN_BOTTOM: f64 = 24.0;
+const GRID: &str = "#e5e7eb";
+const INK: &str = "#374151";
+const FONT: &str = "11px system-ui, sans-serif";
+
+/// One drawn line.
+pub struct Line {
+    pub label: String,
+    pub color: &'static str,
+    pub points: Vec<(f64, f64)>,
+    pub faint: bool,
+    pub dashed: bool,
+}
+
+/// The canvas's 2-D context, sized to its CSS box at the device's pixel ratio; returns the
+/// context and the box size in CSS pixels.
+fn prepare(canvas: &HtmlCanvasElement) -> Option<(CanvasRenderingContext2d, f64, f64)> {
+    let ratio = web_sys::window().map(|w| w.device_pixel_ratio()).unwrap_or(1.0).max(1.0);
+    let (w, h) = (canvas.client_width().max(50) as f64, canvas.client_height().max(50) as f64);
+    let (pw, ph) = ((w * ratio) as u32, (h * ratio) as u32);
+    if canvas.width() != pw || canvas.height() != ph {
+        canvas.set_width(pw);
+        canvas.set_height(ph);
+    }
+    let ctx: CanvasRenderingContext2d = canvas.get_context("2d").ok()??.dyn_into().ok()?;
+    let _ = ctx.set_transform(ratio, 0.0, 0.0, ratio, 0.0, 0.0);
+    ctx.clear_rect(0.0, 0.0, w, h);
+    ctx.set_font(FONT);
+    Some((ctx, w, h))
+}
+
+fn text(ctx: &CanvasRenderingContext2d, s: &str, x: f64, y: f64, align: &str, color: &str) {
+    ctx.set_text_align(align);
+    ctx.set_fill_style_str(color);
+    let _ = ctx.fill_text(s, x, y);
+}
+
+fn dash(ctx: &CanvasRenderingContext2d, on: bool) {
+    let pattern = js_sys::Array::new();
+    if on {
+        pattern.push(&JsValue::from_f64(5.0));
+        pattern.push(&JsValue::from_f64(4.0));
+    }
+    let _ = ctx.set_line_dash(&pattern);
+}
+
+/// A line chart. `hover_x` is the pointer's x in CSS pixels; the chart then marks the nearest
+/// step and lists every line's exact value there.
+pub fn line_chart(canvas: &HtmlCanvasElement, title: &str, lines: &[Line], log_y: bool, hover_x: Option<f64>) {
+    let Some((ctx, w, h)) = prepare(canvas) else { return };
+    text(&ctx, title, MARGIN_LEFT, 14.0, "left", INK);
+    let usable = |y: f64| y.is_finite() && (!log_y || y > 0.0);
+    let all = lines.iter().flat_map(|l| l.points.iter()).filter(|p| usable(p.1));
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in all {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if x0 > x1 {
+        text(&ctx, "no data yet: press Play", w / 2.0, h / 2.0, "center", "#9ca3af");
+        return;
+    }
+    if x1 == x0 {
+        x1 = x0 + 1.0;
+    }
+    if log_y {
+        // Whole decades, so a gain of exactly 1 sits on a grid line.
+        y0 = 10f64.powf(y0.log10().floor());
+        y1 = 10f64.powf(y1.log10().ceil().max(y0.log10() + 1.0));
+    } else if y1 - y0 < 1e-9 {
+        y0 -= 0.5;
+        y1 += 0.5;
+    }
+    let (pl, pr, pt, pb) = (MARGIN_LEFT, w - MARGIN_RIGHT, MARGIN_TOP, h - MARGIN_BOTTOM);
+    let sx = |x: f64| pl + (x - x0) / (x1 - x0) * (pr - pl);
+    let sy = |y: f64| {
+        let t = if log_y { (y.log10() - y0.log10()) / (y1.log10() - y0.log10()) } else { (y - y0) / (y1 - y0) };
+        pb - t * (pb - pt)
+    };
+    ctx.set_line_width(1.0);
+    dash(&ctx, false);
+    let ticks = if log_y { log_ticks(y0, y1, 6) } else { linear_ticks(y0, y1, 5) };
+    for t in ticks {
+        let y = sy(t);
+        ctx.set_stroke_style_str(GRID);
+        ctx.begin_path();
+        ctx.move_to(pl, y);
+        ctx.line_to(pr, y);
+        ctx.stroke();
+        text(&ctx, &format_value(Some(t)), pl - 4.0, y + 4.0, "right", INK);
+    }
+    for t in linear_ticks(x0, x1, 5) {
+        text(&ctx, &format!("{t}"), sx(t), h - 8.0, "center", INK);
+    }
+    for line in lines {
+        ctx.set_stroke_style_str(line.color);
+        ctx.set_global_alpha(if line.faint { 0.25 } else { 1.0 });
+        ctx.set_line_width(if line.faint { 1.0 } else { 1.8 });
+        dash(&ctx, line.dashed);
+        ctx.begin_path();
+        let mut pen_down = false;
+        for &(x, y) in &line.points {
+            if !usable(y) {
+                pen_down = false;
+                continue;
+            }
+            if pen_down {
+                ctx.line_to(sx(x), sy(y));
+            } else {
+                ctx.move_to(sx(x), sy(y));
+                pen_down = true;
+            }
+        }
+        ctx.stroke();
+    }
+    ctx.set_global_alpha(1.0);
+    dash(&ctx, false);
+    // Legend of the solid lines.
+    let mut lx = pr;
+    for line in lines.iter().filter(|l| !l.faint).rev() {
+        ctx.set_fill_style_str(line.color);
+        ctx.set_text_align("right");
+        let _ = ctx.fill_text(&line.label, lx, 14.0);
+        lx -= 8.0 + line.label.len() as f64 * 6.5;
+    }
+    let Some(hx) = hover_x.filter(|x| *x >= pl && *x <= pr) else { return };
+    let step = x0 + (hx - pl) / (pr - pl) * (x1 - x0);
+    ctx.set_stroke_style_str("#9ca3af");
+    ctx.begin_path();
+    ctx.move_to(sx(step), pt);
+    ctx.line_to(sx(step), pb);
+    ctx.stroke();
+    let mut rows = Vec::new();
+    for line in lines.iter().filter(|l| !l.faint) {
+        let nearest = line.points.iter().min_by(|a, b| (a.0 - step).abs().total_cmp(&(b.0 - step).abs()));
+        if let Some(&(x, y)) = nearest {
+            rows.push((line.color, format!("{} @{}: {}", line.label, x, format_value(Some(y).filter(|v| v.is_finite())))));
+        }
+    }
+    let box_w = rows.iter().map(|r| r.1.len()).max().unwrap_or(0) as f64 * 6.2 + 12.0;
+    let bx = if sx(step) + box_w + 8.0 > pr { sx(step) - box_w - 8.0 } else { sx(step) + 8.0 };
+    ctx.set_fill_style_str("rgba(255,255,255,0.92)");
+    ctx.fill_rect(bx, pt + 4.0, box_w, rows.len() as f64 * 15.0 + 6.0);
+    for (i, (color, row)) in rows.iter().enumerate() {
+        text(&ctx, row, bx + 6.0, pt + 18.0 + i as f64 * 15.0, "left", color);
+    }
+}
+
+/// Blue (low) to white to red (high), `t` in 0..=1.
+fn diverging(t: f64) -> String {
+    let t = t.clamp(0.0, 1.0);
+    let (r, g, b) = if t < 0.5 {
+        let u = t / 0.5;
+        (40.0 + u * 215.0, 90.0 + u * 165.0, 200.0 + u * 55.0)
+    } else {
+        let u = (t - 0.5) / 0.5;
+        (255.0, 255.0 - u * 170.0, 255.0 - u * 200.0)
+    };
+    format!("rgb({},{},{})", r as u8, g as u8, b as u8)
+}
+
+/// A `rows x cols` heatmap (row-major `values`), coloured on a log scale when `log`.
+/// With `sums`, each cell shows its value and the row/column sums are written at the edges.
+pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], rows: usize, cols: usize, log: bool, sums: bool, y_label: &str, x_label: &str) {
+    let Some((ctx, w, h)) = prepare(canvas) else { return };
+    text(&ctx, title, MARGIN_LEFT, 14.0, "left", INK);
+    if rows == 0 || cols == 0 || values.len() < rows * cols {
+        text(&ctx, "no data yet: press Play", w / 2.0, h / 2.0, "center", "#9ca3af");
+        return;
+    }
+    let map = |v: f32| if log { (v.abs().max(1e-12) as f64).log10() } else { v as f64 };
+    let finite: Vec<f64> = values.iter().flatten().filter(|v| v.is_finite()).map(|&v| map(v)).collect();
+    let lo = finite.iter().cloned().fold(f64::MAX, f64::min);
+    let hi = finite.iter().cloned().fold(f64::MIN, f64::max);
+    let extra = if sums { 44.0 } else { 0.0 };
+    let (pl, pr, pt, pb) = (MARGIN_LEFT, w - MARGIN_RIGHT - extra, MARGIN_TOP, h - MARGIN_BOTTOM - if sums { 16.0 } else { 0.0 });
+    let (cw, ch) = ((pr - pl) / cols as f64, (pb - pt) / rows as f64);
+    for r in 0..rows {
+        for c in 0..cols {
+            let color = match values[r * cols + c] {
+                Some(v) if v.is_finite() => diverging(if hi > lo { (map(v) - lo) / (hi - lo) } else { 0.5 }),
+                _ => "#111827".to_string(),
+            };
+            ctx.set_fill_style_str(&color);
+            ctx.fill_rect(pl + c as f64 * cw, pt + r as f64 * ch, cw + 0.5, ch + 0.5);
+            if sums && cw > 30.0 && ch > 14.0 {
+                let v = values[r * cols + c].map(|v| v as f64);
+                text(&ctx, &format_value(v), pl + (c as f64 + 0.5) * cw, pt + (r as f64 + 0.5) * ch + 4.0, "center", INK);
+            }
+        }
+    }
+    if sums {
+        for r in 0..rows {
+            let s: f32 = (0..cols).filter_map(|c| values[r * cols + c]).sum();
+            text(&ctx, &format!("{s:.3}"), pr + 4.0, pt + (r as f64 + 0.5) * ch + 4.0, "left", INK);
+        }
+        for c in 0..cols {
+            let s: f32 = (0..rows).filter_map(|r| values[r * cols + c]).sum();
+            text(&ctx, &format!("{s:.3}"), pl + (c as f64 + 0.5) * cw, pb + 13.0, "center", INK);
+        }
+        text(&ctx, "row sums →", pr + 4.0, pt - 6.0, "left", "#6b7280");
+    }
+    text(&ctx, y_label, 4.0, pt + 10.0, "left", "#6b7280");
+    text(&ctx, x_label, pr, h - 6.0, "right", "#6b7280");
+    if finite.is_empty() {
+        return;
+    }
+    let legend = if log { format!("{} … {}", format_value(Some(10f64.powf(lo))), format_value(Some(10f64.powf(hi)))) } else { format!("{} … {}", format_value(Some(lo)), format_value(Some(hi))) };
+    text(&ctx, &legend, w - MARGIN_RIGHT, 14.0, "right", "#6b7280");
+}
+
+/// Class-1 probability on the probe grid (`grid x grid`, spanning `[-extent, extent]^2`), with
+/// the training points on top.
+pub fn surface(canvas: &HtmlCanvasElement, title: &str, probs: &[f32], grid: usize, extent: f32, points: &[(f32, f32, u32)]) {
+    let Some((ctx, w, h)) = prepare(canvas) else { return };
+    text(&ctx, title, 4.0, 14.0, "left", INK);
+    let side = (w.min(h - MARGIN_TOP) - 4.0).max(10.0);
+    let (ox, oy) = ((w - side) / 2.0, MARGIN_TOP);
+    if probs.len() == grid * grid {
+        let cell = side / grid as f64;
+        for r in 0..grid {
+            for c in 0..grid {
+                let p = probs[r * grid + c] as f64;
+                ctx.set_fill_style_str(&diverging(1.0 - p));
+                ctx.set_global_alpha(0.75);
+                ctx.fill_rect(ox + c as f64 * cell, oy + r as f64 * cell, cell + 0.5, cell + 0.5);
+            }
+        }
+        ctx.set_global_alpha(1.0);
+    } else {
+        text(&ctx, "decision boundary appears while training", w / 2.0, h / 2.0, "center", "#9ca3af");
+    }
+    let to = |v: f32, flip: bool| {
+        let t = (v / extent + 1.0) as f64 / 2.0;
+        if flip { oy + (1.0 - t) * side } else { ox + t * side }
+    };
+    for &(x, y, label) in points {
+        ctx.set_fill_style_str(if label == 1 { "#1d4ed8" } else { "#c2410c" });
+        ctx.begin_path();
+        let _ = ctx.arc(to(x, false), to(y, true), 2.0, 0.0, std::f64::consts::TAU);
+        ctx.fill();
+    }
+}

@@ -1,0 +1,100 @@
+//! Browser plumbing the page needs around the engine: the GPU, timers that yield to the event
+//! loop, the URL, localStorage, downloads and the clipboard.
+
+use crate::gpu::GpuContext;
+use std::rc::Rc;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+
+/// Opens the GPU, or says plainly why there is none.
+pub async fn acquire_gpu() -> Result<Rc<GpuContext>, String> {
+    let window = web_sys::window().ok_or("no window")?;
+    let gpu = js_sys::Reflect::get(&window.navigator(), &"gpu".into()).unwrap_or(wasm_bindgen::JsValue::UNDEFINED);
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser has no WebGPU (navigator.gpu is missing)".into());
+    }
+    GpuContext::new().await.map(Rc::new).map_err(|e| e.to_string())
+}
+
+/// Resolves after `ms` milliseconds, letting the browser run in between.
+pub async fn sleep(ms: i32) {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// Milliseconds since the page started (monotonic).
+pub fn now() -> f64 {
+    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+}
+
+pub fn tab_hidden() -> bool {
+    web_sys::window().and_then(|w| w.document()).map(|d| d.hidden()).unwrap_or(false)
+}
+
+/// The page's query string (without '?').
+pub fn query() -> String {
+    web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default().trim_start_matches('?').to_string()
+}
+
+/// The full share URL for a query string.
+pub fn share_url(query: &str) -> String {
+    let location = web_sys::window().map(|w| w.location());
+    let origin = location.as_ref().and_then(|l| l.origin().ok()).unwrap_or_default();
+    let path = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_default();
+    format!("{origin}{path}?{query}")
+}
+
+/// Rewrites the address bar without a reload or a history entry.
+pub fn replace_url(query: &str) {
+    if let Some(history) = web_sys::window().and_then(|w| w.history().ok()) {
+        let _ = history.replace_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&format!("?{query}")));
+    }
+}
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok()?
+}
+
+pub fn load(key: &str) -> Option<String> {
+    storage()?.get_item(key).ok()?
+}
+
+pub fn save(key: &str, value: &str) {
+    if let Some(s) = storage() {
+        // A full quota only costs the saved run; never an error for the user.
+        let _ = s.set_item(key, value);
+    }
+}
+
+/// Offers `bytes` as a file download.
+pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
+    let array = js_sys::Uint8Array::from(bytes);
+    let parts = js_sys::Array::of1(&array);
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let blob = web_sys::Blob::new_with_u8_array_sequence_and_options(&parts, &options).map_err(|_| "cannot create the file")?;
+    let url = web_sys::Url::create_object_url_with_blob(&blob).map_err(|_| "cannot create the file")?;
+    let document = web_sys::window().and_then(|w| w.document()).ok_or("no document")?;
+    let anchor: web_sys::HtmlAnchorElement = document.create_element("a").map_err(|_| "no anchor")?.dyn_into().map_err(|_| "no anchor")?;
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    let _ = web_sys::Url::revoke_object_url(&url);
+    Ok(())
+}
+
+/// Copies text to the clipboard; false when the browser refuses.
+pub async fn copy(text: &str) -> bool {
+    let Some(w) = web_sys::window() else { return false };
+    JsFuture::from(w.navigator().clipboard().write_text(text)).await.is_ok()
+}
+
+/// The bytes of a file the user picked.
+pub async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = JsFuture::from(file.array_buffer()).await.map_err(|_| "cannot read the file".to_string())?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}

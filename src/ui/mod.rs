@@ -1,0 +1,18 @@
+//! The playground page (Leptos, browser only) on top of the engine. `model` is plain Rust and
+//! tested natively; the rest touches the DOM and exists only in the wasm32 build.
+
+pub mod model;
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(target_arch = "wasm32")]
+mod charts;
+#[cfg(target_arch = "wasm32")]
+mod driver;
+
+/// Mounts the page into `<body>`.
+#[cfg(target_arch = "wasm32")]
+pub fn mount() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}

@@ -1,0 +1,168 @@
+// Browser tests of the built page (dist/, from `trunk build --release`) in Debian's headless
+// Chromium, WebGPU through SwiftShader. Run: node --test tests/browser/
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(import.meta.dirname, '../../dist');
+const artifacts = path.resolve(import.meta.dirname, '../../target/browser-artifacts');
+const chrome = process.env.CHROMIUM || '/usr/bin/chromium';
+const baseArgs = ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--disable-quic', '--disable-dev-shm-usage'];
+// A small experiment: SwiftShader runs the shaders on the CPU.
+const SMALL = 'depth=4&width=16&streams=2&batch=32&task=xor';
+
+let server, base, browser;
+
+const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.svg': 'image/svg+xml' };
+
+before(async () => {
+  assert.ok(fs.existsSync(path.join(root, 'index.html')), 'dist/index.html is missing: run `trunk build --release` first');
+  fs.mkdirSync(artifacts, { recursive: true });
+  server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const file = path.join(root, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
+    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${server.address().port}/`;
+  browser = await chromium.launch({ executablePath: chrome, headless: true, args: [...baseArgs, '--enable-unsafe-webgpu'] });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+async function open(query, b = browser) {
+  const page = await b.newPage({ viewport: { width: 1400, height: 1100 } });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(String(e)));
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  await page.goto(base + (query ? `?${query}` : ''));
+  await page.getByRole('button', { name: 'Play' }).waitFor();
+  page.errors = errors;
+  return page;
+}
+
+async function stepOf(page, mode) {
+  return Number(await page.getByTestId(`step-${mode}`).textContent());
+}
+
+async function waitForSteps(page, modes, min, timeout) {
+  await page.waitForFunction(({ modes, min }) => modes.every((m) => {
+    const el = document.querySelector(`[data-testid="step-${m}"]`);
+    return el && Number(el.textContent) >= min;
+  }), { modes, min }, { timeout, polling: 250 });
+}
+
+test('a share URL restores its values into the controls', async () => {
+  const page = await open('v=1&seed=9&task=circles&depth=7&streams=3&lr=0.01&precision=f16&modes=hc,mhc');
+  assert.equal(await page.getByLabel('Depth', { exact: true }).inputValue(), '7');
+  assert.equal(await page.getByLabel('Streams', { exact: true }).inputValue(), '3');
+  assert.equal(await page.getByLabel('Task', { exact: true }).inputValue(), 'circles');
+  assert.equal(await page.getByLabel('Precision', { exact: true }).inputValue(), 'f16');
+  assert.equal(await page.getByLabel('Seed', { exact: true }).inputValue(), '9');
+  assert.equal(await page.getByLabel('Residual', { exact: true }).isChecked(), false);
+  assert.equal(await page.getByLabel('mHC', { exact: true }).isChecked(), true);
+  assert.equal(await page.getByTestId('config-notice').count(), 0, 'a clean link shows no notice');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('Play trains every variant in lockstep on the GPU, past step 20', async () => {
+  const page = await open(SMALL);
+  await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
+  await page.getByRole('button', { name: 'Play' }).click();
+  // Long main-thread tasks while training (after start-up), via the Long Tasks API.
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 120000);
+  await page.evaluate(() => {
+    window.__long = [];
+    new PerformanceObserver((list) => list.getEntries().forEach((e) => window.__long.push(e.duration))).observe({ type: 'longtask' });
+  });
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 21, 180000);
+  const long = await page.evaluate(() => window.__long);
+  const steps = await Promise.all(['residual', 'hc', 'mhc'].map((m) => stepOf(page, m)));
+  assert.ok(steps.every((s) => s > 20), `steps ${steps}`);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  const rate = await page.getByTestId('rate').textContent();
+  console.log(`steps ${steps}, ${rate}, long tasks during training: ${JSON.stringify(long)}`);
+  assert.ok(long.every((d) => d <= 50), `main-thread tasks over 50 ms while training: ${long}`);
+  await page.screenshot({ path: path.join(artifacts, 'small-after-training.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('moving the depth slider rewrites the URL', async () => {
+  const page = await open(SMALL);
+  await page.getByLabel('Depth', { exact: true }).fill('9');
+  await page.waitForFunction(() => location.search.includes('depth=9'), null, { timeout: 5000 });
+  assert.match(page.url(), /depth=9/);
+  assert.match(page.url(), /seed=1/);
+  await page.close();
+});
+
+test('a hostile URL shows one notice line and Play still works', async () => {
+  const page = await open(`depth=1e9&lr=NaN&streams=0&%00=1&foo=bar&${SMALL.replace('depth=4&', '').replace('streams=2&', '')}&depth=3`);
+  const notice = await page.getByTestId('config-notice').textContent();
+  assert.match(notice, /depth/);
+  assert.match(notice, /lr/);
+  assert.doesNotMatch(await page.locator('body').textContent(), /NaN/);
+  await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
+  await page.getByRole('button', { name: 'Play' }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 5, 120000);
+  await page.close();
+});
+
+test('the divergence preset makes HC diverge and says where', async () => {
+  const page = await open('');
+  await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
+  await page.getByRole('button', { name: 'HC crashes' }).click();
+  assert.match(page.url(), /precision=f16/);
+  await page.getByRole('button', { name: 'Play' }).click();
+  const diverged = page.getByTestId('diverged-hc');
+  await diverged.waitFor({ timeout: 240000 });
+  assert.match(await diverged.textContent(), /step \d+ in block \d+/);
+  await waitForSteps(page, ['residual', 'mhc'], (await stepOf(page, 'hc')) + 2, 120000);
+  assert.equal(await page.getByTestId('diverged-mhc').count(), 0);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.screenshot({ path: path.join(artifacts, 'hc-crash.png'), fullPage: true });
+  await page.close();
+});
+
+test('bench mode writes one JSON line', async () => {
+  const page = await open(`bench=4&${SMALL}`);
+  const result = page.getByTestId('bench-result');
+  await result.waitFor({ timeout: 120000 });
+  const report = JSON.parse(await result.textContent());
+  assert.ok(report.steps_per_s > 0, JSON.stringify(report));
+  for (const m of ['residual', 'hc', 'mhc']) assert.ok(report.ms_per_step[m] > 0, JSON.stringify(report));
+  assert.match(report.adapter, /./);
+  console.log(`bench: ${JSON.stringify(report)}`);
+  await page.close();
+});
+
+test('without WebGPU the page says so and trains small experiments on the CPU', async () => {
+  const plain = await chromium.launch({ executablePath: chrome, headless: true, args: [...baseArgs, '--disable-webgpu'] });
+  try {
+    const page = await open(SMALL, plain);
+    await page.getByTestId('gpu-status').filter({ hasText: 'No WebGPU' }).waitFor({ timeout: 30000 });
+    await page.getByRole('button', { name: 'Play' }).click();
+    await waitForSteps(page, ['residual', 'hc', 'mhc'], 5, 60000);
+    // A large experiment is refused with a message instead.
+    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByRole('button', { name: 'The story' }).click();
+    await page.getByRole('button', { name: 'Play' }).click();
+    await page.getByTestId('message').filter({ hasText: 'without WebGPU' }).waitFor({ timeout: 10000 });
+  } finally {
+    await plain.close();
+  }
+});
