@@ -19,7 +19,7 @@ fn reduce_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let base = params.in_off + g * params.in_gs + j;
     let is_max = params.op == 1u;
     var acc = 0.0;
-    if (is_max) { acc = -3.4028235e38; }
+    if (is_max) { acc = bitcast<f32>(0xff7fffffu); } // -f32::MAX, exact (Tint rejects the rounded decimal)
     for (var i = 0u; i < params.rows; i++) {
         let x = arena[base + i * params.in_rs];
         if (is_max) {

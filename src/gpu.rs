@@ -120,7 +120,8 @@ impl GpuContext {
         Ok(GpuContext {
             device,
             queue,
-            adapter_name: info.name,
+            // Browsers may hide the adapter's name; say what little is known instead.
+            adapter_name: if info.name.is_empty() { format!("{:?} adapter", info.device_type) } else { info.name },
             backend: format!("{:?}", info.backend),
             bind_group_layout,
             pipeline_layout,

@@ -18,6 +18,8 @@ const SETTINGS_KEY: &str = "mhc-playground/chart-settings";
 const RUN_KEY: &str = "mhc-playground/last-run";
 /// Encode steps for at most this long per slice before yielding to the browser.
 const SLICE_MS: f64 = 8.0;
+/// Aim for a metrics readback this often, so the charts move even on a slow GPU.
+const READBACK_MS: f64 = 150.0;
 /// Without WebGPU the CPU backend takes experiments up to this many multiply-adds per step.
 const CPU_BUDGET: f64 = 3e7;
 
@@ -136,16 +138,16 @@ async fn probe_gpu(state: AppState) {
     }
 }
 
-/// One slice: encode steps for up to SLICE_MS, read the last one's metrics back, record them.
-/// Returns the number of steps run, or None when nothing is left to run.
-async fn slice(state: AppState, session: &Session) -> Result<Option<u64>, String> {
+/// One slice: encode up to `max_steps` steps (and for at most SLICE_MS), read the last one's
+/// metrics back, record them. Returns the number of steps run, or None when nothing is left.
+async fn slice(state: AppState, session: &Session, max_steps: u64) -> Result<Option<u64>, String> {
     let limit = state.config.get_untracked().steps as u64;
     let started = driver::now();
     let mut ran = 0;
     {
         let mut trainer = session.borrow_mut();
         while !trainer.all_stopped() && trainer.next_step < limit {
-            let last = driver::now() - started > SLICE_MS || trainer.next_step + 1 == limit;
+            let last = driver::now() - started > SLICE_MS || trainer.next_step + 1 == limit || ran + 1 >= max_steps;
             trainer.submit_step(last);
             ran += 1;
             if last {
@@ -190,12 +192,16 @@ async fn play_loop(state: AppState) {
     };
     let mut window = (driver::now(), 0u64);
     let mut last_surface = 0.0;
+    // Steps per slice follow the GPU's pace: one at first, then as many as fit READBACK_MS.
+    let mut per_slice = 1u64;
+    let mut ms_per_step: f64;
     while state.playing.get_untracked() && state.generation.get_untracked() == generation {
         if driver::tab_hidden() {
             driver::sleep(250).await;
             continue;
         }
-        match slice(state, &session).await {
+        let started = driver::now();
+        match slice(state, &session, per_slice).await {
             Err(e) => {
                 state.session.set_value(None);
                 return state.fail(format!("training stopped: {e}"));
@@ -205,14 +211,20 @@ async fn play_loop(state: AppState) {
                 state.message.set(Some(if session.borrow().all_stopped() { "every variant diverged".into() } else { "finished: the configured number of steps is done".into() }));
                 break;
             }
-            Ok(Some(n)) => window.1 += n,
+            Ok(Some(n)) => {
+                window.1 += n;
+                ms_per_step = (driver::now() - started) / n as f64;
+                per_slice = (READBACK_MS / ms_per_step.max(0.1)).clamp(1.0, 64.0) as u64;
+            }
         }
         let t = driver::now();
         if t - window.0 > 1000.0 {
             state.rate.set(window.1 as f64 * 1000.0 / (t - window.0));
             window = (t, 0);
         }
-        if t - last_surface > 1000.0 {
+        // The decision surface costs a few steps of compute: redraw it at most every second,
+        // and on a slow GPU only every 20 steps' worth of time.
+        if t - last_surface > (20.0 * ms_per_step).max(1000.0) {
             refresh_surfaces(state, &session).await;
             last_surface = driver::now();
         }
@@ -305,6 +317,7 @@ pub fn App() -> impl IntoView {
     spawn_local(async move {
         probe_gpu(state).await;
         if let Some(steps) = bench {
+            state.message.set(Some(format!("benchmark: {steps} steps per variant, then in lockstep…")));
             run_bench(state, steps).await;
         }
     });
@@ -640,7 +653,7 @@ fn Cards(state: AppState) -> impl IntoView {
                         <p>"step " <b data-testid=format!("step-{}", kind.name())>{step}</b></p>
                         <p>"loss " {move || format_value(latest().and_then(|m| m.loss).map(f64::from))}
                            " · acc " {move || format_value(latest().and_then(|m| m.acc).map(f64::from))}</p>
-                        <p>"composite gain " <b>{move || format_value(latest().and_then(|m| m.gain_fwd).map(f64::from))}</b></p>
+                        <p>"composite gain " <b data-testid=format!("gain-{}", kind.name())>{move || format_value(latest().and_then(|m| m.gain_fwd).map(f64::from))}</b></p>
                         {move || series().and_then(|s| s.diverged).map(|(step, block)| {
                             let place = if block >= depth { "the head".to_string() } else { format!("block {block}") };
                             view! {

@@ -8,7 +8,10 @@ use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement};
 
 const MARGIN_LEFT: f64 = 52.0;
 const MARGIN_RIGHT: f64 = 10.0;
-const MARGIN_TOP: f64 = 22.0;
+const MARGIN_TOP: f64 = 36.0;
+/// Baselines of the title and the legend rows above the plot.
+const TITLE_Y: f64 = 13.0;
+const LEGEND_Y: f64 = 27.0;
 const MARGIN_BOTTOM: f64 = 24.0;
 const GRID: &str = "#e5e7eb";
 const INK: &str = "#374151";
@@ -59,7 +62,7 @@ fn dash(ctx: &CanvasRenderingContext2d, on: bool) {
 /// step and lists every line's exact value there.
 pub fn line_chart(canvas: &HtmlCanvasElement, title: &str, lines: &[Line], log_y: bool, hover_x: Option<f64>) {
     let Some((ctx, w, h)) = prepare(canvas) else { return };
-    text(&ctx, title, MARGIN_LEFT, 14.0, "left", INK);
+    text(&ctx, title, 4.0, TITLE_Y, "left", INK);
     let usable = |y: f64| y.is_finite() && (!log_y || y > 0.0);
     let all = lines.iter().flat_map(|l| l.points.iter()).filter(|p| usable(p.1));
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -128,13 +131,14 @@ pub fn line_chart(canvas: &HtmlCanvasElement, title: &str, lines: &[Line], log_y
     }
     ctx.set_global_alpha(1.0);
     dash(&ctx, false);
-    // Legend of the solid lines.
-    let mut lx = pr;
-    for line in lines.iter().filter(|l| !l.faint).rev() {
+    // Legend of the solid lines, on its own row under the title.
+    let mut lx = pl;
+    for line in lines.iter().filter(|l| !l.faint) {
         ctx.set_fill_style_str(line.color);
-        ctx.set_text_align("right");
-        let _ = ctx.fill_text(&line.label, lx, 14.0);
-        lx -= 8.0 + line.label.len() as f64 * 6.5;
+        ctx.set_text_align("left");
+        let label = if line.dashed { format!("┄ {}", line.label) } else { format!("— {}", line.label) };
+        let _ = ctx.fill_text(&label, lx, LEGEND_Y);
+        lx += 10.0 + ctx.measure_text(&label).map(|m| m.width()).unwrap_or(label.len() as f64 * 6.0);
     }
     let Some(hx) = hover_x.filter(|x| *x >= pl && *x <= pr) else { return };
     let step = x0 + (hx - pl) / (pr - pl) * (x1 - x0);
@@ -176,7 +180,7 @@ fn diverging(t: f64) -> String {
 /// With `sums`, each cell shows its value and the row/column sums are written at the edges.
 pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], rows: usize, cols: usize, log: bool, sums: bool, y_label: &str, x_label: &str) {
     let Some((ctx, w, h)) = prepare(canvas) else { return };
-    text(&ctx, title, MARGIN_LEFT, 14.0, "left", INK);
+    text(&ctx, title, 4.0, TITLE_Y, "left", INK);
     if rows == 0 || cols == 0 || values.len() < rows * cols {
         text(&ctx, "no data yet: press Play", w / 2.0, h / 2.0, "center", "#9ca3af");
         return;
@@ -211,7 +215,7 @@ pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], 
             let s: f32 = (0..rows).filter_map(|r| values[r * cols + c]).sum();
             text(&ctx, &format!("{s:.3}"), pl + (c as f64 + 0.5) * cw, pb + 13.0, "center", INK);
         }
-        text(&ctx, "row sums →", pr + 4.0, pt - 6.0, "left", "#6b7280");
+        text(&ctx, "row sums", pr + 4.0, pt - 4.0, "left", "#6b7280");
     }
     text(&ctx, y_label, 4.0, pt + 10.0, "left", "#6b7280");
     text(&ctx, x_label, pr, h - 6.0, "right", "#6b7280");
@@ -219,14 +223,14 @@ pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], 
         return;
     }
     let legend = if log { format!("{} … {}", format_value(Some(10f64.powf(lo))), format_value(Some(10f64.powf(hi)))) } else { format!("{} … {}", format_value(Some(lo)), format_value(Some(hi))) };
-    text(&ctx, &legend, w - MARGIN_RIGHT, 14.0, "right", "#6b7280");
+    text(&ctx, &format!("colour: {legend}"), MARGIN_LEFT, LEGEND_Y, "left", "#6b7280");
 }
 
 /// Class-1 probability on the probe grid (`grid x grid`, spanning `[-extent, extent]^2`), with
 /// the training points on top.
 pub fn surface(canvas: &HtmlCanvasElement, title: &str, probs: &[f32], grid: usize, extent: f32, points: &[(f32, f32, u32)]) {
     let Some((ctx, w, h)) = prepare(canvas) else { return };
-    text(&ctx, title, 4.0, 14.0, "left", INK);
+    text(&ctx, title, 4.0, TITLE_Y, "left", INK);
     let side = (w.min(h - MARGIN_TOP) - 4.0).max(10.0);
     let (ox, oy) = ((w - side) / 2.0, MARGIN_TOP);
     if probs.len() == grid * grid {
