@@ -548,7 +548,9 @@ fn ControlView(state: AppState, control: Control) -> impl IntoView {
     let value = move || state.config.with(|c| c.get(key).unwrap_or_default());
     let kind = kind_of(key);
     let (lo, hi) = match kind {
-        Some(KeyKind::Float { min, max }) => (min as f64, max as f64),
+        // Through the shortest decimal: 0.1f32 as f64 is 0.10000000149, which would shift the
+        // slider's step grid off the round values.
+        Some(KeyKind::Float { min, max }) => (min.to_string().parse().unwrap_or(0.0), max.to_string().parse().unwrap_or(1.0)),
         Some(KeyKind::Int { min, max }) => (min as f64, max as f64),
         _ => (0.0, 1.0),
     };

@@ -82,16 +82,31 @@ test('the default experiment tells the story: HC gain climbs, mHC stays at 1', a
   await page.close();
 });
 
-test('a share URL restores its values into the controls', async () => {
-  const page = await open('v=1&seed=9&task=circles&depth=7&streams=3&lr=0.01&precision=f16&modes=hc,mhc');
-  assert.equal(await page.getByLabel('Depth', { exact: true }).inputValue(), '7');
-  assert.equal(await page.getByLabel('Streams', { exact: true }).inputValue(), '3');
-  assert.equal(await page.getByLabel('Task', { exact: true }).inputValue(), 'circles');
-  assert.equal(await page.getByLabel('Precision', { exact: true }).inputValue(), 'f16');
-  assert.equal(await page.getByLabel('Seed', { exact: true }).inputValue(), '9');
+test('every control round-trips through the URL', async () => {
+  // Every key changed from its default, written in canonical order (as Config::to_query writes).
+  const query = 'v=1&task=circles&noise=0.2&train_frac=0.6&p=31&seed=9&modes=hc,mhc&depth=7&streams=3&width=24&ffn=2'
+    + '&act=tanh&batch=64&optimizer=sgd&lr=0.01&wd=0.1&beta1=0.8&beta2=0.99&momentum=0.8&clip=1&warmup=10&steps=500'
+    + '&eval_every=25&sinkhorn_iters=10&sinkhorn_eps=0.0001&precision=f16';
+  const page = await open(query);
+  const expect = {
+    Task: 'circles', Noise: '0.2', 'Training fraction': '0.6', 'Modulus p': '31', Seed: '9', Depth: '7', Streams: '3',
+    Width: '24', 'FFN multiplier': '2', Activation: 'tanh', 'Batch size': '64', Optimiser: 'sgd', 'Weight decay': '0.1',
+    'Adam beta1': '0.8', 'Adam beta2': '0.99', 'SGD momentum': '0.8', 'Gradient clipping': '1', 'Warmup steps': '10',
+    Steps: '500', 'Evaluate every': '25', 'Sinkhorn iterations': '10', 'Sinkhorn epsilon': '0.0001', Precision: 'f16',
+  };
+  for (const [label, value] of Object.entries(expect)) {
+    assert.equal(Number(await page.getByLabel(label, { exact: true }).inputValue()), Number.isNaN(Number(value)) ? NaN : Number(value), label);
+    if (Number.isNaN(Number(value))) assert.equal(await page.getByLabel(label, { exact: true }).inputValue(), value, label);
+  }
+  // The learning-rate slider moves log10(lr).
+  assert.equal(Number(await page.getByLabel('Learning rate', { exact: true }).inputValue()), -2);
   assert.equal(await page.getByLabel('Residual', { exact: true }).isChecked(), false);
+  assert.equal(await page.getByLabel('HC', { exact: true }).isChecked(), true);
   assert.equal(await page.getByLabel('mHC', { exact: true }).isChecked(), true);
   assert.equal(await page.getByTestId('config-notice').count(), 0, 'a clean link shows no notice');
+  // The page writes the experiment back into the address bar: the same link.
+  await page.waitForTimeout(800);
+  assert.equal(decodeURIComponent(new URL(page.url()).search), `?${query}`);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
