@@ -95,25 +95,12 @@ fn hc_coeff_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 // ---- mHC: workgroup-shared state of the row being processed (thread 0 runs the n x n math).
 const MAX_N: u32 = 8u;
 const MAX_ITERS: u32 = 100u;
-var<workgroup> sum_partial: array<f32, WG_ROW>;
 var<workgroup> m_pre: array<f32, 80>;          // m = A / rms(v): [n*n + 2n]
 var<workgroup> logits: array<f32, 64>;         // alpha2 m_res + bias_res: [n*n]
 var<workgroup> sk: array<f32, 64>;             // Sinkhorn matrix being normalised
 var<workgroup> sk_grad: array<f32, 64>;
 var<workgroup> divisors: array<f32, 1600>;     // [iters][columns, rows][n]
 var<workgroup> row_scalars: array<f32, 2>;     // rms(v), and the rms path's dv coefficient
-
-fn mhc_row_sum(lid: u32, value: f32) -> f32 {
-    sum_partial[lid] = value;
-    workgroupBarrier();
-    for (var stride = WG_ROW / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) { sum_partial[lid] += sum_partial[lid + stride]; }
-        workgroupBarrier();
-    }
-    let total = sum_partial[0];
-    workgroupBarrier();
-    return total;
-}
 
 // rms(v) of row b, shared by the workgroup; thread 0 then fills m_pre and logits.
 fn mhc_projection(b: u32, lid: u32) {
@@ -124,7 +111,7 @@ fn mhc_projection(b: u32, lid: u32) {
         let v = arena[v0 + e];
         ss += v * v;
     }
-    let r = sqrt(mhc_row_sum(lid, ss) / f32(width) + RMS_EPS);
+    let r = sqrt(workgroup_sum(lid, ss) / f32(width) + RMS_EPS);
     if (lid == 0u) {
         row_scalars[0] = r;
         let n = mhc.n;

@@ -12,6 +12,21 @@ override WG_1D: u32 = 256u;
 // Threads per workgroup of the one-workgroup-per-row kernels.
 const WG_ROW: u32 = 64u;
 
+// Sum of `value` over a WG_ROW-thread workgroup (every thread gets the result). Call it from
+// uniform control flow: it has barriers.
+var<workgroup> row_partial: array<f32, WG_ROW>;
+fn workgroup_sum(lid: u32, value: f32) -> f32 {
+    row_partial[lid] = value;
+    workgroupBarrier();
+    for (var stride = WG_ROW / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid < stride) { row_partial[lid] += row_partial[lid + stride]; }
+        workgroupBarrier();
+    }
+    let total = row_partial[0];
+    workgroupBarrier();
+    return total;
+}
+
 // Dispatches wider than 65535 workgroups fold into y; this flattens them back.
 fn flat_thread(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
     return gid.x + gid.y * groups.x * WG_1D;

@@ -11,21 +11,6 @@ struct RmsNormParams {
 }
 @group(0) @binding(1) var<uniform> params: RmsNormParams;
 
-var<workgroup> partial: array<f32, WG_ROW>;
-
-// Sum of `value` over the workgroup (every thread gets the result).
-fn workgroup_sum(lid: u32, value: f32) -> f32 {
-    partial[lid] = value;
-    workgroupBarrier();
-    for (var stride = WG_ROW / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) { partial[lid] += partial[lid + stride]; }
-        workgroupBarrier();
-    }
-    let total = partial[0];
-    workgroupBarrier();
-    return total;
-}
-
 fn weight(c: u32) -> f32 {
     if (params.w_off == NONE) { return 1.0; }
     return arena[params.w_off + c];
