@@ -14,6 +14,36 @@ pub const EVAL_MAX_ROWS: usize = 2048;
 pub const PROBE_GRID: usize = 32;
 pub const PROBE_EXTENT: f32 = 1.2;
 
+/// An experiment whose arena is too big to address or to hold.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[error("this experiment needs {needed_mib:.0} MiB per variant, more than the {limit} of {limit_mib:.0} MiB; lower depth, width, streams or batch")]
+pub struct TooLarge {
+    pub needed_mib: f64,
+    pub limit: &'static str,
+    pub limit_mib: f64,
+}
+
+/// Kernels index the arena with u32 element offsets: 16 GiB is the ceiling on any device.
+pub const ARENA_ADDRESS_LIMIT: u64 = (u32::MAX as u64) * 4;
+
+/// A generous upper bound, in elements, of the arena of any variant of `config`, computed in
+/// u64 so that even absurd configs cannot overflow (`usize` has 32 bits in the browser). It
+/// over-counts every region of [`ArenaPlan`] (hc and mhc terms both, alignment slack).
+pub fn arena_upper_bound(config: &Config, test_rows: usize) -> u64 {
+    let (b, c, l, n) = (config.batch as u64, config.width as u64, config.depth as u64, config.streams as u64);
+    let f = config.ffn as u64 * c;
+    let (d_in, k) = (config.d_in() as u64, config.classes() as u64);
+    let pc = n * n + 2 * n;
+    let block_params = 3 * c + 2 * f * c + f + (n + 2) * c + 2 + 2 * n + n * n + pc * n * c + 3 + pc;
+    let params = (d_in + 3) * c + l * block_params + k * (c + 1);
+    let per_row = (l + 1) * n * c
+        + l * (4 * c + 2 * f + 2 * pc + n * c + 2 * n + n * (n + 2) + 2)
+        + 3 * n * c + 3 * pc + n * (n + 2) + 3 + pc + 2 * n + n * n + 8 * c + 2 * f + 2 * k + d_in + 2 * l + 8;
+    let rows_outside_batch = (test_rows.min(EVAL_MAX_ROWS) + PROBE_GRID * PROBE_GRID) as u64 * (d_in + 1 + k);
+    let metrics = slot::SCALARS as u64 + 2 * (l + 2) + 4 * l + l * pc;
+    5 * params + b * per_row + rows_outside_batch + metrics + 4 * 64
+}
+
 /// Bump allocator over the arena.
 struct Alloc(usize);
 impl Alloc {
@@ -541,8 +571,13 @@ impl Builder<'_> {
 
 impl Program {
     /// Plans the arena and builds the op lists of variant `kind` of `config`, with `test_rows`
-    /// held-out rows to evaluate on.
-    pub fn new(config: &Config, kind: ResidualKind, test_rows: usize) -> Program {
+    /// held-out rows to evaluate on. Refuses (before building anything) an arena that u32
+    /// offsets cannot address.
+    pub fn new(config: &Config, kind: ResidualKind, test_rows: usize) -> Result<Program, TooLarge> {
+        let bound = arena_upper_bound(config, test_rows) * 4;
+        if bound > ARENA_ADDRESS_LIMIT {
+            return Err(TooLarge { needed_mib: bound as f64 / 1048576.0, limit: "engine's addressing limit", limit_mib: ARENA_ADDRESS_LIMIT as f64 / 1048576.0 });
+        }
         let dims = Dims::new(config, kind);
         let layout = ParamLayout::new(dims);
         let batch = config.batch as usize;
@@ -583,6 +618,7 @@ impl Program {
             gain_rows: a.take(b * 2 * l), ds_rows: a.take(b * 2),
         };
         plan.len = a.0;
+        debug_assert!(plan.len as u64 <= arena_upper_bound(config, test_rows), "arena_upper_bound must bound the plan");
         let builder = Builder {
             d: dims, layout: &layout, plan: &plan, mp: metrics, batch: batch as u32,
             act: act_code(config.act),
@@ -602,7 +638,7 @@ impl Program {
         builder.measure(&mut measure);
         let mut probe = Vec::new();
         builder.probe(&mut probe);
-        Program { dims, layout, plan, metrics, batch, train, eval, measure, forward, gradient, probe }
+        Ok(Program { dims, layout, plan, metrics, batch, train, eval, measure, forward, gradient, probe })
     }
 
     /// The op lists in the order of the trainer's `LIST_*` indices.
@@ -614,6 +650,7 @@ impl Program {
     pub fn arena_bytes(&self) -> u64 {
         self.plan.len as u64 * 4
     }
+
 
     /// Arena contents before training: parameters, decay mask, test set, "not diverged".
     pub fn initial_arena(&self, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Vec<f32> {
@@ -648,4 +685,33 @@ pub fn probe_grid() -> Vec<f32> {
         }
     }
     grid
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Task;
+
+    #[test]
+    fn the_upper_bound_bounds_every_plan_and_refuses_huge_configs() {
+        let mut rng = crate::rng::Rng::new(3);
+        for _ in 0..200 {
+            let mut config = Config::default();
+            config.depth = 1 + rng.below(40) as u32;
+            config.width = 4 + rng.below(100) as u32;
+            config.streams = 1 + rng.below(8) as u32;
+            config.ffn = 1 + rng.below(8) as u32;
+            config.batch = 1 + rng.below(300) as u32;
+            config.task = Task::ALL[rng.below(6) as usize];
+            config.p = 5 + rng.below(60) as u32;
+            let test_rows = rng.below(3000) as usize;
+            for kind in [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc] {
+                let program = Program::new(&config, kind, test_rows).unwrap();
+                assert!(program.plan.len as u64 <= arena_upper_bound(&config, test_rows), "{}", config.to_query());
+            }
+        }
+        let (huge, _) = Config::from_query("depth=256&width=1024&batch=4096&streams=8&ffn=8");
+        let err = Program::new(&huge, ResidualKind::Mhc, 0).unwrap_err();
+        assert!(err.needed_mib > 16384.0, "{err}");
+    }
 }

@@ -8,7 +8,7 @@ use crate::config::{Config, ResidualKind};
 use crate::gpu::{GpuArena, GpuContext, GpuError};
 use crate::kernels::slot;
 use crate::metrics::{Divergence, StepMetrics};
-use crate::program::Program;
+use crate::program::{Program, TooLarge};
 use crate::reference;
 use crate::tasks::Dataset;
 use std::rc::Rc;
@@ -31,6 +31,24 @@ pub enum EngineError {
     WrongVariant { found: String, expected: String },
     #[error("{0}")]
     Input(String),
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+}
+
+/// Largest arena the CPU backend takes (wasm memory is 4 GiB at most, and speed runs out first).
+pub const CPU_ARENA_LIMIT: u64 = 1 << 30;
+
+/// Refuses a program whose arena the backend cannot hold, before anything is allocated.
+fn check_size(program: &Program, gpu: Option<&GpuContext>) -> Result<(), EngineError> {
+    let (limit, name) = match gpu {
+        Some(ctx) => ctx.max_buffer_bytes(),
+        None => (CPU_ARENA_LIMIT, "CPU backend's limit"),
+    };
+    let needed = program.arena_bytes();
+    if needed > limit {
+        return Err(TooLarge { needed_mib: needed as f64 / 1048576.0, limit: name, limit_mib: limit as f64 / 1048576.0 }.into());
+    }
+    Ok(())
 }
 
 /// Where a variant's arena lives.
@@ -50,7 +68,8 @@ pub struct Variant {
 
 impl Variant {
     fn new(gpu: Option<&GpuContext>, config: &Config, kind: ResidualKind, dataset: &Dataset) -> Result<Variant, EngineError> {
-        let program = Program::new(config, kind, dataset.n_test());
+        let program = Program::new(config, kind, dataset.n_test())?;
+        check_size(&program, gpu)?;
         let params = program.layout.initial_values(config.seed);
         let arena = program.initial_arena(&params, &dataset.test_x, &dataset.test_y);
         let store = match gpu {
@@ -303,7 +322,8 @@ pub async fn loss_and_gradients(
     if let Some(&bad) = y.iter().find(|&&v| v as usize >= config.classes()) {
         return Err(CheckpointError::Label { label: bad as i64, classes: config.classes() }.into());
     }
-    let program = Program::new(config, kind, 0);
+    let program = Program::new(config, kind, 0)?;
+    check_size(&program, gpu)?;
     let arena = program.initial_arena(params, &[], &[]);
     let mut variant = Variant {
         kind,

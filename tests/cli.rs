@@ -140,6 +140,10 @@ fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
     ok(&["batch", "--config", "task=teacher&modes=mhc&batch=4", "--step", "0", "--out", s(&batch)]);
     expect_error(&["grad", "--config", config, "--weights", s(&weights), "--batch", s(&batch), "--out", s(&dir.join("g.safetensors"))], "expected [rows, 2]");
 
+    // Impossible sizes are refused before anything is allocated, naming the limit.
+    expect_error(&["train", "--config", "depth=256&width=1024&batch=4096&streams=8&ffn=8", "--steps", "1"], "addressing limit");
+    expect_error(&["train", "--config", "depth=64&width=512&batch=512", "--steps", "1", "--backend", "cpu"], "CPU backend's limit");
+
     // A hostile share link is reported in one line and still trains.
     let out = ok(&["train", "--config", "depth=1e9&lr=NaN&streams=0&%00=1&width=8&batch=4", "--steps", "1", "--backend", "cpu"]);
     let err = String::from_utf8_lossy(&out.stderr);

@@ -26,7 +26,7 @@ fn small(kind: ResidualKind, extra: &str) -> Config {
 
 /// Random but moderate parameters, so the dynamic HC/mHC terms (zero at init) matter.
 fn perturbed_params(config: &Config, kind: ResidualKind) -> Vec<f32> {
-    let program = Program::new(config, kind, 0);
+    let program = Program::new(config, kind, 0).unwrap();
     let mut params = program.layout.initial_values(config.seed);
     let mut rng = mhc_playground::rng::Rng::new(99);
     for p in params.iter_mut() {
@@ -49,7 +49,7 @@ fn loss_f64(program: &Program, arena: &[f64]) -> f64 {
 fn whole_model_gradients_match_finite_differences_in_f64() {
     for kind in KINDS {
         let config = small(kind, "");
-        let program = Program::new(&config, kind, 0);
+        let program = Program::new(&config, kind, 0).unwrap();
         let params = perturbed_params(&config, kind);
         let (x, y) = Dataset::new(&config).batch(0, config.batch as usize);
         let mut arena: Vec<f64> = program.initial_arena(&params, &[], &[]).iter().map(|&v| v as f64).collect();
@@ -113,7 +113,7 @@ fn gpu_and_cpu_gradients_agree_for_every_variant_and_precision() {
     for kind in KINDS {
         for (precision, tolerance) in [("f32", 1e-4), ("f16", 2e-3)] {
             let config = small(kind, &format!("precision={precision}&width=13&streams=4&batch=9&act=gelu"));
-            let program = Program::new(&config, kind, 0);
+            let program = Program::new(&config, kind, 0).unwrap();
             let params = perturbed_params(&config, kind);
             let (x, y) = Dataset::new(&config).batch(3, config.batch as usize);
             let (cpu_loss, cpu) = pollster::block_on(loss_and_gradients(&config, None, &params, &x, &y)).unwrap();
@@ -133,7 +133,7 @@ fn at_initialisation_hc_and_mhc_give_the_residual_loss() {
         let (x, y) = Dataset::new(&base).batch(0, base.batch as usize);
         let loss = |kind: ResidualKind| {
             let config = Config { modes: vec![kind], ..base.clone() };
-            let params = Program::new(&config, kind, 0).layout.initial_values(config.seed);
+            let params = Program::new(&config, kind, 0).unwrap().layout.initial_values(config.seed);
             pollster::block_on(loss_and_gradients(&config, None, &params, &x, &y)).unwrap().0
         };
         let (residual, hc, mhc) = (loss(ResidualKind::Residual), loss(ResidualKind::Hc), loss(ResidualKind::Mhc));

@@ -284,7 +284,7 @@ mod native {
                     config = file.experiment()?.0;
                 }
                 let kind = single_mode(&config)?;
-                let program = Program::new(&config, kind, 0);
+                let program = Program::new(&config, kind, 0)?;
                 let params = file.params(&program.layout).map_err(|err| fail(format!("{}: {err}", weights.display()), "the weights must match the config's depth/width/streams/ffn/task"))?;
                 let batch_bytes = read_file(&batch)?;
                 let batch_file = TensorFile::parse(&batch_bytes).map_err(|err| fail(format!("{}: {err}", batch.display()), "pass a file written by `batch`"))?;

@@ -379,7 +379,7 @@ mod tests {
     #[test]
     fn history_thins_long_runs_and_exports_every_kept_row() {
         let (config, _) = Config::from_query("modes=mhc&depth=2");
-        let program = crate::program::Program::new(&config, ResidualKind::Mhc, 0);
+        let program = crate::program::Program::new(&config, ResidualKind::Mhc, 0).unwrap();
         let block = vec![0.5f32; program.metrics.len as usize];
         let mut history = History::new(&config);
         for t in 0..(MAX_POINTS as u64 + 10) {

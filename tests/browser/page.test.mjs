@@ -172,6 +172,26 @@ test('the divergence preset makes HC diverge and says where', async () => {
   await page.close();
 });
 
+test('an experiment larger than the device allows is refused with the limit named', async () => {
+  const page = await open('depth=64&width=1024&batch=1024');
+  await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
+  await page.getByRole('button', { name: 'Play' }).click();
+  const message = page.getByTestId('message');
+  await message.filter({ hasText: 'MiB' }).waitFor({ timeout: 30000 });
+  assert.match(await message.textContent(), /max(StorageBufferBindingSize|BufferSize).*lower depth/);
+  assert.equal(await page.getByRole('button', { name: 'Play' }).count(), 1, 'back to Play, nothing running');
+  // The page still works: a smaller experiment trains.
+  await page.getByLabel('Depth', { exact: true }).fill('2');
+  await page.getByLabel('Width', { exact: true }).fill('8');
+  await page.getByLabel('Width', { exact: true }).press('Enter');
+  await page.getByLabel('Batch size', { exact: true }).fill('8');
+  await page.getByLabel('Batch size', { exact: true }).press('Enter');
+  await page.getByRole('button', { name: 'Play' }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 60000);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('bench mode writes one JSON line', async () => {
   const page = await open(`bench=4&${SMALL}`);
   const result = page.getByTestId('bench-result');
