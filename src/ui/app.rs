@@ -104,6 +104,8 @@ impl AppState {
         }
         let session = Rc::new(RefCell::new(trainer));
         self.session.set_value(Some(session.clone()));
+        // A run restored from a reload is only a picture: a new trainer starts at step 0.
+        self.history.set(History::new(&config));
         Ok(session)
     }
 

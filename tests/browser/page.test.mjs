@@ -6,6 +6,7 @@ import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
 
 const root = path.resolve(import.meta.dirname, '../../dist');
 const artifacts = path.resolve(import.meta.dirname, '../../target/browser-artifacts');
@@ -188,6 +189,48 @@ test('an experiment larger than the device allows is refused with the limit name
   await page.getByLabel('Batch size', { exact: true }).press('Enter');
   await page.getByRole('button', { name: 'Play' }).click();
   await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 60000);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('exports reach the runner, imports load back, and a reload keeps the run and settings', async () => {
+  const query = 'depth=2&width=8&streams=2&batch=16&task=circles&modes=residual,mhc';
+  const page = await open(query);
+  await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
+  await page.getByLabel('Smoothing', { exact: true }).fill('0.3');
+  await page.getByRole('button', { name: 'Play' }).click();
+  await waitForSteps(page, ['residual', 'mhc'], 6, 60000);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.waitForTimeout(500);
+  const trained = await stepOf(page, 'mhc');
+  await page.getByText('Export', { exact: true }).click();
+  const save = async (button) => {
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: button }).click()]);
+    const file = path.join(artifacts, download.suggestedFilename());
+    await download.saveAs(file);
+    return file;
+  };
+  const csv = fs.readFileSync(await save('Metrics CSV'), 'utf8');
+  assert.match(csv, /^step,mode,loss,acc,test_loss/);
+  assert.ok(csv.trim().split('\n').length > 2, csv);
+  assert.doesNotMatch(csv, /NaN/);
+  const jsonl = fs.readFileSync(await save('Metrics JSON'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.ok(jsonl.some((r) => r.mode === 'mhc' && r.gain_fwd !== undefined));
+  const weights = await save('Weights: mhc');
+  // The runner accepts the page's checkpoint.
+  const runner = path.resolve(root, '../target/debug/mhc-playground');
+  assert.ok(fs.existsSync(runner), 'build the runner first (cargo test builds it)');
+  const out = execFileSync(runner, ['train', '--config', `${query.replace('modes=residual,mhc', 'modes=mhc')}`, '--init', weights, '--steps', '1', '--backend', 'cpu'], { encoding: 'utf8' });
+  assert.match(out, /^mhc\s+0\s/m, out);
+  // Import: the same file loads back into the page.
+  await page.locator('input[type=file]').setInputFiles(weights);
+  await page.getByTestId('message').filter({ hasText: 'loaded mhc weights' }).waitFor({ timeout: 10000 });
+  // Reload: the run's curves and the chart settings come back.
+  await page.waitForTimeout(2500);
+  await page.reload();
+  await page.getByRole('button', { name: 'Play' }).waitFor();
+  assert.ok(await stepOf(page, 'mhc') >= trained - 1, 'the saved run is shown again');
+  assert.equal(await page.getByLabel('Smoothing', { exact: true }).inputValue(), '0.3');
   assert.deepEqual(page.errors, []);
   await page.close();
 });
