@@ -665,8 +665,11 @@ impl Program {
         for (dst, &y) in arena[plan.test_y as usize..][..rows].iter_mut().zip(test_y) {
             *dst = y as f32;
         }
-        let grid = probe_grid();
-        arena[plan.probe_x as usize..][..grid.len()].copy_from_slice(&grid[..(plan.probe_rows as usize * d_in).min(grid.len())]);
+        // 2-D tasks only: the grid's points are [x, y], d_in = 2.
+        let probe_len = plan.probe_rows as usize * d_in;
+        if probe_len > 0 {
+            arena[plan.probe_x as usize..][..probe_len].copy_from_slice(&probe_grid()[..probe_len]);
+        }
         arena[(plan.metrics + slot::DIVERGED_STEP) as usize] = -1.0;
         arena[(plan.metrics + slot::DIVERGED_BLOCK) as usize] = -1.0;
         arena
@@ -708,6 +711,12 @@ mod tests {
             for kind in [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc] {
                 let program = Program::new(&config, kind, test_rows).unwrap();
                 assert!(program.plan.len as u64 <= arena_upper_bound(&config, test_rows), "{}", config.to_query());
+                // The initial arena fills every region it should, for every task.
+                let params = program.layout.initial_values(config.seed);
+                let test_x = vec![0.5; test_rows * config.d_in()];
+                let test_y = vec![1; test_rows];
+                let arena = program.initial_arena(&params, &test_x, &test_y);
+                assert_eq!(arena.len(), program.plan.len);
             }
         }
         let (huge, _) = Config::from_query("depth=256&width=1024&batch=4096&streams=8&ffn=8");
