@@ -126,6 +126,14 @@ test('Play trains every variant in lockstep on the GPU, past step 20', async () 
   const long = await page.evaluate(() => window.__long);
   const steps = await Promise.all(['residual', 'hc', 'mhc'].map((m) => stepOf(page, m)));
   assert.ok(steps.every((s) => s > 20), `steps ${steps}`);
+  // A hidden tab pauses training; a visible one resumes it.
+  await page.evaluate(() => Object.defineProperty(document, 'hidden', { configurable: true, get: () => true }));
+  await page.waitForTimeout(1500);
+  const frozen = await stepOf(page, 'mhc');
+  await page.waitForTimeout(3000);
+  assert.equal(await stepOf(page, 'mhc'), frozen, 'no steps while the tab is hidden');
+  await page.evaluate(() => Object.defineProperty(document, 'hidden', { configurable: true, get: () => false }));
+  await waitForSteps(page, ['mhc'], frozen + 2, 60000);
   await page.getByRole('button', { name: 'Pause' }).click();
   const rate = await page.getByTestId('rate').textContent();
   console.log(`steps ${steps}, ${rate}, long tasks during training: ${JSON.stringify(long)}`);
