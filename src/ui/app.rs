@@ -731,9 +731,9 @@ fn Charts(state: AppState) -> impl IntoView {
         </div>
         <div class="charts">
             <Chart state id="gain" draw=move |c, hover| state.history.with(|h| {
-                let mut lines = scalar_lines(h, s().smoothing, |s| &s.gain_fwd, false, " forward");
-                lines.extend(scalar_lines(h, s().smoothing, |s| &s.gain_bwd, true, " backward").into_iter().filter(|l| !l.faint));
-                line_chart(c, "Composite gain (log scale): HC climbs, mHC stays at 1", &lines, true, hover)
+                let mut lines = scalar_lines(h, s().smoothing, |s| &s.gain_fwd, false, "");
+                lines.extend(scalar_lines(h, s().smoothing, |s| &s.gain_bwd, true, " bwd").into_iter().filter(|l| !l.faint));
+                line_chart(c, "Composite gain, log scale (solid forward, dashed backward): HC climbs, mHC stays at 1", &lines, true, hover)
             })/>
             <Chart state id="loss" draw=move |c, hover| state.history.with(|h| {
                 let mut lines = scalar_lines(h, s().smoothing, |s| &s.loss, false, "");
@@ -752,12 +752,12 @@ fn Charts(state: AppState) -> impl IntoView {
                 let mut lines = Vec::new();
                 for m in &h.latest {
                     let Some(kind) = ResidualKind::parse(m.mode) else { continue };
-                    for (values, dashed, what) in [(&m.gain_fwd_blocks, false, "prefix"), (&m.gain_bwd_blocks, true, "suffix")] {
+                    for (values, dashed, what) in [(&m.gain_fwd_blocks, false, "fwd"), (&m.gain_bwd_blocks, true, "bwd")] {
                         let points = values.iter().enumerate().filter_map(|(l, v)| Some((l as f64, (*v)? as f64))).collect();
                         lines.push(Line { label: format!("{} {what}", mode_label(kind)), color: color(kind), points, faint: false, dashed });
                     }
                 }
-                line_chart(c, "Gain of H_res products by block (latest step; x = block)", &lines, true, hover)
+                line_chart(c, "Gain by block, latest step: prefix products H_l..H_0 (solid), suffix H_L-1..H_l (dashed)", &lines, true, hover)
             })/>
         </div>
         <div class="block-views">
