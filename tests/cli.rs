@@ -152,6 +152,21 @@ fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
 }
 
 #[test]
+fn no_adapter_is_one_clear_error_with_a_way_out() {
+    // Only the Vulkan backend is compiled in; asking for Metal leaves no adapter at all.
+    let out = Command::new(env!("CARGO_BIN_EXE_mhc-playground"))
+        .args(["train", "--config", "depth=2&width=8&batch=4", "--steps", "1"])
+        .env("WGPU_BACKEND", "metal")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error: no GPU adapter found"), "{err}");
+    assert!(err.contains("hint:") && err.contains("--backend cpu"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn bench_prints_one_json_object() {
     let out = ok(&["bench", "--config", "depth=2&width=8&streams=2&batch=8", "--steps", "3"]);
     let text = String::from_utf8_lossy(&out.stdout);
