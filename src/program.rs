@@ -699,14 +699,16 @@ mod tests {
     fn the_upper_bound_bounds_every_plan_and_refuses_huge_configs() {
         let mut rng = crate::rng::Rng::new(3);
         for _ in 0..200 {
-            let mut config = Config::default();
-            config.depth = 1 + rng.below(40) as u32;
-            config.width = 4 + rng.below(100) as u32;
-            config.streams = 1 + rng.below(8) as u32;
-            config.ffn = 1 + rng.below(8) as u32;
-            config.batch = 1 + rng.below(300) as u32;
-            config.task = Task::ALL[rng.below(6) as usize];
-            config.p = 5 + rng.below(60) as u32;
+            let config = Config {
+                depth: 1 + rng.below(40) as u32,
+                width: 4 + rng.below(100) as u32,
+                streams: 1 + rng.below(8) as u32,
+                ffn: 1 + rng.below(8) as u32,
+                batch: 1 + rng.below(300) as u32,
+                task: Task::ALL[rng.below(6) as usize],
+                p: 5 + rng.below(60) as u32,
+                ..Config::default()
+            };
             let test_rows = rng.below(3000) as usize;
             for kind in [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc] {
                 let program = Program::new(&config, kind, test_rows).unwrap();

@@ -1,7 +1,7 @@
 //! The page: controls for every config key, lockstep training on the GPU in short slices that
 //! keep the page responsive, charts of everything the engine measures, share links, exports.
 
-use super::charts::{heatmap, line_chart, surface, Line};
+use super::charts::{heatmap, line_chart, surface, HeatmapStyle, Line};
 use super::driver;
 use super::model::*;
 use crate::checkpoint::{save_checkpoint, TensorFile};
@@ -147,7 +147,8 @@ async fn slice(state: AppState, session: &Session, max_steps: u64) -> Result<Opt
     let started = driver::now();
     let mut ran = 0;
     {
-        let mut trainer = session.borrow_mut();
+        // An export may be reading the weights right now: then this slice runs nothing.
+        let Ok(mut trainer) = session.try_borrow_mut() else { return Ok(Some(0)) };
         while !trainer.all_stopped() && trainer.next_step < limit {
             let last = driver::now() - started > SLICE_MS || trainer.next_step + 1 == limit || ran + 1 >= max_steps;
             trainer.submit_step(last);
@@ -160,20 +161,36 @@ async fn slice(state: AppState, session: &Session, max_steps: u64) -> Result<Opt
     if ran == 0 {
         return Ok(None);
     }
+    record(state, session).await?;
+    Ok(Some(ran))
+}
+
+/// Reads the last step's metrics into the history. Shared borrows may be held across awaits
+/// (exports read too); every mutable borrow is a `try_`, so no two tasks can collide.
+#[allow(clippy::await_holding_refcell_ref)]
+async fn record(state: AppState, session: &Session) -> Result<(), String> {
     let rows = {
         let trainer = session.borrow();
         trainer.peek_metrics().await.map_err(|e| e.to_string())?
     };
-    session.borrow_mut().record(&rows);
+    // Stopping diverged variants is idempotent: if busy now, the next read records it.
+    if let Ok(mut trainer) = session.try_borrow_mut() {
+        trainer.record(&rows);
+    }
     state.history.update(|h| h.push(&rows));
-    Ok(Some(ran))
+    Ok(())
 }
 
+/// Shared borrow across the readback, as in [`record`].
+#[allow(clippy::await_holding_refcell_ref)]
 async fn refresh_surfaces(state: AppState, session: &Session) {
     if !state.config.get_untracked().task.is_2d() {
         return;
     }
-    session.borrow_mut().submit_probe();
+    match session.try_borrow_mut() {
+        Ok(mut trainer) => trainer.submit_probe(),
+        Err(_) => return,
+    }
     let mut out = Vec::new();
     let kinds = state.config.get_untracked().modes;
     for kind in kinds {
@@ -244,6 +261,7 @@ async fn run_bench(state: AppState, steps: u64) {
         return;
     };
     let config = state.config.get_untracked();
+    #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
     let time = |trainer: Rc<RefCell<Trainer>>| async move {
         for _ in 0..2 {
             trainer.borrow_mut().submit_step(false);
@@ -438,13 +456,8 @@ fn Buttons(state: AppState) -> impl IntoView {
 }
 
 async fn slice_once(state: AppState, session: &Session) -> Result<(), String> {
-    let rows = {
-        session.borrow_mut().submit_step(true);
-        let trainer = session.borrow();
-        trainer.peek_metrics().await.map_err(|e| e.to_string())?
-    };
-    session.borrow_mut().record(&rows);
-    state.history.update(|h| h.push(&rows));
+    session.try_borrow_mut().map_err(|_| "busy, try again".to_string())?.submit_step(true);
+    record(state, session).await?;
     refresh_surfaces(state, session).await;
     Ok(())
 }
@@ -468,6 +481,7 @@ fn Export(state: AppState) -> impl IntoView {
             let Some(session) = state.session.get_value() else {
                 return state.message.set(Some("nothing trained yet: press Play or Step first".into()));
             };
+            #[allow(clippy::await_holding_refcell_ref)]
             let result = async {
                 let trainer = session.try_borrow().map_err(|_| "busy, try again".to_string())?;
                 let variant = trainer.variant(kind).ok_or("that variant is not being trained")?;
@@ -781,7 +795,7 @@ fn Charts(state: AppState) -> impl IntoView {
             </div>
             <Chart state id="depth-step" draw=move |c, _| state.history.with(|h| {
                 heat_kind.track();
-                let Some(series) = h.series(heat_kind.get_untracked()) else { return heatmap(c, "pick a variant that is being trained", &[], 0, 0, true, false, "", "") };
+                let Some(series) = h.series(heat_kind.get_untracked()) else { return heatmap(c, "pick a variant that is being trained", &[], 0, 0, &HeatmapStyle { log: true, sums: false, y_label: "", x_label: "" }) };
                 let grad = s().heatmap == HeatmapKind::GradNorm;
                 let depth = series.blocks.first().map(|b| b.1.len()).unwrap_or(0);
                 let cols = series.blocks.len();
@@ -792,7 +806,7 @@ fn Charts(state: AppState) -> impl IntoView {
                     }
                 }
                 let what = if grad { "gradient norm" } else { "stream RMS" };
-                heatmap(c, &format!("{} per block (rows) over steps (columns), log colour", what), &values, depth, cols, true, false, "block 0 at top", "step →")
+                heatmap(c, &format!("{} per block (rows) over steps (columns), log colour", what), &values, depth, cols, &HeatmapStyle { log: true, sums: false, y_label: "block 0 at top", x_label: "step →" })
             })/>
             <Chart state id="h-res" draw=move |c, _| state.history.with(|h| {
                 heat_kind.track();
@@ -807,9 +821,9 @@ fn Charts(state: AppState) -> impl IntoView {
                             (Some(r), Some(c)) => format!(" · doubly-stochastic error: rows {}, columns {}", format_value(Some(r as f64)), format_value(Some(c as f64))),
                             _ => String::new(),
                         };
-                        heatmap(c, &format!("{} H_res of block {block}, batch mean{ds}", mode_label(kind)), &values, n, n, false, true, "", "column sums ↑")
+                        heatmap(c, &format!("{} H_res of block {block}, batch mean{ds}", mode_label(kind)), &values, n, n, &HeatmapStyle { log: false, sums: true, y_label: "", x_label: "column sums ↑" })
                     }
-                    _ => heatmap(c, "H_res appears for HC and mHC after the first measured step", &[], 0, 0, false, true, "", ""),
+                    _ => heatmap(c, "H_res appears for HC and mHC after the first measured step", &[], 0, 0, &HeatmapStyle { log: false, sums: true, y_label: "", x_label: "" }),
                 }
             })/>
         </div>

@@ -176,9 +176,18 @@ fn diverging(t: f64) -> String {
     format!("rgb({},{},{})", r as u8, g as u8, b as u8)
 }
 
-/// A `rows x cols` heatmap (row-major `values`), coloured on a log scale when `log`.
-/// With `sums`, each cell shows its value and the row/column sums are written at the edges.
-pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], rows: usize, cols: usize, log: bool, sums: bool, y_label: &str, x_label: &str) {
+/// How a heatmap is drawn: colour on a log scale, or each cell's value written with the row and
+/// column sums at the edges; axis captions.
+pub struct HeatmapStyle<'a> {
+    pub log: bool,
+    pub sums: bool,
+    pub y_label: &'a str,
+    pub x_label: &'a str,
+}
+
+/// A `rows x cols` heatmap of row-major `values`.
+pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], rows: usize, cols: usize, style: &HeatmapStyle) {
+    let HeatmapStyle { log, sums, y_label, x_label } = *style;
     let Some((ctx, w, h)) = prepare(canvas) else { return };
     text(&ctx, title, 4.0, TITLE_Y, "left", INK);
     if rows == 0 || cols == 0 || values.len() < rows * cols {

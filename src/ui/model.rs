@@ -110,6 +110,9 @@ pub const PRESETS: &[Preset] = &[
     Preset { name: "Grokking", query: "task=modadd&p=23&depth=4&width=64&lr=0.003&wd=1&train_frac=0.4&eval_every=20", what: "Modular addition: train accuracy first, test accuracy much later." },
 ];
 
+/// One step's per-block values: (step, stream RMS per block, gradient norm per block).
+pub type BlockColumn = (f64, Vec<Option<f32>>, Vec<Option<f32>>);
+
 /// One variant's scalar series, thinned as it grows so drawing stays cheap.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Series {
@@ -122,8 +125,8 @@ pub struct Series {
     pub gain_bwd: Vec<Option<f32>>,
     /// Evaluation points: (step, test loss, test accuracy).
     pub test: Vec<(f64, Option<f32>, Option<f32>)>,
-    /// Per-block columns for the depth x step heatmaps: (step, stream RMS, gradient norm).
-    pub blocks: Vec<(f64, Vec<Option<f32>>, Vec<Option<f32>>)>,
+    /// Per-block columns for the depth x step heatmaps.
+    pub blocks: Vec<BlockColumn>,
     pub diverged: Option<(u64, u32)>,
 }
 
@@ -336,11 +339,12 @@ mod tests {
         assert_eq!(labels.len(), CONTROLS.len(), "labels are unique accessible names");
         for control in CONTROLS {
             let kind = kind_of(control.key).unwrap();
-            let fits = match (control.widget, kind) {
-                (Widget::Select, KeyKind::Choice(_)) | (Widget::Toggles, KeyKind::Modes) => true,
-                (Widget::Slider { .. } | Widget::Number, KeyKind::Float { .. } | KeyKind::Int { .. }) => true,
-                _ => false,
-            };
+            let fits = matches!(
+                (control.widget, kind),
+                (Widget::Select, KeyKind::Choice(_))
+                    | (Widget::Toggles, KeyKind::Modes)
+                    | (Widget::Slider { .. } | Widget::Number, KeyKind::Float { .. } | KeyKind::Int { .. })
+            );
             assert!(fits, "{} has a {:?} for a {:?}", control.key, control.widget, kind);
         }
         for label in ["Depth", "Streams", "Learning rate", "Width", "Batch size", "Sinkhorn iterations", "Precision", "Seed", "Task"] {

@@ -233,6 +233,13 @@ test('exports reach the runner, imports load back, and a reload keeps the run an
   // Import: the same file loads back into the page.
   await page.locator('input[type=file]').setInputFiles(weights);
   await page.getByTestId('message').filter({ hasText: 'loaded mhc weights' }).waitFor({ timeout: 10000 });
+  // Exporting while training runs: both go on, nothing breaks.
+  await page.getByRole('button', { name: 'Play' }).click();
+  await page.waitForTimeout(500);
+  assert.ok(fs.statSync(await save('Weights: residual')).size > 1000);
+  await page.waitForTimeout(1000);
+  await page.getByRole('button', { name: 'Pause' }).click();
+  assert.deepEqual(page.errors, []);
   // Reload: the run's curves and the chart settings come back.
   await page.waitForTimeout(2500);
   await page.reload();
