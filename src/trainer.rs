@@ -69,15 +69,18 @@ pub struct Variant {
 impl Variant {
     fn new(gpu: Option<&GpuContext>, config: &Config, kind: ResidualKind, dataset: &Dataset) -> Result<Variant, EngineError> {
         let program = Program::new(config, kind, dataset.n_test())?;
-        check_size(&program, gpu)?;
         let params = program.layout.initial_values(config.seed);
-        let arena = program.initial_arena(&params, &dataset.test_x, &dataset.test_y);
+        Variant::with_params(gpu, program, &params, &dataset.test_x, &dataset.test_y)
+    }
+
+    /// Checks the arena fits the backend, then builds it with these parameters and test rows.
+    fn with_params(gpu: Option<&GpuContext>, program: Program, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Result<Variant, EngineError> {
+        check_size(&program, gpu)?;
+        let kind = program.dims.kind;
+        let arena = program.initial_arena(params, test_x, test_y);
         let store = match gpu {
             None => Store::Cpu(arena),
-            Some(ctx) => {
-                let lists = program.lists();
-                Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &lists)?)
-            }
+            Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?),
         };
         Ok(Variant { kind, program, store, divergence: None })
     }
@@ -93,16 +96,9 @@ impl Variant {
     fn run(&mut self, gpu: Option<&GpuContext>, lists: &[usize]) {
         match (&mut self.store, gpu) {
             (Store::Cpu(arena), _) => {
+                let all = self.program.lists();
                 for &list in lists {
-                    let ops = match list {
-                        LIST_TRAIN => &self.program.train,
-                        LIST_EVAL => &self.program.eval,
-                        LIST_MEASURE => &self.program.measure,
-                        LIST_FORWARD => &self.program.forward,
-                        LIST_GRADIENT => &self.program.gradient,
-                        _ => &self.program.probe,
-                    };
-                    for op in ops {
+                    for op in all[list] {
                         reference::run_op(arena, op);
                     }
                 }
@@ -322,18 +318,7 @@ pub async fn loss_and_gradients(
     if let Some(&bad) = y.iter().find(|&&v| v as usize >= config.classes()) {
         return Err(CheckpointError::Label { label: bad as i64, classes: config.classes() }.into());
     }
-    let program = Program::new(config, kind, 0)?;
-    check_size(&program, gpu)?;
-    let arena = program.initial_arena(params, &[], &[]);
-    let mut variant = Variant {
-        kind,
-        store: match gpu {
-            None => Store::Cpu(arena),
-            Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?),
-        },
-        program,
-        divergence: None,
-    };
+    let mut variant = Variant::with_params(gpu, Program::new(config, kind, 0)?, params, &[], &[])?;
     variant.write_batch(gpu, x, y);
     variant.run(gpu, &[LIST_GRADIENT]);
     let plan = &variant.program.plan;
