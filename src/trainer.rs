@@ -69,13 +69,14 @@ pub struct Variant {
 impl Variant {
     fn new(gpu: Option<&GpuContext>, config: &Config, kind: ResidualKind, dataset: &Dataset) -> Result<Variant, EngineError> {
         let program = Program::new(config, kind, dataset.n_test())?;
+        // Before anything of the model's size is allocated, initial weights included.
+        check_size(&program, gpu)?;
         let params = program.layout.initial_values(config.seed);
         Variant::with_params(gpu, program, &params, &dataset.test_x, &dataset.test_y)
     }
 
-    /// Checks the arena fits the backend, then builds it with these parameters and test rows.
+    /// Builds the arena (call [`check_size`] first) with these parameters and test rows.
     fn with_params(gpu: Option<&GpuContext>, program: Program, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Result<Variant, EngineError> {
-        check_size(&program, gpu)?;
         let kind = program.dims.kind;
         let arena = program.initial_arena(params, test_x, test_y);
         let store = match gpu {
@@ -318,7 +319,9 @@ pub async fn loss_and_gradients(
     if let Some(&bad) = y.iter().find(|&&v| v as usize >= config.classes()) {
         return Err(CheckpointError::Label { label: bad as i64, classes: config.classes() }.into());
     }
-    let mut variant = Variant::with_params(gpu, Program::new(config, kind, 0)?, params, &[], &[])?;
+    let program = Program::new(config, kind, 0)?;
+    check_size(&program, gpu)?;
+    let mut variant = Variant::with_params(gpu, program, params, &[], &[])?;
     variant.write_batch(gpu, x, y);
     variant.run(gpu, &[LIST_GRADIENT]);
     let plan = &variant.program.plan;
