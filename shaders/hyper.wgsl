@@ -30,17 +30,23 @@ struct MhcCoeffParams {
     h_rs: u32, iters: u32, eps: f32, dh_off: u32,
     da_off: u32, part_off: u32, dv_off: u32, _pad: u32,
 }
-@group(0) @binding(1) var<uniform> hc: HcCoeffParams;
-@group(0) @binding(1) var<uniform> mhc: MhcCoeffParams;
+@group(0) @binding(1) var<uniform> hc_params: HcCoeffParams;
+@group(0) @binding(1) var<uniform> mhc_params: MhcCoeffParams;
 
-fn hc_d(b: u32, i: u32, j: u32) -> u32 {
+// The row functions take their params as a value so that block.wgsl's fused kernels call them
+// too; the entry points pass their uniform.
+fn hc_d(hc: HcCoeffParams, b: u32, i: u32, j: u32) -> u32 {
     return (b * hc.n + i) * (hc.n + 2u) + j;
 }
 
 @compute @workgroup_size(WG_1D)
 fn hc_coeff_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let b = flat_thread(gid, groups);
-    if (b >= hc.rows) { return; }
+    if (b >= hc_params.rows) { return; }
+    hc_coeff_forward_row(hc_params, b);
+}
+
+fn hc_coeff_forward_row(hc: HcCoeffParams, b: u32) {
     let n = hc.n;
     let sa = arena[hc.p_off];
     let sb = arena[hc.p_off + 1u];
@@ -49,10 +55,10 @@ fn hc_coeff_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let b_post = b_res + n * n;
     let h = hc.h_off + b * hc.h_rs;
     for (var i = 0u; i < n; i++) {
-        arena[h + i] = sa * stable_tanh(arena[hc.d_off + hc_d(b, i, 0u)]) + arena[b_pre + i];
-        arena[h + n + i] = sb * stable_tanh(arena[hc.d_off + hc_d(b, i, n + 1u)]) + arena[b_post + i];
+        arena[h + i] = sa * stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 0u)]) + arena[b_pre + i];
+        arena[h + n + i] = sb * stable_tanh(arena[hc.d_off + hc_d(hc, b, i, n + 1u)]) + arena[b_post + i];
         for (var k = 0u; k < n; k++) {
-            arena[h + 2u * n + k * n + i] = sa * stable_tanh(arena[hc.d_off + hc_d(b, i, 1u + k)]) + arena[b_res + k * n + i];
+            arena[h + 2u * n + k * n + i] = sa * stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 1u + k)]) + arena[b_res + k * n + i];
         }
     }
 }
@@ -60,7 +66,11 @@ fn hc_coeff_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 @compute @workgroup_size(WG_1D)
 fn hc_coeff_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let b = flat_thread(gid, groups);
-    if (b >= hc.rows) { return; }
+    if (b >= hc_params.rows) { return; }
+    hc_coeff_backward_row(hc_params, b);
+}
+
+fn hc_coeff_backward_row(hc: HcCoeffParams, b: u32) {
     let n = hc.n;
     let q = 2u + 2u * n + n * n;
     let sa = arena[hc.p_off];
@@ -71,19 +81,19 @@ fn hc_coeff_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     var dsb = 0.0;
     for (var i = 0u; i < n; i++) {
         let g_pre = arena[dh + i];
-        let t_pre = stable_tanh(arena[hc.d_off + hc_d(b, i, 0u)]);
-        arena[hc.dd_off + hc_d(b, i, 0u)] = g_pre * sa * (1.0 - t_pre * t_pre);
+        let t_pre = stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 0u)]);
+        arena[hc.dd_off + hc_d(hc, b, i, 0u)] = g_pre * sa * (1.0 - t_pre * t_pre);
         dsa += g_pre * t_pre;
         arena[part + 2u + i] = g_pre;
         let g_post = arena[dh + n + i];
-        let t_post = stable_tanh(arena[hc.d_off + hc_d(b, i, n + 1u)]);
-        arena[hc.dd_off + hc_d(b, i, n + 1u)] = g_post * sb * (1.0 - t_post * t_post);
+        let t_post = stable_tanh(arena[hc.d_off + hc_d(hc, b, i, n + 1u)]);
+        arena[hc.dd_off + hc_d(hc, b, i, n + 1u)] = g_post * sb * (1.0 - t_post * t_post);
         dsb += g_post * t_post;
         arena[part + 2u + n + n * n + i] = g_post;
         for (var k = 0u; k < n; k++) {
             let g = arena[dh + 2u * n + k * n + i];
-            let t = stable_tanh(arena[hc.d_off + hc_d(b, i, 1u + k)]);
-            arena[hc.dd_off + hc_d(b, i, 1u + k)] = g * sa * (1.0 - t * t);
+            let t = stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 1u + k)]);
+            arena[hc.dd_off + hc_d(hc, b, i, 1u + k)] = g * sa * (1.0 - t * t);
             dsa += g * t;
             arena[part + 2u + n + k * n + i] = g;
         }
@@ -103,7 +113,7 @@ var<workgroup> divisors: array<f32, 1600>;     // [iters][columns, rows][n]
 var<workgroup> row_scalars: array<f32, 2>;     // rms(v), and the rms path's dv coefficient
 
 // rms(v) of row b, shared by the workgroup; thread 0 then fills m_pre and logits.
-fn mhc_projection(b: u32, lid: u32) {
+fn mhc_projection(mhc: MhcCoeffParams, b: u32, lid: u32) {
     let width = mhc.n * mhc.c;
     let v0 = mhc.v_off + b * width;
     var ss = 0.0;
@@ -126,7 +136,7 @@ fn mhc_projection(b: u32, lid: u32) {
 }
 
 // Thread 0 only: sk = sinkhorn(logits), recording every divisor.
-fn sinkhorn_forward() {
+fn sinkhorn_forward(mhc: MhcCoeffParams) {
     let n = mhc.n;
     var max_logit = logits[0];
     for (var j = 1u; j < n * n; j++) { max_logit = max(max_logit, logits[j]); }
@@ -154,9 +164,18 @@ fn sinkhorn_forward() {
 fn mhc_coeff_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
     let b = flat_group(wid, groups);
-    if (b >= mhc.rows) { return; }
-    mhc_projection(b, lid);
-    if (lid != 0u) { return; }
+    if (b >= mhc_params.rows) { return; }
+    mhc_coeff_forward_row(mhc_params, b, lid);
+}
+
+// Row b by the whole workgroup (call from uniform control flow: it has barriers); thread 0
+// writes H and rms(v).
+fn mhc_coeff_forward_row(mhc: MhcCoeffParams, b: u32, lid: u32) {
+    mhc_projection(mhc, b, lid);
+    if (lid == 0u) { mhc_coefficients_from_projection(mhc, b); }
+}
+
+fn mhc_coefficients_from_projection(mhc: MhcCoeffParams, b: u32) {
     let n = mhc.n;
     let h = mhc.h_off + b * mhc.h_rs;
     arena[mhc.r_off + b] = row_scalars[0];
@@ -167,7 +186,7 @@ fn mhc_coeff_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
         arena[h + i] = sigmoid(alpha0 * m_pre[i] + arena[bias + i]);
         arena[h + n + i] = 2.0 * sigmoid(alpha1 * m_pre[n + i] + arena[bias + n + i]);
     }
-    sinkhorn_forward();
+    sinkhorn_forward(mhc);
     for (var j = 0u; j < n * n; j++) { arena[h + 2u * n + j] = sk[j]; }
 }
 
@@ -175,8 +194,13 @@ fn mhc_coeff_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 fn mhc_coeff_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                       @builtin(local_invocation_index) lid: u32) {
     let b = flat_group(wid, groups);
-    if (b >= mhc.rows) { return; }
-    mhc_projection(b, lid);
+    if (b >= mhc_params.rows) { return; }
+    mhc_coeff_backward_row(mhc_params, b, lid);
+}
+
+// Row b by the whole workgroup (uniform control flow: barriers).
+fn mhc_coeff_backward_row(mhc: MhcCoeffParams, b: u32, lid: u32) {
+    mhc_projection(mhc, b, lid);
     let n = mhc.n;
     let width = n * mhc.c;
     if (lid == 0u) {
@@ -200,7 +224,7 @@ fn mhc_coeff_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
             dm_dot_m += dm * m_pre[j];
         }
         // res: recompute the forward, then unwind it.
-        sinkhorn_forward();
+        sinkhorn_forward(mhc);
         for (var j = 0u; j < n * n; j++) { sk_grad[j] = arena[dh + 2u * n + j]; }
         for (var tt = 0u; tt < mhc.iters; tt++) {
             let t = mhc.iters - 1u - tt;

@@ -7,12 +7,15 @@
 // Forward and backward are the same entry point. A workgroup of 16x16 threads computes a
 // 64x64 tile of C, each thread a 4x4 block held in registers; A and B pass through workgroup
 // memory 16 values of k at a time. Every output still sums k in order, as the CPU reference.
+// Batched: workgroup z computes product z, operands offset by z * (a_bs, b_bs, c_bs); the
+// weight gradients of all blocks are one dispatch this way.
 struct MatmulParams {
     m: u32, n: u32, k: u32,
     a_off: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_rs: u32, bias_off: u32,
-    accumulate: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    accumulate: u32, batch: u32, a_bs: u32, b_bs: u32,
+    c_bs: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 @group(0) @binding(1) var<uniform> params: MatmulParams;
 
@@ -27,6 +30,9 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
           @builtin(local_invocation_index) lidx: u32) {
     let row0 = wid.y * TILE;
     let col0 = wid.x * TILE;
+    let a_off = params.a_off + wid.z * params.a_bs;
+    let b_off = params.b_off + wid.z * params.b_bs;
+    let c_off = params.c_off + wid.z * params.c_bs;
     var acc = array<f32, 16>();
     let tiles = (params.k + TILE_K - 1u) / TILE_K;
     for (var t = 0u; t < tiles; t++) {
@@ -38,7 +44,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             let ka = e % TILE_K;
             var av = 0.0;
             if (row0 + r < params.m && k0 + ka < params.k) {
-                av = arena[params.a_off + (row0 + r) * params.a_rs + (k0 + ka) * params.a_cs];
+                av = arena[a_off + (row0 + r) * params.a_rs + (k0 + ka) * params.a_cs];
             }
             tile_a[ka * TILE + r] = av;
             // B: consecutive threads walk columns.
@@ -46,7 +52,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             let c = e % TILE;
             var bv = 0.0;
             if (col0 + c < params.n && k0 + kb < params.k) {
-                bv = arena[params.b_off + (k0 + kb) * params.b_rs + (col0 + c) * params.b_cs];
+                bv = arena[b_off + (k0 + kb) * params.b_rs + (col0 + c) * params.b_cs];
             }
             tile_b[kb * TILE + c] = bv;
         }
@@ -75,7 +81,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
                 if (params.bias_off != NONE) {
                     value += arena[params.bias_off + col];
                 }
-                let o = params.c_off + row * params.c_rs + col;
+                let o = c_off + row * params.c_rs + col;
                 if (params.accumulate != 0u) {
                     arena[o] = arena[o] + value;
                 } else {

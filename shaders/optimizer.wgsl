@@ -12,6 +12,7 @@ struct OptimizerParams {
     momentum: f32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 @group(0) @binding(1) var<uniform> params: OptimizerParams;
+const OPT_ADAMW: u32 = 0u;  // kernels.rs: OPT_ADAMW (anything else: SGD)
 
 const SLOT_LR: u32 = 1u;
 const SLOT_BC1: u32 = 2u;
@@ -33,7 +34,7 @@ fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let g = arena[gi] * arena[mo + SLOT_CLIP_SCALE];
     var w = arena[params.p_off + e];
     if (arena[params.mask_off + e] > 0.0) { w = w - lr * params.wd * w; }
-    if (params.kind == 0u) {
+    if (params.kind == OPT_ADAMW) {
         let m = params.beta1 * arena[params.m_off + e] + (1.0 - params.beta1) * g;
         let v = params.beta2 * arena[params.v_off + e] + (1.0 - params.beta2) * g * g;
         arena[params.m_off + e] = m;

@@ -2,12 +2,13 @@
 // w: [cols] (w_off == NONE: no weight, as for HC's per-stream z_i). Saves r: [rows].
 // rmsnorm_backward:        dx (= or +=, `accumulate`) = (g - xhat * mean(g * xhat)) / r,
 //                          g = dy * w, xhat = x / r        (activation gradient)
-// rmsnorm_backward_weight: dw[c] += sum_rows dy * xhat      (parameter gradient)
+// rmsnorm_backward_weight: dw[c] += sum_rows dy * xhat      (parameter gradient), for `groups`
+//                          norms stored back to back (the norms of every block: one dispatch)
 // Forward and input-backward run one workgroup per row; the weight gradient a thread per column.
 struct RmsNormParams {
     rows: u32, cols: u32, x_off: u32, w_off: u32,
     y_off: u32, r_off: u32, dy_off: u32, dx_off: u32,
-    dw_off: u32, accumulate: u32, _pad0: u32, _pad1: u32,
+    dw_off: u32, accumulate: u32, groups: u32, dw_gs: u32,
 }
 @group(0) @binding(1) var<uniform> params: RmsNormParams;
 
@@ -57,12 +58,17 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 
 @compute @workgroup_size(WG_1D)
 fn rmsnorm_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let c = flat_thread(gid, groups);
-    if (c >= params.cols) { return; }
+    let t = flat_thread(gid, groups);
+    if (t >= params.cols * max(params.groups, 1u)) { return; }
+    let g = t / params.cols;
+    let c = t % params.cols;
+    let values = g * params.rows * params.cols;
+    let r_off = params.r_off + g * params.rows;
     var acc = 0.0;
     for (var row = 0u; row < params.rows; row++) {
-        let xhat = arena[params.x_off + row * params.cols + c] / arena[params.r_off + row];
-        acc += arena[params.dy_off + row * params.cols + c] * xhat;
+        let xhat = arena[params.x_off + values + row * params.cols + c] / arena[r_off + row];
+        acc += arena[params.dy_off + values + row * params.cols + c] * xhat;
     }
-    arena[params.dw_off + c] = arena[params.dw_off + c] + acc;
+    let o = params.dw_off + g * params.dw_gs + c;
+    arena[o] = arena[o] + acc;
 }

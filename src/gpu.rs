@@ -4,7 +4,7 @@
 //! polled first. Nothing here blocks a browser thread.
 
 use crate::kernels::{shader_source, Grid, Op, WORKGROUP_1D};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -43,6 +43,11 @@ pub struct GpuContext {
     error: Arc<Mutex<Option<String>>>,
     /// Set when the device is lost (driver reset, tab in the background too long, ...).
     lost: Arc<Mutex<Option<String>>>,
+    /// Dispatches recorded and command buffers submitted so far (the benchmarks report them).
+    dispatches: Cell<u64>,
+    submits: Cell<u64>,
+    /// Readback staging buffers, reused: a step's metrics readback creates no buffer.
+    staging: RefCell<Vec<wgpu::Buffer>>,
 }
 
 impl GpuContext {
@@ -129,7 +134,63 @@ impl GpuContext {
             pipelines: RefCell::new(HashMap::new()),
             error,
             lost,
+            dispatches: Cell::new(0),
+            submits: Cell::new(0),
+            staging: RefCell::new(Vec::new()),
         })
+    }
+
+    /// `(dispatches, submits)` since the device was opened.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.dispatches.get(), self.submits.get())
+    }
+
+    /// Records the given op lists of several arenas into one compute pass of one command
+    /// encoder and submits it once: a lockstep step of every variant is one submit.
+    pub fn run(&self, work: &[(&GpuArena, &[usize])]) {
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+            for (arena, lists) in work {
+                for &list in lists.iter() {
+                    for d in &arena.lists[list] {
+                        pass.set_pipeline(&d.pipeline);
+                        pass.set_bind_group(0, &arena.bind_group, &[d.param_offset]);
+                        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                    }
+                    self.dispatches.set(self.dispatches.get() + arena.lists[list].len() as u64);
+                }
+            }
+        }
+        self.submit(encoder);
+    }
+
+    fn submit(&self, encoder: wgpu::CommandEncoder) {
+        self.queue.submit([encoder.finish()]);
+        self.submits.set(self.submits.get() + 1);
+    }
+
+    /// A mappable buffer of at least `bytes`, from the pool or new.
+    fn take_staging(&self, bytes: u64) -> wgpu::Buffer {
+        let mut pool = self.staging.borrow_mut();
+        match pool.iter().position(|b| b.size() >= bytes) {
+            Some(i) => pool.swap_remove(i),
+            None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                // Rounded up so that slightly different reads share buffers.
+                size: bytes.next_power_of_two().max(256),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        }
+    }
+
+    fn give_back_staging(&self, buffer: wgpu::Buffer) {
+        let mut pool = self.staging.borrow_mut();
+        // A few in flight at most (one per variant); keep the pool from growing without bound.
+        if pool.len() < 8 {
+            pool.push(buffer);
+        }
     }
 
     pub fn max_buffer_bytes(&self) -> (u64, &'static str) {
@@ -203,7 +264,7 @@ fn workgroups(grid: Grid) -> [u32; 3] {
     match grid {
         Grid::Threads(n) => fold(n.div_ceil(WORKGROUP_1D)),
         Grid::Workgroups(n) => fold(n),
-        Grid::Tiles(x, y) => [x.max(1), y.max(1), 1],
+        Grid::Tiles(x, y, z) => [x.max(1), y.max(1), z.max(1)],
     }
 }
 
@@ -287,18 +348,7 @@ impl GpuArena {
 
     /// Records the given op lists (by index) into one compute pass of one encoder and submits.
     pub fn run(&self, ctx: &GpuContext, lists: &[usize]) {
-        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
-            for &list in lists {
-                for d in &self.lists[list] {
-                    pass.set_pipeline(&d.pipeline);
-                    pass.set_bind_group(0, &self.bind_group, &[d.param_offset]);
-                    pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
-                }
-            }
-        }
-        ctx.queue.submit([encoder.finish()]);
+        ctx.run(&[(self, lists)]);
     }
 
     /// Entry-point names of a list, in dispatch order (for per-kernel timing reports).
@@ -334,17 +384,12 @@ impl GpuArena {
             return Ok(Vec::new());
         }
         let bytes = (len * 4) as u64;
-        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let staging = ctx.take_staging(bytes);
         let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(&self.arena, offset as u64 * 4, &staging, 0, bytes);
-        ctx.queue.submit([encoder.finish()]);
+        ctx.submit(encoder);
         let (sender, receiver) = futures_channel::oneshot::channel();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |result| {
             let _ = sender.send(result);
         });
         #[cfg(not(target_arch = "wasm32"))]
@@ -356,10 +401,11 @@ impl GpuArena {
             .map_err(|_| GpuError::Readback("the device went away".into()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
         let values = {
-            let view = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
+            let view = staging.slice(..bytes).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()
         };
         staging.unmap();
+        ctx.give_back_staging(staging);
         ctx.check()?;
         Ok(values)
     }

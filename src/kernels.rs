@@ -15,7 +15,9 @@ use bytemuck::{Pod, Zeroable};
 pub const NONE: u32 = u32::MAX;
 
 /// `C[m, n] (+)= sum_k A[m, k] * B[k, n] (+ bias[n])`, operands addressed through strides so
-/// the transposes that backward needs are the same kernel. File: `shaders/matmul.wgsl`.
+/// the transposes that backward needs are the same kernel; `batch` such products (0 means 1)
+/// whose operands lie `a_bs`, `b_bs`, `c_bs` apart, so the weight gradients of every block are
+/// one dispatch. File: `shaders/matmul.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct MatmulParams {
@@ -33,10 +35,14 @@ pub struct MatmulParams {
     pub c_rs: u32,
     pub bias_off: u32,
     pub accumulate: u32,
+    pub batch: u32,
+    pub a_bs: u32,
+    pub b_bs: u32,
+    pub c_bs: u32,
     pub _pad: [u32; 3],
 }
 
-/// `out[g, j] (+)= scale * reduce_i in[g*in_gs + i*in_rs + j]` with reduce = sum or max.
+/// `out[g*out_gs + j] (+)= scale * reduce_i in[g*in_gs + i*in_rs + j]` with reduce = sum or max.
 /// Used for bias gradients, per-row partial gradients, batch means and maxima. File: `reduce.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -49,13 +55,16 @@ pub struct ReduceParams {
     pub in_gs: u32,
     pub out_off: u32,
     pub accumulate: u32,
-    /// 0 = sum, 1 = max.
+    /// `REDUCE_SUM` or `REDUCE_MAX`.
     pub op: u32,
     pub scale: f32,
-    pub _pad: [u32; 2],
+    pub out_gs: u32,
+    pub _pad: u32,
 }
 
 /// RMSNorm over contiguous rows: `y = x / rms(x) * w` (w absent = 1), rms saved per row.
+/// The weight gradient runs over `groups` (0 means 1) such norms laid out back to back
+/// (`rows * cols` values, `rows` rms) with their weight gradients `dw_gs` apart.
 /// File: `rmsnorm.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
@@ -71,10 +80,14 @@ pub struct RmsNormParams {
     pub dw_off: u32,
     /// Backward input: 1 = `dx +=`, 0 = `dx =`.
     pub accumulate: u32,
-    pub _pad: [u32; 2],
+    pub groups: u32,
+    pub dw_gs: u32,
 }
 
 /// Activation function codes shared with WGSL.
+pub const REDUCE_SUM: u32 = 0;
+pub const REDUCE_MAX: u32 = 1;
+
 pub const ACT_GELU: u32 = 0;
 pub const ACT_RELU: u32 = 1;
 pub const ACT_TANH: u32 = 2;
@@ -159,6 +172,70 @@ pub struct MhcCoeffParams {
     pub dv_off: u32,
     pub _pad: u32,
 }
+
+/// Residual kinds as the fused block kernels see them.
+pub const BLOCK_RESIDUAL: u32 = 0;
+pub const BLOCK_HC: u32 = 1;
+pub const BLOCK_MHC: u32 = 2;
+
+/// One whole block of one variant over `rows` rows, as one dispatch each way (`block.wgsl`):
+/// forward = coefficients, combine, RMSNorm, fc1 + bias + activation, fc2 + bias, stream
+/// update; backward = every activation gradient of the same, in reverse (weight gradients are
+/// left to batched products over all blocks). Every intermediate is written where the
+/// unfused op list writes it, so the unfused ops of [`crate::block::block_forward_ops`] and
+/// [`crate::block::block_backward_ops`] are its exact CPU twin. Offsets of absent tensors
+/// (HC's for mHC, say) are [`NONE`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct BlockParams {
+    pub rows: u32,
+    pub n: u32,
+    pub c: u32,
+    pub fc: u32,
+    /// `BLOCK_RESIDUAL`, `BLOCK_HC` or `BLOCK_MHC`.
+    pub kind: u32,
+    pub act: u32,
+    pub round_f16: u32,
+    pub iters: u32,
+    pub eps: f32,
+    // Forward.
+    pub x_off: u32,          // X_l      [rows, n, c]
+    pub out_off: u32,        // X_{l+1}  [rows, n, c]
+    pub h_off: u32,          // H        [rows, pc]   (NONE: residual)
+    pub u_off: u32,          // u        [rows, c]
+    pub normed_off: u32,     //          [rows, c]
+    pub norm_rms_off: u32,   //          [rows]
+    pub hidden_pre_off: u32, //          [rows, fc]
+    pub hidden_off: u32,     //          [rows, fc]
+    pub y_off: u32,          // F(u)     [rows, c]
+    pub norm_w: u32,         //          [c]
+    pub fc1_w: u32,          //          [fc, c]
+    pub fc1_b: u32,          //          [fc]
+    pub fc2_w: u32,          //          [c, fc]
+    pub fc2_b: u32,          //          [c]
+    pub proj_w: u32,         // HC [n+2, c] / mHC phi [pc, n*c]
+    pub small_off: u32,      // HC [2 + 2n + n*n] / mHC [3 + pc]
+    pub proj_off: u32,       // HC D [rows, n, n+2] / mHC A [rows, pc]
+    pub z_off: u32,          // HC Z [rows, n, c]
+    pub z_rms_off: u32,      // HC [rows, n] / mHC rms(v) [rows]
+    // Backward.
+    pub dout_off: u32,        // dX_{l+1} [rows, n, c]
+    pub dx_off: u32,          // dX_l     [rows, n, c]  (=)
+    pub dy_off: u32,          // dF(u)    [rows, c]
+    pub dhidden_off: u32,     //          [rows, fc]
+    pub dhidden_pre_off: u32, //          [rows, fc]
+    pub dnormed_off: u32,     //          [rows, c]
+    pub du_off: u32,          //          [rows, c]
+    pub dh_off: u32,          // dH       [rows, pc]
+    pub dproj_off: u32,       // dD / dA
+    pub dz_off: u32,          // HC dZ    [rows, n, c]
+    pub part_off: u32,        // per-row gradients of the small parameters
+    pub _pad: u32,
+}
+
+/// Rows one workgroup of the fused block kernels carries (`TILE_ROWS` in `block.wgsl`): each
+/// weight read from memory serves this many rows.
+pub const BLOCK_TILE_ROWS: u32 = 8;
 
 /// Largest Sinkhorn iteration count and stream count the kernels hold state for.
 pub const MAX_SINKHORN_ITERS: usize = 100;
@@ -302,6 +379,8 @@ pub enum Op {
     StepFinalize(FinalizeParams),
     Gains(GainsParams),
     Optimizer(OptimizerParams),
+    BlockForward(BlockParams),
+    BlockBackward(BlockParams),
 }
 
 /// Threads per workgroup of the 1-D kernels (the browser allows at most 256).
@@ -318,8 +397,8 @@ pub enum Grid {
     Threads(u32),
     /// One workgroup (of `WORKGROUP_ROW` or `WORKGROUP_1D` threads) per item.
     Workgroups(u32),
-    /// Matmul tiles: (columns of tiles, rows of tiles).
-    Tiles(u32, u32),
+    /// Matmul tiles: (columns of tiles, rows of tiles, products).
+    Tiles(u32, u32, u32),
 }
 
 impl Op {
@@ -350,6 +429,8 @@ impl Op {
             Op::StepFinalize(_) => ("metrics", "step_finalize"),
             Op::Gains(_) => ("metrics", "gains"),
             Op::Optimizer(_) => ("optimizer", "optimizer_step"),
+            Op::BlockForward(_) => ("block", "block_forward"),
+            Op::BlockBackward(_) => ("block", "block_backward"),
         }
     }
 
@@ -376,16 +457,17 @@ impl Op {
             Op::StepFinalize(p) => bytemuck::bytes_of(p),
             Op::Gains(p) => bytemuck::bytes_of(p),
             Op::Optimizer(p) => bytemuck::bytes_of(p),
+            Op::BlockForward(p) | Op::BlockBackward(p) => bytemuck::bytes_of(p),
         }
     }
 
     /// The thread layout the WGSL entry point expects.
     pub fn grid(&self) -> Grid {
         match self {
-            Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(MATMUL_TILE)),
+            Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(MATMUL_TILE), p.batch.max(1)),
             Op::Reduce(p) => Grid::Threads(p.groups * p.cols),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) => Grid::Workgroups(p.rows),
-            Op::RmsNormWeightGrad(p) => Grid::Threads(p.cols),
+            Op::RmsNormWeightGrad(p) => Grid::Threads(p.cols * p.groups.max(1)),
             Op::ActForward(p) | Op::ActBackward(p) => Grid::Threads(p.len),
             Op::Broadcast(p) | Op::CombineForward(p) | Op::CombineBackward(p) => {
                 Grid::Threads(p.rows * p.c)
@@ -400,6 +482,7 @@ impl Op {
             Op::StepFinalize(_) => Grid::Threads(1),
             Op::Gains(p) => Grid::Threads(p.rows),
             Op::Optimizer(p) => Grid::Threads(p.len),
+            Op::BlockForward(p) | Op::BlockBackward(p) => Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS)),
         }
     }
 }
@@ -417,12 +500,22 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("loss", include_str!("../shaders/loss.wgsl")),
     ("metrics", include_str!("../shaders/metrics.wgsl")),
     ("optimizer", include_str!("../shaders/optimizer.wgsl")),
+    ("block", include_str!("../shaders/block.wgsl")),
 ];
+
+/// Files whose functions another file calls: the fused block kernels reuse the hyper-connection
+/// coefficient math and the activations of the unfused kernels rather than repeating them.
+const SHADER_LIBRARIES: &[(&str, &[&str])] = &[("block", &["activation", "hyper"])];
 
 /// Full WGSL source of one shader file (prelude + file).
 pub fn shader_source(file: &str) -> Option<String> {
-    SHADER_FILES
-        .iter()
-        .find(|(name, _)| *name == file)
-        .map(|(_, body)| format!("{SHADER_PRELUDE}\n{body}"))
+    let body = |name: &str| SHADER_FILES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b);
+    let mut source = format!("{SHADER_PRELUDE}\n");
+    let libraries = SHADER_LIBRARIES.iter().find(|(n, _)| *n == file).map_or(&[][..], |(_, l)| l);
+    for library in libraries {
+        source.push_str(body(library)?);
+        source.push('\n');
+    }
+    source.push_str(body(file)?);
+    Some(source)
 }

@@ -67,6 +67,21 @@ impl Dims {
     }
 }
 
+/// Where one block's tensors start, relative to the block (the same in every block): the typed
+/// offsets the op builders use instead of looking names up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockTensors {
+    pub norm_weight: usize,
+    pub fc1_weight: usize,
+    pub fc1_bias: usize,
+    pub fc2_weight: usize,
+    pub fc2_bias: usize,
+    /// HC `[w_pre; w_res; w_post]` (`[n+2, C]`) or mHC `phi` (`[n*n+2n, n*C]`).
+    pub projection: Option<usize>,
+    /// HC `[s_alpha, s_beta, b_pre, b_res, b_post]` or mHC `[alpha (3), bias]`.
+    pub small: Option<usize>,
+}
+
 /// The whole table of one variant. Each block's tensors are contiguous and every block has the
 /// same size, so block `l` is `block_offset(l) .. block_offset(l) + block_len`.
 #[derive(Clone, Debug, PartialEq)]
@@ -151,6 +166,29 @@ impl ParamLayout {
         match self.get(name) {
             Some(e) => e.offset,
             None => panic!("layout has no tensor {name}"),
+        }
+    }
+
+    /// Typed offsets of a block's tensors (all zero without blocks).
+    pub fn block_tensors(&self) -> BlockTensors {
+        if self.dims.depth == 0 {
+            return BlockTensors::default();
+        }
+        let at = |name: &str| self.get(&format!("blocks.0.{name}")).map(|e| e.offset - self.block_offset(0));
+        let (projection, small) = match self.dims.kind {
+            ResidualKind::Residual => (None, None),
+            ResidualKind::Hc => (at("hc.w_pre"), at("hc.s_alpha")),
+            ResidualKind::Mhc => (at("mhc.phi"), at("mhc.alpha")),
+        };
+        let known = |name: &str| at(name).unwrap_or_else(|| panic!("layout has no tensor blocks.0.{name}"));
+        BlockTensors {
+            norm_weight: known("norm.weight"),
+            fc1_weight: known("fc1.weight"),
+            fc1_bias: known("fc1.bias"),
+            fc2_weight: known("fc2.weight"),
+            fc2_bias: known("fc2.bias"),
+            projection,
+            small,
         }
     }
 

@@ -5,7 +5,8 @@
 
 use crate::config::{Activation, Config, OptimizerKind, Precision, ResidualKind};
 use crate::kernels::*;
-use crate::layout::{Dims, ParamLayout};
+use crate::block::{block_backward_ops, block_forward_ops, block_weight_grad_ops, partials_per_row};
+use crate::layout::{BlockTensors, Dims, ParamLayout};
 use crate::reference::ADAM_EPS;
 
 /// Test metrics use at most this many held-out examples (the first of the shuffled split).
@@ -38,6 +39,8 @@ pub fn arena_upper_bound(config: &Config, test_rows: usize) -> u64 {
     let params = (d_in + 3) * c + l * block_params + k * (c + 1);
     let per_row = (l + 1) * n * c
         + l * (4 * c + 2 * f + 2 * pc + n * c + 2 * n + n * (n + 2) + 2)
+        // fused kernels keep these backward intermediates per block
+        + l * (2 * c + f + n * (n + 2) + 2 * pc + 3)
         + 3 * n * c + 3 * pc + n * (n + 2) + 3 + pc + 2 * n + n * n + 8 * c + 2 * f + 2 * k + d_in + 2 * l + 8;
     let rows_outside_batch = (test_rows.min(EVAL_MAX_ROWS) + PROBE_GRID * PROBE_GRID) as u64 * (d_in + 1 + k);
     let metrics = slot::SCALARS as u64 + 2 * (l + 2) + 4 * l + l * pc;
@@ -100,16 +103,17 @@ pub struct ArenaPlan {
     pub d_logits: u32,  // [B, K]
     pub d_head_normed: u32, // [B, C]
     pub d_head_z: u32,  // [B, C]
-    pub d_block_out: u32, // [B, C]
+    // Fused: kept per block ([L, ...]) for the batched weight gradients; unfused: one block's.
+    pub d_block_out: u32, // [L?, B, C]
     pub d_hidden: u32,  // [B, FC]
-    pub d_hidden_pre: u32, // [B, FC]
-    pub d_normed: u32,  // [B, C]
+    pub d_hidden_pre: u32, // [L?, B, FC]
+    pub d_normed: u32,  // [L?, B, C]
     pub d_block_in: u32, // [B, C]
     pub d_coeffs: u32,  // [B, Pc]
-    pub d_hc_d: u32,    // [B, n, n+2]
+    pub d_hc_d: u32,    // [L?, B, n, n+2]
     pub d_hc_z: u32,    // [B, n, C]
-    pub d_mhc_a: u32,   // [B, Pc]
-    pub partials: u32,  // [B, Q]  per-row gradients of a block's small hyper-connection params
+    pub d_mhc_a: u32,   // [L?, B, Pc]
+    pub partials: u32,  // [L?, B, Q]  per-row gradients of a block's small hyper-connection params
     pub d_h0: u32,      // [B, C]
     pub gain_rows: u32, // [B, 2L]
     pub ds_rows: u32,   // [B, 2]
@@ -137,6 +141,26 @@ impl MetricsPlan {
     }
 }
 
+/// How a block becomes dispatches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// One `block.wgsl` dispatch per block each way, weight gradients batched over all blocks.
+    Fused,
+    /// A kernel per op (6 to 19 per block), with tiled matmuls that spread one wide layer over
+    /// the whole GPU.
+    Unfused,
+}
+
+/// Widest FFN hidden layer the fused kernels take: a fused workgroup computes every output of
+/// its rows, so beyond this a layer's matmul keeps too few workgroups busy.
+pub const FUSED_MAX_HIDDEN: usize = 1024;
+
+impl Kernels {
+    pub fn for_config(config: &Config) -> Kernels {
+        if (config.ffn * config.width) as usize <= FUSED_MAX_HIDDEN { Kernels::Fused } else { Kernels::Unfused }
+    }
+}
+
 /// Everything one variant's backend needs: layout, arena plan and op lists.
 #[derive(Clone, Debug)]
 pub struct Program {
@@ -145,6 +169,7 @@ pub struct Program {
     pub plan: ArenaPlan,
     pub metrics: MetricsPlan,
     pub batch: usize,
+    pub kernels: Kernels,
     /// One training step: forward, loss, backward, stats, divergence check, optimiser.
     pub train: Vec<Op>,
     /// Test loss and accuracy over the uploaded test rows, in chunks of `batch`.
@@ -178,6 +203,9 @@ struct Builder<'a> {
     round_f16: u32,
     sinkhorn_iters: u32,
     sinkhorn_eps: f32,
+    /// One fused dispatch per block each way (`block.wgsl`), or the unfused ops.
+    fused: bool,
+    tensors: BlockTensors,
 }
 
 /// An nn.Linear applied to `rows` rows: `x: [rows, inp]`, `W: [out, inp]`.
@@ -233,7 +261,7 @@ impl Linear {
 fn sum_rows(rows: u32, cols: u32, input: u32, out: u32, scale: f32, accumulate: bool) -> Op {
     Op::Reduce(ReduceParams {
         rows, cols, groups: 1, in_off: input, in_rs: cols, in_gs: 0, out_off: out,
-        accumulate: accumulate as u32, op: 0, scale, ..Default::default()
+        accumulate: accumulate as u32, op: REDUCE_SUM, scale, ..Default::default()
     })
 }
 
@@ -260,28 +288,9 @@ impl Builder<'_> {
     fn embed(&self, rows: u32, x: u32) -> Linear {
         Linear { rows, inp: self.d.d_in as u32, out: self.c(), x, w: self.param("embed.weight") }
     }
-    fn fc1(&self, l: u32, rows: u32) -> Linear {
-        let x = self.per_block(self.plan.normed, l, self.c());
-        Linear { rows, inp: self.c(), out: self.fc(), x, w: self.param(&format!("blocks.{l}.fc1.weight")) }
-    }
-    fn fc2(&self, l: u32, rows: u32) -> Linear {
-        let x = self.per_block(self.plan.hidden, l, self.fc());
-        Linear { rows, inp: self.fc(), out: self.c(), x, w: self.param(&format!("blocks.{l}.fc2.weight")) }
-    }
     fn head(&self, rows: u32) -> Linear {
         Linear { rows, inp: self.c(), out: self.d.classes as u32, x: self.plan.head_normed, w: self.param("head.weight") }
     }
-    /// HC: `D = Z @ [w_pre; w_res; w_post]^T` over every stream of every row.
-    fn hc_projection(&self, l: u32, rows: u32) -> Linear {
-        let (n, c) = (self.n(), self.c());
-        let z = self.per_block(self.plan.hc_z, l, n * c);
-        Linear { rows: rows * n, inp: c, out: n + 2, x: z, w: self.param(&format!("blocks.{l}.hc.w_pre")) }
-    }
-    /// mHC: `A = phi @ vec(X_l)`.
-    fn mhc_projection(&self, l: u32, rows: u32) -> Linear {
-        Linear { rows, inp: self.n() * self.c(), out: self.pc(), x: self.streams_at(l), w: self.param(&format!("blocks.{l}.mhc.phi")) }
-    }
-
     /// X_l: the streams entering block l (l = depth: the streams after the last block).
     fn streams_at(&self, l: u32) -> u32 {
         self.plan.streams + l * self.batch * self.n() * self.c()
@@ -301,33 +310,18 @@ impl Builder<'_> {
 
     /// Forward over `rows` examples at `x`, labels at `y`: logits, per-row loss and correctness.
     fn forward(&self, ops: &mut Vec<Op>, rows: u32, x: u32, y: u32) {
-        let (c, fc) = (self.c(), self.fc());
+        let c = self.c();
         let plan = self.plan;
         ops.push(self.embed(rows, x).forward(self.param("embed.bias"), plan.h0));
         // Expand once: every stream starts as h0.
         ops.push(Op::Broadcast(StreamParams { x_off: plan.h0, out_off: self.streams_at(0), ..self.stream_params(rows) }));
         for l in 0..self.d.depth as u32 {
-            let b = |s: &str| format!("blocks.{l}.{s}");
-            let x_l = self.streams_at(l);
-            let h = self.coeffs_at(l);
-            self.coefficients_forward(ops, rows, l, x_l);
-            let u = self.per_block(plan.block_in, l, c);
-            let normed = self.per_block(plan.normed, l, c);
-            let hidden_pre = self.per_block(plan.hidden_pre, l, fc);
-            let hidden = self.per_block(plan.hidden, l, fc);
-            let y_l = self.per_block(plan.block_out, l, c);
-            ops.push(Op::CombineForward(StreamParams { x_off: x_l, h_off: h, out_off: u, ..self.stream_params(rows) }));
-            ops.push(Op::RmsNormForward(RmsNormParams {
-                rows, cols: c, x_off: u, w_off: self.param(&b("norm.weight")), y_off: normed,
-                r_off: self.per_block(plan.norm_rms, l, 1), ..Default::default()
-            }));
-            ops.push(self.fc1(l, rows).forward(self.param(&b("fc1.bias")), hidden_pre));
-            ops.push(Op::ActForward(ActParams { len: rows * fc, kind: self.act, x_off: hidden_pre, y_off: hidden, ..Default::default() }));
-            ops.push(self.fc2(l, rows).forward(self.param(&b("fc2.bias")), y_l));
-            ops.push(Op::UpdateForward(StreamParams {
-                x_off: x_l, y_off: y_l, h_off: h, out_off: self.streams_at(l + 1), round_f16: self.round_f16,
-                ..self.stream_params(rows)
-            }));
+            let block = self.block_params(l, rows);
+            if self.fused {
+                ops.push(Op::BlockForward(block));
+            } else {
+                ops.extend(block_forward_ops(&block));
+            }
         }
         // Collapse once: z = sum of the streams.
         ops.push(Op::CombineForward(StreamParams {
@@ -345,51 +339,58 @@ impl Builder<'_> {
         }));
     }
 
-    /// The variant-specific part of block l's forward: H = coefficients(X_l).
-    fn coefficients_forward(&self, ops: &mut Vec<Op>, rows: u32, l: u32, x_l: u32) {
-        let (n, c, pc) = (self.n(), self.c(), self.pc());
+    /// Everything block `l` reads and writes over `rows` rows (`rows <= batch`). The backward's
+    /// stream gradients ping-pong between two buffers, from the last block down.
+    fn block_params(&self, l: u32, rows: u32) -> BlockParams {
+        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
         let plan = self.plan;
-        let b = |s: &str| format!("blocks.{l}.{s}");
-        match self.d.kind {
-            ResidualKind::Residual => {}
-            ResidualKind::Hc => {
-                let z = self.per_block(plan.hc_z, l, n * c);
-                let d = self.per_block(plan.hc_d, l, n * (n + 2));
-                ops.push(Op::RmsNormForward(RmsNormParams {
-                    rows: rows * n, cols: c, x_off: x_l, w_off: NONE, y_off: z,
-                    r_off: self.per_block(plan.hc_z_rms, l, n), ..Default::default()
-                }));
-                ops.push(self.hc_projection(l, rows).forward(NONE, d));
-                ops.push(Op::HcCoeffForward(HcCoeffParams {
-                    rows, n, d_off: d, p_off: self.param(&b("hc.s_alpha")), h_off: self.coeffs_at(l), h_rs: pc,
-                    ..Default::default()
-                }));
-            }
-            ResidualKind::Mhc => {
-                let a = self.per_block(plan.mhc_a, l, pc);
-                ops.push(self.mhc_projection(l, rows).forward(NONE, a));
-                ops.push(Op::MhcCoeffForward(self.mhc_params(rows, l, x_l)));
-            }
+        let t = self.tensors;
+        let base = plan.params + self.layout.block_offset(l as usize) as u32;
+        let param = |rel: usize| base + rel as u32;
+        let (hc, mhc) = (self.d.kind == ResidualKind::Hc, self.d.kind == ResidualKind::Mhc);
+        let when = |yes: bool, off: u32| if yes { off } else { NONE };
+        // Gradients the batched weight-gradient ops read are kept per block when fused.
+        let saved = |region: u32, len: u32| region + if self.fused { l * self.batch * len } else { 0 };
+        let from_top = self.d.depth as u32 - 1 - l;
+        let [even, odd] = plan.d_streams;
+        let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
+        BlockParams {
+            rows, n, c, fc,
+            kind: match self.d.kind { ResidualKind::Residual => BLOCK_RESIDUAL, ResidualKind::Hc => BLOCK_HC, ResidualKind::Mhc => BLOCK_MHC },
+            act: self.act, round_f16: self.round_f16, iters: self.sinkhorn_iters, eps: self.sinkhorn_eps,
+            x_off: self.streams_at(l), out_off: self.streams_at(l + 1), h_off: self.coeffs_at(l),
+            u_off: self.per_block(plan.block_in, l, c), normed_off: self.per_block(plan.normed, l, c),
+            norm_rms_off: self.per_block(plan.norm_rms, l, 1), hidden_pre_off: self.per_block(plan.hidden_pre, l, fc),
+            hidden_off: self.per_block(plan.hidden, l, fc), y_off: self.per_block(plan.block_out, l, c),
+            norm_w: param(t.norm_weight), fc1_w: param(t.fc1_weight), fc1_b: param(t.fc1_bias),
+            fc2_w: param(t.fc2_weight), fc2_b: param(t.fc2_bias),
+            proj_w: t.projection.map_or(NONE, param), small_off: t.small.map_or(NONE, param),
+            proj_off: if hc { self.per_block(plan.hc_d, l, n * (n + 2)) } else { when(mhc, self.per_block(plan.mhc_a, l, pc)) },
+            z_off: when(hc, self.per_block(plan.hc_z, l, n * c)),
+            z_rms_off: if hc { self.per_block(plan.hc_z_rms, l, n) } else { when(mhc, self.per_block(plan.mhc_rms, l, 1)) },
+            dout_off: d_next, dx_off: d_cur,
+            dy_off: saved(plan.d_block_out, c), dhidden_off: plan.d_hidden,
+            dhidden_pre_off: saved(plan.d_hidden_pre, fc), dnormed_off: saved(plan.d_normed, c),
+            du_off: plan.d_block_in, dh_off: when(hc || mhc, plan.d_coeffs),
+            dproj_off: if hc { saved(plan.d_hc_d, n * (n + 2)) } else { when(mhc, saved(plan.d_mhc_a, pc)) },
+            dz_off: when(hc, plan.d_hc_z),
+            part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
+            _pad: 0,
         }
     }
 
-    fn mhc_params(&self, rows: u32, l: u32, x_l: u32) -> MhcCoeffParams {
-        let plan = self.plan;
-        MhcCoeffParams {
-            rows, n: self.n(), c: self.c(), v_off: x_l,
-            a_off: self.per_block(plan.mhc_a, l, self.pc()),
-            p_off: self.param(&format!("blocks.{l}.mhc.alpha")),
-            r_off: self.per_block(plan.mhc_rms, l, 1),
-            h_off: self.coeffs_at(l), h_rs: self.pc(),
-            iters: self.sinkhorn_iters, eps: self.sinkhorn_eps,
-            dh_off: NONE, da_off: NONE, part_off: NONE, dv_off: NONE, _pad: 0,
+    fn kind_code(&self) -> u32 {
+        match self.d.kind {
+            ResidualKind::Residual => BLOCK_RESIDUAL,
+            ResidualKind::Hc => BLOCK_HC,
+            ResidualKind::Mhc => BLOCK_MHC,
         }
     }
 
     /// Backward of the training batch (after `forward`): parameter gradients `+=`.
     fn backward(&self, ops: &mut Vec<Op>) {
         let rows = self.batch;
-        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
+        let c = self.c();
         let plan = self.plan;
         let k = self.d.classes as u32;
         ops.push(Op::XentBackward(XentParams {
@@ -404,70 +405,25 @@ impl Builder<'_> {
         };
         ops.push(Op::RmsNormBackward(head_norm));
         ops.push(Op::RmsNormWeightGrad(head_norm));
-        let [mut d_next, mut d_cur] = plan.d_streams;
-        ops.push(Op::Broadcast(StreamParams { x_off: plan.d_head_z, out_off: d_next, ..self.stream_params(rows) }));
-        for l in (0..self.d.depth as u32).rev() {
-            let b = |s: &str| format!("blocks.{l}.{s}");
-            let x_l = self.streams_at(l);
-            let h = self.coeffs_at(l);
-            let dh = if h == NONE { NONE } else { plan.d_coeffs };
-            let y_l = self.per_block(plan.block_out, l, c);
-            // f16 rounding passes the gradient through unchanged.
-            let update = StreamParams {
-                x_off: x_l, y_off: y_l, h_off: h, dout_off: d_next, dx_off: d_cur, dy_off: plan.d_block_out,
-                dh_off: dh, ..self.stream_params(rows)
-            };
-            ops.push(Op::UpdateBackward(update));
-            if dh != NONE {
-                ops.push(Op::UpdateBackwardCoeff(update));
+        let depth = self.d.depth as u32;
+        let top = plan.d_streams[0];
+        ops.push(Op::Broadcast(StreamParams { x_off: plan.d_head_z, out_off: top, ..self.stream_params(rows) }));
+        let block_len = self.layout.block_len as u32;
+        let grad_shift = plan.grads - plan.params;
+        for l in (0..depth).rev() {
+            let block = self.block_params(l, rows);
+            if self.fused {
+                ops.push(Op::BlockBackward(block));
+            } else {
+                ops.extend(block_backward_ops(&block));
+                ops.extend(block_weight_grad_ops(&block, 1, block_len, grad_shift));
             }
-            self.fc2(l, rows).backward(ops, self.grad(&b("fc2.weight")), self.grad(&b("fc2.bias")), plan.d_block_out, Some((plan.d_hidden, false)));
-            ops.push(Op::ActBackward(ActParams {
-                len: rows * fc, kind: self.act, x_off: self.per_block(plan.hidden_pre, l, fc),
-                dy_off: plan.d_hidden, dx_off: plan.d_hidden_pre, ..Default::default()
-            }));
-            self.fc1(l, rows).backward(ops, self.grad(&b("fc1.weight")), self.grad(&b("fc1.bias")), plan.d_hidden_pre, Some((plan.d_normed, false)));
-            let u = self.per_block(plan.block_in, l, c);
-            let norm = RmsNormParams {
-                rows, cols: c, x_off: u, w_off: self.param(&b("norm.weight")), r_off: self.per_block(plan.norm_rms, l, 1),
-                dy_off: plan.d_normed, dx_off: plan.d_block_in, dw_off: self.grad(&b("norm.weight")), accumulate: 0,
-                ..Default::default()
-            };
-            ops.push(Op::RmsNormBackward(norm));
-            ops.push(Op::RmsNormWeightGrad(norm));
-            let combine = StreamParams { x_off: x_l, h_off: h, dout_off: plan.d_block_in, dx_off: d_cur, dh_off: dh, ..self.stream_params(rows) };
-            ops.push(Op::CombineBackward(combine));
-            if dh != NONE {
-                ops.push(Op::CombineBackwardCoeff(combine));
-            }
-            match self.d.kind {
-                ResidualKind::Residual => {}
-                ResidualKind::Hc => {
-                    let d = self.per_block(plan.hc_d, l, n * (n + 2));
-                    let small = self.param(&b("hc.s_alpha"));
-                    ops.push(Op::HcCoeffBackward(HcCoeffParams {
-                        rows, n, d_off: d, p_off: small, h_off: h, h_rs: pc, dh_off: plan.d_coeffs,
-                        dd_off: plan.d_hc_d, part_off: plan.partials, ..Default::default()
-                    }));
-                    let q = 2 + 2 * n + n * n;
-                    ops.push(sum_rows(rows, q, plan.partials, self.grad(&b("hc.s_alpha")), 1.0, true));
-                    self.hc_projection(l, rows).backward(ops, self.grad(&b("hc.w_pre")), NONE, plan.d_hc_d, Some((plan.d_hc_z, false)));
-                    ops.push(Op::RmsNormBackward(RmsNormParams {
-                        rows: rows * n, cols: c, x_off: x_l, w_off: NONE, r_off: self.per_block(plan.hc_z_rms, l, n),
-                        dy_off: plan.d_hc_z, dx_off: d_cur, accumulate: 1, ..Default::default()
-                    }));
-                }
-                ResidualKind::Mhc => {
-                    ops.push(Op::MhcCoeffBackward(MhcCoeffParams {
-                        dh_off: plan.d_coeffs, da_off: plan.d_mhc_a, part_off: plan.partials, dv_off: d_cur,
-                        ..self.mhc_params(rows, l, x_l)
-                    }));
-                    ops.push(sum_rows(rows, 3 + pc, plan.partials, self.grad(&b("mhc.alpha")), 1.0, true));
-                    self.mhc_projection(l, rows).backward(ops, self.grad(&b("mhc.phi")), NONE, plan.d_mhc_a, Some((d_cur, true)));
-                }
-            }
-            std::mem::swap(&mut d_next, &mut d_cur);
         }
+        if self.fused && depth > 0 {
+            ops.extend(block_weight_grad_ops(&self.block_params(0, rows), depth, block_len, grad_shift));
+        }
+        // dX_0 is where block 0 wrote it (the top buffer when there are no blocks).
+        let d_next = if depth > 0 { self.block_params(0, rows).dx_off } else { top };
         // Expand's backward: dh0 = sum of the stream gradients.
         ops.push(Op::CombineForward(StreamParams { x_off: d_next, h_off: NONE, out_off: plan.d_h0, ..self.stream_params(rows) }));
         self.embed(rows, plan.batch_x).backward(ops, self.grad("embed.weight"), self.grad("embed.bias"), plan.d_h0, None);
@@ -558,12 +514,12 @@ impl Builder<'_> {
         ops.push(sum_rows(rows, 2 * depth, plan.gain_rows, mo + self.mp.gains, 1.0 / rows as f32, false));
         ops.push(Op::Reduce(ReduceParams {
             rows, cols: 2, groups: 1, in_off: plan.ds_rows, in_rs: 2, in_gs: 0, out_off: mo + slot::DS_ROW,
-            accumulate: 0, op: 1, scale: 1.0, ..Default::default()
+            accumulate: 0, op: REDUCE_MAX, scale: 1.0, ..Default::default()
         }));
         if self.d.kind != ResidualKind::Residual {
             ops.push(Op::Reduce(ReduceParams {
-                rows, cols: pc, groups: depth, in_off: plan.coeffs, in_rs: pc, in_gs: rows * pc,
-                out_off: mo + self.mp.coeff_mean, accumulate: 0, op: 0, scale: 1.0 / rows as f32, ..Default::default()
+                rows, cols: pc, groups: depth, in_off: plan.coeffs, in_rs: pc, in_gs: rows * pc, out_gs: pc,
+                out_off: mo + self.mp.coeff_mean, accumulate: 0, op: REDUCE_SUM, scale: 1.0 / rows as f32, ..Default::default()
             }));
         }
     }
@@ -574,6 +530,11 @@ impl Program {
     /// held-out rows to evaluate on. Refuses (before building anything) an arena that u32
     /// offsets cannot address.
     pub fn new(config: &Config, kind: ResidualKind, test_rows: usize) -> Result<Program, TooLarge> {
+        Program::with_kernels(config, kind, test_rows, Kernels::for_config(config))
+    }
+
+    /// [`Program::new`] with the kernel granularity chosen by the caller (benchmarks, tests).
+    pub fn with_kernels(config: &Config, kind: ResidualKind, test_rows: usize, kernels: Kernels) -> Result<Program, TooLarge> {
         let bound = arena_upper_bound(config, test_rows) * 4;
         if bound > ARENA_ADDRESS_LIMIT {
             return Err(TooLarge { needed_mib: bound as f64 / 1048576.0, limit: "engine's addressing limit", limit_mib: ARENA_ADDRESS_LIMIT as f64 / 1048576.0 });
@@ -587,6 +548,9 @@ impl Program {
         let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
         let only = |yes: bool, len: usize| if yes { len } else { 0 };
         let metrics = MetricsPlan::new(l, pc);
+        let fused = kernels == Kernels::Fused;
+        // Blocks whose backward intermediates are kept for the batched weight gradients.
+        let saved = if fused { l } else { 1 };
         let mut a = Alloc(0);
         let p = layout.total;
         let mut plan = ArenaPlan {
@@ -609,11 +573,11 @@ impl Program {
             loss_rows: a.take(b), correct_rows: a.take(b),
             d_streams: [a.take(b * n * c), a.take(b * n * c)],
             d_logits: a.take(b * k), d_head_normed: a.take(b * c), d_head_z: a.take(b * c),
-            d_block_out: a.take(b * c), d_hidden: a.take(b * fc), d_hidden_pre: a.take(b * fc),
-            d_normed: a.take(b * c), d_block_in: a.take(b * c), d_coeffs: a.take(only(hc || mhc, b * pc)),
-            d_hc_d: a.take(only(hc, b * n * (n + 2))), d_hc_z: a.take(only(hc, b * n * c)),
-            d_mhc_a: a.take(only(mhc, b * pc)),
-            partials: a.take(only(hc || mhc, b * (3 + pc).max(2 + 2 * n + n * n))),
+            d_block_out: a.take(saved * b * c), d_hidden: a.take(b * fc), d_hidden_pre: a.take(saved * b * fc),
+            d_normed: a.take(saved * b * c), d_block_in: a.take(b * c), d_coeffs: a.take(only(hc || mhc, b * pc)),
+            d_hc_d: a.take(only(hc, saved * b * n * (n + 2))), d_hc_z: a.take(only(hc, b * n * c)),
+            d_mhc_a: a.take(only(mhc, saved * b * pc)),
+            partials: a.take(only(hc || mhc, saved * b * (3 + pc).max(2 + 2 * n + n * n))),
             d_h0: a.take(b * c),
             gain_rows: a.take(b * 2 * l), ds_rows: a.take(b * 2),
         };
@@ -624,6 +588,7 @@ impl Program {
             act: act_code(config.act),
             round_f16: (config.precision == Precision::F16) as u32,
             sinkhorn_iters: config.sinkhorn_iters, sinkhorn_eps: config.sinkhorn_eps,
+            fused, tensors: layout.block_tensors(),
         };
         let mut forward = Vec::new();
         builder.forward(&mut forward, batch as u32, plan.batch_x, plan.batch_y);
@@ -638,7 +603,7 @@ impl Program {
         builder.measure(&mut measure);
         let mut probe = Vec::new();
         builder.probe(&mut probe);
-        Ok(Program { dims, layout, plan, metrics, batch, train, eval, measure, forward, gradient, probe })
+        Ok(Program { dims, layout, plan, metrics, batch, kernels, train, eval, measure, forward, gradient, probe })
     }
 
     /// The op lists in the order of the trainer's `LIST_*` indices.
@@ -722,7 +687,19 @@ mod tests {
             }
         }
         let (huge, _) = Config::from_query("depth=256&width=1024&batch=4096&streams=8&ffn=8");
+        assert_eq!(Kernels::for_config(&huge), Kernels::Unfused);
         let err = Program::new(&huge, ResidualKind::Mhc, 0).unwrap_err();
         assert!(err.needed_mib > 16384.0, "{err}");
+    }
+
+    #[test]
+    fn a_default_lockstep_step_is_at_most_a_fifth_of_the_unfused_dispatches() {
+        let config = Config::default();
+        assert_eq!(Kernels::for_config(&config), Kernels::Fused);
+        let count = |kernels: Kernels| -> usize {
+            config.modes.iter().map(|&kind| Program::with_kernels(&config, kind, 0, kernels).unwrap().train.len()).sum()
+        };
+        let (fused, unfused) = (count(Kernels::Fused), count(Kernels::Unfused));
+        assert!(fused * 5 <= unfused && fused <= 344, "fused {fused}, unfused {unfused} dispatches per lockstep step");
     }
 }

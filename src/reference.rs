@@ -5,6 +5,7 @@
 //! Each function mirrors one WGSL entry point, loop for loop, so that "GPU against CPU" compares
 //! the same arithmetic (up to summation order in the tree reductions).
 
+use crate::block::{block_backward_ops, block_forward_ops};
 use crate::kernels::*;
 use num_traits::Float;
 
@@ -154,24 +155,29 @@ pub fn run_op<T: Real>(a: &mut [T], op: &Op) {
         Op::StepFinalize(p) => step_finalize(a, p),
         Op::Gains(p) => gains(a, p),
         Op::Optimizer(p) => optimizer_step(a, p),
+        // The fused kernels' twin is the unfused ops they replace.
+        Op::BlockForward(p) => block_forward_ops(p).iter().for_each(|op| run_op(a, op)),
+        Op::BlockBackward(p) => block_backward_ops(p).iter().for_each(|op| run_op(a, op)),
     }
 }
 
 // ---------------------------------------------------------------- matmul.wgsl
 
 pub fn matmul<T: Real>(a: &mut [T], p: &MatmulParams) {
-    for i in 0..p.m {
-        for j in 0..p.n {
-            let mut acc = T::zero();
-            for kk in 0..p.k {
-                acc = acc
-                    + a[u(p.a_off + i * p.a_rs + kk * p.a_cs)] * a[u(p.b_off + kk * p.b_rs + j * p.b_cs)];
+    for z in 0..p.batch.max(1) {
+        let (a_off, b_off, c_off) = (p.a_off + z * p.a_bs, p.b_off + z * p.b_bs, p.c_off + z * p.c_bs);
+        for i in 0..p.m {
+            for j in 0..p.n {
+                let mut acc = T::zero();
+                for kk in 0..p.k {
+                    acc = acc + a[u(a_off + i * p.a_rs + kk * p.a_cs)] * a[u(b_off + kk * p.b_rs + j * p.b_cs)];
+                }
+                if p.bias_off != NONE {
+                    acc = acc + a[u(p.bias_off + j)];
+                }
+                let c = u(c_off + i * p.c_rs + j);
+                a[c] = if p.accumulate != 0 { a[c] + acc } else { acc };
             }
-            if p.bias_off != NONE {
-                acc = acc + a[u(p.bias_off + j)];
-            }
-            let c = u(p.c_off + i * p.c_rs + j);
-            a[c] = if p.accumulate != 0 { a[c] + acc } else { acc };
         }
     }
 }
@@ -182,10 +188,10 @@ pub fn reduce_rows<T: Real>(a: &mut [T], p: &ReduceParams) {
     for g in 0..p.groups {
         for j in 0..p.cols {
             let base = p.in_off + g * p.in_gs + j;
-            let mut acc = if p.op == 1 { T::neg_infinity() } else { T::zero() };
+            let mut acc = if p.op == REDUCE_MAX { T::neg_infinity() } else { T::zero() };
             for i in 0..p.rows {
                 let x = a[u(base + i * p.in_rs)];
-                acc = if p.op != 1 {
+                acc = if p.op != REDUCE_MAX {
                     acc + x
                 } else if !is_finite(x) || x > acc {
                     // A non-finite value must show in a maximum (Float::max would drop NaN).
@@ -195,8 +201,8 @@ pub fn reduce_rows<T: Real>(a: &mut [T], p: &ReduceParams) {
                 };
             }
             let value = acc * T::of(p.scale as f64);
-            let o = u(p.out_off + g * p.cols + j);
-            a[o] = match (p.accumulate != 0, p.op == 1) {
+            let o = u(p.out_off + g * p.out_gs + j);
+            a[o] = match (p.accumulate != 0, p.op == REDUCE_MAX) {
                 (false, _) => value,
                 (true, false) => a[o] + value,
                 (true, true) => a[o].max(value),
@@ -251,12 +257,17 @@ pub fn rmsnorm_backward<T: Real>(a: &mut [T], p: &RmsNormParams) {
 }
 
 pub fn rmsnorm_backward_weight<T: Real>(a: &mut [T], p: &RmsNormParams) {
-    for c in 0..p.cols {
-        let mut acc = T::zero();
-        for row in 0..p.rows {
-            acc = acc + a[u(p.dy_off + row * p.cols + c)] * (a[u(p.x_off + row * p.cols + c)] / a[u(p.r_off + row)]);
+    for g in 0..p.groups.max(1) {
+        let (values, r_off) = (g * p.rows * p.cols, p.r_off + g * p.rows);
+        for c in 0..p.cols {
+            let mut acc = T::zero();
+            for row in 0..p.rows {
+                let at = values + row * p.cols + c;
+                acc = acc + a[u(p.dy_off + at)] * (a[u(p.x_off + at)] / a[u(r_off + row)]);
+            }
+            let o = u(p.dw_off + g * p.dw_gs + c);
+            a[o] = a[o] + acc;
         }
-        a[u(p.dw_off + c)] = a[u(p.dw_off + c)] + acc;
     }
 }
 

@@ -8,7 +8,7 @@ use crate::config::{Config, ResidualKind};
 use crate::gpu::{GpuArena, GpuContext, GpuError};
 use crate::kernels::slot;
 use crate::metrics::{Divergence, StepMetrics};
-use crate::program::{Program, TooLarge};
+use crate::program::{Kernels, Program, TooLarge};
 use crate::reference;
 use crate::tasks::Dataset;
 use std::rc::Rc;
@@ -67,8 +67,8 @@ pub struct Variant {
 }
 
 impl Variant {
-    fn new(gpu: Option<&GpuContext>, config: &Config, kind: ResidualKind, dataset: &Dataset) -> Result<Variant, EngineError> {
-        let program = Program::new(config, kind, dataset.n_test())?;
+    fn new(gpu: Option<&GpuContext>, config: &Config, kind: ResidualKind, dataset: &Dataset, kernels: Kernels) -> Result<Variant, EngineError> {
+        let program = Program::with_kernels(config, kind, dataset.n_test(), kernels)?;
         // Before anything of the model's size is allocated, initial weights included.
         check_size(&program, gpu)?;
         let params = program.layout.initial_values(config.seed);
@@ -96,14 +96,7 @@ impl Variant {
 
     fn run(&mut self, gpu: Option<&GpuContext>, lists: &[usize]) {
         match (&mut self.store, gpu) {
-            (Store::Cpu(arena), _) => {
-                let all = self.program.lists();
-                for &list in lists {
-                    for op in all[list] {
-                        reference::run_op(arena, op);
-                    }
-                }
-            }
+            (Store::Cpu(arena), _) => run_on_cpu(arena, &self.program, lists),
             (Store::Gpu(arena), Some(ctx)) => arena.run(ctx, lists),
             (Store::Gpu(_), None) => unreachable!("a GPU arena always comes with its context"),
         }
@@ -141,6 +134,16 @@ impl Variant {
     }
 }
 
+/// Runs op lists of `program` (by index) on the CPU reference.
+fn run_on_cpu(arena: &mut [f32], program: &Program, lists: &[usize]) {
+    let all = program.lists();
+    for &list in lists {
+        for op in all[list] {
+            reference::run_op(arena, op);
+        }
+    }
+}
+
 /// The lockstep trainer.
 pub struct Trainer {
     pub config: Config,
@@ -155,10 +158,15 @@ pub struct Trainer {
 impl Trainer {
     /// Prepares every variant of `config.modes` on `gpu`, or on the CPU reference when `None`.
     pub fn new(config: &Config, gpu: Option<Rc<GpuContext>>) -> Result<Trainer, EngineError> {
+        Trainer::with_kernels(config, gpu, Kernels::for_config(config))
+    }
+
+    /// [`Trainer::new`] with the kernel granularity given (benchmarks compare both).
+    pub fn with_kernels(config: &Config, gpu: Option<Rc<GpuContext>>, kernels: Kernels) -> Result<Trainer, EngineError> {
         let dataset = Dataset::new(config);
         let mut variants = Vec::new();
         for &kind in &config.modes {
-            variants.push(Variant::new(gpu.as_deref(), config, kind, &dataset)?);
+            variants.push(Variant::new(gpu.as_deref(), config, kind, &dataset, kernels)?);
         }
         Ok(Trainer { config: config.clone(), dataset, gpu, variants, next_step: 0, last: None })
     }
@@ -220,20 +228,30 @@ impl Trainer {
             (1.0 - (self.config.beta1 as f64).powi(step_no)) as f32,
             (1.0 - (self.config.beta2 as f64).powi(step_no)) as f32,
         ];
+        let mut lists = Vec::with_capacity(3);
+        if evaluate {
+            lists.push(LIST_EVAL);
+        }
+        lists.push(LIST_TRAIN);
+        if measure {
+            lists.push(LIST_MEASURE);
+        }
         let gpu = self.gpu.clone();
-        for variant in self.variants.iter_mut().filter(|v| v.divergence.is_none()) {
+        let running: Vec<&mut Variant> = self.variants.iter_mut().filter(|v| v.divergence.is_none()).collect();
+        let mut on_gpu = Vec::with_capacity(running.len());
+        for variant in running {
             variant.write_batch(gpu.as_deref(), &x, &y);
             let metrics = variant.program.plan.metrics + slot::STEP;
             variant.write(gpu.as_deref(), metrics, &scalars);
-            let mut lists = Vec::with_capacity(3);
-            if evaluate {
-                lists.push(LIST_EVAL);
+            if let Store::Cpu(arena) = &mut variant.store {
+                run_on_cpu(arena, &variant.program, &lists);
+            } else if let Store::Gpu(arena) = &variant.store {
+                on_gpu.push((arena, lists.as_slice()));
             }
-            lists.push(LIST_TRAIN);
-            if measure {
-                lists.push(LIST_MEASURE);
-            }
-            variant.run(gpu.as_deref(), &lists);
+        }
+        // Every variant's step in one pass, one submit.
+        if let (Some(ctx), false) = (gpu.as_deref(), on_gpu.is_empty()) {
+            ctx.run(&on_gpu);
         }
         self.last = Some((t, evaluate, measure));
         self.next_step += 1;
@@ -302,6 +320,18 @@ pub async fn loss_and_gradients(
     x: &[f32],
     y: &[u32],
 ) -> Result<(f32, Vec<f32>), EngineError> {
+    loss_and_gradients_with(config, gpu, params, x, y, Kernels::for_config(config)).await
+}
+
+/// [`loss_and_gradients`] with the kernel granularity given (tests compare both).
+pub async fn loss_and_gradients_with(
+    config: &Config,
+    gpu: Option<&GpuContext>,
+    params: &[f32],
+    x: &[f32],
+    y: &[u32],
+    kernels: Kernels,
+) -> Result<(f32, Vec<f32>), EngineError> {
     let kind = match config.modes.as_slice() {
         [kind] => *kind,
         _ => return Err(EngineError::Input("the config's `modes` must name exactly one variant".into())),
@@ -319,7 +349,7 @@ pub async fn loss_and_gradients(
     if let Some(&bad) = y.iter().find(|&&v| v as usize >= config.classes()) {
         return Err(CheckpointError::Label { label: bad as i64, classes: config.classes() }.into());
     }
-    let program = Program::new(config, kind, 0)?;
+    let program = Program::with_kernels(config, kind, 0, kernels)?;
     check_size(&program, gpu)?;
     let mut variant = Variant::with_params(gpu, program, params, &[], &[])?;
     variant.write_batch(gpu, x, y);

@@ -71,7 +71,7 @@ fn reduce_sum_and_max() {
         let mut lab = Lab::new(7);
         let input = lab.region(rows * cols * groups + 1, 1.0);
         let out = lab.region(cols * groups, 1.0);
-        let p = ReduceParams { rows, cols, groups, in_off: input, in_rs: cols, in_gs: rows * cols, out_off: out, accumulate, op, scale: 0.5, ..Default::default() };
+        let p = ReduceParams { rows, cols, groups, in_off: input, in_rs: cols, in_gs: rows * cols, out_off: out, out_gs: cols, accumulate, op, scale: 0.5, ..Default::default() };
         lab.check(&format!("reduce {rows}x{cols}x{groups} op={op}"), &[Op::Reduce(p)], 1e-5, 1e-5);
     }
 }
@@ -316,4 +316,83 @@ fn f16_rounding_matches_the_half_crate_and_the_gpu() {
     let out = lab.region(values.len() as u32, 0.0);
     let s = StreamParams { rows: values.len() as u32, n: 1, c: 1, x_off: xs, y_off: y, h_off: NONE, out_off: out, round_f16: 1, dh_off: NONE, ..Default::default() };
     lab.check("f16 rounding on the GPU", &[Op::UpdateForward(s)], 0.0, 0.0);
+}
+
+#[test]
+fn batched_matmul_and_grouped_norm_weight_gradients() {
+    for (m, n, k, batch) in [(3, 5, 7, 2), (65, 6, 17, 3)] {
+        let mut lab = Lab::new(m as u64 * 31 + batch as u64);
+        // Every product's operands sit a stride apart, with a gap so strides are not lengths.
+        let a = lab.region(batch * (m * k + 3), 1.0);
+        let b = lab.region(batch * (k * n + 1), 1.0);
+        let c = lab.region(batch * (m * n + 5), 1.0);
+        let op = Op::Matmul(MatmulParams {
+            m, n, k, a_off: a, a_rs: 1, a_cs: m, b_off: b, b_rs: n, b_cs: 1, c_off: c, c_rs: n, bias_off: NONE,
+            accumulate: 1, batch, a_bs: m * k + 3, b_bs: k * n + 1, c_bs: m * n + 5, ..Default::default()
+        });
+        lab.check(&format!("batched matmul {m}x{n}x{k} x{batch}"), &[op], 1e-5, 1e-5);
+    }
+    for (rows, cols, groups) in [(1, 1, 1), (9, 13, 3), (130, 5, 2)] {
+        let mut lab = Lab::new(rows as u64 + 77);
+        let x = lab.region(groups * rows * cols, 1.0);
+        let r: Vec<f32> = (0..groups * rows).map(|i| 0.5 + (i % 7) as f32 * 0.25).collect();
+        let r = lab.values(&r);
+        let dy = lab.region(groups * rows * cols, 1.0);
+        let dw = lab.region(groups * (cols + 2), 1.0);
+        let p = RmsNormParams { rows, cols, x_off: x, r_off: r, dy_off: dy, dw_off: dw, groups, dw_gs: cols + 2, ..Default::default() };
+        lab.check(&format!("norm weight grads {rows}x{cols} x{groups}"), &[Op::RmsNormWeightGrad(p)], 1e-5, 1e-5);
+    }
+}
+
+/// A block of `kind` over random tensors, every region its own so a stray write shows.
+fn random_block(lab: &mut Lab, kind: u32, rows: u32, n: u32, c: u32, fc: u32, act: u32, round_f16: u32, iters: u32) -> BlockParams {
+    let pc = n * n + 2 * n;
+    let (hc, mhc) = (kind == BLOCK_HC, kind == BLOCK_MHC);
+    let mut when = |yes: bool, len: u32, scale: f64| if yes { lab.region(len, scale) } else { NONE };
+    let h_off = when(hc || mhc, rows * pc, 0.6);
+    let proj_w = if hc { when(true, (n + 2) * c, 0.5) } else { when(mhc, pc * n * c, 0.3) };
+    let small_off = if hc { when(true, 2 + 2 * n + n * n, 0.8) } else { when(mhc, 3 + pc, 0.8) };
+    let proj_off = if hc { when(true, rows * n * (n + 2), 1.0) } else { when(mhc, rows * pc, 1.0) };
+    let z_off = when(hc, rows * n * c, 1.0);
+    let z_rms_off = if hc { when(true, rows * n, 1.0) } else { when(mhc, rows, 1.0) };
+    let dh_off = when(hc || mhc, rows * pc, 1.0);
+    let dproj_off = if hc { when(true, rows * n * (n + 2), 1.0) } else { when(mhc, rows * pc, 1.0) };
+    let dz_off = when(hc, rows * n * c, 1.0);
+    let part_off = if hc { when(true, rows * (2 + 2 * n + n * n), 1.0) } else { when(mhc, rows * (3 + pc), 1.0) };
+    BlockParams {
+        rows, n, c, fc, kind, act, round_f16, iters, eps: 1e-6,
+        x_off: lab.region(rows * n * c, 1.0), out_off: lab.region(rows * n * c, 1.0), h_off,
+        u_off: lab.region(rows * c, 1.0), normed_off: lab.region(rows * c, 1.0), norm_rms_off: lab.region(rows, 1.0),
+        hidden_pre_off: lab.region(rows * fc, 1.0), hidden_off: lab.region(rows * fc, 1.0), y_off: lab.region(rows * c, 1.0),
+        norm_w: lab.region(c, 1.0), fc1_w: lab.region(fc * c, 0.4), fc1_b: lab.region(fc, 0.1),
+        fc2_w: lab.region(c * fc, 0.2), fc2_b: lab.region(c, 0.1),
+        proj_w, small_off, proj_off, z_off, z_rms_off,
+        dout_off: lab.region(rows * n * c, 1.0), dx_off: lab.region(rows * n * c, 1.0), dy_off: lab.region(rows * c, 1.0),
+        dhidden_off: lab.region(rows * fc, 1.0), dhidden_pre_off: lab.region(rows * fc, 1.0), dnormed_off: lab.region(rows * c, 1.0),
+        du_off: lab.region(rows * c, 1.0), dh_off, dproj_off, dz_off, part_off, _pad: 0,
+    }
+}
+
+#[test]
+fn fused_block_kernels_equal_their_unfused_ops_on_awkward_shapes() {
+    // Rows below, at and across the 8-row tile; widths not a multiple of 4; n = 1..8.
+    let cases = [
+        (BLOCK_RESIDUAL, 1, 1, 5, 7, ACT_GELU, 0, 0),
+        (BLOCK_RESIDUAL, 17, 1, 13, 70, ACT_RELU, 1, 0),
+        (BLOCK_HC, 9, 3, 5, 11, ACT_TANH, 0, 0),
+        (BLOCK_HC, 8, 8, 13, 20, ACT_GELU, 1, 0),
+        (BLOCK_HC, 3, 1, 6, 9, ACT_GELU, 0, 0),
+        (BLOCK_MHC, 9, 4, 5, 10, ACT_GELU, 0, 20),
+        (BLOCK_MHC, 2, 8, 3, 6, ACT_RELU, 1, 7),
+        (BLOCK_MHC, 17, 1, 7, 12, ACT_TANH, 0, 1),
+        (BLOCK_MHC, 8, 2, 66, 130, ACT_GELU, 0, 20),
+    ];
+    for (kind, rows, n, c, fc, act, round_f16, iters) in cases {
+        let mut lab = Lab::new(rows as u64 * 100 + n as u64 * 10 + kind as u64);
+        let p = random_block(&mut lab, kind, rows, n, c, fc, act, round_f16, iters);
+        let what = format!("block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters}");
+        lab.check(&format!("{what} forward"), &[Op::BlockForward(p)], 1e-4, 1e-4);
+        // Backward after forward: the saved tensors are then the real ones.
+        lab.check(&format!("{what} forward+backward"), &[Op::BlockForward(p), Op::BlockBackward(p)], 1e-4, 1e-4);
+    }
 }

@@ -6,10 +6,10 @@ mod common;
 
 use common::gpu;
 use mhc_playground::config::{Config, ResidualKind};
-use mhc_playground::program::Program;
+use mhc_playground::program::{Kernels, Program};
 use mhc_playground::reference::run_op;
 use mhc_playground::tasks::Dataset;
-use mhc_playground::trainer::{loss_and_gradients, Trainer};
+use mhc_playground::trainer::{loss_and_gradients, loss_and_gradients_with, Trainer};
 
 const KINDS: [ResidualKind; 3] = [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc];
 
@@ -117,12 +117,31 @@ fn gpu_and_cpu_gradients_agree_for_every_variant_and_precision() {
             let params = perturbed_params(&config, kind);
             let (x, y) = Dataset::new(&config).batch(3, config.batch as usize);
             let (cpu_loss, cpu) = pollster::block_on(loss_and_gradients(&config, None, &params, &x, &y)).unwrap();
-            let (gpu_loss, gpu) = pollster::block_on(loss_and_gradients(&config, Some(&ctx), &params, &x, &y)).unwrap();
             assert!(cpu_loss.is_finite());
-            assert!((cpu_loss - gpu_loss).abs() <= 1e-5 * cpu_loss.abs(), "{kind:?} {precision}: loss cpu {cpu_loss} gpu {gpu_loss}");
-            let (name, err) = worst_tensor_error(&program, &gpu, &cpu);
-            assert!(err <= tolerance, "{kind:?} {precision}: {name} differs by {err:.2e} (tolerance {tolerance:e})");
+            // Both granularities: one fused dispatch per block, and the op per kernel list.
+            for kernels in [Kernels::Fused, Kernels::Unfused] {
+                let (gpu_loss, gpu) = pollster::block_on(loss_and_gradients_with(&config, Some(&ctx), &params, &x, &y, kernels)).unwrap();
+                assert!((cpu_loss - gpu_loss).abs() <= 1e-5 * cpu_loss.abs(), "{kind:?} {precision} {kernels:?}: loss cpu {cpu_loss} gpu {gpu_loss}");
+                let (name, err) = worst_tensor_error(&program, &gpu, &cpu);
+                assert!(err <= tolerance, "{kind:?} {precision} {kernels:?}: {name} differs by {err:.2e} (tolerance {tolerance:e})");
+            }
         }
+    }
+}
+
+#[test]
+fn fused_and_unfused_kernels_give_the_same_gradients_on_the_cpu() {
+    for kind in KINDS {
+        let config = small(kind, "width=13&streams=3&batch=11&act=gelu");
+        let params = perturbed_params(&config, kind);
+        let (x, y) = Dataset::new(&config).batch(2, config.batch as usize);
+        let run = |kernels: Kernels| pollster::block_on(loss_and_gradients_with(&config, None, &params, &x, &y, kernels)).unwrap();
+        // On the CPU the fused ops run as their unfused twin, and the batched weight gradients
+        // sum each block's rows in the same order: bit for bit the same.
+        let (fused_loss, fused) = run(Kernels::Fused);
+        let (unfused_loss, unfused) = run(Kernels::Unfused);
+        assert_eq!(fused_loss.to_bits(), unfused_loss.to_bits(), "{kind:?}");
+        assert!(fused.iter().zip(&unfused).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind:?}: CPU gradients differ");
     }
 }
 

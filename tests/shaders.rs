@@ -49,6 +49,8 @@ fn all_ops() -> Vec<Op> {
         Op::StepFinalize(FinalizeParams::default()),
         Op::Gains(GainsParams::default()),
         Op::Optimizer(OptimizerParams::default()),
+        Op::BlockForward(BlockParams::default()),
+        Op::BlockBackward(BlockParams::default()),
     ]
 }
 
@@ -78,6 +80,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("metrics", "StatsParams", size_of::<StatsParams>()),
         ("metrics", "FinalizeParams", size_of::<FinalizeParams>()),
         ("metrics", "GainsParams", size_of::<GainsParams>()),
+        ("block", "BlockParams", size_of::<BlockParams>()),
         ("optimizer", "OptimizerParams", size_of::<OptimizerParams>()),
     ];
     for &(file, name, rust_size) in expected {
@@ -127,6 +130,17 @@ fn metrics_slots_match_the_wgsl_constants() {
     ] {
         assert_eq!(constant(&optimizer, name), value, "optimizer.wgsl {name}");
     }
+    // Named codes shared by Rust and WGSL.
+    let (activation, _) = module("activation");
+    assert_eq!(constant(&activation, "ACT_GELU"), ACT_GELU);
+    assert_eq!(constant(&activation, "ACT_RELU"), ACT_RELU);
+    let (reduce, _) = module("reduce");
+    assert_eq!(constant(&reduce, "REDUCE_MAX"), REDUCE_MAX);
+    assert_eq!(constant(&optimizer, "OPT_ADAMW"), OPT_ADAMW);
+    let (block, _) = module("block");
+    assert_eq!(constant(&block, "BLOCK_HC"), BLOCK_HC);
+    assert_eq!(constant(&block, "BLOCK_MHC"), BLOCK_MHC);
+    assert_eq!(constant(&block, "TILE_ROWS"), BLOCK_TILE_ROWS);
     let (hyper, _) = module("hyper");
     assert_eq!(constant(&hyper, "MAX_N") as usize, MAX_STREAMS);
     assert_eq!(constant(&hyper, "MAX_ITERS") as usize, MAX_SINKHORN_ITERS);

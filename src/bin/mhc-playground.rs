@@ -15,7 +15,7 @@ mod native {
     use mhc_playground::config::{notices_line, Config, ResidualKind};
     use mhc_playground::gpu::GpuContext;
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
-    use mhc_playground::program::Program;
+    use mhc_playground::program::{Kernels, Program};
     use mhc_playground::tasks::Dataset;
     use mhc_playground::trainer::{loss_and_gradients, Trainer, LIST_TRAIN};
     use std::io::Write;
@@ -34,6 +34,13 @@ mod native {
     enum Backend {
         Gpu,
         Cpu,
+    }
+
+    #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+    enum KernelChoice {
+        Auto,
+        Fused,
+        Unfused,
     }
 
     #[derive(clap::Args)]
@@ -95,12 +102,22 @@ mod native {
             #[arg(long, value_enum, default_value = "gpu")]
             backend: Backend,
         },
-        /// Time training steps; prints one JSON object (steps/s, per-kernel times).
+        /// Time training steps; prints one JSON object (steps/s, dispatches and submits per
+        /// lockstep step, each variant alone, arena sizes).
         Bench {
             #[command(flatten)]
             experiment: Experiment,
             #[arg(long, default_value_t = 50)]
             steps: u64,
+            /// Kernel granularity: auto picks fused up to a hidden width of 1024.
+            #[arg(long, value_enum, default_value = "auto")]
+            kernels: KernelChoice,
+            /// Also time the unfused kernels in the same run and report the speed-up.
+            #[arg(long)]
+            compare: bool,
+            /// Also time every dispatch of one training step on its own (slow).
+            #[arg(long)]
+            per_kernel: bool,
         },
     }
 
@@ -307,47 +324,95 @@ mod native {
                 let bytes = write_tensors(&tensors, &[], Some(&config.to_query()))?;
                 write_file(&out, &bytes)
             }
-            Command::Bench { experiment: e, steps } => {
+            Command::Bench { experiment: e, steps, kernels, compare, per_kernel } => {
                 let config = experiment(&e, true)?;
                 let gpu = gpu_context().await?;
-                let mut trainer = Trainer::new(&config, Some(gpu.clone()))?;
-                // Warm up: pipelines, first submits.
-                for _ in 0..3 {
-                    trainer.submit_step(false);
+                let kernels = match kernels {
+                    KernelChoice::Auto => Kernels::for_config(&config),
+                    KernelChoice::Fused => Kernels::Fused,
+                    KernelChoice::Unfused => Kernels::Unfused,
+                };
+                let mut report = bench(&config, &gpu, kernels, steps, per_kernel).await?;
+                if compare {
+                    let other = if kernels == Kernels::Fused { Kernels::Unfused } else { Kernels::Fused };
+                    let baseline = bench(&config, &gpu, other, steps, per_kernel).await?;
+                    let ratio = |key: &str| Some(baseline[key].as_f64()? / report[key].as_f64()?);
+                    report["speedup_over_other"] = serde_json::json!(ratio("ms_per_step"));
+                    report["other"] = baseline;
                 }
-                trainer.read_metrics().await?;
-                let start = Instant::now();
-                for _ in 0..steps {
-                    trainer.submit_step(false);
-                }
-                trainer.read_metrics().await?;
-                let seconds = start.elapsed().as_secs_f64();
-                let mut per_variant = serde_json::Map::new();
-                for variant in &trainer.variants {
-                    let times = variant.time_kernels(&gpu, LIST_TRAIN);
-                    let mut by_kernel: Vec<(&str, f64)> = Vec::new();
-                    for (name, s) in times {
-                        match by_kernel.iter_mut().find(|(n, _)| *n == name) {
-                            Some(slot) => slot.1 += s,
-                            None => by_kernel.push((name, s)),
-                        }
-                    }
-                    let obj: serde_json::Map<String, serde_json::Value> = by_kernel.into_iter().map(|(n, s)| (n.to_string(), serde_json::json!(s * 1e3))).collect();
-                    per_variant.insert(variant.kind.name().into(), serde_json::Value::Object(obj));
-                }
-                let report = serde_json::json!({
-                    "adapter": gpu.adapter_name,
-                    "backend": gpu.backend,
-                    "config": config.to_query(),
-                    "steps": steps,
-                    "steps_per_s": steps as f64 / seconds,
-                    "ms_per_step": seconds * 1e3 / steps.max(1) as f64,
-                    "kernel_ms_per_step": per_variant,
-                });
+                report["adapter"] = serde_json::json!(gpu.adapter_name);
+                report["backend"] = serde_json::json!(gpu.backend);
+                report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");
                 Ok(())
             }
         }
+    }
+
+    /// Milliseconds per step of `steps` steps (after warm-up) of a fresh trainer.
+    async fn time_steps(trainer: &mut Trainer, steps: u64) -> Result<f64, Failure> {
+        for _ in 0..3 {
+            trainer.submit_step(false);
+        }
+        trainer.read_metrics().await?;
+        let start = Instant::now();
+        for _ in 0..steps {
+            trainer.submit_step(false);
+        }
+        trainer.read_metrics().await?;
+        Ok(start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64)
+    }
+
+    /// One granularity's figures: the lockstep step (time, dispatches, submits), each variant
+    /// alone, arena sizes, and optionally every kernel's time.
+    async fn bench(config: &Config, gpu: &Rc<GpuContext>, kernels: Kernels, steps: u64, per_kernel: bool) -> Result<serde_json::Value, Failure> {
+        let mut trainer = Trainer::with_kernels(config, Some(gpu.clone()), kernels)?;
+        // Counted on one lockstep step of all variants (no evaluation, no metrics readback).
+        trainer.next_step = 1;
+        let (dispatches, submits) = gpu.counters();
+        trainer.submit_step(false);
+        let (dispatches_after, submits_after) = gpu.counters();
+        let lockstep_ms = time_steps(&mut trainer, steps).await?;
+        let mut alone = serde_json::Map::new();
+        let mut arena_bytes = serde_json::Map::new();
+        let mut kernel_ms = serde_json::Map::new();
+        for variant in &trainer.variants {
+            arena_bytes.insert(variant.kind.name().into(), serde_json::json!(variant.program.arena_bytes()));
+            if per_kernel {
+                let mut by_kernel: Vec<(&str, f64)> = Vec::new();
+                for (name, s) in variant.time_kernels(gpu, LIST_TRAIN) {
+                    match by_kernel.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 += s,
+                        None => by_kernel.push((name, s)),
+                    }
+                }
+                let obj: serde_json::Map<String, serde_json::Value> = by_kernel.into_iter().map(|(n, s)| (n.to_string(), serde_json::json!(s * 1e3))).collect();
+                kernel_ms.insert(variant.kind.name().into(), serde_json::Value::Object(obj));
+            }
+        }
+        for &kind in &config.modes {
+            let mut single = Trainer::with_kernels(&config.with_single_mode(kind), Some(gpu.clone()), kernels)?;
+            alone.insert(kind.name().into(), serde_json::json!(time_steps(&mut single, steps).await?));
+        }
+        let ratio = match (alone.get("mhc").and_then(|v| v.as_f64()), alone.get("residual").and_then(|v| v.as_f64())) {
+            (Some(m), Some(r)) => Some(m / r),
+            _ => None,
+        };
+        let mut report = serde_json::json!({
+            "kernels": format!("{kernels:?}").to_lowercase(),
+            "steps": steps,
+            "steps_per_s": 1e3 / lockstep_ms,
+            "ms_per_step": lockstep_ms,
+            "dispatches_per_step": dispatches_after - dispatches,
+            "submits_per_step": submits_after - submits,
+            "variant_ms_per_step": alone,
+            "mhc_over_residual": ratio,
+            "arena_bytes": arena_bytes,
+        });
+        if per_kernel {
+            report["kernel_ms_per_step"] = serde_json::Value::Object(kernel_ms);
+        }
+        Ok(report)
     }
 
     fn where_(block: u32, depth: u32) -> String {

@@ -1,0 +1,344 @@
+// One whole block of one variant per dispatch, forward and backward side by side. The host
+// prepends activation.wgsl and hyper.wgsl (kernels.rs: SHADER_LIBRARIES): the coefficient
+// math of HC and mHC (Sinkhorn included) and the activations are those functions, not copies.
+//
+// Why one dispatch: a block is 6 to 9 small kernels forward and 9 to 13 backward, and a
+// dispatch costs tens of microseconds in a browser whatever its size. Everything here is
+// row-parallel (each example's rows are independent), so a workgroup owns TILE_ROWS rows and
+// carries them through every phase; between phases a storage barrier makes the workgroup's own
+// arena writes visible to itself. Intermediates go to the arena exactly where the unfused op
+// list puts them (the backward and the metrics read them, and the CPU twin,
+// program.rs: block_forward_ops / block_backward_ops, checks every one). Weight gradients sum
+// over rows, so they are not here: program.rs batches them over all blocks.
+//
+// forward:  H = coefficients(X)  [HC: Z = X_i / rms(X_i), D = Z W^T, tanh; mHC: A = phi v,
+//           sigmoids, Sinkhorn]; u = sum_i pre_i X_i; normed = u / rms(u) * w;
+//           hidden = act(normed W1^T + b1); y = hidden W2^T + b2; X' = res X + post y (f16).
+// backward: dy, dX (=) and d post/res; d_hidden = dy W2; d_hidden_pre = d_hidden act';
+//           d_normed = d_hidden_pre W1; du (=); dX += pre du and d pre; then HC: dD, partials,
+//           dZ = dD W, dX += rmsnorm'(dZ); mHC: dA, partials, dX += rms path + dA phi.
+// Every sum runs in the order of the CPU reference.
+struct BlockParams {
+    rows: u32, n: u32, c: u32, fc: u32,
+    kind: u32, act: u32, round_f16: u32, iters: u32,
+    eps: f32, x_off: u32, out_off: u32, h_off: u32,
+    u_off: u32, normed_off: u32, norm_rms_off: u32, hidden_pre_off: u32,
+    hidden_off: u32, y_off: u32, norm_w: u32, fc1_w: u32,
+    fc1_b: u32, fc2_w: u32, fc2_b: u32, proj_w: u32,
+    small_off: u32, proj_off: u32, z_off: u32, z_rms_off: u32,
+    dout_off: u32, dx_off: u32, dy_off: u32, dhidden_off: u32,
+    dhidden_pre_off: u32, dnormed_off: u32, du_off: u32, dh_off: u32,
+    dproj_off: u32, dz_off: u32, part_off: u32, _pad0: u32,
+}
+@group(0) @binding(1) var<uniform> blk: BlockParams;
+
+const TILE_ROWS: u32 = 8u;  // kernels.rs: BLOCK_TILE_ROWS
+const BLOCK_HC: u32 = 1u;
+const BLOCK_MHC: u32 = 2u;
+
+// Per-row (or per row and stream) scalars of the tile, shared between phases.
+var<workgroup> tile_scalars: array<f32, 64>;  // TILE_ROWS * MAX_N
+
+// The workgroup's arena writes so far are visible to all of its threads after this.
+fn phase_end() {
+    storageBarrier();
+    workgroupBarrier();
+}
+
+fn hc_of_block() -> HcCoeffParams {
+    let pc = blk.n * blk.n + 2u * blk.n;
+    return HcCoeffParams(blk.rows, blk.n, blk.proj_off, blk.small_off, blk.h_off, pc, blk.dh_off,
+                         blk.dproj_off, blk.part_off, 0u, 0u, 0u);
+}
+
+fn mhc_of_block() -> MhcCoeffParams {
+    let pc = blk.n * blk.n + 2u * blk.n;
+    return MhcCoeffParams(blk.rows, blk.n, blk.c, blk.x_off, blk.proj_off, blk.small_off, blk.z_rms_off,
+                          blk.h_off, pc, blk.iters, blk.eps, blk.dh_off, blk.dproj_off, blk.part_off,
+                          blk.dx_off, 0u);
+}
+
+// Element (row b, stream i, channel e) of a [rows, n, c] tensor.
+fn at_stream(base: u32, b: u32, i: u32, e: u32) -> u32 {
+    return base + (b * blk.n + i) * blk.c + e;
+}
+
+// Coefficient j of row b in [pre (n) | post (n) | res (n*n)]; the identity's without H.
+fn coefficient(b: u32, j: u32, identity: f32) -> f32 {
+    if (blk.h_off == NONE) { return identity; }
+    return arena[blk.h_off + b * (blk.n * blk.n + 2u * blk.n) + j];
+}
+fn h_pre(b: u32, i: u32) -> f32 { return coefficient(b, i, 1.0); }
+fn h_post(b: u32, k: u32) -> f32 { return coefficient(b, blk.n + k, 1.0); }
+fn h_res(b: u32, k: u32, i: u32) -> f32 {
+    return coefficient(b, 2u * blk.n + k * blk.n + i, select(0.0, 1.0, k == i));
+}
+
+// out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
+// j < outs, threads over j: each weight read serves up to TILE_ROWS rows. With `activate`,
+// act_out gets act(out). (A row-major linear layer forward: y = x W^T + b.)
+fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32, bias_off: u32,
+               outs: u32, out_off: u32, activate: bool, act_out: u32) {
+    for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
+        let chunk = min(TILE_ROWS, r0 + rows - first);
+        for (var j = lid; j < outs; j += WG_ROW) {
+            var acc = array<f32, TILE_ROWS>();
+            for (var e = 0u; e < inputs; e++) {
+                let w = arena[w_off + j * inputs + e];
+                for (var r = 0u; r < chunk; r++) {
+                    acc[r] += arena[x_off + (first + r) * inputs + e] * w;
+                }
+            }
+            for (var r = 0u; r < chunk; r++) {
+                var value = acc[r];
+                if (bias_off != NONE) { value += arena[bias_off + j]; }
+                let o = (first + r) * outs + j;
+                arena[out_off + o] = value;
+                if (activate) { arena[act_out + o] = activation(blk.act, value); }
+            }
+        }
+    }
+}
+
+// dx[b, e] (= or +=) sum_j dy[b, j] * w[j, e] for rows r0 .. r0 + rows, threads over e (a
+// linear layer's input gradient, w: [outs, inputs]).
+fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, w_off: u32,
+                          inputs: u32, dx_off: u32, accumulate: bool) {
+    for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
+        let chunk = min(TILE_ROWS, r0 + rows - first);
+        for (var e = lid; e < inputs; e += WG_ROW) {
+            var acc = array<f32, TILE_ROWS>();
+            for (var j = 0u; j < outs; j++) {
+                let w = arena[w_off + j * inputs + e];
+                for (var r = 0u; r < chunk; r++) {
+                    acc[r] += arena[dy_off + (first + r) * outs + j] * w;
+                }
+            }
+            for (var r = 0u; r < chunk; r++) {
+                let o = dx_off + (first + r) * inputs + e;
+                if (accumulate) { arena[o] = arena[o] + acc[r]; } else { arena[o] = acc[r]; }
+            }
+        }
+    }
+}
+
+// rms of `len` values at `off`, summed in order.
+fn rms_at(off: u32, len: u32) -> f32 {
+    var ss = 0.0;
+    for (var e = 0u; e < len; e++) {
+        let x = arena[off + e];
+        ss += x * x;
+    }
+    return sqrt(ss / f32(len) + RMS_EPS);
+}
+
+// RMSNorm backward of `items` rows of `len` values (x, saved rms r, optional weight w):
+// dx (= or +=) (g - xhat mean(g xhat)) / r with g = dy w. Rows are numbered from `first`.
+fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32, w_off: u32,
+                         r_off: u32, dy_off: u32, dx_off: u32, accumulate: bool) {
+    for (var item = lid; item < items; item += WG_ROW) {
+        let row = first + item;
+        let r = arena[r_off + row];
+        var dot = 0.0;
+        for (var e = 0u; e < len; e++) {
+            var w = 1.0;
+            if (w_off != NONE) { w = arena[w_off + e]; }
+            dot += arena[dy_off + row * len + e] * w * (arena[x_off + row * len + e] / r);
+        }
+        tile_scalars[item] = dot / f32(len);
+    }
+    phase_end();
+    for (var t = lid; t < items * len; t += WG_ROW) {
+        let item = t / len;
+        let e = t % len;
+        let row = first + item;
+        let r = arena[r_off + row];
+        var w = 1.0;
+        if (w_off != NONE) { w = arena[w_off + e]; }
+        let g = arena[dy_off + row * len + e] * w;
+        let dx = (g - arena[x_off + row * len + e] / r * tile_scalars[item]) / r;
+        let o = dx_off + row * len + e;
+        if (accumulate) { arena[o] = arena[o] + dx; } else { arena[o] = dx; }
+    }
+    phase_end();
+}
+
+@compute @workgroup_size(WG_ROW)
+fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let r0 = flat_group(wid, groups) * TILE_ROWS;
+    if (r0 >= blk.rows) { return; }
+    let tile = min(TILE_ROWS, blk.rows - r0);
+    let n = blk.n;
+    let c = blk.c;
+    let pc = n * n + 2u * n;
+
+    // Coefficients of this block.
+    if (blk.kind == BLOCK_HC) {
+        for (var item = lid; item < tile * n; item += WG_ROW) {
+            let row = r0 * n + item;  // (b, i) flattened
+            let r = rms_at(blk.x_off + row * c, c);
+            arena[blk.z_rms_off + row] = r;
+            for (var e = 0u; e < c; e++) {
+                arena[blk.z_off + row * c + e] = arena[blk.x_off + row * c + e] / r;
+            }
+        }
+        phase_end();
+        let q = n + 2u;
+        for (var t = lid; t < tile * n * q; t += WG_ROW) {
+            let row = r0 * n + t / q;
+            let j = t % q;
+            var acc = 0.0;
+            for (var e = 0u; e < c; e++) {
+                acc += arena[blk.z_off + row * c + e] * arena[blk.proj_w + j * c + e];
+            }
+            arena[blk.proj_off + row * q + j] = acc;
+        }
+        phase_end();
+        for (var r = lid; r < tile; r += WG_ROW) { hc_coeff_forward_row(hc_of_block(), r0 + r); }
+        phase_end();
+    } else if (blk.kind == BLOCK_MHC) {
+        let width = n * c;
+        for (var t = lid; t < tile * pc; t += WG_ROW) {
+            let b = r0 + t / pc;
+            let j = t % pc;
+            var acc = 0.0;
+            for (var e = 0u; e < width; e++) {
+                acc += arena[blk.x_off + b * width + e] * arena[blk.proj_w + j * width + e];
+            }
+            arena[blk.proj_off + b * pc + j] = acc;
+        }
+        phase_end();
+        for (var r = 0u; r < tile; r++) { mhc_coeff_forward_row(mhc_of_block(), r0 + r, lid); }
+        phase_end();
+    }
+
+    // u = sum_i pre_i X_i, then its RMSNorm.
+    for (var t = lid; t < tile * c; t += WG_ROW) {
+        let b = r0 + t / c;
+        let e = t % c;
+        var acc = 0.0;
+        for (var i = 0u; i < n; i++) { acc += h_pre(b, i) * arena[at_stream(blk.x_off, b, i, e)]; }
+        arena[blk.u_off + b * c + e] = acc;
+    }
+    phase_end();
+    for (var r = lid; r < tile; r += WG_ROW) {
+        arena[blk.norm_rms_off + r0 + r] = rms_at(blk.u_off + (r0 + r) * c, c);
+    }
+    phase_end();
+    for (var t = lid; t < tile * c; t += WG_ROW) {
+        let b = r0 + t / c;
+        let e = t % c;
+        arena[blk.normed_off + b * c + e] = arena[blk.u_off + b * c + e] / arena[blk.norm_rms_off + b] * arena[blk.norm_w + e];
+    }
+    phase_end();
+
+    // The FFN: fc1 with bias and activation, fc2 with bias.
+    tile_linear(r0, tile, lid, blk.normed_off, c, blk.fc1_w, blk.fc1_b, blk.fc, blk.hidden_pre_off, true, blk.hidden_off);
+    phase_end();
+    tile_linear(r0, tile, lid, blk.hidden_off, blk.fc, blk.fc2_w, blk.fc2_b, c, blk.y_off, false, NONE);
+    phase_end();
+
+    // X' = res X + post y, optionally rounded to f16.
+    for (var t = lid; t < tile * c; t += WG_ROW) {
+        let b = r0 + t / c;
+        let e = t % c;
+        let y = arena[blk.y_off + b * c + e];
+        for (var k = 0u; k < n; k++) {
+            var acc = h_post(b, k) * y;
+            for (var i = 0u; i < n; i++) { acc += h_res(b, k, i) * arena[at_stream(blk.x_off, b, i, e)]; }
+            if (blk.round_f16 != 0u) { acc = round_to_f16(acc); }
+            arena[at_stream(blk.out_off, b, k, e)] = acc;
+        }
+    }
+}
+
+@compute @workgroup_size(WG_ROW)
+fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let r0 = flat_group(wid, groups) * TILE_ROWS;
+    if (r0 >= blk.rows) { return; }
+    let tile = min(TILE_ROWS, blk.rows - r0);
+    let n = blk.n;
+    let c = blk.c;
+    let pc = n * n + 2u * n;
+    let has_h = blk.h_off != NONE;
+
+    // The stream update: dy and dX (=), then d post and d res.
+    for (var t = lid; t < tile * c; t += WG_ROW) {
+        let b = r0 + t / c;
+        let e = t % c;
+        var dy = 0.0;
+        for (var k = 0u; k < n; k++) { dy += h_post(b, k) * arena[at_stream(blk.dout_off, b, k, e)]; }
+        arena[blk.dy_off + b * c + e] = dy;
+        for (var i = 0u; i < n; i++) {
+            var acc = 0.0;
+            for (var k = 0u; k < n; k++) { acc += h_res(b, k, i) * arena[at_stream(blk.dout_off, b, k, e)]; }
+            arena[at_stream(blk.dx_off, b, i, e)] = acc;
+        }
+    }
+    if (has_h) {
+        let per_row = n + n * n;
+        for (var t = lid; t < tile * per_row; t += WG_ROW) {
+            let b = r0 + t / per_row;
+            let j = t % per_row;
+            var acc = 0.0;
+            if (j < n) {
+                for (var e = 0u; e < c; e++) { acc += arena[at_stream(blk.dout_off, b, j, e)] * arena[blk.y_off + b * c + e]; }
+            } else {
+                let k = (j - n) / n;
+                let i = (j - n) % n;
+                for (var e = 0u; e < c; e++) { acc += arena[at_stream(blk.dout_off, b, k, e)] * arena[at_stream(blk.x_off, b, i, e)]; }
+            }
+            arena[blk.dh_off + b * pc + n + j] = acc;
+        }
+    }
+    phase_end();
+
+    // The FFN's input gradients: through fc2, the activation, fc1.
+    tile_linear_input_grad(r0, tile, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false);
+    phase_end();
+    for (var t = lid; t < tile * blk.fc; t += WG_ROW) {
+        let o = r0 * blk.fc + t;
+        arena[blk.dhidden_pre_off + o] = arena[blk.dhidden_off + o] * activation_grad(blk.act, arena[blk.hidden_pre_off + o]);
+    }
+    phase_end();
+    tile_linear_input_grad(r0, tile, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false);
+    phase_end();
+
+    // The RMSNorm, then the combine: dX += pre du, d pre.
+    tile_rmsnorm_backward(lid, r0, tile, c, blk.u_off, blk.norm_w, blk.norm_rms_off, blk.dnormed_off, blk.du_off, false);
+    for (var t = lid; t < tile * c; t += WG_ROW) {
+        let b = r0 + t / c;
+        let e = t % c;
+        let du = arena[blk.du_off + b * c + e];
+        for (var i = 0u; i < n; i++) {
+            let o = at_stream(blk.dx_off, b, i, e);
+            arena[o] = arena[o] + h_pre(b, i) * du;
+        }
+    }
+    if (has_h) {
+        for (var t = lid; t < tile * n; t += WG_ROW) {
+            let b = r0 + t / n;
+            let i = t % n;
+            var acc = 0.0;
+            for (var e = 0u; e < c; e++) { acc += arena[blk.du_off + b * c + e] * arena[at_stream(blk.x_off, b, i, e)]; }
+            arena[blk.dh_off + b * pc + i] = acc;
+        }
+    }
+    phase_end();
+
+    // The coefficients' own gradients flow back into X.
+    if (blk.kind == BLOCK_HC) {
+        for (var r = lid; r < tile; r += WG_ROW) { hc_coeff_backward_row(hc_of_block(), r0 + r); }
+        phase_end();
+        // dZ = dD W: rows (b, i), W: [n+2, c].
+        tile_linear_input_grad(r0 * n, tile * n, lid, blk.dproj_off, n + 2u, blk.proj_w, c, blk.dz_off, false);
+        phase_end();
+        tile_rmsnorm_backward(lid, r0 * n, tile * n, c, blk.x_off, NONE, blk.z_rms_off, blk.dz_off, blk.dx_off, true);
+    } else if (blk.kind == BLOCK_MHC) {
+        for (var r = 0u; r < tile; r++) { mhc_coeff_backward_row(mhc_of_block(), r0 + r, lid); }
+        phase_end();
+        tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true);
+    }
+}

@@ -1,0 +1,179 @@
+//! One block of one variant as data. A [`BlockParams`] says where everything of block `l`
+//! lives; from it come the block's unfused ops ([`block_forward_ops`], [`block_backward_ops`]:
+//! 6 to 19 small kernels, the CPU twin of the fused `block.wgsl` kernels and the op list for
+//! configs too wide for them) and the weight gradients of one block or of all blocks at once
+//! ([`block_weight_grad_ops`]).
+
+use crate::kernels::*;
+
+/// The params of the coefficient kernels of this block (HC's and mHC's; the kind picks one).
+fn coefficient_ops(p: &BlockParams) -> (HcCoeffParams, MhcCoeffParams) {
+    let pc = p.n * p.n + 2 * p.n;
+    let hc = HcCoeffParams {
+        rows: p.rows, n: p.n, d_off: p.proj_off, p_off: p.small_off, h_off: p.h_off, h_rs: pc,
+        dh_off: p.dh_off, dd_off: p.dproj_off, part_off: p.part_off, ..Default::default()
+    };
+    let mhc = MhcCoeffParams {
+        rows: p.rows, n: p.n, c: p.c, v_off: p.x_off, a_off: p.proj_off, p_off: p.small_off, r_off: p.z_rms_off,
+        h_off: p.h_off, h_rs: pc, iters: p.iters, eps: p.eps, dh_off: p.dh_off, da_off: p.dproj_off,
+        part_off: p.part_off, dv_off: p.dx_off, _pad: 0,
+    };
+    (hc, mhc)
+}
+
+fn streams(p: &BlockParams) -> StreamParams {
+    let pc = p.n * p.n + 2 * p.n;
+    StreamParams { rows: p.rows, n: p.n, c: p.c, h_off: p.h_off, h_rs: pc, dh_rs: pc, dh_off: NONE, ..Default::default() }
+}
+
+/// `y[rows, outs] = x[rows, inputs] @ W[outs, inputs]^T (+ b)`.
+fn linear(rows: u32, inputs: u32, outs: u32, x: u32, w: u32, bias: u32, y: u32) -> Op {
+    Op::Matmul(MatmulParams {
+        m: rows, n: outs, k: inputs, a_off: x, a_rs: inputs, a_cs: 1, b_off: w, b_rs: 1, b_cs: inputs,
+        c_off: y, c_rs: outs, bias_off: bias, ..Default::default()
+    })
+}
+
+/// `dx[rows, inputs] (+)= dy[rows, outs] @ W[outs, inputs]`.
+fn linear_input_grad(rows: u32, inputs: u32, outs: u32, dy: u32, w: u32, dx: u32, accumulate: bool) -> Op {
+    Op::Matmul(MatmulParams {
+        m: rows, n: inputs, k: outs, a_off: dy, a_rs: outs, a_cs: 1, b_off: w, b_rs: inputs, b_cs: 1,
+        c_off: dx, c_rs: inputs, bias_off: NONE, accumulate: accumulate as u32, ..Default::default()
+    })
+}
+
+/// Block forward as unfused ops: what `block_forward` in `block.wgsl` computes, op by op.
+pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
+    let (n, c, fc) = (p.n, p.c, p.fc);
+    let pc = n * n + 2 * n;
+    let mut ops = Vec::with_capacity(9);
+    let (hc, mhc) = coefficient_ops(p);
+    match p.kind {
+        BLOCK_HC => {
+            ops.push(Op::RmsNormForward(RmsNormParams {
+                rows: p.rows * n, cols: c, x_off: p.x_off, w_off: NONE, y_off: p.z_off, r_off: p.z_rms_off, ..Default::default()
+            }));
+            ops.push(linear(p.rows * n, c, n + 2, p.z_off, p.proj_w, NONE, p.proj_off));
+            ops.push(Op::HcCoeffForward(hc));
+        }
+        BLOCK_MHC => {
+            ops.push(linear(p.rows, n * c, pc, p.x_off, p.proj_w, NONE, p.proj_off));
+            ops.push(Op::MhcCoeffForward(mhc));
+        }
+        _ => {}
+    }
+    let s = streams(p);
+    ops.push(Op::CombineForward(StreamParams { x_off: p.x_off, out_off: p.u_off, ..s }));
+    ops.push(Op::RmsNormForward(RmsNormParams {
+        rows: p.rows, cols: c, x_off: p.u_off, w_off: p.norm_w, y_off: p.normed_off, r_off: p.norm_rms_off, ..Default::default()
+    }));
+    ops.push(linear(p.rows, c, fc, p.normed_off, p.fc1_w, p.fc1_b, p.hidden_pre_off));
+    ops.push(Op::ActForward(ActParams { len: p.rows * fc, kind: p.act, x_off: p.hidden_pre_off, y_off: p.hidden_off, ..Default::default() }));
+    ops.push(linear(p.rows, fc, c, p.hidden_off, p.fc2_w, p.fc2_b, p.y_off));
+    ops.push(Op::UpdateForward(StreamParams { x_off: p.x_off, y_off: p.y_off, out_off: p.out_off, round_f16: p.round_f16, ..s }));
+    ops
+}
+
+/// Block backward as unfused ops, activation gradients only: what `block_backward` computes.
+/// `dX_l` is written (`=`) from `dX_{l+1}`; no parameter gradient is touched.
+pub fn block_backward_ops(p: &BlockParams) -> Vec<Op> {
+    let (n, c, fc) = (p.n, p.c, p.fc);
+    let pc = n * n + 2 * n;
+    let has_h = p.h_off != NONE;
+    let dh = if has_h { p.dh_off } else { NONE };
+    let mut ops = Vec::with_capacity(14);
+    // f16 rounding passes the gradient through unchanged.
+    let update = StreamParams { x_off: p.x_off, y_off: p.y_off, dout_off: p.dout_off, dx_off: p.dx_off, dy_off: p.dy_off, dh_off: dh, ..streams(p) };
+    ops.push(Op::UpdateBackward(update));
+    if has_h {
+        ops.push(Op::UpdateBackwardCoeff(update));
+    }
+    ops.push(linear_input_grad(p.rows, fc, c, p.dy_off, p.fc2_w, p.dhidden_off, false));
+    ops.push(Op::ActBackward(ActParams {
+        len: p.rows * fc, kind: p.act, x_off: p.hidden_pre_off, dy_off: p.dhidden_off, dx_off: p.dhidden_pre_off, ..Default::default()
+    }));
+    ops.push(linear_input_grad(p.rows, c, fc, p.dhidden_pre_off, p.fc1_w, p.dnormed_off, false));
+    ops.push(Op::RmsNormBackward(RmsNormParams {
+        rows: p.rows, cols: c, x_off: p.u_off, w_off: p.norm_w, r_off: p.norm_rms_off, dy_off: p.dnormed_off,
+        dx_off: p.du_off, accumulate: 0, ..Default::default()
+    }));
+    let combine = StreamParams { x_off: p.x_off, dout_off: p.du_off, dx_off: p.dx_off, dh_off: dh, ..streams(p) };
+    ops.push(Op::CombineBackward(combine));
+    if has_h {
+        ops.push(Op::CombineBackwardCoeff(combine));
+    }
+    let (hc, mhc) = coefficient_ops(p);
+    match p.kind {
+        BLOCK_HC => {
+            ops.push(Op::HcCoeffBackward(hc));
+            ops.push(linear_input_grad(p.rows * n, c, n + 2, p.dproj_off, p.proj_w, p.dz_off, false));
+            ops.push(Op::RmsNormBackward(RmsNormParams {
+                rows: p.rows * n, cols: c, x_off: p.x_off, w_off: NONE, r_off: p.z_rms_off, dy_off: p.dz_off,
+                dx_off: p.dx_off, accumulate: 1, ..Default::default()
+            }));
+        }
+        BLOCK_MHC => {
+            ops.push(Op::MhcCoeffBackward(mhc));
+            ops.push(linear_input_grad(p.rows, n * c, pc, p.dproj_off, p.proj_w, p.dx_off, true));
+        }
+        _ => {}
+    }
+    ops
+}
+
+/// Per-row gradients of the small hyper-connection parameters: values per row.
+pub fn partials_per_row(kind: u32, n: u32) -> u32 {
+    match kind {
+        BLOCK_HC => 2 + 2 * n + n * n,
+        BLOCK_MHC => 3 + n * n + 2 * n,
+        _ => 0,
+    }
+}
+
+/// Weight gradients (`+=`) of `blocks` consecutive blocks starting with the one `first`
+/// describes: parameter gradients lie `block_len` apart (`grad_shift` from the parameters), and
+/// every activation a gradient reads is `[blocks, rows, len]`. One op per parameter kind, so
+/// all blocks cost as many dispatches as one.
+pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, grad_shift: u32) -> Vec<Op> {
+    let p = first;
+    let (rows, n, c, fc) = (p.rows, p.n, p.c, p.fc);
+    let pc = n * n + 2 * n;
+    let grad = |param: u32| param + grad_shift;
+    // dW[outs, inputs] += dy^T x over `k` rows, for every block.
+    let weight = |outs: u32, inputs: u32, k: u32, dy: u32, x: u32, dw: u32| {
+        Op::Matmul(MatmulParams {
+            m: outs, n: inputs, k, a_off: dy, a_rs: 1, a_cs: outs, b_off: x, b_rs: inputs, b_cs: 1,
+            c_off: dw, c_rs: inputs, bias_off: NONE, accumulate: 1,
+            batch: blocks, a_bs: k * outs, b_bs: k * inputs, c_bs: block_len, ..Default::default()
+        })
+    };
+    // out[j] += sum over rows of in[row, j], for every block.
+    let rows_sum = |cols: u32, input: u32, out: u32| {
+        Op::Reduce(ReduceParams {
+            rows, cols, groups: blocks, in_off: input, in_rs: cols, in_gs: rows * cols, out_off: out,
+            out_gs: block_len, accumulate: 1, op: REDUCE_SUM, scale: 1.0, ..Default::default()
+        })
+    };
+    let mut ops = vec![
+        weight(c, fc, rows, p.dy_off, p.hidden_off, grad(p.fc2_w)),
+        rows_sum(c, p.dy_off, grad(p.fc2_b)),
+        weight(fc, c, rows, p.dhidden_pre_off, p.normed_off, grad(p.fc1_w)),
+        rows_sum(fc, p.dhidden_pre_off, grad(p.fc1_b)),
+        Op::RmsNormWeightGrad(RmsNormParams {
+            rows, cols: c, x_off: p.u_off, r_off: p.norm_rms_off, dy_off: p.dnormed_off, dw_off: grad(p.norm_w),
+            groups: blocks, dw_gs: block_len, ..Default::default()
+        }),
+    ];
+    match p.kind {
+        BLOCK_HC => {
+            ops.push(rows_sum(partials_per_row(p.kind, n), p.part_off, grad(p.small_off)));
+            ops.push(weight(n + 2, c, rows * n, p.dproj_off, p.z_off, grad(p.proj_w)));
+        }
+        BLOCK_MHC => {
+            ops.push(rows_sum(partials_per_row(p.kind, n), p.part_off, grad(p.small_off)));
+            ops.push(weight(pc, n * c, rows, p.dproj_off, p.x_off, grad(p.proj_w)));
+        }
+        _ => {}
+    }
+    ops
+}
