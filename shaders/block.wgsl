@@ -28,11 +28,13 @@ struct BlockParams {
     small_off: u32, proj_off: u32, z_off: u32, z_rms_off: u32,
     dout_off: u32, dx_off: u32, dy_off: u32, dhidden_off: u32,
     dhidden_pre_off: u32, dnormed_off: u32, du_off: u32, dh_off: u32,
-    dproj_off: u32, dz_off: u32, part_off: u32, _pad0: u32,
+    dproj_off: u32, dz_off: u32, part_off: u32, div_off: u32,
 }
 @group(0) @binding(1) var<uniform> blk: BlockParams;
 
 const TILE_ROWS: u32 = 8u;  // kernels.rs: BLOCK_TILE_ROWS
+const COLS_PER_THREAD: u32 = 4u;
+const TILE_COLS: u32 = 32u;  // TILE_ROWS * COLS_PER_THREAD
 const BLOCK_HC: u32 = 1u;
 const BLOCK_MHC: u32 = 2u;
 
@@ -55,7 +57,7 @@ fn mhc_of_block() -> MhcCoeffParams {
     let pc = blk.n * blk.n + 2u * blk.n;
     return MhcCoeffParams(blk.rows, blk.n, blk.c, blk.x_off, blk.proj_off, blk.small_off, blk.z_rms_off,
                           blk.h_off, pc, blk.iters, blk.eps, blk.dh_off, blk.dproj_off, blk.part_off,
-                          blk.dx_off, 0u);
+                          blk.dx_off, blk.div_off);
 }
 
 // Element (row b, stream i, channel e) of a [rows, n, c] tensor.
@@ -75,48 +77,80 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
 }
 
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
-// j < outs, threads over j: each weight read serves up to TILE_ROWS rows. With `activate`,
-// act_out gets act(out). (A row-major linear layer forward: y = x W^T + b.)
+// j < outs. (A row-major linear layer forward: y = x W^T + b.) With `activate`, act_out gets
+// act(out). Each thread holds a TILE_ROWS x COLS_PER_THREAD block of outputs in registers:
+// per input e it reads COLS_PER_THREAD weights and TILE_ROWS inputs (the same for every
+// thread) for TILE_ROWS * COLS_PER_THREAD multiply-adds. The loops run to constants (rows
+// past the end re-read the last row and are not written) so compilers unroll them.
 fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32, bias_off: u32,
                outs: u32, out_off: u32, activate: bool, act_out: u32) {
+    let col_groups = (outs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
     for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
-        let chunk = min(TILE_ROWS, r0 + rows - first);
-        for (var j = lid; j < outs; j += WG_ROW) {
-            var acc = array<f32, TILE_ROWS>();
+        let last = min(TILE_ROWS, r0 + rows - first) - 1u;
+        for (var group = lid; group < col_groups; group += WG_ROW) {
+            var acc = array<f32, TILE_COLS>();
+            var w_row = array<u32, COLS_PER_THREAD>();
+            for (var q = 0u; q < COLS_PER_THREAD; q++) {
+                w_row[q] = w_off + min(group * COLS_PER_THREAD + q, outs - 1u) * inputs;
+            }
             for (var e = 0u; e < inputs; e++) {
-                let w = arena[w_off + j * inputs + e];
-                for (var r = 0u; r < chunk; r++) {
-                    acc[r] += arena[x_off + (first + r) * inputs + e] * w;
+                var w = array<f32, COLS_PER_THREAD>();
+                for (var q = 0u; q < COLS_PER_THREAD; q++) { w[q] = arena[w_row[q] + e]; }
+                for (var r = 0u; r < TILE_ROWS; r++) {
+                    let x = arena[x_off + (first + min(r, last)) * inputs + e];
+                    for (var q = 0u; q < COLS_PER_THREAD; q++) { acc[r * COLS_PER_THREAD + q] += x * w[q]; }
                 }
             }
-            for (var r = 0u; r < chunk; r++) {
-                var value = acc[r];
-                if (bias_off != NONE) { value += arena[bias_off + j]; }
-                let o = (first + r) * outs + j;
-                arena[out_off + o] = value;
-                if (activate) { arena[act_out + o] = activation(blk.act, value); }
+            for (var q = 0u; q < COLS_PER_THREAD; q++) {
+                let j = group * COLS_PER_THREAD + q;
+                if (j < outs) {
+                    var bias = 0.0;
+                    if (bias_off != NONE) { bias = arena[bias_off + j]; }
+                    for (var r = 0u; r < TILE_ROWS; r++) {
+                        if (r <= last) {
+                            var value = acc[r * COLS_PER_THREAD + q];
+                            if (bias_off != NONE) { value += bias; }
+                            let o = (first + r) * outs + j;
+                            arena[out_off + o] = value;
+                            if (activate) { arena[act_out + o] = activation(blk.act, value); }
+                        }
+                    }
+                }
             }
         }
     }
 }
 
-// dx[b, e] (= or +=) sum_j dy[b, j] * w[j, e] for rows r0 .. r0 + rows, threads over e (a
-// linear layer's input gradient, w: [outs, inputs]).
+// dx[b, e] (= or +=) sum_j dy[b, j] * w[j, e] for rows r0 .. r0 + rows (a linear layer's input
+// gradient, w: [outs, inputs]). Register blocks as in tile_linear, over inputs e.
 fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, w_off: u32,
                           inputs: u32, dx_off: u32, accumulate: bool) {
+    let col_groups = (inputs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
     for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
-        let chunk = min(TILE_ROWS, r0 + rows - first);
-        for (var e = lid; e < inputs; e += WG_ROW) {
-            var acc = array<f32, TILE_ROWS>();
+        let last = min(TILE_ROWS, r0 + rows - first) - 1u;
+        for (var group = lid; group < col_groups; group += WG_ROW) {
+            var acc = array<f32, TILE_COLS>();
+            var col = array<u32, COLS_PER_THREAD>();
+            for (var q = 0u; q < COLS_PER_THREAD; q++) { col[q] = min(group * COLS_PER_THREAD + q, inputs - 1u); }
             for (var j = 0u; j < outs; j++) {
-                let w = arena[w_off + j * inputs + e];
-                for (var r = 0u; r < chunk; r++) {
-                    acc[r] += arena[dy_off + (first + r) * outs + j] * w;
+                var w = array<f32, COLS_PER_THREAD>();
+                for (var q = 0u; q < COLS_PER_THREAD; q++) { w[q] = arena[w_off + j * inputs + col[q]]; }
+                for (var r = 0u; r < TILE_ROWS; r++) {
+                    let dy = arena[dy_off + (first + min(r, last)) * outs + j];
+                    for (var q = 0u; q < COLS_PER_THREAD; q++) { acc[r * COLS_PER_THREAD + q] += dy * w[q]; }
                 }
             }
-            for (var r = 0u; r < chunk; r++) {
-                let o = dx_off + (first + r) * inputs + e;
-                if (accumulate) { arena[o] = arena[o] + acc[r]; } else { arena[o] = acc[r]; }
+            for (var q = 0u; q < COLS_PER_THREAD; q++) {
+                let e = group * COLS_PER_THREAD + q;
+                if (e < inputs) {
+                    for (var r = 0u; r < TILE_ROWS; r++) {
+                        if (r <= last) {
+                            let o = dx_off + (first + r) * inputs + e;
+                            let value = acc[r * COLS_PER_THREAD + q];
+                            if (accumulate) { arena[o] = arena[o] + value; } else { arena[o] = value; }
+                        }
+                    }
+                }
             }
         }
     }
@@ -184,32 +218,20 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             }
         }
         phase_end();
-        let q = n + 2u;
-        for (var t = lid; t < tile * n * q; t += WG_ROW) {
-            let row = r0 * n + t / q;
-            let j = t % q;
-            var acc = 0.0;
-            for (var e = 0u; e < c; e++) {
-                acc += arena[blk.z_off + row * c + e] * arena[blk.proj_w + j * c + e];
-            }
-            arena[blk.proj_off + row * q + j] = acc;
-        }
+        // D = Z W^T over the rows (b, i).
+        tile_linear(r0 * n, tile * n, lid, blk.z_off, c, blk.proj_w, NONE, n + 2u, blk.proj_off, false, NONE);
         phase_end();
         for (var r = lid; r < tile; r += WG_ROW) { hc_coeff_forward_row(hc_of_block(), r0 + r); }
         phase_end();
     } else if (blk.kind == BLOCK_MHC) {
-        let width = n * c;
-        for (var t = lid; t < tile * pc; t += WG_ROW) {
-            let b = r0 + t / pc;
-            let j = t % pc;
-            var acc = 0.0;
-            for (var e = 0u; e < width; e++) {
-                acc += arena[blk.x_off + b * width + e] * arena[blk.proj_w + j * width + e];
-            }
-            arena[blk.proj_off + b * pc + j] = acc;
-        }
+        // A = phi v, v = X_l[b] flattened.
+        tile_linear(r0, tile, lid, blk.x_off, n * c, blk.proj_w, NONE, pc, blk.proj_off, false, NONE);
         phase_end();
-        for (var r = 0u; r < tile; r++) { mhc_coeff_forward_row(mhc_of_block(), r0 + r, lid); }
+        // Each row's coefficients (Sinkhorn included) by one thread: the tile's rows at once.
+        for (var r = lid; r < tile; r += WG_ROW) {
+            let b = r0 + r;
+            mhc_row_forward(mhc_of_block(), b, rms_at(blk.x_off + b * n * c, n * c), r);
+        }
         phase_end();
     }
 
@@ -337,7 +359,17 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         phase_end();
         tile_rmsnorm_backward(lid, r0 * n, tile * n, c, blk.x_off, NONE, blk.z_rms_off, blk.dz_off, blk.dx_off, true);
     } else if (blk.kind == BLOCK_MHC) {
-        for (var r = 0u; r < tile; r++) { mhc_coeff_backward_row(mhc_of_block(), r0 + r, lid); }
+        let width = n * c;
+        for (var r = lid; r < tile; r += WG_ROW) {
+            let b = r0 + r;
+            tile_scalars[r] = mhc_row_backward(mhc_of_block(), b, rms_at(blk.x_off + b * width, width), r);
+        }
+        phase_end();
+        // The rms path (dX += k X), then dX += dA phi, in the unfused kernels' order.
+        for (var t = lid; t < tile * width; t += WG_ROW) {
+            let o = r0 * width + t;
+            arena[blk.dx_off + o] = arena[blk.dx_off + o] + tile_scalars[t / width] * arena[blk.x_off + o];
+        }
         phase_end();
         tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true);
     }

@@ -18,7 +18,10 @@
 //   columns by (sum + eps), then rows by (sum + eps).
 //   backward: reverse mode through every unrolled normalisation, recomputed on-chip from the
 //   logits (for y = x / s: dx = (g - sum(g y)) / s); writes dA = dm / rms(v) (=), per-row
-//   partials of [alpha, bias] (=), and adds the rms(v) path into dv (+=).
+//   partials of [alpha, bias] (=), and adds the rms(v) path into dv (+=). The divisors of
+//   every normalisation go to the arena at div_off ([rows, iters * 2 * n], scratch): up to
+//   1600 values per row fit neither workgroup memory for a tile of rows nor private arrays
+//   (which compilers such as lavapipe's turn into code that takes tens of seconds to build).
 struct HcCoeffParams {
     rows: u32, n: u32, d_off: u32, p_off: u32,
     h_off: u32, h_rs: u32, dh_off: u32, dd_off: u32,
@@ -28,7 +31,7 @@ struct MhcCoeffParams {
     rows: u32, n: u32, c: u32, v_off: u32,
     a_off: u32, p_off: u32, r_off: u32, h_off: u32,
     h_rs: u32, iters: u32, eps: f32, dh_off: u32,
-    da_off: u32, part_off: u32, dv_off: u32, _pad: u32,
+    da_off: u32, part_off: u32, dv_off: u32, div_off: u32,
 }
 @group(0) @binding(1) var<uniform> hc_params: HcCoeffParams;
 @group(0) @binding(1) var<uniform> mhc_params: MhcCoeffParams;
@@ -102,18 +105,20 @@ fn hc_coeff_backward_row(hc: HcCoeffParams, b: u32) {
     arena[part + 1u] = dsb;
 }
 
-// ---- mHC: workgroup-shared state of the row being processed (thread 0 runs the n x n math).
+// ---- mHC: one row's n x n math is one thread's, so that the fused block kernel (block.wgsl)
+// runs a tile's rows at once. Its state lives in workgroup memory at a slot per row (these
+// kernels, one row per workgroup, use slot 0) and its divisors in the arena.
 const MAX_N: u32 = 8u;
 const MAX_ITERS: u32 = 100u;
-var<workgroup> m_pre: array<f32, 80>;          // m = A / rms(v): [n*n + 2n]
-var<workgroup> logits: array<f32, 64>;         // alpha2 m_res + bias_res: [n*n]
-var<workgroup> sk: array<f32, 64>;             // Sinkhorn matrix being normalised
-var<workgroup> sk_grad: array<f32, 64>;
-var<workgroup> divisors: array<f32, 1600>;     // [iters][columns, rows][n]
-var<workgroup> row_scalars: array<f32, 2>;     // rms(v), and the rms path's dv coefficient
+const MHC_SLOTS: u32 = 8u;  // >= block.wgsl's TILE_ROWS
+var<workgroup> row_scalars: array<f32, 2>;        // rms(v), and the rms path's dv coefficient
+var<workgroup> mhc_m: array<f32, 640>;            // [slot][80]  m = A / rms(v): [n*n + 2n]
+var<workgroup> mhc_logits: array<f32, 512>;       // [slot][64]  alpha2 m_res + bias_res
+var<workgroup> mhc_sk: array<f32, 512>;           // [slot][64]  the matrix being normalised
+var<workgroup> mhc_grad: array<f32, 512>;         // [slot][64]  its gradient
 
-// rms(v) of row b, shared by the workgroup; thread 0 then fills m_pre and logits.
-fn mhc_projection(mhc: MhcCoeffParams, b: u32, lid: u32) {
+// rms(v) of row b over the whole workgroup (uniform control flow: barriers).
+fn mhc_rms_workgroup(mhc: MhcCoeffParams, b: u32, lid: u32) -> f32 {
     let width = mhc.n * mhc.c;
     let v0 = mhc.v_off + b * width;
     var ss = 0.0;
@@ -121,43 +126,143 @@ fn mhc_projection(mhc: MhcCoeffParams, b: u32, lid: u32) {
         let v = arena[v0 + e];
         ss += v * v;
     }
-    let r = sqrt(workgroup_sum(lid, ss) / f32(width) + RMS_EPS);
-    if (lid == 0u) {
-        row_scalars[0] = r;
-        let n = mhc.n;
-        for (var j = 0u; j < mhc.h_rs; j++) {
-            m_pre[j] = arena[mhc.a_off + b * mhc.h_rs + j] / r;
+    return sqrt(workgroup_sum(lid, ss) / f32(width) + RMS_EPS);
+}
+
+// m and the logits of row b at `slot`, given r = rms(v).
+fn mhc_row_projection(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
+    let n = mhc.n;
+    for (var j = 0u; j < mhc.h_rs; j++) {
+        mhc_m[slot * 80u + j] = arena[mhc.a_off + b * mhc.h_rs + j] / r;
+    }
+    let alpha2 = arena[mhc.p_off + 2u];
+    for (var j = 0u; j < n * n; j++) {
+        mhc_logits[slot * 64u + j] = alpha2 * mhc_m[slot * 80u + 2u * n + j] + arena[mhc.p_off + 3u + 2u * n + j];
+    }
+}
+
+// sk = sinkhorn(logits) of row b at `slot`, recording every divisor in the arena.
+fn sinkhorn_forward(mhc: MhcCoeffParams, b: u32, slot: u32) {
+    let n = mhc.n;
+    let sk = slot * 64u;
+    let div = mhc.div_off + b * mhc.iters * 2u * n;
+    var max_logit = mhc_logits[sk];
+    for (var j = 1u; j < n * n; j++) { max_logit = max(max_logit, mhc_logits[sk + j]); }
+    for (var j = 0u; j < n * n; j++) { mhc_sk[sk + j] = exp(mhc_logits[sk + j] - max_logit); }
+    for (var t = 0u; t < mhc.iters; t++) {
+        for (var i = 0u; i < n; i++) {
+            var col = 0.0;
+            for (var k = 0u; k < n; k++) { col += mhc_sk[sk + k * n + i]; }
+            let s = col + mhc.eps;
+            arena[div + (t * 2u) * n + i] = s;
+            for (var k = 0u; k < n; k++) { mhc_sk[sk + k * n + i] = mhc_sk[sk + k * n + i] / s; }
         }
-        let alpha2 = arena[mhc.p_off + 2u];
-        for (var j = 0u; j < n * n; j++) {
-            logits[j] = alpha2 * m_pre[2u * n + j] + arena[mhc.p_off + 3u + 2u * n + j];
+        for (var k = 0u; k < n; k++) {
+            var sum = 0.0;
+            for (var i = 0u; i < n; i++) { sum += mhc_sk[sk + k * n + i]; }
+            let s = sum + mhc.eps;
+            arena[div + (t * 2u + 1u) * n + k] = s;
+            for (var i = 0u; i < n; i++) { mhc_sk[sk + k * n + i] = mhc_sk[sk + k * n + i] / s; }
         }
     }
 }
 
-// Thread 0 only: sk = sinkhorn(logits), recording every divisor.
-fn sinkhorn_forward(mhc: MhcCoeffParams) {
+// One thread: H and rms(v) of row b, given r = rms(v), with workgroup state at `slot`.
+fn mhc_row_forward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
+    mhc_row_projection(mhc, b, r, slot);
+    let m = slot * 80u;
+    let sk = slot * 64u;
     let n = mhc.n;
-    var max_logit = logits[0];
-    for (var j = 1u; j < n * n; j++) { max_logit = max(max_logit, logits[j]); }
-    for (var j = 0u; j < n * n; j++) { sk[j] = exp(logits[j] - max_logit); }
-    for (var t = 0u; t < mhc.iters; t++) {
-        for (var i = 0u; i < n; i++) {
-            var s = mhc.eps;
-            var col = 0.0;
-            for (var k = 0u; k < n; k++) { col += sk[k * n + i]; }
-            s = col + mhc.eps;
-            divisors[(t * 2u) * n + i] = s;
-            for (var k = 0u; k < n; k++) { sk[k * n + i] = sk[k * n + i] / s; }
-        }
+    let h = mhc.h_off + b * mhc.h_rs;
+    arena[mhc.r_off + b] = r;
+    let alpha0 = arena[mhc.p_off];
+    let alpha1 = arena[mhc.p_off + 1u];
+    let bias = mhc.p_off + 3u;
+    for (var i = 0u; i < n; i++) {
+        arena[h + i] = sigmoid(alpha0 * mhc_m[m + i] + arena[bias + i]);
+        arena[h + n + i] = 2.0 * sigmoid(alpha1 * mhc_m[m + n + i] + arena[bias + n + i]);
+    }
+    sinkhorn_forward(mhc, b, slot);
+    for (var j = 0u; j < n * n; j++) { arena[h + 2u * n + j] = mhc_sk[sk + j]; }
+}
+
+// One thread: dA (=) and the per-row partials (=) of row b, given r = rms(v); returns the
+// coefficient k of the rms path, dv += k v, which the caller adds over the row.
+fn mhc_row_backward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) -> f32 {
+    mhc_row_projection(mhc, b, r, slot);
+    let m = slot * 80u;
+    let sk = slot * 64u;
+    let div = mhc.div_off + b * mhc.iters * 2u * mhc.n;
+    let n = mhc.n;
+    let width = n * mhc.c;
+    let pc = mhc.h_rs;
+    let dh = mhc.dh_off + b * pc;
+    let part = mhc.part_off + b * (3u + pc);
+    let bias = mhc.p_off + 3u;
+    var dalpha = array<f32, 3>(0.0, 0.0, 0.0);
+    var dm_dot_m = 0.0;
+    // pre (sigmoid) and post (2 sigmoid): dA = dm / r with dm = alpha dz.
+    for (var j = 0u; j < 2u * n; j++) {
+        let which = j / n;
+        let alpha = arena[mhc.p_off + which];
+        let s = sigmoid(alpha * mhc_m[m + j] + arena[bias + j]);
+        let dz = arena[dh + j] * f32(which + 1u) * s * (1.0 - s);
+        dalpha[which] += dz * mhc_m[m + j];
+        let dm = dz * alpha;
+        arena[part + 3u + j] = dz;
+        arena[mhc.da_off + b * pc + j] = dm / r;
+        dm_dot_m += dm * mhc_m[m + j];
+    }
+    // res: recompute the forward, then unwind it (for y = x / s: dx = (g - sum(g y)) / s).
+    sinkhorn_forward(mhc, b, slot);
+    for (var j = 0u; j < n * n; j++) { mhc_grad[sk + j] = arena[dh + 2u * n + j]; }
+    for (var tt = 0u; tt < mhc.iters; tt++) {
+        let t = mhc.iters - 1u - tt;
         for (var k = 0u; k < n; k++) {
-            var row = 0.0;
-            for (var i = 0u; i < n; i++) { row += sk[k * n + i]; }
-            let s = row + mhc.eps;
-            divisors[(t * 2u + 1u) * n + k] = s;
-            for (var i = 0u; i < n; i++) { sk[k * n + i] = sk[k * n + i] / s; }
+            let s = arena[div + (t * 2u + 1u) * n + k];
+            var dot = 0.0;
+            for (var i = 0u; i < n; i++) { dot += mhc_grad[sk + k * n + i] * mhc_sk[sk + k * n + i]; }
+            for (var i = 0u; i < n; i++) {
+                mhc_grad[sk + k * n + i] = (mhc_grad[sk + k * n + i] - dot) / s;
+                mhc_sk[sk + k * n + i] = mhc_sk[sk + k * n + i] * s;
+            }
+        }
+        for (var i = 0u; i < n; i++) {
+            let s = arena[div + (t * 2u) * n + i];
+            var dot = 0.0;
+            for (var k = 0u; k < n; k++) { dot += mhc_grad[sk + k * n + i] * mhc_sk[sk + k * n + i]; }
+            for (var k = 0u; k < n; k++) {
+                mhc_grad[sk + k * n + i] = (mhc_grad[sk + k * n + i] - dot) / s;
+                mhc_sk[sk + k * n + i] = mhc_sk[sk + k * n + i] * s;
+            }
         }
     }
+    // Through exp(L - max L): the max's gradient goes to its first index.
+    var argmax = 0u;
+    for (var j = 1u; j < n * n; j++) {
+        if (mhc_logits[sk + j] > mhc_logits[sk + argmax]) { argmax = j; }
+    }
+    let max_logit = mhc_logits[sk + argmax];
+    var total = 0.0;
+    for (var j = 0u; j < n * n; j++) {
+        let d = mhc_grad[sk + j] * exp(mhc_logits[sk + j] - max_logit);
+        mhc_grad[sk + j] = d;
+        total += d;
+    }
+    mhc_grad[sk + argmax] -= total;
+    let alpha2 = arena[mhc.p_off + 2u];
+    for (var j = 0u; j < n * n; j++) {
+        let coeff = 2u * n + j;
+        let dl = mhc_grad[sk + j];
+        dalpha[2] += dl * mhc_m[m + coeff];
+        let dm = dl * alpha2;
+        arena[part + 3u + coeff] = dl;
+        arena[mhc.da_off + b * pc + coeff] = dm / r;
+        dm_dot_m += dm * mhc_m[m + coeff];
+    }
+    for (var w = 0u; w < 3u; w++) { arena[part + w] = dalpha[w]; }
+    // r = rms(v): dr = -sum(dm m) / r, dv += dr v / (width r).
+    return (-dm_dot_m / r) / (f32(width) * r);
 }
 
 @compute @workgroup_size(WG_ROW)
@@ -165,29 +270,8 @@ fn mhc_coeff_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
                      @builtin(local_invocation_index) lid: u32) {
     let b = flat_group(wid, groups);
     if (b >= mhc_params.rows) { return; }
-    mhc_coeff_forward_row(mhc_params, b, lid);
-}
-
-// Row b by the whole workgroup (call from uniform control flow: it has barriers); thread 0
-// writes H and rms(v).
-fn mhc_coeff_forward_row(mhc: MhcCoeffParams, b: u32, lid: u32) {
-    mhc_projection(mhc, b, lid);
-    if (lid == 0u) { mhc_coefficients_from_projection(mhc, b); }
-}
-
-fn mhc_coefficients_from_projection(mhc: MhcCoeffParams, b: u32) {
-    let n = mhc.n;
-    let h = mhc.h_off + b * mhc.h_rs;
-    arena[mhc.r_off + b] = row_scalars[0];
-    let alpha0 = arena[mhc.p_off];
-    let alpha1 = arena[mhc.p_off + 1u];
-    let bias = mhc.p_off + 3u;
-    for (var i = 0u; i < n; i++) {
-        arena[h + i] = sigmoid(alpha0 * m_pre[i] + arena[bias + i]);
-        arena[h + n + i] = 2.0 * sigmoid(alpha1 * m_pre[n + i] + arena[bias + n + i]);
-    }
-    sinkhorn_forward(mhc);
-    for (var j = 0u; j < n * n; j++) { arena[h + 2u * n + j] = sk[j]; }
+    let r = mhc_rms_workgroup(mhc_params, b, lid);
+    if (lid == 0u) { mhc_row_forward(mhc_params, b, r, 0u); }
 }
 
 @compute @workgroup_size(WG_ROW)
@@ -195,89 +279,13 @@ fn mhc_coeff_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
                       @builtin(local_invocation_index) lid: u32) {
     let b = flat_group(wid, groups);
     if (b >= mhc_params.rows) { return; }
-    mhc_coeff_backward_row(mhc_params, b, lid);
-}
-
-// Row b by the whole workgroup (uniform control flow: barriers).
-fn mhc_coeff_backward_row(mhc: MhcCoeffParams, b: u32, lid: u32) {
-    mhc_projection(mhc, b, lid);
-    let n = mhc.n;
-    let width = n * mhc.c;
-    if (lid == 0u) {
-        let r = row_scalars[0];
-        let pc = mhc.h_rs;
-        let dh = mhc.dh_off + b * pc;
-        let part = mhc.part_off + b * (3u + pc);
-        let bias = mhc.p_off + 3u;
-        var dalpha = array<f32, 3>(0.0, 0.0, 0.0);
-        var dm_dot_m = 0.0;
-        // pre (sigmoid) and post (2 sigmoid): dA = dm / r with dm = alpha dz.
-        for (var j = 0u; j < 2u * n; j++) {
-            let which = j / n;
-            let alpha = arena[mhc.p_off + which];
-            let s = sigmoid(alpha * m_pre[j] + arena[bias + j]);
-            let dz = arena[dh + j] * f32(which + 1u) * s * (1.0 - s);
-            dalpha[which] += dz * m_pre[j];
-            let dm = dz * alpha;
-            arena[part + 3u + j] = dz;
-            arena[mhc.da_off + b * pc + j] = dm / r;
-            dm_dot_m += dm * m_pre[j];
-        }
-        // res: recompute the forward, then unwind it.
-        sinkhorn_forward(mhc);
-        for (var j = 0u; j < n * n; j++) { sk_grad[j] = arena[dh + 2u * n + j]; }
-        for (var tt = 0u; tt < mhc.iters; tt++) {
-            let t = mhc.iters - 1u - tt;
-            for (var k = 0u; k < n; k++) {
-                let s = divisors[(t * 2u + 1u) * n + k];
-                var dot = 0.0;
-                for (var i = 0u; i < n; i++) { dot += sk_grad[k * n + i] * sk[k * n + i]; }
-                for (var i = 0u; i < n; i++) {
-                    sk_grad[k * n + i] = (sk_grad[k * n + i] - dot) / s;
-                    sk[k * n + i] = sk[k * n + i] * s;
-                }
-            }
-            for (var i = 0u; i < n; i++) {
-                let s = divisors[(t * 2u) * n + i];
-                var dot = 0.0;
-                for (var k = 0u; k < n; k++) { dot += sk_grad[k * n + i] * sk[k * n + i]; }
-                for (var k = 0u; k < n; k++) {
-                    sk_grad[k * n + i] = (sk_grad[k * n + i] - dot) / s;
-                    sk[k * n + i] = sk[k * n + i] * s;
-                }
-            }
-        }
-        // Through exp(L - max L): the max's gradient goes to its first index.
-        var argmax = 0u;
-        for (var j = 1u; j < n * n; j++) {
-            if (logits[j] > logits[argmax]) { argmax = j; }
-        }
-        let max_logit = logits[argmax];
-        var total = 0.0;
-        for (var j = 0u; j < n * n; j++) {
-            let d = sk_grad[j] * exp(logits[j] - max_logit);
-            sk_grad[j] = d;
-            total += d;
-        }
-        sk_grad[argmax] -= total;
-        let alpha2 = arena[mhc.p_off + 2u];
-        for (var j = 0u; j < n * n; j++) {
-            let slot = 2u * n + j;
-            let dl = sk_grad[j];
-            dalpha[2] += dl * m_pre[slot];
-            let dm = dl * alpha2;
-            arena[part + 3u + slot] = dl;
-            arena[mhc.da_off + b * pc + slot] = dm / r;
-            dm_dot_m += dm * m_pre[slot];
-        }
-        for (var w = 0u; w < 3u; w++) { arena[part + w] = dalpha[w]; }
-        // r = rms(v): dr = -sum(dm m) / r, dv += dr v / (width r).
-        row_scalars[1] = (-dm_dot_m / r) / (f32(width) * r);
-    }
+    let r = mhc_rms_workgroup(mhc_params, b, lid);
+    if (lid == 0u) { row_scalars[1] = mhc_row_backward(mhc_params, b, r, 0u); }
     workgroupBarrier();
     let k = row_scalars[1];
+    let width = mhc_params.n * mhc_params.c;
     for (var e = lid; e < width; e += WG_ROW) {
-        let o = mhc.dv_off + b * width + e;
-        arena[o] = arena[o] + k * arena[mhc.v_off + b * width + e];
+        let o = mhc_params.dv_off + b * width + e;
+        arena[o] = arena[o] + k * arena[mhc_params.v_off + b * width + e];
     }
 }

@@ -16,7 +16,7 @@ fn coefficient_ops(p: &BlockParams) -> (HcCoeffParams, MhcCoeffParams) {
     let mhc = MhcCoeffParams {
         rows: p.rows, n: p.n, c: p.c, v_off: p.x_off, a_off: p.proj_off, p_off: p.small_off, r_off: p.z_rms_off,
         h_off: p.h_off, h_rs: pc, iters: p.iters, eps: p.eps, dh_off: p.dh_off, da_off: p.dproj_off,
-        part_off: p.part_off, dv_off: p.dx_off, _pad: 0,
+        part_off: p.part_off, dv_off: p.dx_off, div_off: p.div_off,
     };
     (hc, mhc)
 }

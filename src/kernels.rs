@@ -170,7 +170,8 @@ pub struct MhcCoeffParams {
     pub da_off: u32,
     pub part_off: u32,
     pub dv_off: u32,
-    pub _pad: u32,
+    /// Sinkhorn's divisors of every row, `[rows, iters * 2 * n]` (scratch the backward reads).
+    pub div_off: u32,
 }
 
 /// Residual kinds as the fused block kernels see them.
@@ -230,7 +231,7 @@ pub struct BlockParams {
     pub dproj_off: u32,       // dD / dA
     pub dz_off: u32,          // HC dZ    [rows, n, c]
     pub part_off: u32,        // per-row gradients of the small parameters
-    pub _pad: u32,
+    pub div_off: u32,         // mHC Sinkhorn divisors [rows, iters * 2 * n] (scratch)
 }
 
 /// Rows one workgroup of the fused block kernels carries (`TILE_ROWS` in `block.wgsl`): each

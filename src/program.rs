@@ -41,6 +41,7 @@ pub fn arena_upper_bound(config: &Config, test_rows: usize) -> u64 {
         + l * (4 * c + 2 * f + 2 * pc + n * c + 2 * n + n * (n + 2) + 2)
         // fused kernels keep these backward intermediates per block
         + l * (2 * c + f + n * (n + 2) + 2 * pc + 3)
+        + 2 * crate::kernels::MAX_SINKHORN_ITERS as u64 * n
         + 3 * n * c + 3 * pc + n * (n + 2) + 3 + pc + 2 * n + n * n + 8 * c + 2 * f + 2 * k + d_in + 2 * l + 8;
     let rows_outside_batch = (test_rows.min(EVAL_MAX_ROWS) + PROBE_GRID * PROBE_GRID) as u64 * (d_in + 1 + k);
     let metrics = slot::SCALARS as u64 + 2 * (l + 2) + 4 * l + l * pc;
@@ -92,6 +93,7 @@ pub struct ArenaPlan {
     pub hc_d: u32,     // [L, B, n, n+2]  Z @ W_hc^T (hc)
     pub mhc_a: u32,    // [L, B, Pc]  phi @ v (mhc)
     pub mhc_rms: u32,  // [L, B]
+    pub mhc_divisors: u32, // [B, iters * 2 * n]  Sinkhorn's divisors, scratch of one block (mhc)
     pub head_z: u32,   // [B, C]
     pub head_normed: u32, // [B, C]
     pub head_rms: u32, // [B]
@@ -375,7 +377,7 @@ impl Builder<'_> {
             dproj_off: if hc { saved(plan.d_hc_d, n * (n + 2)) } else { when(mhc, saved(plan.d_mhc_a, pc)) },
             dz_off: when(hc, plan.d_hc_z),
             part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
-            _pad: 0,
+            div_off: when(mhc, plan.mhc_divisors),
         }
     }
 
@@ -569,6 +571,7 @@ impl Program {
             hc_z: a.take(only(hc, l * b * n * c)), hc_z_rms: a.take(only(hc, l * b * n)),
             hc_d: a.take(only(hc, l * b * n * (n + 2))),
             mhc_a: a.take(only(mhc, l * b * pc)), mhc_rms: a.take(only(mhc, l * b)),
+            mhc_divisors: a.take(only(mhc, b * config.sinkhorn_iters as usize * 2 * n)),
             head_z: a.take(b * c), head_normed: a.take(b * c), head_rms: a.take(b), logits: a.take(b * k),
             loss_rows: a.take(b), correct_rows: a.take(b),
             d_streams: [a.take(b * n * c), a.take(b * n * c)],

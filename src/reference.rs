@@ -542,6 +542,13 @@ fn mhc_res_logits<T: Real>(a: &[T], p: &MhcCoeffParams, m: &[T]) -> Vec<T> {
     (0..n * n).map(|j| alpha2 * m[u(2 * n + j)] + a[u(p.p_off + 3 + 2 * n + j)]).collect()
 }
 
+/// The kernels keep Sinkhorn's divisors in the arena (scratch between the forward pass and its
+/// unwinding); the twin writes the same values there.
+fn save_divisors<T: Real>(a: &mut [T], p: &MhcCoeffParams, b: u32, divisors: &[T]) {
+    let at = u(p.div_off) + u(b) * divisors.len();
+    a[at..at + divisors.len()].copy_from_slice(divisors);
+}
+
 pub fn mhc_coeff_forward<T: Real>(a: &mut [T], p: &MhcCoeffParams) {
     let n = p.n;
     let (alpha0, alpha1) = (a[u(p.p_off)], a[u(p.p_off + 1)]);
@@ -555,7 +562,8 @@ pub fn mhc_coeff_forward<T: Real>(a: &mut [T], p: &MhcCoeffParams) {
             a[u(h + n + i)] = T::of(2.0) * sigmoid(alpha1 * m[u(n + i)] + a[u(bias + n + i)]);
         }
         let logits = mhc_res_logits(a, p, &m);
-        let (hres, _) = sinkhorn_forward(&logits, u(n), u(p.iters), T::of(p.eps as f64));
+        let (hres, divisors) = sinkhorn_forward(&logits, u(n), u(p.iters), T::of(p.eps as f64));
+        save_divisors(a, p, b, &divisors);
         for (j, v) in hres.into_iter().enumerate() {
             a[u(h + 2 * n) + j] = v;
         }
@@ -586,6 +594,7 @@ pub fn mhc_coeff_backward<T: Real>(a: &mut [T], p: &MhcCoeffParams) {
         }
         let logits = mhc_res_logits(a, p, &m);
         let (hres, divisors) = sinkhorn_forward(&logits, u(n), u(p.iters), T::of(p.eps as f64));
+        save_divisors(a, p, b, &divisors);
         let grad: Vec<T> = (0..n * n).map(|j| a[u(dh + 2 * n + j)]).collect();
         let dlogits = sinkhorn_backward(&logits, &hres, &divisors, &grad, u(n), u(p.iters));
         for (j, &dl) in dlogits.iter().enumerate() {

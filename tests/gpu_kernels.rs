@@ -181,7 +181,8 @@ fn mhc_coefficients_for_every_stream_count_and_iteration_count() {
             let da = lab.region(rows * pc, 1.0);
             let part = lab.region(rows * (3 + pc), 1.0);
             let dv = lab.region(rows * n * c, 1.0);
-            let p = MhcCoeffParams { rows, n, c, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, _pad: 0 };
+            let div = lab.region(rows * iters * 2 * n, 1.0);
+            let p = MhcCoeffParams { rows, n, c, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, div_off: div };
             lab.check(&format!("mhc n={n} iters={iters}"), &[Op::MhcCoeffForward(p), Op::MhcCoeffBackward(p)], 1e-5, 2e-4);
         }
     }
@@ -359,6 +360,7 @@ fn random_block(lab: &mut Lab, kind: u32, rows: u32, n: u32, c: u32, fc: u32, ac
     let dproj_off = if hc { when(true, rows * n * (n + 2), 1.0) } else { when(mhc, rows * pc, 1.0) };
     let dz_off = when(hc, rows * n * c, 1.0);
     let part_off = if hc { when(true, rows * (2 + 2 * n + n * n), 1.0) } else { when(mhc, rows * (3 + pc), 1.0) };
+    let div_off = when(mhc, rows * iters * 2 * n, 1.0);
     BlockParams {
         rows, n, c, fc, kind, act, round_f16, iters, eps: 1e-6,
         x_off: lab.region(rows * n * c, 1.0), out_off: lab.region(rows * n * c, 1.0), h_off,
@@ -369,7 +371,7 @@ fn random_block(lab: &mut Lab, kind: u32, rows: u32, n: u32, c: u32, fc: u32, ac
         proj_w, small_off, proj_off, z_off, z_rms_off,
         dout_off: lab.region(rows * n * c, 1.0), dx_off: lab.region(rows * n * c, 1.0), dy_off: lab.region(rows * c, 1.0),
         dhidden_off: lab.region(rows * fc, 1.0), dhidden_pre_off: lab.region(rows * fc, 1.0), dnormed_off: lab.region(rows * c, 1.0),
-        du_off: lab.region(rows * c, 1.0), dh_off, dproj_off, dz_off, part_off, _pad: 0,
+        du_off: lab.region(rows * c, 1.0), dh_off, dproj_off, dz_off, part_off, div_off,
     }
 }
 

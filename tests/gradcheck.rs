@@ -199,8 +199,9 @@ fn mhc_coefficients_through_sinkhorn() {
         let (small, dsmall) = c.input(3 + pc, 1.0);
         let r = c.region(rows, 0.0);
         let part = c.region(rows * (3 + pc), 0.0);
+        let div = c.region(rows * iters * 2 * n, 0.0);
         let (h, dh) = c.output(rows * pc);
-        let p = MhcCoeffParams { rows, n, c: ch, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, _pad: 0 };
+        let p = MhcCoeffParams { rows, n, c: ch, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, div_off: div };
         c.forward.push(Op::MhcCoeffForward(p));
         c.backward.push(Op::MhcCoeffBackward(p));
         c.backward.push(Op::Reduce(ReduceParams { rows, cols: 3 + pc, groups: 1, in_off: part, in_rs: 3 + pc, out_off: dsmall, accumulate: 1, scale: 1.0, ..Default::default() }));

@@ -143,5 +143,6 @@ fn metrics_slots_match_the_wgsl_constants() {
     assert_eq!(constant(&block, "TILE_ROWS"), BLOCK_TILE_ROWS);
     let (hyper, _) = module("hyper");
     assert_eq!(constant(&hyper, "MAX_N") as usize, MAX_STREAMS);
+    assert!(constant(&hyper, "MHC_SLOTS") >= BLOCK_TILE_ROWS, "a fused tile's rows need an mHC slot each");
     assert_eq!(constant(&hyper, "MAX_ITERS") as usize, MAX_SINKHORN_ITERS);
 }

@@ -291,13 +291,29 @@ async fn run_bench(state: AppState, steps: u64) {
             }
         }
     }
+    let (mut dispatches, mut submits) = (None, None);
+    let mut arena_bytes = serde_json::Map::new();
     let lockstep = match Trainer::new(&config, Some(gpu.clone())) {
-        Ok(t) => time(Rc::new(RefCell::new(t))).await,
+        Ok(mut t) => {
+            for v in &t.variants {
+                arena_bytes.insert(v.kind.name().into(), serde_json::json!(v.program.arena_bytes()));
+            }
+            // Counted on one lockstep step that neither evaluates nor measures.
+            t.next_step = 1;
+            let before = gpu.counters();
+            t.submit_step(false);
+            let after = gpu.counters();
+            (dispatches, submits) = (Some(after.0 - before.0), Some(after.1 - before.1));
+            time(Rc::new(RefCell::new(t))).await
+        }
         Err(_) => None,
     };
     let report = serde_json::json!({
         "steps": steps,
         "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
+        "dispatches_per_step": dispatches,
+        "submits_per_step": submits,
+        "arena_bytes": arena_bytes,
         "ms_per_step": per_variant,
         "adapter": format!("{} ({})", gpu.adapter_name, gpu.backend),
         "config": config.to_query(),
