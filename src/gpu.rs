@@ -4,6 +4,7 @@
 //! polled first. Nothing here blocks a browser thread.
 
 use crate::kernels::{shader_source, Grid, Op, WORKGROUP_1D};
+use crate::program::OpList;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -147,18 +148,18 @@ impl GpuContext {
 
     /// Records the given op lists of several arenas into one compute pass of one command
     /// encoder and submits it once: a lockstep step of every variant is one submit.
-    pub fn run(&self, work: &[(&GpuArena, &[usize])]) {
+    pub fn run(&self, work: &[(&GpuArena, &[OpList])]) {
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
             for (arena, lists) in work {
                 for &list in lists.iter() {
-                    for d in &arena.lists[list] {
+                    for d in &arena.lists[list as usize] {
                         pass.set_pipeline(&d.pipeline);
                         pass.set_bind_group(0, &arena.bind_group, &[d.param_offset]);
                         pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
                     }
-                    self.dispatches.set(self.dispatches.get() + arena.lists[list].len() as u64);
+                    self.dispatches.set(self.dispatches.get() + arena.lists[list as usize].len() as u64);
                 }
             }
         }
@@ -347,21 +348,21 @@ impl GpuArena {
     }
 
     /// Records the given op lists (by index) into one compute pass of one encoder and submits.
-    pub fn run(&self, ctx: &GpuContext, lists: &[usize]) {
+    pub fn run(&self, ctx: &GpuContext, lists: &[OpList]) {
         ctx.run(&[(self, lists)]);
     }
 
     /// Entry-point names of a list, in dispatch order (for per-kernel timing reports).
-    pub fn labels(&self, list: usize) -> Vec<&'static str> {
-        self.lists[list].iter().map(|d| d.label).collect()
+    pub fn labels(&self, list: OpList) -> Vec<&'static str> {
+        self.lists[list as usize].iter().map(|d| d.label).collect()
     }
 
     /// Runs each dispatch of `list` in its own submit and waits for it, returning
     /// `(entry point, seconds)`. Only for the native `bench` command: it blocks.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn time_each(&self, ctx: &GpuContext, list: usize) -> Vec<(&'static str, f64)> {
-        let mut out = Vec::with_capacity(self.lists[list].len());
-        for d in &self.lists[list] {
+    pub fn time_each(&self, ctx: &GpuContext, list: OpList) -> Vec<(&'static str, f64)> {
+        let mut out = Vec::with_capacity(self.lists[list as usize].len());
+        for d in &self.lists[list as usize] {
             let start = std::time::Instant::now();
             let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(d.label) });
             {

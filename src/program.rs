@@ -45,7 +45,9 @@ pub fn arena_upper_bound(config: &Config, test_rows: usize) -> u64 {
         + 3 * n * c + 3 * pc + n * (n + 2) + 3 + pc + 2 * n + n * n + 8 * c + 2 * f + 2 * k + d_in + 2 * l + 8;
     let rows_outside_batch = (test_rows.min(EVAL_MAX_ROWS) + PROBE_GRID * PROBE_GRID) as u64 * (d_in + 1 + k);
     let metrics = slot::SCALARS as u64 + 2 * (l + 2) + 4 * l + l * pc;
-    5 * params + b * per_row + rows_outside_batch + metrics + 4 * 64
+    // evaluation's tensors: at most the budget, or one row when a row is larger
+    let eval = EVAL_BUDGET_FLOATS as u64 + per_row;
+    5 * params + b * per_row + rows_outside_batch + eval + metrics + 4 * 64
 }
 
 /// Bump allocator over the arena.
@@ -56,6 +58,104 @@ impl Alloc {
         // Keep every tensor 4-float aligned; it costs nothing and keeps rows tidy in dumps.
         self.0 += len.div_ceil(4) * 4;
         off as u32
+    }
+}
+
+/// Most rows evaluation and the probe run at once, and the most memory their tensors take.
+pub const EVAL_MAX_ROWS_AT_ONCE: usize = 1024;
+pub const EVAL_BUDGET_FLOATS: usize = 8 << 20;
+
+/// What sizes a forward pass's tensors.
+struct ActivationShape {
+    dims: Dims,
+    iters: usize,
+}
+
+impl ActivationShape {
+    /// Floats of one row's forward tensors in one block, and outside blocks.
+    fn per_row(&self) -> (usize, usize) {
+        let Dims { width: c, hidden: fc, streams: n, classes: k, kind, .. } = self.dims;
+        let pc = self.dims.coeffs();
+        let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
+        let only = |yes: bool, len: usize| if yes { len } else { 0 };
+        let block = 3 * c + 1 + 2 * fc + only(hc || mhc, pc) + only(hc, n * c + n + n * (n + 2)) + only(mhc, pc + 1);
+        let outside = c + 3 * c + 1 + k + 2 + only(mhc, self.iters * 2 * n);
+        (block, outside)
+    }
+
+    /// Rows evaluation runs at once: all of them up to a cap, fewer where memory runs out.
+    fn eval_rows(&self, wanted: usize) -> usize {
+        let (block, outside) = self.per_row();
+        let per_row = block + outside + 2 * self.dims.streams * self.dims.width;
+        wanted.clamp(1, EVAL_MAX_ROWS_AT_ONCE).min((EVAL_BUDGET_FLOATS / per_row).max(1))
+    }
+}
+
+/// Where a forward pass keeps its tensors (element offsets). The training batch keeps every
+/// block's, which the backward reads (`per_block`); evaluation keeps one block's and two
+/// stream buffers it alternates between, so it can run many rows in little memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Activations {
+    /// Rows the tensors hold (`R`).
+    pub rows: u32,
+    pub per_block: bool,
+    pub h0: u32,       // [R, C]
+    pub streams: u32,  // per block: [L+1, R, n, C] X before block 0 .. after block L-1; else [2, R, n, C]
+    pub block_in: u32, // [L?, R, C]  u = combine(X)
+    pub normed: u32,   // [L?, R, C]
+    pub norm_rms: u32, // [L?, R]
+    pub hidden_pre: u32, // [L?, R, FC]
+    pub hidden: u32,   // [L?, R, FC]
+    pub block_out: u32, // [L?, R, C]  y = F(u)
+    pub coeffs: u32,   // [L?, R, Pc]  [pre | post | res]
+    pub hc_z: u32,     // [L?, R, n, C]  per-stream normalised X (hc)
+    pub hc_z_rms: u32, // [L?, R, n]
+    pub hc_d: u32,     // [L?, R, n, n+2]  Z @ W_hc^T (hc)
+    pub mhc_a: u32,    // [L?, R, Pc]  phi @ v (mhc)
+    pub mhc_rms: u32,  // [L?, R]
+    pub mhc_divisors: u32, // [R, iters * 2 * n]  Sinkhorn's divisors, scratch of one block (mhc)
+    pub head_z: u32,   // [R, C]
+    pub head_normed: u32, // [R, C]
+    pub head_rms: u32, // [R]
+    pub logits: u32,   // [R, K]
+    pub loss_rows: u32, // [R]
+    pub correct_rows: u32, // [R]
+}
+
+impl Activations {
+    fn take(a: &mut Alloc, shape: &ActivationShape, rows: usize, per_block: bool) -> Activations {
+        let Dims { width: c, hidden: fc, streams: n, classes: k, depth, kind, .. } = shape.dims;
+        let pc = shape.dims.coeffs();
+        let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
+        let only = |yes: bool, len: usize| if yes { len } else { 0 };
+        let blocks = if per_block { depth } else { depth.min(1) };
+        let stream_buffers = if per_block { depth + 1 } else { 2 };
+        let r = rows;
+        Activations {
+            rows: rows as u32, per_block,
+            h0: a.take(r * c),
+            streams: a.take(stream_buffers * r * n * c),
+            block_in: a.take(blocks * r * c), normed: a.take(blocks * r * c), norm_rms: a.take(blocks * r),
+            hidden_pre: a.take(blocks * r * fc), hidden: a.take(blocks * r * fc), block_out: a.take(blocks * r * c),
+            coeffs: a.take(only(hc || mhc, blocks * r * pc)),
+            hc_z: a.take(only(hc, blocks * r * n * c)), hc_z_rms: a.take(only(hc, blocks * r * n)),
+            hc_d: a.take(only(hc, blocks * r * n * (n + 2))),
+            mhc_a: a.take(only(mhc, blocks * r * pc)), mhc_rms: a.take(only(mhc, blocks * r)),
+            mhc_divisors: a.take(only(mhc, r * shape.iters * 2 * n)),
+            head_z: a.take(r * c), head_normed: a.take(r * c), head_rms: a.take(r), logits: a.take(r * k),
+            loss_rows: a.take(r), correct_rows: a.take(r),
+        }
+    }
+
+    /// Block `l`'s part of a `[L, R, row_len]` tensor (the one block's, when not per block).
+    fn at(&self, base: u32, l: u32, row_len: u32) -> u32 {
+        if self.per_block { base + l * self.rows * row_len } else { base }
+    }
+
+    /// X_l: the streams entering block l (l = depth: the streams after the last block).
+    fn streams_at(&self, l: u32, row_len: u32) -> u32 {
+        let buffer = if self.per_block { l } else { l % 2 };
+        self.streams + buffer * self.rows * row_len
     }
 }
 
@@ -76,30 +176,13 @@ pub struct ArenaPlan {
     pub test_y: u32,   // [T]
     pub test_rows: u32,
     pub probe_x: u32,  // [G*G, d_in]  decision-surface grid (2-D tasks)
-    pub probe_y: u32,  // [B]  dummy labels for the probe's forward
+    pub probe_y: u32,  // [eval rows]  dummy labels for the probe's forward
     pub probe_logits: u32, // [G*G, K]
     pub probe_rows: u32,
-    pub h0: u32,       // [B, C]
-    pub streams: u32,  // [L+1, B, n, C]  X before block 0 .. after block L-1
-    pub block_in: u32, // [L, B, C]  u = combine(X)
-    pub normed: u32,   // [L, B, C]
-    pub norm_rms: u32, // [L, B]
-    pub hidden_pre: u32, // [L, B, FC]
-    pub hidden: u32,   // [L, B, FC]
-    pub block_out: u32, // [L, B, C]  y = F(u)
-    pub coeffs: u32,   // [L, B, Pc]  [pre | post | res]
-    pub hc_z: u32,     // [L, B, n, C]  per-stream normalised X (hc)
-    pub hc_z_rms: u32, // [L, B, n]
-    pub hc_d: u32,     // [L, B, n, n+2]  Z @ W_hc^T (hc)
-    pub mhc_a: u32,    // [L, B, Pc]  phi @ v (mhc)
-    pub mhc_rms: u32,  // [L, B]
-    pub mhc_divisors: u32, // [B, iters * 2 * n]  Sinkhorn's divisors, scratch of one block (mhc)
-    pub head_z: u32,   // [B, C]
-    pub head_normed: u32, // [B, C]
-    pub head_rms: u32, // [B]
-    pub logits: u32,   // [B, K]
-    pub loss_rows: u32, // [B]
-    pub correct_rows: u32, // [B]
+    /// The training batch's forward: every block's tensors, which the backward reads.
+    pub train: Activations,
+    /// Evaluation and the probe: one block's tensors and two stream buffers, for many rows.
+    pub eval: Activations,
     // Backward scratch, reused by every block (activation gradients are written with `=`).
     pub d_streams: [u32; 2], // 2 x [B, n, C]  ping-pong: grad of X_{l+1} and of X_l
     pub d_logits: u32,  // [B, K]
@@ -141,6 +224,21 @@ impl MetricsPlan {
         let len = coeff_mean + l * coeffs as u32;
         MetricsPlan { grad_stats, stream_stats, gains, coeff_mean, len }
     }
+}
+
+/// The op lists of a [`Program`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpList {
+    Train,
+    Eval,
+    Measure,
+    Forward,
+    Gradient,
+    Probe,
+}
+
+impl OpList {
+    pub const ALL: [OpList; 6] = [OpList::Train, OpList::Eval, OpList::Measure, OpList::Forward, OpList::Gradient, OpList::Probe];
 }
 
 /// How a block becomes dispatches.
@@ -290,35 +388,33 @@ impl Builder<'_> {
     fn embed(&self, rows: u32, x: u32) -> Linear {
         Linear { rows, inp: self.d.d_in as u32, out: self.c(), x, w: self.param("embed.weight") }
     }
-    fn head(&self, rows: u32) -> Linear {
-        Linear { rows, inp: self.c(), out: self.d.classes as u32, x: self.plan.head_normed, w: self.param("head.weight") }
+    fn head(&self, rows: u32, act: &Activations) -> Linear {
+        Linear { rows, inp: self.c(), out: self.d.classes as u32, x: act.head_normed, w: self.param("head.weight") }
     }
-    /// X_l: the streams entering block l (l = depth: the streams after the last block).
+    /// X_l of the training batch.
     fn streams_at(&self, l: u32) -> u32 {
-        self.plan.streams + l * self.batch * self.n() * self.c()
+        self.plan.train.streams_at(l, self.n() * self.c())
     }
-    fn per_block(&self, base: u32, l: u32, row_len: u32) -> u32 {
-        base + l * self.batch * row_len
-    }
-    fn coeffs_at(&self, l: u32) -> u32 {
+    fn coeffs_at(&self, l: u32, act: &Activations) -> u32 {
         match self.d.kind {
             ResidualKind::Residual => NONE,
-            _ => self.per_block(self.plan.coeffs, l, self.pc()),
+            _ => act.at(act.coeffs, l, self.pc()),
         }
     }
     fn stream_params(&self, rows: u32) -> StreamParams {
         StreamParams { rows, n: self.n(), c: self.c(), h_rs: self.pc(), dh_rs: self.pc(), dh_off: NONE, h_off: NONE, ..Default::default() }
     }
 
-    /// Forward over `rows` examples at `x`, labels at `y`: logits, per-row loss and correctness.
-    fn forward(&self, ops: &mut Vec<Op>, rows: u32, x: u32, y: u32) {
+    /// Forward over `rows` examples at `x`, labels at `y`, into `act`: logits, per-row loss and
+    /// correctness.
+    fn forward(&self, ops: &mut Vec<Op>, rows: u32, x: u32, y: u32, act: &Activations) {
         let c = self.c();
-        let plan = self.plan;
-        ops.push(self.embed(rows, x).forward(self.param("embed.bias"), plan.h0));
+        let nc = self.n() * c;
+        ops.push(self.embed(rows, x).forward(self.param("embed.bias"), act.h0));
         // Expand once: every stream starts as h0.
-        ops.push(Op::Broadcast(StreamParams { x_off: plan.h0, out_off: self.streams_at(0), ..self.stream_params(rows) }));
+        ops.push(Op::Broadcast(StreamParams { x_off: act.h0, out_off: act.streams_at(0, nc), ..self.stream_params(rows) }));
         for l in 0..self.d.depth as u32 {
-            let block = self.block_params(l, rows);
+            let block = self.block_params(l, rows, act);
             if self.fused {
                 ops.push(Op::BlockForward(block));
             } else {
@@ -327,23 +423,23 @@ impl Builder<'_> {
         }
         // Collapse once: z = sum of the streams.
         ops.push(Op::CombineForward(StreamParams {
-            x_off: self.streams_at(self.d.depth as u32), h_off: NONE, out_off: plan.head_z, ..self.stream_params(rows)
+            x_off: act.streams_at(self.d.depth as u32, nc), h_off: NONE, out_off: act.head_z, ..self.stream_params(rows)
         }));
         ops.push(Op::RmsNormForward(RmsNormParams {
-            rows, cols: c, x_off: plan.head_z, w_off: self.param("head.norm.weight"), y_off: plan.head_normed,
-            r_off: plan.head_rms, ..Default::default()
+            rows, cols: c, x_off: act.head_z, w_off: self.param("head.norm.weight"), y_off: act.head_normed,
+            r_off: act.head_rms, ..Default::default()
         }));
         let k = self.d.classes as u32;
-        ops.push(self.head(rows).forward(self.param("head.bias"), plan.logits));
+        ops.push(self.head(rows, act).forward(self.param("head.bias"), act.logits));
         ops.push(Op::XentForward(XentParams {
-            rows, k, logits_off: plan.logits, labels_off: y, loss_off: plan.loss_rows,
-            correct_off: plan.correct_rows, dlogits_off: NONE, scale: 1.0 / rows as f32,
+            rows, k, logits_off: act.logits, labels_off: y, loss_off: act.loss_rows,
+            correct_off: act.correct_rows, dlogits_off: NONE, scale: 1.0 / rows as f32,
         }));
     }
 
-    /// Everything block `l` reads and writes over `rows` rows (`rows <= batch`). The backward's
-    /// stream gradients ping-pong between two buffers, from the last block down.
-    fn block_params(&self, l: u32, rows: u32) -> BlockParams {
+    /// Everything block `l` reads and writes over `rows` rows of `act` (`rows <= act.rows`). The
+    /// backward's stream gradients ping-pong between two buffers, from the last block down.
+    fn block_params(&self, l: u32, rows: u32, act: &Activations) -> BlockParams {
         let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
         let plan = self.plan;
         let t = self.tensors;
@@ -351,6 +447,7 @@ impl Builder<'_> {
         let param = |rel: usize| base + rel as u32;
         let (hc, mhc) = (self.d.kind == ResidualKind::Hc, self.d.kind == ResidualKind::Mhc);
         let when = |yes: bool, off: u32| if yes { off } else { NONE };
+        let at = |base: u32, row_len: u32| act.at(base, l, row_len);
         // Gradients the batched weight-gradient ops read are kept per block when fused.
         let saved = |region: u32, len: u32| region + if self.fused { l * self.batch * len } else { 0 };
         let from_top = self.d.depth as u32 - 1 - l;
@@ -358,18 +455,18 @@ impl Builder<'_> {
         let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
         BlockParams {
             rows, n, c, fc,
-            kind: match self.d.kind { ResidualKind::Residual => BLOCK_RESIDUAL, ResidualKind::Hc => BLOCK_HC, ResidualKind::Mhc => BLOCK_MHC },
+            kind: self.kind_code(),
             act: self.act, round_f16: self.round_f16, iters: self.sinkhorn_iters, eps: self.sinkhorn_eps,
-            x_off: self.streams_at(l), out_off: self.streams_at(l + 1), h_off: self.coeffs_at(l),
-            u_off: self.per_block(plan.block_in, l, c), normed_off: self.per_block(plan.normed, l, c),
-            norm_rms_off: self.per_block(plan.norm_rms, l, 1), hidden_pre_off: self.per_block(plan.hidden_pre, l, fc),
-            hidden_off: self.per_block(plan.hidden, l, fc), y_off: self.per_block(plan.block_out, l, c),
+            x_off: act.streams_at(l, n * c), out_off: act.streams_at(l + 1, n * c), h_off: self.coeffs_at(l, act),
+            u_off: at(act.block_in, c), normed_off: at(act.normed, c),
+            norm_rms_off: at(act.norm_rms, 1), hidden_pre_off: at(act.hidden_pre, fc),
+            hidden_off: at(act.hidden, fc), y_off: at(act.block_out, c),
             norm_w: param(t.norm_weight), fc1_w: param(t.fc1_weight), fc1_b: param(t.fc1_bias),
             fc2_w: param(t.fc2_weight), fc2_b: param(t.fc2_bias),
             proj_w: t.projection.map_or(NONE, param), small_off: t.small.map_or(NONE, param),
-            proj_off: if hc { self.per_block(plan.hc_d, l, n * (n + 2)) } else { when(mhc, self.per_block(plan.mhc_a, l, pc)) },
-            z_off: when(hc, self.per_block(plan.hc_z, l, n * c)),
-            z_rms_off: if hc { self.per_block(plan.hc_z_rms, l, n) } else { when(mhc, self.per_block(plan.mhc_rms, l, 1)) },
+            proj_off: if hc { at(act.hc_d, n * (n + 2)) } else { when(mhc, at(act.mhc_a, pc)) },
+            z_off: when(hc, at(act.hc_z, n * c)),
+            z_rms_off: if hc { at(act.hc_z_rms, n) } else { when(mhc, at(act.mhc_rms, 1)) },
             dout_off: d_next, dx_off: d_cur,
             dy_off: saved(plan.d_block_out, c), dhidden_off: plan.d_hidden,
             dhidden_pre_off: saved(plan.d_hidden_pre, fc), dnormed_off: saved(plan.d_normed, c),
@@ -377,7 +474,7 @@ impl Builder<'_> {
             dproj_off: if hc { saved(plan.d_hc_d, n * (n + 2)) } else { when(mhc, saved(plan.d_mhc_a, pc)) },
             dz_off: when(hc, plan.d_hc_z),
             part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
-            div_off: when(mhc, plan.mhc_divisors),
+            div_off: when(mhc, act.mhc_divisors),
         }
     }
 
@@ -396,12 +493,12 @@ impl Builder<'_> {
         let plan = self.plan;
         let k = self.d.classes as u32;
         ops.push(Op::XentBackward(XentParams {
-            rows, k, logits_off: plan.logits, labels_off: plan.batch_y, loss_off: NONE,
+            rows, k, logits_off: plan.train.logits, labels_off: plan.batch_y, loss_off: NONE,
             correct_off: NONE, dlogits_off: plan.d_logits, scale: 1.0 / rows as f32,
         }));
-        self.head(rows).backward(ops, self.grad("head.weight"), self.grad("head.bias"), plan.d_logits, Some((plan.d_head_normed, false)));
+        self.head(rows, &plan.train).backward(ops, self.grad("head.weight"), self.grad("head.bias"), plan.d_logits, Some((plan.d_head_normed, false)));
         let head_norm = RmsNormParams {
-            rows, cols: c, x_off: plan.head_z, w_off: self.param("head.norm.weight"), r_off: plan.head_rms,
+            rows, cols: c, x_off: plan.train.head_z, w_off: self.param("head.norm.weight"), r_off: plan.train.head_rms,
             dy_off: plan.d_head_normed, dx_off: plan.d_head_z, dw_off: self.grad("head.norm.weight"), accumulate: 0,
             ..Default::default()
         };
@@ -413,7 +510,7 @@ impl Builder<'_> {
         let block_len = self.layout.block_len as u32;
         let grad_shift = plan.grads - plan.params;
         for l in (0..depth).rev() {
-            let block = self.block_params(l, rows);
+            let block = self.block_params(l, rows, &plan.train);
             if self.fused {
                 ops.push(Op::BlockBackward(block));
             } else {
@@ -422,10 +519,10 @@ impl Builder<'_> {
             }
         }
         if self.fused && depth > 0 {
-            ops.extend(block_weight_grad_ops(&self.block_params(0, rows), depth, block_len, grad_shift));
+            ops.extend(block_weight_grad_ops(&self.block_params(0, rows, &plan.train), depth, block_len, grad_shift));
         }
         // dX_0 is where block 0 wrote it (the top buffer when there are no blocks).
-        let d_next = if depth > 0 { self.block_params(0, rows).dx_off } else { top };
+        let d_next = if depth > 0 { self.block_params(0, rows, &plan.train).dx_off } else { top };
         // Expand's backward: dh0 = sum of the stream gradients.
         ops.push(Op::CombineForward(StreamParams { x_off: d_next, h_off: NONE, out_off: plan.d_h0, ..self.stream_params(rows) }));
         self.embed(rows, plan.batch_x).backward(ops, self.grad("embed.weight"), self.grad("embed.bias"), plan.d_h0, None);
@@ -449,7 +546,7 @@ impl Builder<'_> {
         }
         ops.push(stats(1, l.head_len as u32, 0, g + l.head_offset() as u32, mo + self.mp.grad_stats + 2 * (depth + 1)));
         ops.push(Op::StepFinalize(FinalizeParams {
-            rows: self.batch, depth, loss_off: plan.loss_rows, correct_off: plan.correct_rows,
+            rows: self.batch, depth, loss_off: plan.train.loss_rows, correct_off: plan.train.correct_rows,
             grad_stats_off: mo + self.mp.grad_stats, stream_stats_off: mo + self.mp.stream_stats,
             metrics_off: mo, clip,
         }));
@@ -467,14 +564,16 @@ impl Builder<'_> {
     }
 
     /// Forward over `total` rows at `x` (labels at `y`, or one shared dummy label row when
-    /// `y_stride` is 0) in chunks of the batch size; `after` adds ops for each chunk
-    /// `(rows, first row)`.
+    /// `y_stride` is 0) in chunks of as many rows as the evaluation tensors hold; `after` adds
+    /// ops for each chunk `(rows, first row)`. Chunks are few: the whole test set up to
+    /// `EVAL_MAX_ROWS_AT_ONCE` rows, whatever the batch size.
     fn chunked_forward(&self, ops: &mut Vec<Op>, total: u32, x: u32, y: u32, y_stride: u32, after: impl Fn(&mut Vec<Op>, u32, u32)) {
         let d_in = self.d.d_in as u32;
+        let act = &self.plan.eval;
         let mut start = 0;
         while start < total {
-            let rows = self.batch.min(total - start);
-            self.forward(ops, rows, x + start * d_in, y + start * y_stride);
+            let rows = act.rows.min(total - start);
+            self.forward(ops, rows, x + start * d_in, y + start * y_stride, act);
             after(ops, rows, start);
             start += rows;
         }
@@ -486,8 +585,8 @@ impl Builder<'_> {
         let total = plan.test_rows;
         ops.push(sum_rows(0, 2, 0, mo + slot::TEST_LOSS, 1.0, false)); // zero the accumulators
         self.chunked_forward(ops, total, plan.test_x, plan.test_y, 1, |ops, rows, _| {
-            ops.push(sum_rows(rows, 1, plan.loss_rows, mo + slot::TEST_LOSS, 1.0 / total as f32, true));
-            ops.push(sum_rows(rows, 1, plan.correct_rows, mo + slot::TEST_ACC, 1.0 / total as f32, true));
+            ops.push(sum_rows(rows, 1, plan.eval.loss_rows, mo + slot::TEST_LOSS, 1.0 / total as f32, true));
+            ops.push(sum_rows(rows, 1, plan.eval.correct_rows, mo + slot::TEST_ACC, 1.0 / total as f32, true));
         });
     }
 
@@ -496,7 +595,7 @@ impl Builder<'_> {
         let k = self.d.classes as u32;
         self.chunked_forward(ops, plan.probe_rows, plan.probe_x, plan.probe_y, 0, |ops, rows, start| {
             // A one-row sum is a copy: logits of this chunk into the probe's output.
-            ops.push(sum_rows(1, rows * k, plan.logits, plan.probe_logits + start * k, 1.0, false));
+            ops.push(sum_rows(1, rows * k, plan.eval.logits, plan.probe_logits + start * k, 1.0, false));
         });
     }
 
@@ -510,7 +609,7 @@ impl Builder<'_> {
         let mo = plan.metrics;
         let pc = self.pc();
         ops.push(Op::Gains(GainsParams {
-            rows, n: self.n(), depth, h_off: self.coeffs_at(0), h_block_stride: rows * pc, h_rs: pc,
+            rows, n: self.n(), depth, h_off: self.coeffs_at(0, &plan.train), h_block_stride: rows * pc, h_rs: pc,
             out_off: plan.gain_rows, ds_off: plan.ds_rows,
         }));
         ops.push(sum_rows(rows, 2 * depth, plan.gain_rows, mo + self.mp.gains, 1.0 / rows as f32, false));
@@ -520,7 +619,7 @@ impl Builder<'_> {
         }));
         if self.d.kind != ResidualKind::Residual {
             ops.push(Op::Reduce(ReduceParams {
-                rows, cols: pc, groups: depth, in_off: plan.coeffs, in_rs: pc, in_gs: rows * pc, out_gs: pc,
+                rows, cols: pc, groups: depth, in_off: plan.train.coeffs, in_rs: pc, in_gs: rows * pc, out_gs: pc,
                 out_off: mo + self.mp.coeff_mean, accumulate: 0, op: REDUCE_SUM, scale: 1.0 / rows as f32, ..Default::default()
             }));
         }
@@ -551,6 +650,8 @@ impl Program {
         let only = |yes: bool, len: usize| if yes { len } else { 0 };
         let metrics = MetricsPlan::new(l, pc);
         let fused = kernels == Kernels::Fused;
+        let shape = ActivationShape { dims, iters: config.sinkhorn_iters as usize };
+        let eval_rows = shape.eval_rows(test_rows.max(probe_rows));
         // Blocks whose backward intermediates are kept for the batched weight gradients.
         let saved = if fused { l } else { 1 };
         let mut a = Alloc(0);
@@ -561,19 +662,10 @@ impl Program {
             metrics: a.take(metrics.len as usize), metrics_len: metrics.len,
             batch_x: a.take(b * dims.d_in), batch_y: a.take(b),
             test_x: a.take(test_rows * dims.d_in), test_y: a.take(test_rows), test_rows: test_rows as u32,
-            probe_x: a.take(probe_rows * dims.d_in), probe_y: a.take(b), probe_logits: a.take(probe_rows * k),
+            probe_x: a.take(probe_rows * dims.d_in), probe_y: a.take(eval_rows), probe_logits: a.take(probe_rows * k),
             probe_rows: probe_rows as u32,
-            h0: a.take(b * c),
-            streams: a.take((l + 1) * b * n * c),
-            block_in: a.take(l * b * c), normed: a.take(l * b * c), norm_rms: a.take(l * b),
-            hidden_pre: a.take(l * b * fc), hidden: a.take(l * b * fc), block_out: a.take(l * b * c),
-            coeffs: a.take(only(hc || mhc, l * b * pc)),
-            hc_z: a.take(only(hc, l * b * n * c)), hc_z_rms: a.take(only(hc, l * b * n)),
-            hc_d: a.take(only(hc, l * b * n * (n + 2))),
-            mhc_a: a.take(only(mhc, l * b * pc)), mhc_rms: a.take(only(mhc, l * b)),
-            mhc_divisors: a.take(only(mhc, b * config.sinkhorn_iters as usize * 2 * n)),
-            head_z: a.take(b * c), head_normed: a.take(b * c), head_rms: a.take(b), logits: a.take(b * k),
-            loss_rows: a.take(b), correct_rows: a.take(b),
+            train: Activations::take(&mut a, &shape, b, true),
+            eval: Activations::take(&mut a, &shape, eval_rows, false),
             d_streams: [a.take(b * n * c), a.take(b * n * c)],
             d_logits: a.take(b * k), d_head_normed: a.take(b * c), d_head_z: a.take(b * c),
             d_block_out: a.take(saved * b * c), d_hidden: a.take(b * fc), d_hidden_pre: a.take(saved * b * fc),
@@ -594,7 +686,7 @@ impl Program {
             fused, tensors: layout.block_tensors(),
         };
         let mut forward = Vec::new();
-        builder.forward(&mut forward, batch as u32, plan.batch_x, plan.batch_y);
+        builder.forward(&mut forward, batch as u32, plan.batch_x, plan.batch_y, &plan.train);
         let mut gradient = forward.clone();
         builder.backward(&mut gradient);
         let mut train = gradient.clone();
@@ -609,9 +701,20 @@ impl Program {
         Ok(Program { dims, layout, plan, metrics, batch, kernels, train, eval, measure, forward, gradient, probe })
     }
 
-    /// The op lists in the order of the trainer's `LIST_*` indices.
+    /// Every op list, in [`OpList::ALL`] order (how backends index what they prepared).
     pub fn lists(&self) -> [&[Op]; 6] {
-        [&self.train, &self.eval, &self.measure, &self.forward, &self.gradient, &self.probe]
+        OpList::ALL.map(|list| self.list(list))
+    }
+
+    pub fn list(&self, list: OpList) -> &[Op] {
+        match list {
+            OpList::Train => &self.train,
+            OpList::Eval => &self.eval,
+            OpList::Measure => &self.measure,
+            OpList::Forward => &self.forward,
+            OpList::Gradient => &self.gradient,
+            OpList::Probe => &self.probe,
+        }
     }
 
     /// Bytes the arena needs.
@@ -704,5 +807,16 @@ mod tests {
         };
         let (fused, unfused) = (count(Kernels::Fused), count(Kernels::Unfused));
         assert!(fused * 5 <= unfused && fused <= 344, "fused {fused}, unfused {unfused} dispatches per lockstep step");
+    }
+
+    #[test]
+    fn evaluation_and_the_probe_are_a_few_chunks_at_any_batch_size() {
+        // Unrolled in batch-sized chunks this was 9 million ops and a uniform slot each.
+        let (config, _) = Config::from_query("batch=1&depth=256&task=spiral");
+        for kind in [ResidualKind::Residual, ResidualKind::Mhc] {
+            let program = Program::new(&config, kind, 2048).unwrap();
+            let ops = program.eval.len() + program.probe.len();
+            assert!(ops <= 4 * (256 + 10), "{kind:?}: {ops} ops to evaluate and probe");
+        }
     }
 }

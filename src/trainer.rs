@@ -8,18 +8,10 @@ use crate::config::{Config, ResidualKind};
 use crate::gpu::{GpuArena, GpuContext, GpuError};
 use crate::kernels::slot;
 use crate::metrics::{Divergence, StepMetrics};
-use crate::program::{Kernels, Program, TooLarge};
+use crate::program::{Kernels, OpList, Program, TooLarge};
 use crate::reference;
 use crate::tasks::Dataset;
 use std::rc::Rc;
-
-/// Op lists of a [`Program`], by index into the backend's prepared lists.
-pub const LIST_TRAIN: usize = 0;
-pub const LIST_EVAL: usize = 1;
-pub const LIST_MEASURE: usize = 2;
-pub const LIST_FORWARD: usize = 3;
-pub const LIST_GRADIENT: usize = 4;
-pub const LIST_PROBE: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -94,7 +86,7 @@ impl Variant {
         }
     }
 
-    fn run(&mut self, gpu: Option<&GpuContext>, lists: &[usize]) {
+    fn run(&mut self, gpu: Option<&GpuContext>, lists: &[OpList]) {
         match (&mut self.store, gpu) {
             (Store::Cpu(arena), _) => run_on_cpu(arena, &self.program, lists),
             (Store::Gpu(arena), Some(ctx)) => arena.run(ctx, lists),
@@ -121,7 +113,7 @@ impl Variant {
 
     /// Wall time of each dispatch of `list`, run one by one (native `bench` only; it blocks).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn time_kernels(&self, gpu: &GpuContext, list: usize) -> Vec<(&'static str, f64)> {
+    pub fn time_kernels(&self, gpu: &GpuContext, list: OpList) -> Vec<(&'static str, f64)> {
         match &self.store {
             Store::Gpu(arena) => arena.time_each(gpu, list),
             Store::Cpu(_) => Vec::new(),
@@ -135,10 +127,9 @@ impl Variant {
 }
 
 /// Runs op lists of `program` (by index) on the CPU reference.
-fn run_on_cpu(arena: &mut [f32], program: &Program, lists: &[usize]) {
-    let all = program.lists();
+fn run_on_cpu(arena: &mut [f32], program: &Program, lists: &[OpList]) {
     for &list in lists {
-        for op in all[list] {
+        for op in program.list(list) {
             reference::run_op(arena, op);
         }
     }
@@ -230,11 +221,11 @@ impl Trainer {
         ];
         let mut lists = Vec::with_capacity(3);
         if evaluate {
-            lists.push(LIST_EVAL);
+            lists.push(OpList::Eval);
         }
-        lists.push(LIST_TRAIN);
+        lists.push(OpList::Train);
         if measure {
-            lists.push(LIST_MEASURE);
+            lists.push(OpList::Measure);
         }
         let gpu = self.gpu.clone();
         let running: Vec<&mut Variant> = self.variants.iter_mut().filter(|v| v.divergence.is_none()).collect();
@@ -290,7 +281,7 @@ impl Trainer {
     pub fn submit_probe(&mut self) {
         let gpu = self.gpu.clone();
         for variant in self.variants.iter_mut().filter(|v| v.program.plan.probe_rows > 0) {
-            variant.run(gpu.as_deref(), &[LIST_PROBE]);
+            variant.run(gpu.as_deref(), &[OpList::Probe]);
         }
     }
 
@@ -353,9 +344,9 @@ pub async fn loss_and_gradients_with(
     check_size(&program, gpu)?;
     let mut variant = Variant::with_params(gpu, program, params, &[], &[])?;
     variant.write_batch(gpu, x, y);
-    variant.run(gpu, &[LIST_GRADIENT]);
+    variant.run(gpu, &[OpList::Gradient]);
     let plan = &variant.program.plan;
-    let loss_rows = variant.read(gpu, plan.loss_rows, rows).await?;
+    let loss_rows = variant.read(gpu, plan.train.loss_rows, rows).await?;
     let grads = variant.read(gpu, plan.grads, variant.program.layout.total).await?;
     let loss = loss_rows.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
     Ok((loss as f32, grads))

@@ -8,6 +8,7 @@ mod common;
 use common::{assert_close, gpu};
 use mhc_playground::gpu::GpuArena;
 use mhc_playground::kernels::*;
+use mhc_playground::program::OpList;
 use mhc_playground::reference::run_op;
 use mhc_playground::rng::Rng;
 
@@ -42,7 +43,7 @@ impl Lab {
         }
         let ctx = gpu();
         let arena = GpuArena::new(&ctx, what, &self.arena, &[ops]).unwrap_or_else(|e| panic!("{what}: {e}"));
-        arena.run(&ctx, &[0]);
+        arena.run(&ctx, &[OpList::Train]); // the one list prepared sits in the first slot
         let got = pollster::block_on(arena.read(&ctx, 0, self.arena.len())).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_close(what, &got, &want, atol, rtol);
     }

@@ -6,6 +6,7 @@ mod common;
 
 use common::gpu;
 use mhc_playground::config::{Config, ResidualKind};
+use mhc_playground::kernels::slot;
 use mhc_playground::program::{Kernels, Program};
 use mhc_playground::reference::run_op;
 use mhc_playground::tasks::Dataset;
@@ -42,7 +43,7 @@ fn loss_f64(program: &Program, arena: &[f64]) -> f64 {
         run_op(&mut a, op);
     }
     let rows = program.batch;
-    a[program.plan.loss_rows as usize..][..rows].iter().sum::<f64>() / rows as f64
+    a[program.plan.train.loss_rows as usize..][..rows].iter().sum::<f64>() / rows as f64
 }
 
 #[test]
@@ -238,4 +239,42 @@ fn decision_surface_probe_agrees_on_cpu_and_gpu() {
     // Not constant: the surface depends on where the point is.
     let (lo, hi) = surfaces[0].iter().fold((1.0f32, 0.0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     assert!(hi - lo > 1e-3, "surface is flat: {lo}..{hi}");
+}
+
+#[test]
+fn evaluation_runs_the_test_set_at_once_and_equals_batch_sized_forwards() {
+    for kind in KINDS {
+        let config = small(kind, "batch=7");
+        let data = Dataset::new(&config);
+        let program = Program::new(&config, kind, data.n_test()).unwrap();
+        let rows = program.plan.test_rows as usize;
+        assert!(rows > 100 && program.plan.eval.rows as usize >= rows, "{kind:?}: {rows} test rows, {} at once", program.plan.eval.rows);
+        // One chunk: embed, expand, the blocks, collapse, norm, head, loss, two sums, one zeroing.
+        assert!(program.eval.len() <= config.depth as usize + 10, "{kind:?}: {} eval ops", program.eval.len());
+        let params = perturbed_params(&config, kind);
+        let initial: Vec<f64> = program.initial_arena(&params, &data.test_x, &data.test_y).iter().map(|&v| v as f64).collect();
+        let mut evaluated = initial.clone();
+        program.eval.iter().for_each(|op| run_op(&mut evaluated, op));
+        let metrics = program.plan.metrics as usize;
+        let test_loss = evaluated[metrics + slot::TEST_LOSS as usize];
+        // The same rows through the training forward, `batch` rows at a time.
+        let (b, d_in) = (program.batch, config.d_in());
+        let mut total = 0.0;
+        for start in (0..rows).step_by(b) {
+            let mut arena = initial.clone();
+            let chunk = b.min(rows - start);
+            for r in 0..b {
+                let row = (start + r.min(chunk - 1)) as usize;
+                for i in 0..d_in {
+                    arena[program.plan.batch_x as usize + r * d_in + i] = data.test_x[row * d_in + i] as f64;
+                }
+                arena[program.plan.batch_y as usize + r] = data.test_y[row] as f64;
+            }
+            program.forward.iter().for_each(|op| run_op(&mut arena, op));
+            total += arena[program.plan.train.loss_rows as usize..][..chunk].iter().sum::<f64>();
+        }
+        let want = total / rows as f64;
+        // The eval list scales each sum by 1/rows held as an f32 (a relative 6e-8 at most).
+        assert!((test_loss - want).abs() <= 1e-7 * want.abs(), "{kind:?}: eval {test_loss} vs batched {want}");
+    }
 }

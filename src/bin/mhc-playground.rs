@@ -15,9 +15,9 @@ mod native {
     use mhc_playground::config::{notices_line, Config, ResidualKind};
     use mhc_playground::gpu::GpuContext;
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
-    use mhc_playground::program::{Kernels, Program};
+    use mhc_playground::program::{Kernels, OpList, Program};
     use mhc_playground::tasks::Dataset;
-    use mhc_playground::trainer::{loss_and_gradients, Trainer, LIST_TRAIN};
+    use mhc_playground::trainer::{loss_and_gradients, Trainer};
     use std::io::Write;
     use std::path::{Path, PathBuf};
     use std::rc::Rc;
@@ -380,7 +380,7 @@ mod native {
             arena_bytes.insert(variant.kind.name().into(), serde_json::json!(variant.program.arena_bytes()));
             if per_kernel {
                 let mut by_kernel: Vec<(&str, f64)> = Vec::new();
-                for (name, s) in variant.time_kernels(gpu, LIST_TRAIN) {
+                for (name, s) in variant.time_kernels(gpu, OpList::Train) {
                     match by_kernel.iter_mut().find(|(n, _)| *n == name) {
                         Some(slot) => slot.1 += s,
                         None => by_kernel.push((name, s)),
