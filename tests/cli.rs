@@ -168,11 +168,24 @@ fn no_adapter_is_one_clear_error_with_a_way_out() {
 
 #[test]
 fn bench_prints_one_json_object() {
-    let out = ok(&["bench", "--config", "depth=2&width=8&streams=2&batch=8", "--steps", "3"]);
+    let out = ok(&["bench", "--config", "depth=2&width=8&streams=2&batch=8", "--steps", "3", "--compare", "--per-kernel"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let report: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert!(report["steps_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(report["kernels"], "fused", "{report}");
+    assert_eq!(report["other"]["kernels"], "unfused", "{report}");
+    assert!(report["speedup_over_other"].as_f64().unwrap() > 0.0, "{report}");
+    // One submit per lockstep step. Fused, per variant: forward 6 + a block each; backward
+    // 10 + a block each + batched weight gradients 5 (7 with hyper-connections); checks 5;
+    // optimiser 1. So 31 + 33 + 33 at depth 2. Unfused: a dispatch per op, twice as many.
+    assert_eq!(report["submits_per_step"], 1, "{report}");
+    let fused = report["dispatches_per_step"].as_u64().unwrap();
+    let unfused = report["other"]["dispatches_per_step"].as_u64().unwrap();
+    assert!(fused == 97 && unfused > 2 * fused, "{fused} fused, {unfused} unfused dispatches: {report}");
     for mode in ["residual", "hc", "mhc"] {
-        assert!(report["kernel_ms_per_step"][mode]["matmul"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report["kernel_ms_per_step"][mode]["block_forward"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report["other"]["kernel_ms_per_step"][mode]["matmul"].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report["variant_ms_per_step"][mode].as_f64().unwrap() > 0.0, "{report}");
+        assert!(report["arena_bytes"][mode].as_u64().unwrap() > 0, "{report}");
     }
 }
