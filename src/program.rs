@@ -30,7 +30,7 @@ pub const ARENA_ADDRESS_LIMIT: u64 = (u32::MAX as u64) * 4;
 /// A generous upper bound, in elements, of the arena of any variant of `config`, computed in
 /// u64 so that even absurd configs cannot overflow (`usize` has 32 bits in the browser). It
 /// over-counts every region of [`ArenaPlan`] (hc and mhc terms both, alignment slack).
-pub fn arena_upper_bound(config: &Config, test_rows: usize) -> u64 {
+pub fn arena_upper_bound(config: &Config, test_rows: usize, kernels: Kernels) -> u64 {
     let (b, c, l, n) = (config.batch as u64, config.width as u64, config.depth as u64, config.streams as u64);
     let f = config.ffn as u64 * c;
     let (d_in, k) = (config.d_in() as u64, config.classes() as u64);
@@ -40,8 +40,8 @@ pub fn arena_upper_bound(config: &Config, test_rows: usize) -> u64 {
     let per_row = (l + 1) * n * c
         + l * (4 * c + 2 * f + 2 * pc + n * c + 2 * n + n * (n + 2) + 2)
         // fused kernels keep these backward intermediates per block
-        + l * (2 * c + f + n * (n + 2) + 2 * pc + 3)
-        + 2 * crate::kernels::MAX_SINKHORN_ITERS as u64 * n
+        + if kernels == Kernels::Fused { l * (2 * c + f + n * (n + 2) + 2 * pc + 3) } else { 0 }
+        + 2 * config.sinkhorn_iters as u64 * n
         + 3 * n * c + 3 * pc + n * (n + 2) + 3 + pc + 2 * n + n * n + 8 * c + 2 * f + 2 * k + d_in + 2 * l + 8;
     let rows_outside_batch = (test_rows.min(EVAL_MAX_ROWS) + PROBE_GRID * PROBE_GRID) as u64 * (d_in + 1 + k);
     let metrics = slot::SCALARS as u64 + 2 * (l + 2) + 4 * l + l * pc;
@@ -636,7 +636,7 @@ impl Program {
 
     /// [`Program::new`] with the kernel granularity chosen by the caller (benchmarks, tests).
     pub fn with_kernels(config: &Config, kind: ResidualKind, test_rows: usize, kernels: Kernels) -> Result<Program, TooLarge> {
-        let bound = arena_upper_bound(config, test_rows) * 4;
+        let bound = arena_upper_bound(config, test_rows, kernels) * 4;
         if bound > ARENA_ADDRESS_LIMIT {
             return Err(TooLarge { needed_mib: bound as f64 / 1048576.0, limit: "engine's addressing limit", limit_mib: ARENA_ADDRESS_LIMIT as f64 / 1048576.0 });
         }
@@ -677,7 +677,7 @@ impl Program {
             gain_rows: a.take(b * 2 * l), ds_rows: a.take(b * 2),
         };
         plan.len = a.0;
-        debug_assert!(plan.len as u64 <= arena_upper_bound(config, test_rows), "arena_upper_bound must bound the plan");
+        debug_assert!(plan.len as u64 <= arena_upper_bound(config, test_rows, kernels), "arena_upper_bound must bound the plan");
         let builder = Builder {
             d: dims, layout: &layout, plan: &plan, mp: metrics, batch: batch as u32,
             act: act_code(config.act),
@@ -778,12 +778,14 @@ mod tests {
                 batch: 1 + rng.below(300) as u32,
                 task: Task::ALL[rng.below(6) as usize],
                 p: 5 + rng.below(60) as u32,
+                sinkhorn_iters: 1 + rng.below(100) as u32,
                 ..Config::default()
             };
             let test_rows = rng.below(3000) as usize;
+            let kernels = if rng.below(2) == 0 { Kernels::Fused } else { Kernels::Unfused };
             for kind in [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc] {
-                let program = Program::new(&config, kind, test_rows).unwrap();
-                assert!(program.plan.len as u64 <= arena_upper_bound(&config, test_rows), "{}", config.to_query());
+                let program = Program::with_kernels(&config, kind, test_rows, kernels).unwrap();
+                assert!(program.plan.len as u64 <= arena_upper_bound(&config, test_rows, program.kernels), "{}", config.to_query());
                 // The initial arena fills every region it should, for every task.
                 let params = program.layout.initial_values(config.seed);
                 let test_x = vec![0.5; test_rows * config.d_in()];

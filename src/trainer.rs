@@ -43,10 +43,10 @@ fn check_size(program: &Program, gpu: Option<&GpuContext>) -> Result<(), EngineE
     Ok(())
 }
 
-/// Where a variant's arena lives.
+/// Where a variant's arena lives: the backend, with what it needs to run.
 enum Store {
     Cpu(Vec<f32>),
-    Gpu(GpuArena),
+    Gpu(GpuArena, Rc<GpuContext>),
 }
 
 /// One variant's program and state.
@@ -59,70 +59,67 @@ pub struct Variant {
 }
 
 impl Variant {
-    fn new(gpu: Option<&GpuContext>, config: &Config, kind: ResidualKind, dataset: &Dataset, kernels: Kernels) -> Result<Variant, EngineError> {
+    fn new(gpu: Option<&Rc<GpuContext>>, config: &Config, kind: ResidualKind, dataset: &Dataset, kernels: Kernels) -> Result<Variant, EngineError> {
         let program = Program::with_kernels(config, kind, dataset.n_test(), kernels)?;
         // Before anything of the model's size is allocated, initial weights included.
-        check_size(&program, gpu)?;
+        check_size(&program, gpu.map(|g| &**g))?;
         let params = program.layout.initial_values(config.seed);
         Variant::with_params(gpu, program, &params, &dataset.test_x, &dataset.test_y)
     }
 
     /// Builds the arena (call [`check_size`] first) with these parameters and test rows.
-    fn with_params(gpu: Option<&GpuContext>, program: Program, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Result<Variant, EngineError> {
+    fn with_params(gpu: Option<&Rc<GpuContext>>, program: Program, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Result<Variant, EngineError> {
         let kind = program.dims.kind;
         let arena = program.initial_arena(params, test_x, test_y);
         let store = match gpu {
             None => Store::Cpu(arena),
-            Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?),
+            Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?, ctx.clone()),
         };
         Ok(Variant { kind, program, store, divergence: None })
     }
 
-    fn write(&mut self, gpu: Option<&GpuContext>, offset: u32, data: &[f32]) {
-        match (&mut self.store, gpu) {
-            (Store::Cpu(arena), _) => arena[offset as usize..][..data.len()].copy_from_slice(data),
-            (Store::Gpu(arena), Some(ctx)) => arena.write(ctx, offset, data),
-            (Store::Gpu(_), None) => unreachable!("a GPU arena always comes with its context"),
+    fn write(&mut self, offset: u32, data: &[f32]) {
+        match &mut self.store {
+            Store::Cpu(arena) => arena[offset as usize..][..data.len()].copy_from_slice(data),
+            Store::Gpu(arena, ctx) => arena.write(ctx, offset, data),
         }
     }
 
-    fn run(&mut self, gpu: Option<&GpuContext>, lists: &[OpList]) {
-        match (&mut self.store, gpu) {
-            (Store::Cpu(arena), _) => run_on_cpu(arena, &self.program, lists),
-            (Store::Gpu(arena), Some(ctx)) => arena.run(ctx, lists),
-            (Store::Gpu(_), None) => unreachable!("a GPU arena always comes with its context"),
+    fn run(&mut self, lists: &[OpList]) {
+        match &mut self.store {
+            Store::Cpu(arena) => run_on_cpu(arena, &self.program, lists),
+            Store::Gpu(arena, ctx) => arena.run(ctx, lists),
         }
     }
 
-    async fn read(&self, gpu: Option<&GpuContext>, offset: u32, len: usize) -> Result<Vec<f32>, EngineError> {
-        match (&self.store, gpu) {
-            (Store::Cpu(arena), _) => Ok(arena[offset as usize..][..len].to_vec()),
-            (Store::Gpu(arena), Some(ctx)) => Ok(arena.read(ctx, offset, len).await?),
-            (Store::Gpu(_), None) => unreachable!("a GPU arena always comes with its context"),
+    async fn read(&self, offset: u32, len: usize) -> Result<Vec<f32>, EngineError> {
+        match &self.store {
+            Store::Cpu(arena) => Ok(arena[offset as usize..][..len].to_vec()),
+            Store::Gpu(arena, ctx) => Ok(arena.read(ctx, offset, len).await?),
         }
     }
 
     /// Puts one batch (features and labels) into the arena.
-    fn write_batch(&mut self, gpu: Option<&GpuContext>, x: &[f32], y: &[u32]) {
+    fn write_batch(&mut self, x: &[f32], y: &[u32]) {
         let plan = &self.program.plan;
         let (bx, by) = (plan.batch_x, plan.batch_y);
         let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
-        self.write(gpu, bx, x);
-        self.write(gpu, by, &labels);
+        self.write(bx, x);
+        self.write(by, &labels);
     }
 
     /// Wall time of each dispatch of `list`, run one by one (native `bench` only; it blocks).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn time_kernels(&self, gpu: &GpuContext, list: OpList) -> Vec<(&'static str, f64)> {
+    pub fn time_kernels(&self, list: OpList) -> Vec<(&'static str, f64)> {
         match &self.store {
-            Store::Gpu(arena) => arena.time_each(gpu, list),
+            Store::Gpu(arena, ctx) => arena.time_each(ctx, list),
             Store::Cpu(_) => Vec::new(),
         }
     }
 
     /// Current parameters, in the layout's order.
-    pub async fn params(&self, gpu: Option<&GpuContext>) -> Result<Vec<f32>, EngineError> {
-        self.read(gpu, self.program.plan.params, self.program.layout.total).await
+    pub async fn params(&self) -> Result<Vec<f32>, EngineError> {
+        self.read(self.program.plan.params, self.program.layout.total).await
     }
 }
 
@@ -157,7 +154,7 @@ impl Trainer {
         let dataset = Dataset::new(config);
         let mut variants = Vec::new();
         for &kind in &config.modes {
-            variants.push(Variant::new(gpu.as_deref(), config, kind, &dataset, kernels)?);
+            variants.push(Variant::new(gpu.as_ref(), config, kind, &dataset, kernels)?);
         }
         Ok(Trainer { config: config.clone(), dataset, gpu, variants, next_step: 0, last: None })
     }
@@ -172,7 +169,6 @@ impl Trainer {
 
     /// Replaces a variant's parameters (e.g. from a checkpoint); optimiser state starts fresh.
     pub fn load_params(&mut self, kind: ResidualKind, values: &[f32]) -> Result<(), EngineError> {
-        let gpu = self.gpu.clone();
         let variant = self
             .variants
             .iter_mut()
@@ -186,7 +182,7 @@ impl Trainer {
             )));
         }
         let at = variant.program.plan.params;
-        variant.write(gpu.as_deref(), at, values);
+        variant.write(at, values);
         Ok(())
     }
 
@@ -231,12 +227,12 @@ impl Trainer {
         let running: Vec<&mut Variant> = self.variants.iter_mut().filter(|v| v.divergence.is_none()).collect();
         let mut on_gpu = Vec::with_capacity(running.len());
         for variant in running {
-            variant.write_batch(gpu.as_deref(), &x, &y);
+            variant.write_batch(&x, &y);
             let metrics = variant.program.plan.metrics + slot::STEP;
-            variant.write(gpu.as_deref(), metrics, &scalars);
+            variant.write(metrics, &scalars);
             if let Store::Cpu(arena) = &mut variant.store {
                 run_on_cpu(arena, &variant.program, &lists);
-            } else if let Store::Gpu(arena) = &variant.store {
+            } else if let Store::Gpu(arena, _) = &variant.store {
                 on_gpu.push((arena, lists.as_slice()));
             }
         }
@@ -255,7 +251,7 @@ impl Trainer {
         let mut out = Vec::new();
         for variant in self.variants.iter().filter(|v| v.divergence.is_none()) {
             let plan = &variant.program.plan;
-            let block = variant.read(self.gpu(), plan.metrics, plan.metrics_len as usize).await?;
+            let block = variant.read(plan.metrics, plan.metrics_len as usize).await?;
             out.push(StepMetrics::decode(&variant.program, &block, t, evaluated, measured));
         }
         Ok(out)
@@ -279,9 +275,8 @@ impl Trainer {
 
     /// Runs the decision-surface probe (2-D tasks) of every variant on its current weights.
     pub fn submit_probe(&mut self) {
-        let gpu = self.gpu.clone();
         for variant in self.variants.iter_mut().filter(|v| v.program.plan.probe_rows > 0) {
-            variant.run(gpu.as_deref(), &[OpList::Probe]);
+            variant.run(&[OpList::Probe]);
         }
     }
 
@@ -291,7 +286,7 @@ impl Trainer {
         let Some(variant) = self.variant(kind) else { return Ok(Vec::new()) };
         let plan = &variant.program.plan;
         let k = variant.program.dims.classes;
-        let logits = variant.read(self.gpu(), plan.probe_logits, plan.probe_rows as usize * k).await?;
+        let logits = variant.read(plan.probe_logits, plan.probe_rows as usize * k).await?;
         Ok(logits
             .chunks_exact(k)
             .map(|l| {
@@ -306,7 +301,7 @@ impl Trainer {
 /// gradient checks): forward, loss and backward, no optimiser.
 pub async fn loss_and_gradients(
     config: &Config,
-    gpu: Option<&GpuContext>,
+    gpu: Option<&Rc<GpuContext>>,
     params: &[f32],
     x: &[f32],
     y: &[u32],
@@ -317,7 +312,7 @@ pub async fn loss_and_gradients(
 /// [`loss_and_gradients`] with the kernel granularity given (tests compare both).
 pub async fn loss_and_gradients_with(
     config: &Config,
-    gpu: Option<&GpuContext>,
+    gpu: Option<&Rc<GpuContext>>,
     params: &[f32],
     x: &[f32],
     y: &[u32],
@@ -341,13 +336,13 @@ pub async fn loss_and_gradients_with(
         return Err(CheckpointError::Label { label: bad as i64, classes: config.classes() }.into());
     }
     let program = Program::with_kernels(config, kind, 0, kernels)?;
-    check_size(&program, gpu)?;
+    check_size(&program, gpu.map(|g| &**g))?;
     let mut variant = Variant::with_params(gpu, program, params, &[], &[])?;
-    variant.write_batch(gpu, x, y);
-    variant.run(gpu, &[OpList::Gradient]);
+    variant.write_batch(x, y);
+    variant.run(&[OpList::Gradient]);
     let plan = &variant.program.plan;
-    let loss_rows = variant.read(gpu, plan.train.loss_rows, rows).await?;
-    let grads = variant.read(gpu, plan.grads, variant.program.layout.total).await?;
+    let loss_rows = variant.read(plan.train.loss_rows, rows).await?;
+    let grads = variant.read(plan.grads, variant.program.layout.total).await?;
     let loss = loss_rows.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
     Ok((loss as f32, grads))
 }

@@ -272,7 +272,7 @@ mod native {
                 }
                 if let Some(path) = &save {
                     for variant in &trainer.variants {
-                        let values = variant.params(trainer.gpu()).await?;
+                        let values = variant.params().await?;
                         let bytes = save_checkpoint(&variant.program.layout, &values, &config)?;
                         let target = if trainer.variants.len() == 1 { path.clone() } else { per_variant_path(path, variant.kind) };
                         write_file(&target, &bytes)?;
@@ -316,7 +316,7 @@ mod native {
                 config.batch = y.len() as u32;
                 let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
-                let (loss, grads) = loss_and_gradients(&config, gpu.as_deref(), &params, &x, &labels).await?;
+                let (loss, grads) = loss_and_gradients(&config, gpu.as_ref(), &params, &x, &labels).await?;
                 let mut tensors = vec![("loss".to_string(), vec![1], vec![loss])];
                 for entry in &program.layout.entries {
                     tensors.push((format!("grad.{}", entry.name), entry.shape.clone(), grads[entry.range()].to_vec()));
@@ -380,7 +380,7 @@ mod native {
             arena_bytes.insert(variant.kind.name().into(), serde_json::json!(variant.program.arena_bytes()));
             if per_kernel {
                 let mut by_kernel: Vec<(&str, f64)> = Vec::new();
-                for (name, s) in variant.time_kernels(gpu, OpList::Train) {
+                for (name, s) in variant.time_kernels(OpList::Train) {
                     match by_kernel.iter_mut().find(|(n, _)| *n == name) {
                         Some(slot) => slot.1 += s,
                         None => by_kernel.push((name, s)),

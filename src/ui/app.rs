@@ -501,7 +501,7 @@ fn Export(state: AppState) -> impl IntoView {
             let result = async {
                 let trainer = session.try_borrow().map_err(|_| "busy, try again".to_string())?;
                 let variant = trainer.variant(kind).ok_or("that variant is not being trained")?;
-                let values = variant.params(trainer.gpu()).await.map_err(|e| e.to_string())?;
+                let values = variant.params().await.map_err(|e| e.to_string())?;
                 let bytes = save_checkpoint(&variant.program.layout, &values, &trainer.config).map_err(|e| e.to_string())?;
                 driver::download(&format!("mhc-{}.safetensors", kind.name()), "application/octet-stream", &bytes)
             }
