@@ -611,8 +611,9 @@ impl Config {
             let echoed = shorten(raw_value, ECHO_CHARS);
             let decoded = percent_decode(raw_value);
             match (key.as_str(), known) {
-                // Reserved for the page (benchmark mode): accepted, never written back.
-                ("bench", _) => {}
+                // Reserved for the page (benchmark mode and its kernel choice): accepted, never
+                // written back.
+                ("bench", _) | ("kernels", _) => {}
                 ("v", _) => match decoded
                     .ok()
                     .and_then(|text| text.trim().parse::<u32>().ok())

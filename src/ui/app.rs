@@ -7,7 +7,7 @@ use super::model::*;
 use crate::checkpoint::{save_checkpoint, TensorFile};
 use crate::config::{notices_line, Config, KeyKind, ResidualKind};
 use crate::gpu::GpuContext;
-use crate::program::{PROBE_EXTENT, PROBE_GRID};
+use crate::program::{Kernels, PROBE_EXTENT, PROBE_GRID};
 use crate::trainer::Trainer;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -55,6 +55,15 @@ struct AppState {
 /// `bench=<steps>` from the query string (the config parser accepts and ignores the key).
 fn bench_steps(query: &str) -> Option<u64> {
     query.split('&').find_map(|pair| pair.strip_prefix("bench=")).and_then(|v| v.parse::<u64>().ok()).map(|n| n.clamp(1, 100_000))
+}
+
+/// `kernels=fused|unfused` (benchmark mode only): the granularity to time; else the engine's choice.
+fn bench_kernels(query: &str, config: &Config) -> Kernels {
+    match query.split('&').find_map(|pair| pair.strip_prefix("kernels=")) {
+        Some("fused") => Kernels::Fused,
+        Some("unfused") => Kernels::Unfused,
+        _ => Kernels::for_config(config),
+    }
 }
 
 fn multiply_adds(config: &Config) -> f64 {
@@ -261,6 +270,7 @@ async fn run_bench(state: AppState, steps: u64) {
         return;
     };
     let config = state.config.get_untracked();
+    let kernels = bench_kernels(&driver::query(), &config);
     #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
     let time = |trainer: Rc<RefCell<Trainer>>| async move {
         for _ in 0..2 {
@@ -279,7 +289,7 @@ async fn run_bench(state: AppState, steps: u64) {
     };
     let mut per_variant = serde_json::Map::new();
     for &kind in &config.modes {
-        match Trainer::new(&config.with_single_mode(kind), Some(gpu.clone())) {
+        match Trainer::with_kernels(&config.with_single_mode(kind), Some(gpu.clone()), kernels) {
             Ok(t) => {
                 if let Some(ms) = time(Rc::new(RefCell::new(t))).await {
                     per_variant.insert(kind.name().into(), serde_json::json!(ms));
@@ -293,7 +303,7 @@ async fn run_bench(state: AppState, steps: u64) {
     }
     let (mut dispatches, mut submits) = (None, None);
     let mut arena_bytes = serde_json::Map::new();
-    let lockstep = match Trainer::new(&config, Some(gpu.clone())) {
+    let lockstep = match Trainer::with_kernels(&config, Some(gpu.clone()), kernels) {
         Ok(mut t) => {
             for v in &t.variants {
                 arena_bytes.insert(v.kind.name().into(), serde_json::json!(v.program.arena_bytes()));
@@ -309,6 +319,7 @@ async fn run_bench(state: AppState, steps: u64) {
         Err(_) => None,
     };
     let report = serde_json::json!({
+        "kernels": format!("{kernels:?}").to_lowercase(),
         "steps": steps,
         "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
         "dispatches_per_step": dispatches,
