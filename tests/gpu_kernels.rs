@@ -346,8 +346,10 @@ fn batched_matmul_and_grouped_norm_weight_gradients() {
     }
 }
 
-/// A block of `kind` over random tensors, every region its own so a stray write shows.
-fn random_block(lab: &mut Lab, kind: u32, rows: u32, n: u32, c: u32, fc: u32, act: u32, round_f16: u32, iters: u32) -> BlockParams {
+/// The block of `shape` (its sizes and settings) over random tensors, every region its own so
+/// a stray write shows.
+fn random_block(lab: &mut Lab, shape: BlockParams) -> BlockParams {
+    let BlockParams { kind, rows, n, c, fc, iters, .. } = shape;
     let pc = n * n + 2 * n;
     let (hc, mhc) = (kind == BLOCK_HC, kind == BLOCK_MHC);
     let mut when = |yes: bool, len: u32, scale: f64| if yes { lab.region(len, scale) } else { NONE };
@@ -363,7 +365,6 @@ fn random_block(lab: &mut Lab, kind: u32, rows: u32, n: u32, c: u32, fc: u32, ac
     let part_off = if hc { when(true, rows * (2 + 2 * n + n * n), 1.0) } else { when(mhc, rows * (3 + pc), 1.0) };
     let div_off = when(mhc, rows * iters * 2 * n, 1.0);
     BlockParams {
-        rows, n, c, fc, kind, act, round_f16, iters, eps: 1e-6,
         x_off: lab.region(rows * n * c, 1.0), out_off: lab.region(rows * n * c, 1.0), h_off,
         u_off: lab.region(rows * c, 1.0), normed_off: lab.region(rows * c, 1.0), norm_rms_off: lab.region(rows, 1.0),
         hidden_pre_off: lab.region(rows * fc, 1.0), hidden_off: lab.region(rows * fc, 1.0), y_off: lab.region(rows * c, 1.0),
@@ -373,6 +374,7 @@ fn random_block(lab: &mut Lab, kind: u32, rows: u32, n: u32, c: u32, fc: u32, ac
         dout_off: lab.region(rows * n * c, 1.0), dx_off: lab.region(rows * n * c, 1.0), dy_off: lab.region(rows * c, 1.0),
         dhidden_off: lab.region(rows * fc, 1.0), dhidden_pre_off: lab.region(rows * fc, 1.0), dnormed_off: lab.region(rows * c, 1.0),
         du_off: lab.region(rows * c, 1.0), dh_off, dproj_off, dz_off, part_off, div_off,
+        ..shape
     }
 }
 
@@ -392,7 +394,7 @@ fn fused_block_kernels_equal_their_unfused_ops_on_awkward_shapes() {
     ];
     for (kind, rows, n, c, fc, act, round_f16, iters) in cases {
         let mut lab = Lab::new(rows as u64 * 100 + n as u64 * 10 + kind as u64);
-        let p = random_block(&mut lab, kind, rows, n, c, fc, act, round_f16, iters);
+        let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
         let what = format!("block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters}");
         lab.check(&format!("{what} forward"), &[Op::BlockForward(p)], 1e-4, 1e-4);
         // Backward after forward: the saved tensors are then the real ones.

@@ -264,7 +264,7 @@ fn evaluation_runs_the_test_set_at_once_and_equals_batch_sized_forwards() {
             let mut arena = initial.clone();
             let chunk = b.min(rows - start);
             for r in 0..b {
-                let row = (start + r.min(chunk - 1)) as usize;
+                let row = start + r.min(chunk - 1);
                 for i in 0..d_in {
                     arena[program.plan.batch_x as usize + r * d_in + i] = data.test_x[row * d_in + i] as f64;
                 }

@@ -75,6 +75,6 @@ fn crash_config_hc_diverges_and_the_others_train_on() {
     }
     // The frozen HC keeps its last finite weights (the optimiser skipped the bad step).
     let hc = trainer.variant(ResidualKind::Hc).unwrap();
-    let params = pollster::block_on(hc.params(trainer.gpu())).unwrap();
+    let params = pollster::block_on(hc.params()).unwrap();
     assert!(params.iter().all(|p| p.is_finite()), "HC's weights stay finite after it diverged");
 }
