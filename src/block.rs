@@ -10,13 +10,34 @@ use crate::kernels::*;
 fn coefficient_ops(p: &BlockParams) -> (HcCoeffParams, MhcCoeffParams) {
     let pc = p.n * p.n + 2 * p.n;
     let hc = HcCoeffParams {
-        rows: p.rows, n: p.n, d_off: p.proj_off, p_off: p.small_off, h_off: p.h_off, h_rs: pc,
-        dh_off: p.dh_off, dd_off: p.dproj_off, part_off: p.part_off, ..Default::default()
+        rows: p.rows,
+        n: p.n,
+        d_off: p.proj_off,
+        p_off: p.small_off,
+        h_off: p.h_off,
+        h_rs: pc,
+        dh_off: p.dh_off,
+        dd_off: p.dproj_off,
+        part_off: p.part_off,
+        ..Default::default()
     };
     let mhc = MhcCoeffParams {
-        rows: p.rows, n: p.n, c: p.c, v_off: p.x_off, a_off: p.proj_off, p_off: p.small_off, r_off: p.z_rms_off,
-        h_off: p.h_off, h_rs: pc, iters: p.iters, eps: p.eps, dh_off: p.dh_off, da_off: p.dproj_off,
-        part_off: p.part_off, dv_off: p.dx_off, div_off: p.div_off,
+        rows: p.rows,
+        n: p.n,
+        c: p.c,
+        v_off: p.x_off,
+        a_off: p.proj_off,
+        p_off: p.small_off,
+        r_off: p.z_rms_off,
+        h_off: p.h_off,
+        h_rs: pc,
+        iters: p.iters,
+        eps: p.eps,
+        dh_off: p.dh_off,
+        da_off: p.dproj_off,
+        part_off: p.part_off,
+        dv_off: p.dx_off,
+        div_off: p.div_off,
     };
     (hc, mhc)
 }
@@ -29,16 +50,39 @@ fn streams(p: &BlockParams) -> StreamParams {
 /// `y[rows, outs] = x[rows, inputs] @ W[outs, inputs]^T (+ b)`.
 fn linear(rows: u32, inputs: u32, outs: u32, x: u32, w: u32, bias: u32, y: u32) -> Op {
     Op::Matmul(MatmulParams {
-        m: rows, n: outs, k: inputs, a_off: x, a_rs: inputs, a_cs: 1, b_off: w, b_rs: 1, b_cs: inputs,
-        c_off: y, c_rs: outs, bias_off: bias, ..Default::default()
+        m: rows,
+        n: outs,
+        k: inputs,
+        a_off: x,
+        a_rs: inputs,
+        a_cs: 1,
+        b_off: w,
+        b_rs: 1,
+        b_cs: inputs,
+        c_off: y,
+        c_rs: outs,
+        bias_off: bias,
+        ..Default::default()
     })
 }
 
 /// `dx[rows, inputs] (+)= dy[rows, outs] @ W[outs, inputs]`.
 fn linear_input_grad(rows: u32, inputs: u32, outs: u32, dy: u32, w: u32, dx: u32, accumulate: bool) -> Op {
     Op::Matmul(MatmulParams {
-        m: rows, n: inputs, k: outs, a_off: dy, a_rs: outs, a_cs: 1, b_off: w, b_rs: inputs, b_cs: 1,
-        c_off: dx, c_rs: inputs, bias_off: NONE, accumulate: accumulate as u32, ..Default::default()
+        m: rows,
+        n: inputs,
+        k: outs,
+        a_off: dy,
+        a_rs: outs,
+        a_cs: 1,
+        b_off: w,
+        b_rs: inputs,
+        b_cs: 1,
+        c_off: dx,
+        c_rs: inputs,
+        bias_off: NONE,
+        accumulate: accumulate as u32,
+        ..Default::default()
     })
 }
 
@@ -51,7 +95,13 @@ pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
     match p.kind {
         BLOCK_HC => {
             ops.push(Op::RmsNormForward(RmsNormParams {
-                rows: p.rows * n, cols: c, x_off: p.x_off, w_off: NONE, y_off: p.z_off, r_off: p.z_rms_off, ..Default::default()
+                rows: p.rows * n,
+                cols: c,
+                x_off: p.x_off,
+                w_off: NONE,
+                y_off: p.z_off,
+                r_off: p.z_rms_off,
+                ..Default::default()
             }));
             ops.push(linear(p.rows * n, c, n + 2, p.z_off, p.proj_w, NONE, p.proj_off));
             ops.push(Op::HcCoeffForward(hc));
@@ -65,10 +115,22 @@ pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
     let s = streams(p);
     ops.push(Op::CombineForward(StreamParams { x_off: p.x_off, out_off: p.u_off, ..s }));
     ops.push(Op::RmsNormForward(RmsNormParams {
-        rows: p.rows, cols: c, x_off: p.u_off, w_off: p.norm_w, y_off: p.normed_off, r_off: p.norm_rms_off, ..Default::default()
+        rows: p.rows,
+        cols: c,
+        x_off: p.u_off,
+        w_off: p.norm_w,
+        y_off: p.normed_off,
+        r_off: p.norm_rms_off,
+        ..Default::default()
     }));
     ops.push(linear(p.rows, c, fc, p.normed_off, p.fc1_w, p.fc1_b, p.hidden_pre_off));
-    ops.push(Op::ActForward(ActParams { len: p.rows * fc, kind: p.act, x_off: p.hidden_pre_off, y_off: p.hidden_off, ..Default::default() }));
+    ops.push(Op::ActForward(ActParams {
+        len: p.rows * fc,
+        kind: p.act,
+        x_off: p.hidden_pre_off,
+        y_off: p.hidden_off,
+        ..Default::default()
+    }));
     ops.push(linear(p.rows, fc, c, p.hidden_off, p.fc2_w, p.fc2_b, p.y_off));
     ops.push(Op::UpdateForward(StreamParams { x_off: p.x_off, y_off: p.y_off, out_off: p.out_off, round_f16: p.round_f16, ..s }));
     ops
@@ -83,19 +145,32 @@ pub fn block_backward_ops(p: &BlockParams) -> Vec<Op> {
     let dh = if has_h { p.dh_off } else { NONE };
     let mut ops = Vec::with_capacity(14);
     // f16 rounding passes the gradient through unchanged.
-    let update = StreamParams { x_off: p.x_off, y_off: p.y_off, dout_off: p.dout_off, dx_off: p.dx_off, dy_off: p.dy_off, dh_off: dh, ..streams(p) };
+    let update =
+        StreamParams { x_off: p.x_off, y_off: p.y_off, dout_off: p.dout_off, dx_off: p.dx_off, dy_off: p.dy_off, dh_off: dh, ..streams(p) };
     ops.push(Op::UpdateBackward(update));
     if has_h {
         ops.push(Op::UpdateBackwardCoeff(update));
     }
     ops.push(linear_input_grad(p.rows, fc, c, p.dy_off, p.fc2_w, p.dhidden_off, false));
     ops.push(Op::ActBackward(ActParams {
-        len: p.rows * fc, kind: p.act, x_off: p.hidden_pre_off, dy_off: p.dhidden_off, dx_off: p.dhidden_pre_off, ..Default::default()
+        len: p.rows * fc,
+        kind: p.act,
+        x_off: p.hidden_pre_off,
+        dy_off: p.dhidden_off,
+        dx_off: p.dhidden_pre_off,
+        ..Default::default()
     }));
     ops.push(linear_input_grad(p.rows, c, fc, p.dhidden_pre_off, p.fc1_w, p.dnormed_off, false));
     ops.push(Op::RmsNormBackward(RmsNormParams {
-        rows: p.rows, cols: c, x_off: p.u_off, w_off: p.norm_w, r_off: p.norm_rms_off, dy_off: p.dnormed_off,
-        dx_off: p.du_off, accumulate: 0, ..Default::default()
+        rows: p.rows,
+        cols: c,
+        x_off: p.u_off,
+        w_off: p.norm_w,
+        r_off: p.norm_rms_off,
+        dy_off: p.dnormed_off,
+        dx_off: p.du_off,
+        accumulate: 0,
+        ..Default::default()
     }));
     let combine = StreamParams { x_off: p.x_off, dout_off: p.du_off, dx_off: p.dx_off, dh_off: dh, ..streams(p) };
     ops.push(Op::CombineBackward(combine));
@@ -108,8 +183,15 @@ pub fn block_backward_ops(p: &BlockParams) -> Vec<Op> {
             ops.push(Op::HcCoeffBackward(hc));
             ops.push(linear_input_grad(p.rows * n, c, n + 2, p.dproj_off, p.proj_w, p.dz_off, false));
             ops.push(Op::RmsNormBackward(RmsNormParams {
-                rows: p.rows * n, cols: c, x_off: p.x_off, w_off: NONE, r_off: p.z_rms_off, dy_off: p.dz_off,
-                dx_off: p.dx_off, accumulate: 1, ..Default::default()
+                rows: p.rows * n,
+                cols: c,
+                x_off: p.x_off,
+                w_off: NONE,
+                r_off: p.z_rms_off,
+                dy_off: p.dz_off,
+                dx_off: p.dx_off,
+                accumulate: 1,
+                ..Default::default()
             }));
         }
         BLOCK_MHC => {
@@ -142,16 +224,41 @@ pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, g
     // dW[outs, inputs] += dy^T x over `k` rows, for every block.
     let weight = |outs: u32, inputs: u32, k: u32, dy: u32, x: u32, dw: u32| {
         Op::Matmul(MatmulParams {
-            m: outs, n: inputs, k, a_off: dy, a_rs: 1, a_cs: outs, b_off: x, b_rs: inputs, b_cs: 1,
-            c_off: dw, c_rs: inputs, bias_off: NONE, accumulate: 1,
-            batch: blocks, a_bs: k * outs, b_bs: k * inputs, c_bs: block_len, ..Default::default()
+            m: outs,
+            n: inputs,
+            k,
+            a_off: dy,
+            a_rs: 1,
+            a_cs: outs,
+            b_off: x,
+            b_rs: inputs,
+            b_cs: 1,
+            c_off: dw,
+            c_rs: inputs,
+            bias_off: NONE,
+            accumulate: 1,
+            batch: blocks,
+            a_bs: k * outs,
+            b_bs: k * inputs,
+            c_bs: block_len,
+            ..Default::default()
         })
     };
     // out[j] += sum over rows of in[row, j], for every block.
     let rows_sum = |cols: u32, input: u32, out: u32| {
         Op::Reduce(ReduceParams {
-            rows, cols, groups: blocks, in_off: input, in_rs: cols, in_gs: rows * cols, out_off: out,
-            out_gs: block_len, accumulate: 1, op: REDUCE_SUM, scale: 1.0, ..Default::default()
+            rows,
+            cols,
+            groups: blocks,
+            in_off: input,
+            in_rs: cols,
+            in_gs: rows * cols,
+            out_off: out,
+            out_gs: block_len,
+            accumulate: 1,
+            op: REDUCE_SUM,
+            scale: 1.0,
+            ..Default::default()
         })
     };
     let mut ops = vec![
@@ -160,8 +267,15 @@ pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, g
         weight(fc, c, rows, p.dhidden_pre_off, p.normed_off, grad(p.fc1_w)),
         rows_sum(fc, p.dhidden_pre_off, grad(p.fc1_b)),
         Op::RmsNormWeightGrad(RmsNormParams {
-            rows, cols: c, x_off: p.u_off, r_off: p.norm_rms_off, dy_off: p.dnormed_off, dw_off: grad(p.norm_w),
-            groups: blocks, dw_gs: block_len, ..Default::default()
+            rows,
+            cols: c,
+            x_off: p.u_off,
+            r_off: p.norm_rms_off,
+            dy_off: p.dnormed_off,
+            dw_off: grad(p.norm_w),
+            groups: blocks,
+            dw_gs: block_len,
+            ..Default::default()
         }),
     ];
     match p.kind {

@@ -30,16 +30,20 @@ pub enum CheckpointError {
 }
 
 /// Named f32 tensors plus metadata, serialised as safetensors.
-pub fn write_tensors(tensors: &[(String, Vec<usize>, Vec<f32>)], ints: &[(String, Vec<usize>, Vec<i32>)], config: Option<&str>) -> Result<Vec<u8>, CheckpointError> {
+pub fn write_tensors(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    ints: &[(String, Vec<usize>, Vec<i32>)],
+    config: Option<&str>,
+) -> Result<Vec<u8>, CheckpointError> {
     let mut views = Vec::new();
     for (name, shape, values) in tensors {
-        let view = TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(values))
-            .map_err(|e| CheckpointError::Format(e.to_string()))?;
+        let view =
+            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(values)).map_err(|e| CheckpointError::Format(e.to_string()))?;
         views.push((name.clone(), view));
     }
     for (name, shape, values) in ints {
-        let view = TensorView::new(Dtype::I32, shape.clone(), bytemuck::cast_slice(values))
-            .map_err(|e| CheckpointError::Format(e.to_string()))?;
+        let view =
+            TensorView::new(Dtype::I32, shape.clone(), bytemuck::cast_slice(values)).map_err(|e| CheckpointError::Format(e.to_string()))?;
         views.push((name.clone(), view));
     }
     let metadata = config.map(|c| HashMap::from([("config".to_string(), c.to_string())]));
@@ -48,11 +52,7 @@ pub fn write_tensors(tensors: &[(String, Vec<usize>, Vec<f32>)], ints: &[(String
 
 /// The parameters of one variant as a checkpoint.
 pub fn save_checkpoint(layout: &ParamLayout, values: &[f32], config: &Config) -> Result<Vec<u8>, CheckpointError> {
-    let tensors: Vec<_> = layout
-        .entries
-        .iter()
-        .map(|e| (e.name.clone(), e.shape.clone(), values[e.range()].to_vec()))
-        .collect();
+    let tensors: Vec<_> = layout.entries.iter().map(|e| (e.name.clone(), e.shape.clone(), values[e.range()].to_vec())).collect();
     write_tensors(&tensors, &[], Some(&config.with_single_mode(layout.dims.kind).to_query()))
 }
 

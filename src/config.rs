@@ -128,29 +128,12 @@ pub struct Config {
 /// How one key's value is stored, validated and written.
 enum Field {
     /// An `f32` clamped into `min..=max`.
-    Float {
-        default: f32,
-        min: f32,
-        max: f32,
-        get: fn(&Config) -> f32,
-        put: fn(&mut Config, f32),
-    },
+    Float { default: f32, min: f32, max: f32, get: fn(&Config) -> f32, put: fn(&mut Config, f32) },
     /// A `u32` clamped into `min..=max`. A key whose range is all of `u32` cannot be clamped,
     /// so for it a value outside `u32` is malformed instead.
-    Int {
-        default: u32,
-        min: u32,
-        max: u32,
-        get: fn(&Config) -> u32,
-        put: fn(&mut Config, u32),
-    },
+    Int { default: u32, min: u32, max: u32, get: fn(&Config) -> u32, put: fn(&mut Config, u32) },
     /// One name out of `names`; `put` returns false for an unknown name.
-    Choice {
-        default: &'static str,
-        names: &'static [&'static str],
-        get: fn(&Config) -> &'static str,
-        put: fn(&mut Config, &str) -> bool,
-    },
+    Choice { default: &'static str, names: &'static [&'static str], get: fn(&Config) -> &'static str, put: fn(&mut Config, &str) -> bool },
     /// The comma list of variants trained in lockstep.
     Modes { default: &'static [ResidualKind] },
 }
@@ -185,11 +168,7 @@ macro_rules! choice_key {
                 default: $default,
                 names: &$type::NAMES,
                 get: |config| config.$name.name(),
-                put: |config, text| {
-                    $type::parse(text)
-                        .map(|value| config.$name = value)
-                        .is_some()
-                },
+                put: |config, text| $type::parse(text).map(|value| config.$name = value).is_some(),
             },
         }
     };
@@ -229,8 +208,14 @@ static KEYS: &[Key] = &[
 /// The kind of value a key holds, for tools that build controls from the key table.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KeyKind {
-    Float { min: f32, max: f32 },
-    Int { min: u32, max: u32 },
+    Float {
+        min: f32,
+        max: f32,
+    },
+    Int {
+        min: u32,
+        max: u32,
+    },
     /// One of these URL spellings.
     Choice(&'static [&'static str]),
     /// A non-empty comma list of variants.
@@ -302,12 +287,7 @@ impl Key {
             Field::Float { get, .. } => get(config).to_string(),
             Field::Int { get, .. } => get(config).to_string(),
             Field::Choice { get, .. } => get(config).to_string(),
-            Field::Modes { .. } => config
-                .modes
-                .iter()
-                .map(|kind| kind.name())
-                .collect::<Vec<_>>()
-                .join(","),
+            Field::Modes { .. } => config.modes.iter().map(|kind| kind.name()).collect::<Vec<_>>().join(","),
         }
     }
 
@@ -325,8 +305,7 @@ impl Key {
                 }
                 let clamped = value.clamp(min, max) + 0.0; // `+ 0.0` turns -0 into 0
                 put(config, clamped);
-                Ok((clamped != value)
-                    .then(|| format!("out of range {min}..{max}, clamped to {clamped}")))
+                Ok((clamped != value).then(|| format!("out of range {min}..{max}, clamped to {clamped}")))
             }
             Field::Int { min, max, put, .. } => {
                 // Read as f64 so `1e9` and `-5` are understood (and clamped) rather than
@@ -344,8 +323,7 @@ impl Key {
                 }
                 let clamped = value.clamp(f64::from(min), f64::from(max));
                 put(config, clamped as u32);
-                Ok((clamped != value)
-                    .then(|| format!("out of range {min}..{max}, clamped to {clamped}")))
+                Ok((clamped != value).then(|| format!("out of range {min}..{max}, clamped to {clamped}")))
             }
             Field::Choice { names, put, .. } => match put(config, text) {
                 true => Ok(None),
@@ -361,11 +339,7 @@ impl Key {
 fn read_modes(config: &mut Config, text: &str, strictness: Strictness) -> ReadResult {
     let mut chosen = [false; ResidualKind::ALL.len()];
     let mut problems: Vec<String> = Vec::new();
-    for name in text
-        .split(',')
-        .map(str::trim)
-        .filter(|name| !name.is_empty())
-    {
+    for name in text.split(',').map(str::trim).filter(|name| !name.is_empty()) {
         let problem = match ResidualKind::parse(name) {
             Some(kind) if chosen[kind as usize] => format!("removed duplicate {}", kind.name()),
             Some(kind) => {
@@ -382,15 +356,9 @@ fn read_modes(config: &mut Config, text: &str, strictness: Strictness) -> ReadRe
         }
     }
     if !chosen.contains(&true) {
-        return Err(format!(
-            "no known mode ({})",
-            ResidualKind::NAMES.join(", ")
-        ));
+        return Err(format!("no known mode ({})", ResidualKind::NAMES.join(", ")));
     }
-    config.modes = ResidualKind::ALL
-        .into_iter()
-        .filter(|kind| chosen[*kind as usize])
-        .collect();
+    config.modes = ResidualKind::ALL.into_iter().filter(|kind| chosen[*kind as usize]).collect();
     // Two problems say enough; a list of hundreds would drown the notice line.
     if problems.len() > 2 {
         let more = problems.len() - 2;
@@ -431,10 +399,7 @@ pub struct ConfigNotice {
 
 impl ConfigNotice {
     fn new(key: &str, message: String) -> Self {
-        ConfigNotice {
-            key: shorten(key, ECHO_CHARS),
-            message,
-        }
+        ConfigNotice { key: shorten(key, ECHO_CHARS), message }
     }
 }
 
@@ -457,11 +422,7 @@ pub fn notices_line(notices: &[ConfigNotice]) -> Option<String> {
         let text = shorten(&notice.message, MAX_NOTICE_CHARS);
         let separator = if index == 0 { "" } else { "; " };
         // Keep room for the "… and N more" tail whenever more notices would follow this one.
-        let tail_room = if index + 1 < notices.len() {
-            TAIL_CHARS
-        } else {
-            0
-        };
+        let tail_room = if index + 1 < notices.len() { TAIL_CHARS } else { 0 };
         let needed = separator.len() + text.chars().count() + tail_room;
         if index > 0 && line_chars + needed > MAX_LINE_CHARS {
             line.push_str(&format!("; … and {} more", notices.len() - index));
@@ -480,18 +441,11 @@ pub enum ConfigError {
     #[error("unknown setting `{0}` (known: {known})", known = key_names())]
     UnknownKey(String),
     #[error("{key}={value}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
+    Invalid { key: String, value: String, reason: String },
 }
 
 fn key_names() -> String {
-    KEYS.iter()
-        .map(|key| key.name)
-        .collect::<Vec<_>>()
-        .join(", ")
+    KEYS.iter().map(|key| key.name).collect::<Vec<_>>().join(", ")
 }
 
 /// At most `max` characters of `text`, control characters shown as '?', an ellipsis when cut.
@@ -500,11 +454,7 @@ fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         return text.chars().map(visible).collect();
     }
-    text.chars()
-        .take(max - 1)
-        .map(visible)
-        .chain(['…'])
-        .collect()
+    text.chars().take(max - 1).map(visible).chain(['…']).collect()
 }
 
 /// Decodes `%XX` escapes and `+` as space. Broken escapes, bytes that are not UTF-8 and
@@ -518,9 +468,7 @@ fn percent_decode(raw: &str) -> Result<String, &'static str> {
         index += 1;
         match byte {
             b'%' => {
-                let escaped = bytes
-                    .get(index..index + 2)
-                    .and_then(|pair| Some(hex(pair[0])? * 16 + hex(pair[1])?));
+                let escaped = bytes.get(index..index + 2).and_then(|pair| Some(hex(pair[0])? * 16 + hex(pair[1])?));
                 decoded.push(escaped.ok_or("broken %-escape")? as u8);
                 index += 2;
             }
@@ -550,28 +498,19 @@ fn query_part(input: &str) -> &str {
 /// Splits a query into `(decoded key, times given, last raw value)` in order of first
 /// appearance, so that the last value wins and a repeat is reported once. Pairs without '='
 /// and undecodable keys are reported and skipped; empty pairs (`&&`) are skipped silently.
-fn group_pairs<'a>(
-    query: &'a str,
-    report: &mut impl FnMut(&str, String),
-) -> Vec<(String, usize, &'a str)> {
+fn group_pairs<'a>(query: &'a str, report: &mut impl FnMut(&str, String)) -> Vec<(String, usize, &'a str)> {
     let mut groups: Vec<(String, usize, &str)> = Vec::new();
     let mut group_of_key: HashMap<String, usize> = HashMap::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let Some((raw_key, raw_value)) = pair.split_once('=') else {
-            report(
-                pair,
-                format!("{}: no '=', ignored", shorten(pair, ECHO_CHARS)),
-            );
+            report(pair, format!("{}: no '=', ignored", shorten(pair, ECHO_CHARS)));
             continue;
         };
         let key = match percent_decode(raw_key).map(|key| key.trim().to_string()) {
             Ok(key) if !key.is_empty() => key,
             failed => {
                 let why = failed.err().unwrap_or("empty");
-                report(
-                    raw_key,
-                    format!("key {}: {why}, ignored", shorten(raw_key, ECHO_CHARS)),
-                );
+                report(raw_key, format!("key {}: {why}, ignored", shorten(raw_key, ECHO_CHARS)));
                 continue;
             }
         };
@@ -614,28 +553,14 @@ impl Config {
                 // Reserved for the page (benchmark mode and its kernel choice): accepted, never
                 // written back.
                 ("bench", _) | ("kernels", _) => {}
-                ("v", _) => match decoded
-                    .ok()
-                    .and_then(|text| text.trim().parse::<u32>().ok())
-                {
+                ("v", _) => match decoded.ok().and_then(|text| text.trim().parse::<u32>().ok()) {
                     Some(SCHEMA_VERSION) => {}
-                    Some(other) => report(
-                        "v",
-                        format!("made for schema v{other}, read as v{SCHEMA_VERSION}"),
-                    ),
-                    None => report(
-                        "v",
-                        format!("v={echoed}: not a schema version, read as v{SCHEMA_VERSION}"),
-                    ),
+                    Some(other) => report("v", format!("made for schema v{other}, read as v{SCHEMA_VERSION}")),
+                    None => report("v", format!("v={echoed}: not a schema version, read as v{SCHEMA_VERSION}")),
                 },
-                (_, None) => report(
-                    &key,
-                    format!("unknown key {} ignored", shorten(&key, ECHO_CHARS)),
-                ),
+                (_, None) => report(&key, format!("unknown key {} ignored", shorten(&key, ECHO_CHARS))),
                 (_, Some(field)) => {
-                    let outcome = decoded
-                        .map_err(String::from)
-                        .and_then(|text| field.read(&mut config, text.trim(), Strictness::Lenient));
+                    let outcome = decoded.map_err(String::from).and_then(|text| field.read(&mut config, text.trim(), Strictness::Lenient));
                     match outcome {
                         Ok(None) => {}
                         Ok(Some(what)) => report(&key, format!("{key}={echoed}: {what}")),
@@ -653,9 +578,7 @@ impl Config {
     /// The share string: `v` first, then `seed` and every non-default key in table order, as
     /// `key=value` joined by `&`, without a leading '?'.
     pub fn to_query(&self) -> String {
-        let written = KEYS
-            .iter()
-            .filter(|key| key.name == "seed" || !key.is_default(self));
+        let written = KEYS.iter().filter(|key| key.name == "seed" || !key.is_default(self));
         std::iter::once(format!("v={SCHEMA_VERSION}"))
             .chain(written.map(|key| format!("{}={}", key.name, key.format(self))))
             .collect::<Vec<_>>()
@@ -671,18 +594,11 @@ impl Config {
     /// `Err` on an unknown key or unusable value, `Ok(Some(notice))` when the value was clamped
     /// or repaired, `Ok(None)` when taken as is.
     pub fn set(&mut self, key: &str, value: &str) -> Result<Option<ConfigNotice>, ConfigError> {
-        let field = Key::find(key.trim())
-            .ok_or_else(|| ConfigError::UnknownKey(shorten(key, ECHO_CHARS)))?;
+        let field = Key::find(key.trim()).ok_or_else(|| ConfigError::UnknownKey(shorten(key, ECHO_CHARS)))?;
         let echoed = shorten(value, ECHO_CHARS);
         match field.read(self, value.trim(), Strictness::Strict) {
-            Ok(adjusted) => Ok(adjusted.map(|what| {
-                ConfigNotice::new(field.name, format!("{}={echoed}: {what}", field.name))
-            })),
-            Err(reason) => Err(ConfigError::Invalid {
-                key: field.name.to_string(),
-                value: echoed,
-                reason,
-            }),
+            Ok(adjusted) => Ok(adjusted.map(|what| ConfigNotice::new(field.name, format!("{}={echoed}: {what}", field.name)))),
+            Err(reason) => Err(ConfigError::Invalid { key: field.name.to_string(), value: echoed, reason }),
         }
     }
 
@@ -714,10 +630,7 @@ impl Config {
 
     /// A copy that trains only `kind` (checkpoints, `batch` and `grad` name one variant).
     pub fn with_single_mode(&self, kind: ResidualKind) -> Config {
-        Config {
-            modes: vec![kind],
-            ..self.clone()
-        }
+        Config { modes: vec![kind], ..self.clone() }
     }
 }
 
@@ -766,8 +679,7 @@ mod tests {
         let default = Config::default();
         assert_eq!(Config::from_query(&default.to_query()), (default, vec![]));
 
-        let changed =
-            "task=modadd&noise=0.25&train_frac=0.3&p=113&seed=4294967295&modes=residual,mhc\
+        let changed = "task=modadd&noise=0.25&train_frac=0.3&p=113&seed=4294967295&modes=residual,mhc\
             &depth=48&streams=2&width=128&ffn=2&act=tanh&batch=64&optimizer=sgd&lr=0.01&wd=0.1\
             &beta1=0.8&beta2=0.9999&momentum=0.5&clip=1&warmup=100&steps=5000&eval_every=10\
             &sinkhorn_iters=5&sinkhorn_eps=0.001&precision=f16";
@@ -782,19 +694,11 @@ mod tests {
 
     #[test]
     fn reads_full_share_url_with_fragment() {
-        let (config, notices) = Config::from_query(
-            "  https://example.org/mhc/?v=1&seed=7&depth=48&act=relu#plot=loss?x=1 ",
-        );
+        let (config, notices) = Config::from_query("  https://example.org/mhc/?v=1&seed=7&depth=48&act=relu#plot=loss?x=1 ");
         assert_eq!(notices, vec![]);
-        assert_eq!(
-            (config.seed, config.depth, config.act),
-            (7, 48, Activation::Relu)
-        );
+        assert_eq!((config.seed, config.depth, config.act), (7, 48, Activation::Relu));
         assert_eq!(Config::from_query("?lr=0.01").0.lr, 0.01);
-        assert_eq!(
-            Config::from_query("https://example.org/page"),
-            (Config::default(), vec![])
-        );
+        assert_eq!(Config::from_query("https://example.org/page"), (Config::default(), vec![]));
     }
 
     /// Each case: query, key whose written value is checked, that value, and a fragment the
@@ -845,11 +749,7 @@ mod tests {
                 None => assert_eq!(notices, vec![], "{query}"),
                 Some(fragment) => {
                     assert_eq!(notices.len(), 1, "{query}: {notices:?}");
-                    assert!(
-                        notices[0].to_string().contains(fragment),
-                        "{query}: {}",
-                        notices[0]
-                    );
+                    assert!(notices[0].to_string().contains(fragment), "{query}: {}", notices[0]);
                 }
             }
         }
@@ -859,13 +759,7 @@ mod tests {
     fn huge_inputs_give_short_reports() {
         let long_value = format!("depth={}", "9".repeat(10_000));
         let notices = notices_of(&long_value);
-        assert!(
-            notices[0]
-                .message
-                .contains("too long (10000 bytes), kept 24"),
-            "{}",
-            notices[0]
-        );
+        assert!(notices[0].message.contains("too long (10000 bytes), kept 24"), "{}", notices[0]);
         assert!(notices[0].message.len() < 100);
 
         let many_keys: String = (0..50_000).map(|i| format!("k{i}é=1&")).collect();
@@ -888,57 +782,28 @@ mod tests {
                   unknown key foo ignored; lr=NaN: not a number, kept 0.003"
             )
         );
-        let long = ConfigNotice {
-            key: "x".into(),
-            message: "x".repeat(1000),
-        };
+        let long = ConfigNotice { key: "x".into(), message: "x".repeat(1000) };
         let line = notices_line(&[long.clone(), long.clone(), long]).unwrap_or_default();
-        assert!(
-            line.chars().count() <= MAX_LINE_CHARS && line.ends_with("… and 1 more"),
-            "{line}"
-        );
+        assert!(line.chars().count() <= MAX_LINE_CHARS && line.ends_with("… and 1 more"), "{line}");
     }
 
     #[test]
     fn strict_set() {
         let mut config = Config::default();
-        assert!(matches!(
-            config.set("nope", "1"),
-            Err(ConfigError::UnknownKey(_))
-        ));
+        assert!(matches!(config.set("nope", "1"), Err(ConfigError::UnknownKey(_))));
         let mut set = |key: &str, value: &str| {
             let outcome = config.set(key, value);
-            outcome
-                .map(|notice| notice.map(|notice| notice.message))
-                .map_err(|error| error.to_string())
+            outcome.map(|notice| notice.map(|notice| notice.message)).map_err(|error| error.to_string())
         };
         assert_eq!(set("depth", " 48"), Ok(None));
-        assert_eq!(
-            set("lr", "5"),
-            Ok(Some("lr=5: out of range 0.00001..1, clamped to 1".into()))
-        );
-        assert_eq!(
-            set("modes", "mhc,mhc"),
-            Ok(Some("modes=mhc,mhc: removed duplicate mhc".into()))
-        );
+        assert_eq!(set("lr", "5"), Ok(Some("lr=5: out of range 0.00001..1, clamped to 1".into())));
+        assert_eq!(set("modes", "mhc,mhc"), Ok(Some("modes=mhc,mhc: removed duplicate mhc".into())));
         assert_eq!(set("lr", "fast"), Err("lr=fast: not a number".into()));
-        assert_eq!(
-            set("modes", "mhc,foo"),
-            Err("modes=mhc,foo: unknown mode foo".into())
-        );
-        assert_eq!(
-            set("act", "%67elu"),
-            Err("act=%67elu: not one of gelu, relu, tanh".into())
-        );
+        assert_eq!(set("modes", "mhc,foo"), Err("modes=mhc,foo: unknown mode foo".into()));
+        assert_eq!(set("act", "%67elu"), Err("act=%67elu: not one of gelu, relu, tanh".into()));
         let unknown = set("v", "1").unwrap_err();
-        assert!(
-            unknown.starts_with("unknown setting `v` (known: task, noise, train_frac"),
-            "{unknown}"
-        );
-        assert_eq!(
-            (config.depth, config.lr, config.modes),
-            (48, 1.0, vec![ResidualKind::Mhc])
-        );
+        assert!(unknown.starts_with("unknown setting `v` (known: task, noise, train_frac"), "{unknown}");
+        assert_eq!((config.depth, config.lr, config.modes), (48, 1.0, vec![ResidualKind::Mhc]));
     }
 
     #[test]
@@ -952,10 +817,7 @@ mod tests {
         assert_eq!(config.streams_for(ResidualKind::Residual), 1);
         assert_eq!(config.streams_for(ResidualKind::Mhc), 4);
         let single = config.with_single_mode(ResidualKind::Hc);
-        assert_eq!(
-            (single.modes, single.depth),
-            (vec![ResidualKind::Hc], config.depth)
-        );
+        assert_eq!((single.modes, single.depth), (vec![ResidualKind::Hc], config.depth));
     }
 
     /// Random garbage never panics, always yields an in-range, finite config that round-trips
@@ -981,35 +843,19 @@ mod tests {
                 match key.field {
                     Field::Float { min, max, get, .. } => {
                         let value = get(&config);
-                        assert!(
-                            value.is_finite() && (min..=max).contains(&value),
-                            "{garbage:?}: {}",
-                            key.name
-                        );
+                        assert!(value.is_finite() && (min..=max).contains(&value), "{garbage:?}: {}", key.name);
                     }
                     Field::Int { min, max, get, .. } => {
                         assert!((min..=max).contains(&get(&config)), "{garbage:?}")
                     }
                     Field::Choice { .. } => {}
                     Field::Modes { .. } => {
-                        assert!(
-                            !config.modes.is_empty()
-                                && config.modes.windows(2).all(|pair| pair[0] < pair[1])
-                        );
+                        assert!(!config.modes.is_empty() && config.modes.windows(2).all(|pair| pair[0] < pair[1]));
                     }
                 }
             }
-            assert_eq!(
-                Config::from_query(&config.to_query()),
-                (config, vec![]),
-                "{garbage:?}"
-            );
-            assert!(
-                notices
-                    .iter()
-                    .all(|notice| notice.message.chars().count() <= MAX_NOTICE_CHARS),
-                "{notices:?}"
-            );
+            assert_eq!(Config::from_query(&config.to_query()), (config, vec![]), "{garbage:?}");
+            assert!(notices.iter().all(|notice| notice.message.chars().count() <= MAX_NOTICE_CHARS), "{notices:?}");
             let line = notices_line(&notices).unwrap_or_default();
             assert!(line.chars().count() <= MAX_LINE_CHARS, "{line}");
         }

@@ -71,11 +71,7 @@ impl GpuContext {
             ..wgpu::Limits::default()
         };
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor {
-                label: Some("mhc-playground"),
-                required_limits: limits,
-                ..Default::default()
-            })
+            .request_device(&wgpu::DeviceDescriptor { label: Some("mhc-playground"), required_limits: limits, ..Default::default() })
             .await
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let error = Arc::new(Mutex::new(None::<String>));
@@ -222,10 +218,8 @@ impl GpuContext {
         let mut modules = self.modules.borrow_mut();
         let module = modules.entry(file).or_insert_with(|| {
             let source = shader_source(file).unwrap_or_default();
-            self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(file),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            })
+            self.device
+                .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(source.into()) })
         });
         let pipeline = Arc::new(self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
@@ -394,13 +388,8 @@ impl GpuArena {
             let _ = sender.send(result);
         });
         #[cfg(not(target_arch = "wasm32"))]
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
-        receiver
-            .await
-            .map_err(|_| GpuError::Readback("the device went away".into()))?
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        ctx.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+        receiver.await.map_err(|_| GpuError::Readback("the device went away".into()))?.map_err(|e| GpuError::Readback(e.to_string()))?;
         let values = {
             let view = staging.slice(..bytes).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
             bytemuck::cast_slice::<u8, f32>(&view).to_vec()

@@ -440,9 +440,7 @@ impl Op {
         match self {
             Op::Matmul(p) => bytemuck::bytes_of(p),
             Op::Reduce(p) => bytemuck::bytes_of(p),
-            Op::RmsNormForward(p) | Op::RmsNormBackward(p) | Op::RmsNormWeightGrad(p) => {
-                bytemuck::bytes_of(p)
-            }
+            Op::RmsNormForward(p) | Op::RmsNormBackward(p) | Op::RmsNormWeightGrad(p) => bytemuck::bytes_of(p),
             Op::ActForward(p) | Op::ActBackward(p) => bytemuck::bytes_of(p),
             Op::Broadcast(p)
             | Op::CombineForward(p)
@@ -470,9 +468,7 @@ impl Op {
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) => Grid::Workgroups(p.rows),
             Op::RmsNormWeightGrad(p) => Grid::Threads(p.cols * p.groups.max(1)),
             Op::ActForward(p) | Op::ActBackward(p) => Grid::Threads(p.len),
-            Op::Broadcast(p) | Op::CombineForward(p) | Op::CombineBackward(p) => {
-                Grid::Threads(p.rows * p.c)
-            }
+            Op::Broadcast(p) | Op::CombineForward(p) | Op::CombineBackward(p) => Grid::Threads(p.rows * p.c),
             Op::UpdateForward(p) | Op::UpdateBackward(p) => Grid::Threads(p.rows * p.c),
             Op::CombineBackwardCoeff(p) => Grid::Threads(p.rows * p.n),
             Op::UpdateBackwardCoeff(p) => Grid::Threads(p.rows * (p.n + p.n * p.n)),

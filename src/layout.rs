@@ -10,7 +10,9 @@ use crate::rng::Rng;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Init {
     /// `N(0, std^2)` from `Rng::derive(seed, name, 0)`.
-    Normal { std: f64 },
+    Normal {
+        std: f64,
+    },
     Constant(f32),
     /// Explicit values (the hyper-connection biases, which depend on the block index).
     Values(Vec<f32>),
@@ -116,12 +118,8 @@ impl ParamLayout {
             push(b("fc1.bias"), vec![fc], false, Init::Constant(0.0));
             push(b("fc2.weight"), vec![c, fc], true, Init::Normal { std: fc2_std });
             push(b("fc2.bias"), vec![c], false, Init::Constant(0.0));
-            let onehot = |value: f32, other: f32| -> Vec<f32> {
-                (0..n).map(|i| if i == l % n { value } else { other }).collect()
-            };
-            let eye = |diag: f32| -> Vec<f32> {
-                (0..n * n).map(|j| if j % (n + 1) == 0 { diag } else { 0.0 }).collect()
-            };
+            let onehot = |value: f32, other: f32| -> Vec<f32> { (0..n).map(|i| if i == l % n { value } else { other }).collect() };
+            let eye = |diag: f32| -> Vec<f32> { (0..n * n).map(|j| if j % (n + 1) == 0 { diag } else { 0.0 }).collect() };
             match dims.kind {
                 ResidualKind::Residual => {}
                 ResidualKind::Hc => {
@@ -254,9 +252,8 @@ mod tests {
     #[test]
     fn shared_tensors_start_identical_across_variants() {
         let config = Config { depth: 2, streams: 2, width: 8, ..Config::default() };
-        let layouts: Vec<_> = [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc]
-            .map(|k| ParamLayout::new(Dims::new(&config, k)))
-            .into();
+        let layouts: Vec<_> =
+            [ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc].map(|k| ParamLayout::new(Dims::new(&config, k))).into();
         let values: Vec<_> = layouts.iter().map(|l| l.initial_values(7)).collect();
         for e in &layouts[0].entries {
             for (other, vals) in layouts.iter().zip(&values).skip(1) {
@@ -275,10 +272,7 @@ mod tests {
         assert_eq!(&v[hc.get("blocks.2.hc.b_res").unwrap().range()], &[1.0, 0.0, 0.0, 1.0]);
         let mhc = ParamLayout::new(Dims::new(&config, ResidualKind::Mhc));
         let v = mhc.initial_values(1);
-        assert_eq!(
-            &v[mhc.get("blocks.0.mhc.bias").unwrap().range()],
-            &[3.0, -3.0, 0.0, 0.0, 4.0, 0.0, 0.0, 4.0]
-        );
+        assert_eq!(&v[mhc.get("blocks.0.mhc.bias").unwrap().range()], &[3.0, -3.0, 0.0, 0.0, 4.0, 0.0, 0.0, 4.0]);
         assert!(v[mhc.get("blocks.0.mhc.phi").unwrap().range()].iter().all(|&x| x == 0.0));
     }
 }

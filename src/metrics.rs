@@ -56,19 +56,12 @@ impl StepMetrics {
         let depth = program.dims.depth;
         let mp = &program.metrics;
         let at = |s: u32| block[s as usize];
-        let grad_norm_blocks = (0..depth)
-            .map(|l| finite(at(mp.grad_stats + 2 + 2 * l as u32).sqrt()))
-            .collect();
+        let grad_norm_blocks = (0..depth).map(|l| finite(at(mp.grad_stats + 2 + 2 * l as u32).sqrt())).collect();
         let stream_len = (program.batch * program.dims.streams * program.dims.width) as f32;
-        let stream_rms = (0..depth)
-            .map(|l| finite((at(mp.stream_stats + 2 * l as u32) / stream_len).sqrt()))
-            .collect();
+        let stream_rms = (0..depth).map(|l| finite((at(mp.stream_stats + 2 * l as u32) / stream_len).sqrt())).collect();
         let blocks = |base: u32| -> Vec<Option<f32>> { (0..depth).map(|l| finite(at(base + l as u32))).collect() };
-        let (gain_fwd_blocks, gain_bwd_blocks) = if measured {
-            (blocks(mp.gains), blocks(mp.gains + depth as u32))
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let (gain_fwd_blocks, gain_bwd_blocks) =
+            if measured { (blocks(mp.gains), blocks(mp.gains + depth as u32)) } else { (Vec::new(), Vec::new()) };
         let max_of = |v: &[Option<f32>]| -> Option<f32> {
             if v.is_empty() || v.iter().any(|x| x.is_none()) {
                 return None;

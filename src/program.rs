@@ -3,9 +3,9 @@
 //! model's math exists once, here, and the three residual variants share one code path: only
 //! how a block's coefficients are made depends on the [`ResidualKind`].
 
+use crate::block::{block_backward_ops, block_forward_ops, block_weight_grad_ops, partials_per_row};
 use crate::config::{Activation, Config, OptimizerKind, Precision, ResidualKind};
 use crate::kernels::*;
-use crate::block::{block_backward_ops, block_forward_ops, block_weight_grad_ops, partials_per_row};
 use crate::layout::{BlockTensors, Dims, ParamLayout};
 use crate::reference::ADAM_EPS;
 
@@ -99,26 +99,26 @@ pub struct Activations {
     /// Rows the tensors hold (`R`).
     pub rows: u32,
     pub per_block: bool,
-    pub h0: u32,       // [R, C]
-    pub streams: u32,  // per block: [L+1, R, n, C] X before block 0 .. after block L-1; else [2, R, n, C]
-    pub block_in: u32, // [L?, R, C]  u = combine(X)
-    pub normed: u32,   // [L?, R, C]
-    pub norm_rms: u32, // [L?, R]
-    pub hidden_pre: u32, // [L?, R, FC]
-    pub hidden: u32,   // [L?, R, FC]
-    pub block_out: u32, // [L?, R, C]  y = F(u)
-    pub coeffs: u32,   // [L?, R, Pc]  [pre | post | res]
-    pub hc_z: u32,     // [L?, R, n, C]  per-stream normalised X (hc)
-    pub hc_z_rms: u32, // [L?, R, n]
-    pub hc_d: u32,     // [L?, R, n, n+2]  Z @ W_hc^T (hc)
-    pub mhc_a: u32,    // [L?, R, Pc]  phi @ v (mhc)
-    pub mhc_rms: u32,  // [L?, R]
+    pub h0: u32,           // [R, C]
+    pub streams: u32,      // per block: [L+1, R, n, C] X before block 0 .. after block L-1; else [2, R, n, C]
+    pub block_in: u32,     // [L?, R, C]  u = combine(X)
+    pub normed: u32,       // [L?, R, C]
+    pub norm_rms: u32,     // [L?, R]
+    pub hidden_pre: u32,   // [L?, R, FC]
+    pub hidden: u32,       // [L?, R, FC]
+    pub block_out: u32,    // [L?, R, C]  y = F(u)
+    pub coeffs: u32,       // [L?, R, Pc]  [pre | post | res]
+    pub hc_z: u32,         // [L?, R, n, C]  per-stream normalised X (hc)
+    pub hc_z_rms: u32,     // [L?, R, n]
+    pub hc_d: u32,         // [L?, R, n, n+2]  Z @ W_hc^T (hc)
+    pub mhc_a: u32,        // [L?, R, Pc]  phi @ v (mhc)
+    pub mhc_rms: u32,      // [L?, R]
     pub mhc_divisors: u32, // [R, iters * 2 * n]  Sinkhorn's divisors, scratch of one block (mhc)
-    pub head_z: u32,   // [R, C]
-    pub head_normed: u32, // [R, C]
-    pub head_rms: u32, // [R]
-    pub logits: u32,   // [R, K]
-    pub loss_rows: u32, // [R]
+    pub head_z: u32,       // [R, C]
+    pub head_normed: u32,  // [R, C]
+    pub head_rms: u32,     // [R]
+    pub logits: u32,       // [R, K]
+    pub loss_rows: u32,    // [R]
     pub correct_rows: u32, // [R]
 }
 
@@ -132,24 +132,39 @@ impl Activations {
         let stream_buffers = if per_block { depth + 1 } else { 2 };
         let r = rows;
         Activations {
-            rows: rows as u32, per_block,
+            rows: rows as u32,
+            per_block,
             h0: a.take(r * c),
             streams: a.take(stream_buffers * r * n * c),
-            block_in: a.take(blocks * r * c), normed: a.take(blocks * r * c), norm_rms: a.take(blocks * r),
-            hidden_pre: a.take(blocks * r * fc), hidden: a.take(blocks * r * fc), block_out: a.take(blocks * r * c),
+            block_in: a.take(blocks * r * c),
+            normed: a.take(blocks * r * c),
+            norm_rms: a.take(blocks * r),
+            hidden_pre: a.take(blocks * r * fc),
+            hidden: a.take(blocks * r * fc),
+            block_out: a.take(blocks * r * c),
             coeffs: a.take(only(hc || mhc, blocks * r * pc)),
-            hc_z: a.take(only(hc, blocks * r * n * c)), hc_z_rms: a.take(only(hc, blocks * r * n)),
+            hc_z: a.take(only(hc, blocks * r * n * c)),
+            hc_z_rms: a.take(only(hc, blocks * r * n)),
             hc_d: a.take(only(hc, blocks * r * n * (n + 2))),
-            mhc_a: a.take(only(mhc, blocks * r * pc)), mhc_rms: a.take(only(mhc, blocks * r)),
+            mhc_a: a.take(only(mhc, blocks * r * pc)),
+            mhc_rms: a.take(only(mhc, blocks * r)),
             mhc_divisors: a.take(only(mhc, r * shape.iters * 2 * n)),
-            head_z: a.take(r * c), head_normed: a.take(r * c), head_rms: a.take(r), logits: a.take(r * k),
-            loss_rows: a.take(r), correct_rows: a.take(r),
+            head_z: a.take(r * c),
+            head_normed: a.take(r * c),
+            head_rms: a.take(r),
+            logits: a.take(r * k),
+            loss_rows: a.take(r),
+            correct_rows: a.take(r),
         }
     }
 
     /// Block `l`'s part of a `[L, R, row_len]` tensor (the one block's, when not per block).
     fn at(&self, base: u32, l: u32, row_len: u32) -> u32 {
-        if self.per_block { base + l * self.rows * row_len } else { base }
+        if self.per_block {
+            base + l * self.rows * row_len
+        } else {
+            base
+        }
     }
 
     /// X_l: the streams entering block l (l = depth: the streams after the last block).
@@ -163,20 +178,20 @@ impl Activations {
 #[derive(Clone, Debug)]
 pub struct ArenaPlan {
     pub len: usize,
-    pub params: u32,   // [P]
-    pub grads: u32,    // [P]
-    pub moment1: u32,  // [P]
-    pub moment2: u32,  // [P]
+    pub params: u32,     // [P]
+    pub grads: u32,      // [P]
+    pub moment1: u32,    // [P]
+    pub moment2: u32,    // [P]
     pub decay_mask: u32, // [P]
-    pub metrics: u32,  // [metrics_len]
+    pub metrics: u32,    // [metrics_len]
     pub metrics_len: u32,
-    pub batch_x: u32,  // [B, d_in]
-    pub batch_y: u32,  // [B]  labels as exact floats
-    pub test_x: u32,   // [T, d_in]
-    pub test_y: u32,   // [T]
+    pub batch_x: u32, // [B, d_in]
+    pub batch_y: u32, // [B]  labels as exact floats
+    pub test_x: u32,  // [T, d_in]
+    pub test_y: u32,  // [T]
     pub test_rows: u32,
-    pub probe_x: u32,  // [G*G, d_in]  decision-surface grid (2-D tasks)
-    pub probe_y: u32,  // [eval rows]  dummy labels for the probe's forward
+    pub probe_x: u32,      // [G*G, d_in]  decision-surface grid (2-D tasks)
+    pub probe_y: u32,      // [eval rows]  dummy labels for the probe's forward
     pub probe_logits: u32, // [G*G, K]
     pub probe_rows: u32,
     /// The training batch's forward: every block's tensors, which the backward reads.
@@ -185,23 +200,23 @@ pub struct ArenaPlan {
     pub eval: Activations,
     // Backward scratch, reused by every block (activation gradients are written with `=`).
     pub d_streams: [u32; 2], // 2 x [B, n, C]  ping-pong: grad of X_{l+1} and of X_l
-    pub d_logits: u32,  // [B, K]
-    pub d_head_normed: u32, // [B, C]
-    pub d_head_z: u32,  // [B, C]
+    pub d_logits: u32,       // [B, K]
+    pub d_head_normed: u32,  // [B, C]
+    pub d_head_z: u32,       // [B, C]
     // Fused: kept per block ([L, ...]) for the batched weight gradients; unfused: one block's.
-    pub d_block_out: u32, // [L?, B, C]
-    pub d_hidden: u32,  // [B, FC]
+    pub d_block_out: u32,  // [L?, B, C]
+    pub d_hidden: u32,     // [B, FC]
     pub d_hidden_pre: u32, // [L?, B, FC]
-    pub d_normed: u32,  // [L?, B, C]
-    pub d_block_in: u32, // [B, C]
-    pub d_coeffs: u32,  // [B, Pc]
-    pub d_hc_d: u32,    // [L?, B, n, n+2]
-    pub d_hc_z: u32,    // [B, n, C]
-    pub d_mhc_a: u32,   // [L?, B, Pc]
-    pub partials: u32,  // [L?, B, Q]  per-row gradients of a block's small hyper-connection params
-    pub d_h0: u32,      // [B, C]
-    pub gain_rows: u32, // [B, 2L]
-    pub ds_rows: u32,   // [B, 2]
+    pub d_normed: u32,     // [L?, B, C]
+    pub d_block_in: u32,   // [B, C]
+    pub d_coeffs: u32,     // [B, Pc]
+    pub d_hc_d: u32,       // [L?, B, n, n+2]
+    pub d_hc_z: u32,       // [B, n, C]
+    pub d_mhc_a: u32,      // [L?, B, Pc]
+    pub partials: u32,     // [L?, B, Q]  per-row gradients of a block's small hyper-connection params
+    pub d_h0: u32,         // [B, C]
+    pub gain_rows: u32,    // [B, 2L]
+    pub ds_rows: u32,      // [B, 2]
 }
 
 /// Offsets inside the metrics block (relative to `ArenaPlan::metrics`).
@@ -257,7 +272,11 @@ pub const FUSED_MAX_HIDDEN: usize = 1024;
 
 impl Kernels {
     pub fn for_config(config: &Config) -> Kernels {
-        if (config.ffn * config.width) as usize <= FUSED_MAX_HIDDEN { Kernels::Fused } else { Kernels::Unfused }
+        if (config.ffn * config.width) as usize <= FUSED_MAX_HIDDEN {
+            Kernels::Fused
+        } else {
+            Kernels::Unfused
+        }
     }
 }
 
@@ -323,10 +342,19 @@ impl Linear {
     fn forward(self, b: u32, y: u32) -> Op {
         let Linear { rows, inp, out, x, w } = self;
         Op::Matmul(MatmulParams {
-            m: rows, n: out, k: inp,
-            a_off: x, a_rs: inp, a_cs: 1,
-            b_off: w, b_rs: 1, b_cs: inp,
-            c_off: y, c_rs: out, bias_off: b, accumulate: 0,
+            m: rows,
+            n: out,
+            k: inp,
+            a_off: x,
+            a_rs: inp,
+            a_cs: 1,
+            b_off: w,
+            b_rs: 1,
+            b_cs: inp,
+            c_off: y,
+            c_rs: out,
+            bias_off: b,
+            accumulate: 0,
             ..Default::default()
         })
     }
@@ -336,10 +364,19 @@ impl Linear {
     fn backward(self, ops: &mut Vec<Op>, dw: u32, db: u32, dy: u32, dx: Option<(u32, bool)>) {
         let Linear { rows, inp, out, x, w } = self;
         ops.push(Op::Matmul(MatmulParams {
-            m: out, n: inp, k: rows,
-            a_off: dy, a_rs: 1, a_cs: out,
-            b_off: x, b_rs: inp, b_cs: 1,
-            c_off: dw, c_rs: inp, bias_off: NONE, accumulate: 1,
+            m: out,
+            n: inp,
+            k: rows,
+            a_off: dy,
+            a_rs: 1,
+            a_cs: out,
+            b_off: x,
+            b_rs: inp,
+            b_cs: 1,
+            c_off: dw,
+            c_rs: inp,
+            bias_off: NONE,
+            accumulate: 1,
             ..Default::default()
         }));
         if db != NONE {
@@ -347,10 +384,19 @@ impl Linear {
         }
         if let Some((dx, accumulate)) = dx {
             ops.push(Op::Matmul(MatmulParams {
-                m: rows, n: inp, k: out,
-                a_off: dy, a_rs: out, a_cs: 1,
-                b_off: w, b_rs: inp, b_cs: 1,
-                c_off: dx, c_rs: inp, bias_off: NONE, accumulate: accumulate as u32,
+                m: rows,
+                n: inp,
+                k: out,
+                a_off: dy,
+                a_rs: out,
+                a_cs: 1,
+                b_off: w,
+                b_rs: inp,
+                b_cs: 1,
+                c_off: dx,
+                c_rs: inp,
+                bias_off: NONE,
+                accumulate: accumulate as u32,
                 ..Default::default()
             }));
         }
@@ -360,8 +406,17 @@ impl Linear {
 /// `out[j] (+)= scale * sum_i in[i, j]` over a contiguous `[rows, cols]` matrix.
 fn sum_rows(rows: u32, cols: u32, input: u32, out: u32, scale: f32, accumulate: bool) -> Op {
     Op::Reduce(ReduceParams {
-        rows, cols, groups: 1, in_off: input, in_rs: cols, in_gs: 0, out_off: out,
-        accumulate: accumulate as u32, op: REDUCE_SUM, scale, ..Default::default()
+        rows,
+        cols,
+        groups: 1,
+        in_off: input,
+        in_rs: cols,
+        in_gs: 0,
+        out_off: out,
+        accumulate: accumulate as u32,
+        op: REDUCE_SUM,
+        scale,
+        ..Default::default()
     })
 }
 
@@ -423,17 +478,31 @@ impl Builder<'_> {
         }
         // Collapse once: z = sum of the streams.
         ops.push(Op::CombineForward(StreamParams {
-            x_off: act.streams_at(self.d.depth as u32, nc), h_off: NONE, out_off: act.head_z, ..self.stream_params(rows)
+            x_off: act.streams_at(self.d.depth as u32, nc),
+            h_off: NONE,
+            out_off: act.head_z,
+            ..self.stream_params(rows)
         }));
         ops.push(Op::RmsNormForward(RmsNormParams {
-            rows, cols: c, x_off: act.head_z, w_off: self.param("head.norm.weight"), y_off: act.head_normed,
-            r_off: act.head_rms, ..Default::default()
+            rows,
+            cols: c,
+            x_off: act.head_z,
+            w_off: self.param("head.norm.weight"),
+            y_off: act.head_normed,
+            r_off: act.head_rms,
+            ..Default::default()
         }));
         let k = self.d.classes as u32;
         ops.push(self.head(rows, act).forward(self.param("head.bias"), act.logits));
         ops.push(Op::XentForward(XentParams {
-            rows, k, logits_off: act.logits, labels_off: y, loss_off: act.loss_rows,
-            correct_off: act.correct_rows, dlogits_off: NONE, scale: 1.0 / rows as f32,
+            rows,
+            k,
+            logits_off: act.logits,
+            labels_off: y,
+            loss_off: act.loss_rows,
+            correct_off: act.correct_rows,
+            dlogits_off: NONE,
+            scale: 1.0 / rows as f32,
         }));
     }
 
@@ -454,23 +523,42 @@ impl Builder<'_> {
         let [even, odd] = plan.d_streams;
         let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
         BlockParams {
-            rows, n, c, fc,
+            rows,
+            n,
+            c,
+            fc,
             kind: self.kind_code(),
-            act: self.act, round_f16: self.round_f16, iters: self.sinkhorn_iters, eps: self.sinkhorn_eps,
-            x_off: act.streams_at(l, n * c), out_off: act.streams_at(l + 1, n * c), h_off: self.coeffs_at(l, act),
-            u_off: at(act.block_in, c), normed_off: at(act.normed, c),
-            norm_rms_off: at(act.norm_rms, 1), hidden_pre_off: at(act.hidden_pre, fc),
-            hidden_off: at(act.hidden, fc), y_off: at(act.block_out, c),
-            norm_w: param(t.norm_weight), fc1_w: param(t.fc1_weight), fc1_b: param(t.fc1_bias),
-            fc2_w: param(t.fc2_weight), fc2_b: param(t.fc2_bias),
-            proj_w: t.projection.map_or(NONE, param), small_off: t.small.map_or(NONE, param),
+            act: self.act,
+            round_f16: self.round_f16,
+            iters: self.sinkhorn_iters,
+            eps: self.sinkhorn_eps,
+            x_off: act.streams_at(l, n * c),
+            out_off: act.streams_at(l + 1, n * c),
+            h_off: self.coeffs_at(l, act),
+            u_off: at(act.block_in, c),
+            normed_off: at(act.normed, c),
+            norm_rms_off: at(act.norm_rms, 1),
+            hidden_pre_off: at(act.hidden_pre, fc),
+            hidden_off: at(act.hidden, fc),
+            y_off: at(act.block_out, c),
+            norm_w: param(t.norm_weight),
+            fc1_w: param(t.fc1_weight),
+            fc1_b: param(t.fc1_bias),
+            fc2_w: param(t.fc2_weight),
+            fc2_b: param(t.fc2_bias),
+            proj_w: t.projection.map_or(NONE, param),
+            small_off: t.small.map_or(NONE, param),
             proj_off: if hc { at(act.hc_d, n * (n + 2)) } else { when(mhc, at(act.mhc_a, pc)) },
             z_off: when(hc, at(act.hc_z, n * c)),
             z_rms_off: if hc { at(act.hc_z_rms, n) } else { when(mhc, at(act.mhc_rms, 1)) },
-            dout_off: d_next, dx_off: d_cur,
-            dy_off: saved(plan.d_block_out, c), dhidden_off: plan.d_hidden,
-            dhidden_pre_off: saved(plan.d_hidden_pre, fc), dnormed_off: saved(plan.d_normed, c),
-            du_off: plan.d_block_in, dh_off: when(hc || mhc, plan.d_coeffs),
+            dout_off: d_next,
+            dx_off: d_cur,
+            dy_off: saved(plan.d_block_out, c),
+            dhidden_off: plan.d_hidden,
+            dhidden_pre_off: saved(plan.d_hidden_pre, fc),
+            dnormed_off: saved(plan.d_normed, c),
+            du_off: plan.d_block_in,
+            dh_off: when(hc || mhc, plan.d_coeffs),
             dproj_off: if hc { saved(plan.d_hc_d, n * (n + 2)) } else { when(mhc, saved(plan.d_mhc_a, pc)) },
             dz_off: when(hc, plan.d_hc_z),
             part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
@@ -493,13 +581,32 @@ impl Builder<'_> {
         let plan = self.plan;
         let k = self.d.classes as u32;
         ops.push(Op::XentBackward(XentParams {
-            rows, k, logits_off: plan.train.logits, labels_off: plan.batch_y, loss_off: NONE,
-            correct_off: NONE, dlogits_off: plan.d_logits, scale: 1.0 / rows as f32,
+            rows,
+            k,
+            logits_off: plan.train.logits,
+            labels_off: plan.batch_y,
+            loss_off: NONE,
+            correct_off: NONE,
+            dlogits_off: plan.d_logits,
+            scale: 1.0 / rows as f32,
         }));
-        self.head(rows, &plan.train).backward(ops, self.grad("head.weight"), self.grad("head.bias"), plan.d_logits, Some((plan.d_head_normed, false)));
+        self.head(rows, &plan.train).backward(
+            ops,
+            self.grad("head.weight"),
+            self.grad("head.bias"),
+            plan.d_logits,
+            Some((plan.d_head_normed, false)),
+        );
         let head_norm = RmsNormParams {
-            rows, cols: c, x_off: plan.train.head_z, w_off: self.param("head.norm.weight"), r_off: plan.train.head_rms,
-            dy_off: plan.d_head_normed, dx_off: plan.d_head_z, dw_off: self.grad("head.norm.weight"), accumulate: 0,
+            rows,
+            cols: c,
+            x_off: plan.train.head_z,
+            w_off: self.param("head.norm.weight"),
+            r_off: plan.train.head_rms,
+            dy_off: plan.d_head_normed,
+            dx_off: plan.d_head_z,
+            dw_off: self.grad("head.norm.weight"),
+            accumulate: 0,
             ..Default::default()
         };
         ops.push(Op::RmsNormBackward(head_norm));
@@ -546,19 +653,36 @@ impl Builder<'_> {
         }
         ops.push(stats(1, l.head_len as u32, 0, g + l.head_offset() as u32, mo + self.mp.grad_stats + 2 * (depth + 1)));
         ops.push(Op::StepFinalize(FinalizeParams {
-            rows: self.batch, depth, loss_off: plan.train.loss_rows, correct_off: plan.train.correct_rows,
-            grad_stats_off: mo + self.mp.grad_stats, stream_stats_off: mo + self.mp.stream_stats,
-            metrics_off: mo, clip,
+            rows: self.batch,
+            depth,
+            loss_off: plan.train.loss_rows,
+            correct_off: plan.train.correct_rows,
+            grad_stats_off: mo + self.mp.grad_stats,
+            stream_stats_off: mo + self.mp.stream_stats,
+            metrics_off: mo,
+            clip,
         }));
     }
 
     fn optimizer(&self, config: &Config) -> Op {
         let plan = self.plan;
         Op::Optimizer(OptimizerParams {
-            len: self.layout.total as u32, p_off: plan.params, g_off: plan.grads, m_off: plan.moment1,
-            v_off: plan.moment2, mask_off: plan.decay_mask, metrics_off: plan.metrics,
-            kind: match config.optimizer { OptimizerKind::AdamW => OPT_ADAMW, OptimizerKind::Sgd => OPT_SGD },
-            beta1: config.beta1, beta2: config.beta2, eps: ADAM_EPS, wd: config.wd, momentum: config.momentum,
+            len: self.layout.total as u32,
+            p_off: plan.params,
+            g_off: plan.grads,
+            m_off: plan.moment1,
+            v_off: plan.moment2,
+            mask_off: plan.decay_mask,
+            metrics_off: plan.metrics,
+            kind: match config.optimizer {
+                OptimizerKind::AdamW => OPT_ADAMW,
+                OptimizerKind::Sgd => OPT_SGD,
+            },
+            beta1: config.beta1,
+            beta2: config.beta2,
+            eps: ADAM_EPS,
+            wd: config.wd,
+            momentum: config.momentum,
             ..Default::default()
         })
     }
@@ -609,18 +733,43 @@ impl Builder<'_> {
         let mo = plan.metrics;
         let pc = self.pc();
         ops.push(Op::Gains(GainsParams {
-            rows, n: self.n(), depth, h_off: self.coeffs_at(0, &plan.train), h_block_stride: rows * pc, h_rs: pc,
-            out_off: plan.gain_rows, ds_off: plan.ds_rows,
+            rows,
+            n: self.n(),
+            depth,
+            h_off: self.coeffs_at(0, &plan.train),
+            h_block_stride: rows * pc,
+            h_rs: pc,
+            out_off: plan.gain_rows,
+            ds_off: plan.ds_rows,
         }));
         ops.push(sum_rows(rows, 2 * depth, plan.gain_rows, mo + self.mp.gains, 1.0 / rows as f32, false));
         ops.push(Op::Reduce(ReduceParams {
-            rows, cols: 2, groups: 1, in_off: plan.ds_rows, in_rs: 2, in_gs: 0, out_off: mo + slot::DS_ROW,
-            accumulate: 0, op: REDUCE_MAX, scale: 1.0, ..Default::default()
+            rows,
+            cols: 2,
+            groups: 1,
+            in_off: plan.ds_rows,
+            in_rs: 2,
+            in_gs: 0,
+            out_off: mo + slot::DS_ROW,
+            accumulate: 0,
+            op: REDUCE_MAX,
+            scale: 1.0,
+            ..Default::default()
         }));
         if self.d.kind != ResidualKind::Residual {
             ops.push(Op::Reduce(ReduceParams {
-                rows, cols: pc, groups: depth, in_off: plan.train.coeffs, in_rs: pc, in_gs: rows * pc, out_gs: pc,
-                out_off: mo + self.mp.coeff_mean, accumulate: 0, op: REDUCE_SUM, scale: 1.0 / rows as f32, ..Default::default()
+                rows,
+                cols: pc,
+                groups: depth,
+                in_off: plan.train.coeffs,
+                in_rs: pc,
+                in_gs: rows * pc,
+                out_gs: pc,
+                out_off: mo + self.mp.coeff_mean,
+                accumulate: 0,
+                op: REDUCE_SUM,
+                scale: 1.0 / rows as f32,
+                ..Default::default()
             }));
         }
     }
@@ -638,7 +787,11 @@ impl Program {
     pub fn with_kernels(config: &Config, kind: ResidualKind, test_rows: usize, kernels: Kernels) -> Result<Program, TooLarge> {
         let bound = arena_upper_bound(config, test_rows, kernels) * 4;
         if bound > ARENA_ADDRESS_LIMIT {
-            return Err(TooLarge { needed_mib: bound as f64 / 1048576.0, limit: "engine's addressing limit", limit_mib: ARENA_ADDRESS_LIMIT as f64 / 1048576.0 });
+            return Err(TooLarge {
+                needed_mib: bound as f64 / 1048576.0,
+                limit: "engine's addressing limit",
+                limit_mib: ARENA_ADDRESS_LIMIT as f64 / 1048576.0,
+            });
         }
         let dims = Dims::new(config, kind);
         let layout = ParamLayout::new(dims);
@@ -658,32 +811,56 @@ impl Program {
         let p = layout.total;
         let mut plan = ArenaPlan {
             len: 0,
-            params: a.take(p), grads: a.take(p), moment1: a.take(p), moment2: a.take(p), decay_mask: a.take(p),
-            metrics: a.take(metrics.len as usize), metrics_len: metrics.len,
-            batch_x: a.take(b * dims.d_in), batch_y: a.take(b),
-            test_x: a.take(test_rows * dims.d_in), test_y: a.take(test_rows), test_rows: test_rows as u32,
-            probe_x: a.take(probe_rows * dims.d_in), probe_y: a.take(eval_rows), probe_logits: a.take(probe_rows * k),
+            params: a.take(p),
+            grads: a.take(p),
+            moment1: a.take(p),
+            moment2: a.take(p),
+            decay_mask: a.take(p),
+            metrics: a.take(metrics.len as usize),
+            metrics_len: metrics.len,
+            batch_x: a.take(b * dims.d_in),
+            batch_y: a.take(b),
+            test_x: a.take(test_rows * dims.d_in),
+            test_y: a.take(test_rows),
+            test_rows: test_rows as u32,
+            probe_x: a.take(probe_rows * dims.d_in),
+            probe_y: a.take(eval_rows),
+            probe_logits: a.take(probe_rows * k),
             probe_rows: probe_rows as u32,
             train: Activations::take(&mut a, &shape, b, true),
             eval: Activations::take(&mut a, &shape, eval_rows, false),
             d_streams: [a.take(b * n * c), a.take(b * n * c)],
-            d_logits: a.take(b * k), d_head_normed: a.take(b * c), d_head_z: a.take(b * c),
-            d_block_out: a.take(saved * b * c), d_hidden: a.take(b * fc), d_hidden_pre: a.take(saved * b * fc),
-            d_normed: a.take(saved * b * c), d_block_in: a.take(b * c), d_coeffs: a.take(only(hc || mhc, b * pc)),
-            d_hc_d: a.take(only(hc, saved * b * n * (n + 2))), d_hc_z: a.take(only(hc, b * n * c)),
+            d_logits: a.take(b * k),
+            d_head_normed: a.take(b * c),
+            d_head_z: a.take(b * c),
+            d_block_out: a.take(saved * b * c),
+            d_hidden: a.take(b * fc),
+            d_hidden_pre: a.take(saved * b * fc),
+            d_normed: a.take(saved * b * c),
+            d_block_in: a.take(b * c),
+            d_coeffs: a.take(only(hc || mhc, b * pc)),
+            d_hc_d: a.take(only(hc, saved * b * n * (n + 2))),
+            d_hc_z: a.take(only(hc, b * n * c)),
             d_mhc_a: a.take(only(mhc, saved * b * pc)),
             partials: a.take(only(hc || mhc, saved * b * (3 + pc).max(2 + 2 * n + n * n))),
             d_h0: a.take(b * c),
-            gain_rows: a.take(b * 2 * l), ds_rows: a.take(b * 2),
+            gain_rows: a.take(b * 2 * l),
+            ds_rows: a.take(b * 2),
         };
         plan.len = a.0;
         debug_assert!(plan.len as u64 <= arena_upper_bound(config, test_rows, kernels), "arena_upper_bound must bound the plan");
         let builder = Builder {
-            d: dims, layout: &layout, plan: &plan, mp: metrics, batch: batch as u32,
+            d: dims,
+            layout: &layout,
+            plan: &plan,
+            mp: metrics,
+            batch: batch as u32,
             act: act_code(config.act),
             round_f16: (config.precision == Precision::F16) as u32,
-            sinkhorn_iters: config.sinkhorn_iters, sinkhorn_eps: config.sinkhorn_eps,
-            fused, tensors: layout.block_tensors(),
+            sinkhorn_iters: config.sinkhorn_iters,
+            sinkhorn_eps: config.sinkhorn_eps,
+            fused,
+            tensors: layout.block_tensors(),
         };
         let mut forward = Vec::new();
         builder.forward(&mut forward, batch as u32, plan.batch_x, plan.batch_y, &plan.train);
@@ -721,7 +898,6 @@ impl Program {
     pub fn arena_bytes(&self) -> u64 {
         self.plan.len as u64 * 4
     }
-
 
     /// Arena contents before training: parameters, decay mask, test set, "not diverged".
     pub fn initial_arena(&self, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Vec<f32> {

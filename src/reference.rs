@@ -103,8 +103,7 @@ pub fn activation_grad<T: Real>(kind: u32, x: T) -> T {
             let k = T::of(GELU_K);
             let t = stable_tanh(c * (x + k * x * x * x));
             let half = T::of(0.5);
-            half * (T::one() + t)
-                + half * x * (T::one() - t * t) * c * (T::one() + T::of(3.0) * k * x * x)
+            half * (T::one() + t) + half * x * (T::one() - t * t) * c * (T::one() + T::of(3.0) * k * x * x)
         }
         ACT_RELU => {
             if x > T::zero() {
@@ -395,8 +394,7 @@ pub fn update_backward_coeff<T: Real>(a: &mut [T], p: &StreamParams) {
             } else {
                 let (k, i) = ((j - p.n) / p.n, (j - p.n) % p.n);
                 for c in 0..p.c {
-                    acc = acc
-                        + a[u(p.dout_off + (b * p.n + k) * p.c + c)] * a[u(p.x_off + (b * p.n + i) * p.c + c)];
+                    acc = acc + a[u(p.dout_off + (b * p.n + k) * p.c + c)] * a[u(p.x_off + (b * p.n + i) * p.c + c)];
                 }
             }
             a[u(p.dh_off + b * p.dh_rs + p.n + j)] = acc;
@@ -696,11 +694,7 @@ pub fn step_finalize<T: Real>(a: &mut [T], p: &FinalizeParams) {
     let norm = sumsq.sqrt();
     a[u(mo + slot::GRAD_NORM)] = norm;
     let clip = T::of(p.clip as f64);
-    a[u(mo + slot::CLIP_SCALE)] = if clip > T::zero() {
-        T::one().min(clip / (norm + T::of(1e-6)))
-    } else {
-        T::one()
-    };
+    a[u(mo + slot::CLIP_SCALE)] = if clip > T::zero() { T::one().min(clip / (norm + T::of(1e-6))) } else { T::one() };
     if a[u(mo + slot::DIVERGED_STEP)] >= T::zero() {
         return;
     }
@@ -730,7 +724,11 @@ pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
     for b in 0..p.rows {
         let h = |a: &[T], l: usize, k: usize, i: usize| -> T {
             if p.h_off == NONE {
-                if k == i { T::one() } else { T::zero() }
+                if k == i {
+                    T::one()
+                } else {
+                    T::zero()
+                }
             } else {
                 a[u(p.h_off + l as u32 * p.h_block_stride + b * p.h_rs + 2 * p.n) + k * n + i]
             }

@@ -39,9 +39,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// FNV-1a 64-bit hash, used to turn a purpose label into a stream key.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3)
-    })
+    bytes.iter().fold(0xCBF2_9CE4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3))
 }
 
 /// SplitMix64 generator; see the module documentation for the exact algorithm.
@@ -136,23 +134,8 @@ mod tests {
             let mut r = Rng::new(seed);
             (0..n).map(|_| r.next_u64()).collect::<Vec<u64>>()
         };
-        assert_eq!(
-            first(1, 4),
-            [
-                10451216379200822465,
-                13757245211066428519,
-                17911839290282890590,
-                8196980753821780235
-            ]
-        );
-        assert_eq!(
-            first(1234567, 3),
-            [
-                6457827717110365317,
-                3203168211198807973,
-                9817491932198370423
-            ]
-        );
+        assert_eq!(first(1, 4), [10451216379200822465, 13757245211066428519, 17911839290282890590, 8196980753821780235]);
+        assert_eq!(first(1234567, 3), [6457827717110365317, 3203168211198807973, 9817491932198370423]);
         // Same Python transcription, including FNV-1a and the derive chain.
         assert_eq!(Rng::derive(1, "data", 0).next_u64(), 13953883000150628991);
     }

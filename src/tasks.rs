@@ -55,11 +55,7 @@ impl Dataset {
         let mut teacher = None;
         let ((train_x, train_y), (test_x, test_y)) = match config.task {
             Task::Teacher => {
-                assert_eq!(
-                    (d_in, classes),
-                    (TEACHER_SIZES[0], TEACHER_SIZES[3]),
-                    "teacher shape"
-                );
+                assert_eq!((d_in, classes), (TEACHER_SIZES[0], TEACHER_SIZES[3]), "teacher shape");
                 let t = Teacher::new(seed);
                 let train = t.sample(&mut Rng::derive(seed, "teacher-train", 0), N_POINTS);
                 let test = t.sample(&mut Rng::derive(seed, "teacher-test", 0), N_POINTS);
@@ -69,8 +65,7 @@ impl Dataset {
             Task::Modadd => {
                 let p = config.p as usize;
                 assert_eq!((d_in, classes), (2 * p, p), "modadd shape");
-                let pairs: Vec<(usize, usize)> =
-                    (0..p).flat_map(|a| (0..p).map(move |b| (a, b))).collect();
+                let pairs: Vec<(usize, usize)> = (0..p).flat_map(|a| (0..p).map(move |b| (a, b))).collect();
                 let (train, test) = split(pairs, &mut rng, config.train_frac);
                 let one_hot = |&(a, b): &(usize, usize), row: &mut [f32]| {
                     row[a] = 1.0;
@@ -97,16 +92,7 @@ impl Dataset {
                 (encode(&train, d_in, scaled), encode(&test, d_in, scaled))
             }
         };
-        Dataset {
-            d_in,
-            classes,
-            train_x,
-            train_y,
-            test_x,
-            test_y,
-            seed,
-            teacher,
-        }
+        Dataset { d_in, classes, train_x, train_y, test_x, test_y, seed, teacher }
     }
 
     /// Number of training examples (for `teacher`, the size of the fixed sample kept for plots).
@@ -129,9 +115,7 @@ impl Dataset {
         if let Some(teacher) = &self.teacher {
             return teacher.sample(&mut rng, rows);
         }
-        let picks: Vec<usize> = (0..rows)
-            .map(|_| rng.below(self.n_train() as u64) as usize)
-            .collect();
+        let picks: Vec<usize> = (0..rows).map(|_| rng.below(self.n_train() as u64) as usize).collect();
         let d = self.d_in;
         encode(&picks, d, |&i, row| {
             row.copy_from_slice(&self.train_x[i * d..(i + 1) * d]);
@@ -152,17 +136,9 @@ fn split<T>(mut items: Vec<T>, rng: &mut Rng, train_frac: f32) -> (Vec<T>, Vec<T
 
 /// Packs items into row-major `[items.len(), d_in]` features (zero-initialised rows filled by
 /// `fill`, which returns the label) and a label vector.
-fn encode<T>(
-    items: &[T],
-    d_in: usize,
-    fill: impl Fn(&T, &mut [f32]) -> u32,
-) -> (Vec<f32>, Vec<u32>) {
+fn encode<T>(items: &[T], d_in: usize, fill: impl Fn(&T, &mut [f32]) -> u32) -> (Vec<f32>, Vec<u32>) {
     let mut x = vec![0.0f32; items.len() * d_in];
-    let y = items
-        .iter()
-        .zip(x.chunks_exact_mut(d_in))
-        .map(|(item, row)| fill(item, row))
-        .collect();
+    let y = items.iter().zip(x.chunks_exact_mut(d_in)).map(|(item, row)| fill(item, row)).collect();
     (x, y)
 }
 
@@ -284,13 +260,8 @@ impl Teacher {
     /// `rows` standard-normal inputs from `rng` and their labels. Inputs are rounded to `f32`
     /// before labelling, so each label is exactly the teacher's verdict on the stored input.
     fn sample(&self, rng: &mut Rng, rows: usize) -> (Vec<f32>, Vec<u32>) {
-        let x: Vec<f32> = (0..rows * TEACHER_SIZES[0])
-            .map(|_| rng.normal() as f32)
-            .collect();
-        let y = x
-            .chunks_exact(TEACHER_SIZES[0])
-            .map(|row| self.label(row))
-            .collect();
+        let x: Vec<f32> = (0..rows * TEACHER_SIZES[0]).map(|_| rng.normal() as f32).collect();
+        let y = x.chunks_exact(TEACHER_SIZES[0]).map(|row| self.label(row)).collect();
         (x, y)
     }
 }
@@ -299,24 +270,10 @@ impl Teacher {
 mod tests {
     use super::*;
 
-    const ALL: [Task; 6] = [
-        Task::Spiral,
-        Task::Circles,
-        Task::Xor,
-        Task::Gauss,
-        Task::Teacher,
-        Task::Modadd,
-    ];
+    const ALL: [Task; 6] = [Task::Spiral, Task::Circles, Task::Xor, Task::Gauss, Task::Teacher, Task::Modadd];
 
     fn config(task: Task, seed: u32) -> Config {
-        Config {
-            task,
-            seed,
-            noise: 0.1,
-            train_frac: 0.5,
-            p: 13,
-            ..Config::default()
-        }
+        Config { task, seed, noise: 0.1, train_frac: 0.5, p: 13, ..Config::default() }
     }
 
     fn bits(v: &[f32]) -> Vec<u32> {
@@ -338,11 +295,7 @@ mod tests {
             assert!(d.n_train() > 0 && d.n_test() > 0);
             assert_eq!(d.train_x.len(), d.n_train() * d.d_in);
             assert_eq!(d.test_x.len(), d.n_test() * d.d_in);
-            assert!(d
-                .train_y
-                .iter()
-                .chain(&d.test_y)
-                .all(|&y| (y as usize) < d.classes));
+            assert!(d.train_y.iter().chain(&d.test_y).all(|&y| (y as usize) < d.classes));
             assert!(d.train_x.iter().chain(&d.test_x).all(|v| v.is_finite()));
             let (x, y) = d.batch(0, 37);
             assert_eq!((x.len(), y.len()), (37 * d.d_in, 37));
@@ -353,18 +306,11 @@ mod tests {
     #[test]
     fn split_follows_train_frac() {
         for (frac, n_train) in [(0.5, 500), (0.1, 100), (0.9, 900)] {
-            let d = Dataset::new(&Config {
-                train_frac: frac,
-                ..config(Task::Xor, 3)
-            });
+            let d = Dataset::new(&Config { train_frac: frac, ..config(Task::Xor, 3) });
             assert_eq!(d.n_train(), n_train);
         }
         // Clamping keeps both splits non-empty even where rounding would empty one.
-        let tiny = Config {
-            p: 2,
-            train_frac: 0.1,
-            ..config(Task::Modadd, 1)
-        };
+        let tiny = Config { p: 2, train_frac: 0.1, ..config(Task::Modadd, 1) };
         let d = Dataset::new(&tiny);
         assert_eq!((d.n_train(), d.n_test()), (1, 3));
     }
@@ -373,27 +319,15 @@ mod tests {
     fn two_d_classes_are_balanced() {
         for task in [Task::Spiral, Task::Circles, Task::Xor, Task::Gauss] {
             let d = Dataset::new(&config(task, 2));
-            let ones = d
-                .train_y
-                .iter()
-                .chain(&d.test_y)
-                .filter(|&&y| y == 1)
-                .count();
-            assert!(
-                (400..=600).contains(&ones),
-                "{task:?}: {ones} of 1000 positive"
-            );
+            let ones = d.train_y.iter().chain(&d.test_y).filter(|&&y| y == 1).count();
+            assert!((400..=600).contains(&ones), "{task:?}: {ones} of 1000 positive");
         }
     }
 
     #[test]
     fn deterministic_in_the_seed() {
         for task in ALL {
-            let (a, b, other) = (
-                Dataset::new(&config(task, 5)),
-                Dataset::new(&config(task, 5)),
-                Dataset::new(&config(task, 6)),
-            );
+            let (a, b, other) = (Dataset::new(&config(task, 5)), Dataset::new(&config(task, 5)), Dataset::new(&config(task, 6)));
             assert_eq!(bits(&a.train_x), bits(&b.train_x), "{task:?}");
             assert_eq!(bits(&a.test_x), bits(&b.test_x));
             assert_eq!((&a.train_y, &a.test_y), (&b.train_y, &b.test_y));
@@ -417,11 +351,7 @@ mod tests {
         let d = Dataset::new(&config(Task::Circles, 1));
         let (x, y) = d.batch(3, 200);
         for (row, label) in x.chunks_exact(2).zip(&y) {
-            let hit = d
-                .train_x
-                .chunks_exact(2)
-                .zip(&d.train_y)
-                .any(|(r, l)| r == row && l == label);
+            let hit = d.train_x.chunks_exact(2).zip(&d.train_y).any(|(r, l)| r == row && l == label);
             assert!(hit, "batch row {row:?} not in the train split");
         }
     }
@@ -440,10 +370,7 @@ mod tests {
                 seen[a * p + b] += 1;
             }
         }
-        assert!(
-            seen.iter().all(|&c| c == 1),
-            "every pair exactly once across the splits"
-        );
+        assert!(seen.iter().all(|&c| c == 1), "every pair exactly once across the splits");
     }
 
     #[test]
@@ -451,26 +378,17 @@ mod tests {
         let d = Dataset::new(&config(Task::Teacher, 1));
         let mut counts = [0usize; 10];
         d.test_y.iter().for_each(|&y| counts[y as usize] += 1);
-        assert!(
-            counts.iter().filter(|&&c| c > 0).count() >= 5,
-            "classes used: {counts:?}"
-        );
+        assert!(counts.iter().filter(|&&c| c > 0).count() >= 5, "classes used: {counts:?}");
         // A batch is fresh data, not rows of the fixed train sample, and is labelled by the teacher.
         let (x, y) = d.batch(0, 8);
         let teacher = d.teacher.as_ref().unwrap();
-        assert!(x
-            .chunks_exact(16)
-            .zip(&y)
-            .all(|(row, &l)| teacher.label(row) == l));
+        assert!(x.chunks_exact(16).zip(&y).all(|(row, &l)| teacher.label(row) == l));
         assert!(d.train_x.chunks_exact(16).all(|r| r != &x[..16]));
     }
 
     #[test]
     fn spiral_stays_in_range_at_max_noise() {
-        let d = Dataset::new(&Config {
-            noise: 0.5,
-            ..config(Task::Spiral, 1)
-        });
+        let d = Dataset::new(&Config { noise: 0.5, ..config(Task::Spiral, 1) });
         assert!(d.train_x.iter().chain(&d.test_x).all(|v| v.abs() <= 1.2));
     }
 

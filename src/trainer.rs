@@ -59,7 +59,13 @@ pub struct Variant {
 }
 
 impl Variant {
-    fn new(gpu: Option<&Rc<GpuContext>>, config: &Config, kind: ResidualKind, dataset: &Dataset, kernels: Kernels) -> Result<Variant, EngineError> {
+    fn new(
+        gpu: Option<&Rc<GpuContext>>,
+        config: &Config,
+        kind: ResidualKind,
+        dataset: &Dataset,
+        kernels: Kernels,
+    ) -> Result<Variant, EngineError> {
         let program = Program::with_kernels(config, kind, dataset.n_test(), kernels)?;
         // Before anything of the model's size is allocated, initial weights included.
         check_size(&program, gpu.map(|g| &**g))?;
@@ -68,7 +74,13 @@ impl Variant {
     }
 
     /// Builds the arena (call [`check_size`] first) with these parameters and test rows.
-    fn with_params(gpu: Option<&Rc<GpuContext>>, program: Program, params: &[f32], test_x: &[f32], test_y: &[u32]) -> Result<Variant, EngineError> {
+    fn with_params(
+        gpu: Option<&Rc<GpuContext>>,
+        program: Program,
+        params: &[f32],
+        test_x: &[f32],
+        test_y: &[u32],
+    ) -> Result<Variant, EngineError> {
         let kind = program.dims.kind;
         let arena = program.initial_arena(params, test_x, test_y);
         let store = match gpu {
@@ -175,11 +187,7 @@ impl Trainer {
             .find(|v| v.kind == kind)
             .ok_or_else(|| EngineError::WrongVariant { found: kind.name().into(), expected: self.config.to_query() })?;
         if values.len() != variant.program.layout.total {
-            return Err(EngineError::Input(format!(
-                "{} parameters given, {} expected",
-                values.len(),
-                variant.program.layout.total
-            )));
+            return Err(EngineError::Input(format!("{} parameters given, {} expected", values.len(), variant.program.layout.total)));
         }
         let at = variant.program.plan.params;
         variant.write(at, values);
@@ -291,7 +299,11 @@ impl Trainer {
             .chunks_exact(k)
             .map(|l| {
                 let p = 1.0 / (1.0 + (l[0] - l[1]).exp());
-                if p.is_finite() { p } else { 0.5 }
+                if p.is_finite() {
+                    p
+                } else {
+                    0.5
+                }
             })
             .collect())
     }

@@ -35,7 +35,13 @@ fn s(p: &Path) -> &str {
 fn grad_matches_an_independent_autograd_on_both_backends() {
     let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let dir = scratch("grad");
-    for (kind, extra) in [("residual", "act=relu"), ("hc", "act=gelu"), ("mhc", "act=tanh"), ("hc", "precision=f16"), ("mhc", "precision=f16&sinkhorn_eps=0.001")] {
+    for (kind, extra) in [
+        ("residual", "act=relu"),
+        ("hc", "act=gelu"),
+        ("mhc", "act=tanh"),
+        ("hc", "precision=f16"),
+        ("mhc", "precision=f16&sinkhorn_eps=0.001"),
+    ] {
         let config = format!("task=teacher&depth=3&width=8&streams=3&ffn=2&batch=6&sinkhorn_iters=7&lr=0.03&modes={kind}&{extra}");
         let weights = dir.join(format!("{kind}.safetensors"));
         let batch = dir.join("batch.safetensors");
@@ -46,11 +52,27 @@ fn grad_matches_an_independent_autograd_on_both_backends() {
             let grads = dir.join(format!("grads-{kind}-{backend}.safetensors"));
             ok(&["grad", "--config", &config, "--weights", s(&weights), "--batch", s(&batch), "--out", s(&grads), "--backend", backend]);
             let check = Command::new(&python)
-                .args(["tests/autograd_reference.py", "--weights", s(&weights), "--batch", s(&batch), "--grads", s(&grads), "--tol", "2e-3"])
+                .args([
+                    "tests/autograd_reference.py",
+                    "--weights",
+                    s(&weights),
+                    "--batch",
+                    s(&batch),
+                    "--grads",
+                    s(&grads),
+                    "--tol",
+                    "2e-3",
+                ])
                 .output()
-                .unwrap_or_else(|e| panic!("cannot run {python} (the README's set-up installs python3 with numpy, autograd, safetensors): {e}"));
+                .unwrap_or_else(|e| {
+                    panic!("cannot run {python} (the README's set-up installs python3 with numpy, autograd, safetensors): {e}")
+                });
             let report = String::from_utf8_lossy(&check.stdout);
-            assert!(check.status.success(), "{kind} {extra} on {backend}: autograd reference disagrees:\n{report}\n{}", String::from_utf8_lossy(&check.stderr));
+            assert!(
+                check.status.success(),
+                "{kind} {extra} on {backend}: autograd reference disagrees:\n{report}\n{}",
+                String::from_utf8_lossy(&check.stderr)
+            );
             assert!(report.lines().last().unwrap_or("").starts_with("PASS"), "{report}");
         }
     }
@@ -61,7 +83,19 @@ fn train_writes_metrics_and_checkpoints_that_init_accepts() {
     let dir = scratch("train");
     let config = "depth=2&width=8&streams=2&batch=8&eval_every=4";
     let jsonl = dir.join("m.jsonl");
-    let out = ok(&["train", "--config", config, "--steps", "6", "--log-every", "2", "--metrics", s(&jsonl), "--save", s(&dir.join("w.safetensors"))]);
+    let out = ok(&[
+        "train",
+        "--config",
+        config,
+        "--steps",
+        "6",
+        "--log-every",
+        "2",
+        "--metrics",
+        s(&jsonl),
+        "--save",
+        s(&dir.join("w.safetensors")),
+    ]);
     let table = String::from_utf8_lossy(&out.stdout);
     for mode in ["residual", "hc", "mhc"] {
         assert!(table.lines().any(|l| l.starts_with(mode)), "summary lists {mode}:\n{table}");
@@ -70,7 +104,24 @@ fn train_writes_metrics_and_checkpoints_that_init_accepts() {
     let rows: Vec<serde_json::Value> = std::fs::read_to_string(&jsonl).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     // Logged steps 0, 2, 4 (eval), 5 (last) for three variants.
     assert_eq!(rows.len(), 12, "{rows:?}");
-    for key in ["step", "mode", "loss", "acc", "test_loss", "test_acc", "grad_norm", "grad_norm_blocks", "stream_rms", "gain_fwd", "gain_bwd", "gain_fwd_blocks", "gain_bwd_blocks", "ds_err_row", "ds_err_col", "diverged_at"] {
+    for key in [
+        "step",
+        "mode",
+        "loss",
+        "acc",
+        "test_loss",
+        "test_acc",
+        "grad_norm",
+        "grad_norm_blocks",
+        "stream_rms",
+        "gain_fwd",
+        "gain_bwd",
+        "gain_fwd_blocks",
+        "gain_bwd_blocks",
+        "ds_err_row",
+        "ds_err_col",
+        "diverged_at",
+    ] {
         assert!(rows.iter().all(|r| r.get(key).is_some()), "every row has {key}");
     }
     let row = |step: u64, mode: &str| rows.iter().find(|r| r["step"] == step && r["mode"] == mode).unwrap();
@@ -106,7 +157,8 @@ fn a_shared_url_reproduces_the_same_run() {
     let url = "https://example.org/mhc/?v=1&seed=5&depth=2&width=8&streams=2&batch=8&modes=hc#view";
     let a = ok(&["train", "--config", url, "--steps", "4", "--backend", "cpu"]);
     let b = ok(&["train", "--config", "depth=2&width=8&streams=2&batch=8&modes=hc", "--set", "seed=5", "--steps", "4", "--backend", "cpu"]);
-    let table = |o: &Output| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("hc")).map(String::from).collect::<Vec<_>>();
+    let table =
+        |o: &Output| String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("hc")).map(String::from).collect::<Vec<_>>();
     assert_eq!(table(&a), table(&b));
     assert_eq!(table(&a).len(), 1);
 }
@@ -124,7 +176,10 @@ fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
     expect_error(&["train", "--no-such-flag"], "--no-such-flag");
     expect_error(&["train", "--set", "depth=abc"], "depth");
     expect_error(&["train", "--set", "nonsense=1"], "nonsense");
-    expect_error(&["grad", "--weights", "/nonexistent/w.safetensors", "--batch", "b", "--out", "o"], "cannot read /nonexistent/w.safetensors");
+    expect_error(
+        &["grad", "--weights", "/nonexistent/w.safetensors", "--batch", "b", "--out", "o"],
+        "cannot read /nonexistent/w.safetensors",
+    );
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
     expect_error(&["train", "--config", "modes=mhc", "--init", s(&garbage), "--steps", "1"], "not a readable safetensors file");
@@ -138,7 +193,10 @@ fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
     let batch = dir.join("b.safetensors");
     expect_error(&["batch", "--config", "depth=2", "--step", "0", "--out", s(&batch)], "one variant");
     ok(&["batch", "--config", "task=teacher&modes=mhc&batch=4", "--step", "0", "--out", s(&batch)]);
-    expect_error(&["grad", "--config", config, "--weights", s(&weights), "--batch", s(&batch), "--out", s(&dir.join("g.safetensors"))], "expected [rows, 2]");
+    expect_error(
+        &["grad", "--config", config, "--weights", s(&weights), "--batch", s(&batch), "--out", s(&dir.join("g.safetensors"))],
+        "expected [rows, 2]",
+    );
 
     // Impossible sizes are refused before anything is allocated, naming the limit.
     expect_error(&["train", "--config", "depth=256&width=1024&batch=4096&streams=8&ffn=8", "--steps", "1"], "addressing limit");

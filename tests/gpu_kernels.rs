@@ -52,7 +52,9 @@ impl Lab {
 #[test]
 fn matmul_on_awkward_shapes_with_transposes() {
     for (m, n, k) in [(1, 1, 1), (3, 5, 7), (65, 63, 17), (130, 6, 64), (17, 129, 3), (64, 64, 33)] {
-        for (transpose_a, transpose_b, bias, accumulate) in [(false, true, true, false), (true, false, false, true), (false, false, false, true)] {
+        for (transpose_a, transpose_b, bias, accumulate) in
+            [(false, true, true, false), (true, false, false, true), (false, false, false, true)]
+        {
             let mut lab = Lab::new(m as u64 * 1000 + n as u64);
             let a = lab.region(m * k, 1.0);
             let b = lab.region(k * n, 1.0);
@@ -60,7 +62,22 @@ fn matmul_on_awkward_shapes_with_transposes() {
             let c = lab.region(m * n + 7, 1.0);
             let (a_rs, a_cs) = if transpose_a { (1, m) } else { (k, 1) };
             let (b_rs, b_cs) = if transpose_b { (1, k) } else { (n, 1) };
-            let op = Op::Matmul(MatmulParams { m, n, k, a_off: a, a_rs, a_cs, b_off: b, b_rs, b_cs, c_off: c, c_rs: n, bias_off, accumulate: accumulate as u32, ..Default::default() });
+            let op = Op::Matmul(MatmulParams {
+                m,
+                n,
+                k,
+                a_off: a,
+                a_rs,
+                a_cs,
+                b_off: b,
+                b_rs,
+                b_cs,
+                c_off: c,
+                c_rs: n,
+                bias_off,
+                accumulate: accumulate as u32,
+                ..Default::default()
+            });
             lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b}"), &[op], 1e-5, 1e-5);
         }
     }
@@ -72,7 +89,20 @@ fn reduce_sum_and_max() {
         let mut lab = Lab::new(7);
         let input = lab.region(rows * cols * groups + 1, 1.0);
         let out = lab.region(cols * groups, 1.0);
-        let p = ReduceParams { rows, cols, groups, in_off: input, in_rs: cols, in_gs: rows * cols, out_off: out, out_gs: cols, accumulate, op, scale: 0.5, ..Default::default() };
+        let p = ReduceParams {
+            rows,
+            cols,
+            groups,
+            in_off: input,
+            in_rs: cols,
+            in_gs: rows * cols,
+            out_off: out,
+            out_gs: cols,
+            accumulate,
+            op,
+            scale: 0.5,
+            ..Default::default()
+        };
         lab.check(&format!("reduce {rows}x{cols}x{groups} op={op}"), &[Op::Reduce(p)], 1e-5, 1e-5);
     }
 }
@@ -88,7 +118,19 @@ fn rmsnorm_forward_and_backward() {
         let dy = lab.region(rows * cols, 1.0);
         let dx = lab.region(rows * cols, 1.0);
         let dw = if weighted { lab.region(cols, 1.0) } else { NONE };
-        let p = RmsNormParams { rows, cols, x_off: x, w_off: w, y_off: y, r_off: r, dy_off: dy, dx_off: dx, dw_off: dw, accumulate, ..Default::default() };
+        let p = RmsNormParams {
+            rows,
+            cols,
+            x_off: x,
+            w_off: w,
+            y_off: y,
+            r_off: r,
+            dy_off: dy,
+            dx_off: dx,
+            dw_off: dw,
+            accumulate,
+            ..Default::default()
+        };
         let mut ops = vec![Op::RmsNormForward(p), Op::RmsNormBackward(p)];
         if weighted {
             ops.push(Op::RmsNormWeightGrad(p));
@@ -131,7 +173,23 @@ fn stream_ops_for_every_stream_count() {
             let dx = lab.region(rows * n * c, 1.0);
             let dy = lab.region(rows * c, 1.0);
             let dh = if identity { NONE } else { lab.region(rows * pc, 1.0) };
-            let s = StreamParams { rows, n, c, x_off: xs, y_off: y, h_off: h, h_rs: pc, out_off: out, dout_off: dout, dx_off: dx, dy_off: dy, dh_off: dh, dh_rs: pc, round_f16, ..Default::default() };
+            let s = StreamParams {
+                rows,
+                n,
+                c,
+                x_off: xs,
+                y_off: y,
+                h_off: h,
+                h_rs: pc,
+                out_off: out,
+                dout_off: dout,
+                dx_off: dx,
+                dy_off: dy,
+                dh_off: dh,
+                dh_rs: pc,
+                round_f16,
+                ..Default::default()
+            };
             let mut ops = vec![
                 Op::CombineForward(StreamParams { out_off: u, ..s }),
                 Op::UpdateForward(s),
@@ -161,7 +219,18 @@ fn hc_coefficients_for_every_stream_count() {
         let dh = lab.region(rows * pc, 1.0);
         let dd = lab.region(rows * n * (n + 2), 1.0);
         let part = lab.region(rows * q, 1.0);
-        let p = HcCoeffParams { rows, n, d_off: d, p_off: small, h_off: h, h_rs: pc, dh_off: dh, dd_off: dd, part_off: part, ..Default::default() };
+        let p = HcCoeffParams {
+            rows,
+            n,
+            d_off: d,
+            p_off: small,
+            h_off: h,
+            h_rs: pc,
+            dh_off: dh,
+            dd_off: dd,
+            part_off: part,
+            ..Default::default()
+        };
         lab.check(&format!("hc n={n}"), &[Op::HcCoeffForward(p), Op::HcCoeffBackward(p)], 1e-5, 1e-4);
     }
 }
@@ -183,7 +252,24 @@ fn mhc_coefficients_for_every_stream_count_and_iteration_count() {
             let part = lab.region(rows * (3 + pc), 1.0);
             let dv = lab.region(rows * n * c, 1.0);
             let div = lab.region(rows * iters * 2 * n, 1.0);
-            let p = MhcCoeffParams { rows, n, c, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, div_off: div };
+            let p = MhcCoeffParams {
+                rows,
+                n,
+                c,
+                v_off: v,
+                a_off: a,
+                p_off: small,
+                r_off: r,
+                h_off: h,
+                h_rs: pc,
+                iters,
+                eps,
+                dh_off: dh,
+                da_off: da,
+                part_off: part,
+                dv_off: dv,
+                div_off: div,
+            };
             lab.check(&format!("mhc n={n} iters={iters}"), &[Op::MhcCoeffForward(p), Op::MhcCoeffBackward(p)], 1e-5, 2e-4);
         }
     }
@@ -199,7 +285,16 @@ fn softmax_cross_entropy() {
         let loss = lab.region(rows, 1.0);
         let correct = lab.region(rows, 1.0);
         let dl = lab.region(rows * k, 1.0);
-        let p = XentParams { rows, k, logits_off: logits, labels_off: labels, loss_off: loss, correct_off: correct, dlogits_off: dl, scale: 1.0 / rows as f32 };
+        let p = XentParams {
+            rows,
+            k,
+            logits_off: logits,
+            labels_off: labels,
+            loss_off: loss,
+            correct_off: correct,
+            dlogits_off: dl,
+            scale: 1.0 / rows as f32,
+        };
         lab.check(&format!("xent {rows}x{k}"), &[Op::XentForward(p), Op::XentBackward(p)], 1e-5, 1e-4);
     }
 }
@@ -238,11 +333,48 @@ fn stats_finalize_and_divergence_record() {
         }
         let block_len = 200;
         let ops = [
-            Op::SegmentStats(StatsParams { count: 1, seg_len: 10, seg_stride: 0, in_off: grads, out_off: grad_stats, ..Default::default() }),
-            Op::SegmentStats(StatsParams { count: depth, seg_len: block_len, seg_stride: block_len, in_off: grads + 10, out_off: grad_stats + 2, ..Default::default() }),
-            Op::SegmentStats(StatsParams { count: 1, seg_len: 5, seg_stride: 0, in_off: grads + 10 + depth * block_len, out_off: grad_stats + 2 * (depth + 1), ..Default::default() }),
-            Op::SegmentStats(StatsParams { count: depth, seg_len: 77, seg_stride: 77, in_off: streams, out_off: stream_stats, ..Default::default() }),
-            Op::StepFinalize(FinalizeParams { rows, depth, loss_off: loss, correct_off: correct, grad_stats_off: grad_stats, stream_stats_off: stream_stats, metrics_off: mo, clip: 3.0 }),
+            Op::SegmentStats(StatsParams {
+                count: 1,
+                seg_len: 10,
+                seg_stride: 0,
+                in_off: grads,
+                out_off: grad_stats,
+                ..Default::default()
+            }),
+            Op::SegmentStats(StatsParams {
+                count: depth,
+                seg_len: block_len,
+                seg_stride: block_len,
+                in_off: grads + 10,
+                out_off: grad_stats + 2,
+                ..Default::default()
+            }),
+            Op::SegmentStats(StatsParams {
+                count: 1,
+                seg_len: 5,
+                seg_stride: 0,
+                in_off: grads + 10 + depth * block_len,
+                out_off: grad_stats + 2 * (depth + 1),
+                ..Default::default()
+            }),
+            Op::SegmentStats(StatsParams {
+                count: depth,
+                seg_len: 77,
+                seg_stride: 77,
+                in_off: streams,
+                out_off: stream_stats,
+                ..Default::default()
+            }),
+            Op::StepFinalize(FinalizeParams {
+                rows,
+                depth,
+                loss_off: loss,
+                correct_off: correct,
+                grad_stats_off: grad_stats,
+                stream_stats_off: stream_stats,
+                metrics_off: mo,
+                clip: 3.0,
+            }),
         ];
         lab.check(&format!("stats depth={depth} poison={poison:?}"), &ops, 1e-5, 1e-4);
         // The reference itself records the right step and block.
@@ -271,7 +403,16 @@ fn composite_gains_and_doubly_stochastic_error() {
             let h = lab.region(depth * rows * pc, 0.6);
             let out = lab.region(rows * 2 * depth, 1.0);
             let ds = lab.region(rows * 2, 1.0);
-            let p = GainsParams { rows, n, depth, h_off: if identity { NONE } else { h }, h_block_stride: rows * pc, h_rs: pc, out_off: out, ds_off: ds };
+            let p = GainsParams {
+                rows,
+                n,
+                depth,
+                h_off: if identity { NONE } else { h },
+                h_block_stride: rows * pc,
+                h_rs: pc,
+                out_off: out,
+                ds_off: ds,
+            };
             lab.check(&format!("gains n={n} identity={identity}"), &[Op::Gains(p)], 1e-5, 1e-4);
         }
     }
@@ -293,14 +434,30 @@ fn optimizers_update_and_zero_gradients() {
         let v = lab.values(&v);
         let mask: Vec<f32> = (0..len).map(|i| (i % 3 == 0) as u32 as f32).collect();
         let mask = lab.values(&mask);
-        let op = Op::Optimizer(OptimizerParams { len, p_off: p, g_off: g, m_off: m, v_off: v, mask_off: mask, metrics_off: mo, kind, beta1: 0.9, beta2: 0.95, eps: 1e-8, wd: 0.1, momentum: 0.9, ..Default::default() });
+        let op = Op::Optimizer(OptimizerParams {
+            len,
+            p_off: p,
+            g_off: g,
+            m_off: m,
+            v_off: v,
+            mask_off: mask,
+            metrics_off: mo,
+            kind,
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            wd: 0.1,
+            momentum: 0.9,
+            ..Default::default()
+        });
         lab.check(&format!("optimizer {kind} diverged={diverged}"), &[op], 1e-6, 1e-5);
     }
 }
 
 #[test]
 fn f16_rounding_matches_the_half_crate_and_the_gpu() {
-    let mut values: Vec<f32> = vec![0.0, -0.0, 1.0, 65504.0, 65519.99, 65520.0, -70000.0, 6.1e-5, 5.96e-8, 2.98e-8, 1e-9, 0.1, 1.0 / 3.0, f32::INFINITY];
+    let mut values: Vec<f32> =
+        vec![0.0, -0.0, 1.0, 65504.0, 65519.99, 65520.0, -70000.0, 6.1e-5, 5.96e-8, 2.98e-8, 1e-9, 0.1, 1.0 / 3.0, f32::INFINITY];
     let mut rng = Rng::new(5);
     for _ in 0..2000 {
         let scale = 10f64.powf(rng.uniform(-9.0, 5.0));
@@ -316,7 +473,18 @@ fn f16_rounding_matches_the_half_crate_and_the_gpu() {
     let xs = lab.values(&values);
     let y = lab.values(&vec![0.0; values.len()]);
     let out = lab.region(values.len() as u32, 0.0);
-    let s = StreamParams { rows: values.len() as u32, n: 1, c: 1, x_off: xs, y_off: y, h_off: NONE, out_off: out, round_f16: 1, dh_off: NONE, ..Default::default() };
+    let s = StreamParams {
+        rows: values.len() as u32,
+        n: 1,
+        c: 1,
+        x_off: xs,
+        y_off: y,
+        h_off: NONE,
+        out_off: out,
+        round_f16: 1,
+        dh_off: NONE,
+        ..Default::default()
+    };
     lab.check("f16 rounding on the GPU", &[Op::UpdateForward(s)], 0.0, 0.0);
 }
 
@@ -329,8 +497,24 @@ fn batched_matmul_and_grouped_norm_weight_gradients() {
         let b = lab.region(batch * (k * n + 1), 1.0);
         let c = lab.region(batch * (m * n + 5), 1.0);
         let op = Op::Matmul(MatmulParams {
-            m, n, k, a_off: a, a_rs: 1, a_cs: m, b_off: b, b_rs: n, b_cs: 1, c_off: c, c_rs: n, bias_off: NONE,
-            accumulate: 1, batch, a_bs: m * k + 3, b_bs: k * n + 1, c_bs: m * n + 5, ..Default::default()
+            m,
+            n,
+            k,
+            a_off: a,
+            a_rs: 1,
+            a_cs: m,
+            b_off: b,
+            b_rs: n,
+            b_cs: 1,
+            c_off: c,
+            c_rs: n,
+            bias_off: NONE,
+            accumulate: 1,
+            batch,
+            a_bs: m * k + 3,
+            b_bs: k * n + 1,
+            c_bs: m * n + 5,
+            ..Default::default()
         });
         lab.check(&format!("batched matmul {m}x{n}x{k} x{batch}"), &[op], 1e-5, 1e-5);
     }
@@ -365,15 +549,37 @@ fn random_block(lab: &mut Lab, shape: BlockParams) -> BlockParams {
     let part_off = if hc { when(true, rows * (2 + 2 * n + n * n), 1.0) } else { when(mhc, rows * (3 + pc), 1.0) };
     let div_off = when(mhc, rows * iters * 2 * n, 1.0);
     BlockParams {
-        x_off: lab.region(rows * n * c, 1.0), out_off: lab.region(rows * n * c, 1.0), h_off,
-        u_off: lab.region(rows * c, 1.0), normed_off: lab.region(rows * c, 1.0), norm_rms_off: lab.region(rows, 1.0),
-        hidden_pre_off: lab.region(rows * fc, 1.0), hidden_off: lab.region(rows * fc, 1.0), y_off: lab.region(rows * c, 1.0),
-        norm_w: lab.region(c, 1.0), fc1_w: lab.region(fc * c, 0.4), fc1_b: lab.region(fc, 0.1),
-        fc2_w: lab.region(c * fc, 0.2), fc2_b: lab.region(c, 0.1),
-        proj_w, small_off, proj_off, z_off, z_rms_off,
-        dout_off: lab.region(rows * n * c, 1.0), dx_off: lab.region(rows * n * c, 1.0), dy_off: lab.region(rows * c, 1.0),
-        dhidden_off: lab.region(rows * fc, 1.0), dhidden_pre_off: lab.region(rows * fc, 1.0), dnormed_off: lab.region(rows * c, 1.0),
-        du_off: lab.region(rows * c, 1.0), dh_off, dproj_off, dz_off, part_off, div_off,
+        x_off: lab.region(rows * n * c, 1.0),
+        out_off: lab.region(rows * n * c, 1.0),
+        h_off,
+        u_off: lab.region(rows * c, 1.0),
+        normed_off: lab.region(rows * c, 1.0),
+        norm_rms_off: lab.region(rows, 1.0),
+        hidden_pre_off: lab.region(rows * fc, 1.0),
+        hidden_off: lab.region(rows * fc, 1.0),
+        y_off: lab.region(rows * c, 1.0),
+        norm_w: lab.region(c, 1.0),
+        fc1_w: lab.region(fc * c, 0.4),
+        fc1_b: lab.region(fc, 0.1),
+        fc2_w: lab.region(c * fc, 0.2),
+        fc2_b: lab.region(c, 0.1),
+        proj_w,
+        small_off,
+        proj_off,
+        z_off,
+        z_rms_off,
+        dout_off: lab.region(rows * n * c, 1.0),
+        dx_off: lab.region(rows * n * c, 1.0),
+        dy_off: lab.region(rows * c, 1.0),
+        dhidden_off: lab.region(rows * fc, 1.0),
+        dhidden_pre_off: lab.region(rows * fc, 1.0),
+        dnormed_off: lab.region(rows * c, 1.0),
+        du_off: lab.region(rows * c, 1.0),
+        dh_off,
+        dproj_off,
+        dz_off,
+        part_off,
+        div_off,
         ..shape
     }
 }

@@ -51,10 +51,7 @@ impl Case {
         for op in &self.forward {
             run_op(arena, op);
         }
-        self.outputs
-            .iter()
-            .map(|&((y, len), g)| (0..len).map(|i| arena[(y + i) as usize] * arena[(g + i) as usize]).sum::<f64>())
-            .sum()
+        self.outputs.iter().map(|&((y, len), g)| (0..len).map(|i| arena[(y + i) as usize] * arena[(g + i) as usize]).sum::<f64>()).sum()
     }
 
     /// Every input element must satisfy |analytic - numeric| <= 1e-8 + rtol * |numeric| (the
@@ -97,10 +94,63 @@ fn matmul_as_linear_layer() {
         let (w, dw) = c.input(out * inp, 1.0);
         let (b, db) = c.input(out, 1.0);
         let (y, dy) = c.output(rows * out);
-        c.forward.push(Op::Matmul(MatmulParams { m: rows, n: out, k: inp, a_off: x, a_rs: inp, a_cs: 1, b_off: w, b_rs: 1, b_cs: inp, c_off: y, c_rs: out, bias_off: b, ..Default::default() }));
-        c.backward.push(Op::Matmul(MatmulParams { m: out, n: inp, k: rows, a_off: dy, a_rs: 1, a_cs: out, b_off: x, b_rs: inp, b_cs: 1, c_off: dw, c_rs: inp, bias_off: NONE, accumulate: 1, ..Default::default() }));
-        c.backward.push(Op::Reduce(ReduceParams { rows, cols: out, groups: 1, in_off: dy, in_rs: out, out_off: db, accumulate: 1, scale: 1.0, ..Default::default() }));
-        c.backward.push(Op::Matmul(MatmulParams { m: rows, n: inp, k: out, a_off: dy, a_rs: out, a_cs: 1, b_off: w, b_rs: inp, b_cs: 1, c_off: dx, c_rs: inp, bias_off: NONE, ..Default::default() }));
+        c.forward.push(Op::Matmul(MatmulParams {
+            m: rows,
+            n: out,
+            k: inp,
+            a_off: x,
+            a_rs: inp,
+            a_cs: 1,
+            b_off: w,
+            b_rs: 1,
+            b_cs: inp,
+            c_off: y,
+            c_rs: out,
+            bias_off: b,
+            ..Default::default()
+        }));
+        c.backward.push(Op::Matmul(MatmulParams {
+            m: out,
+            n: inp,
+            k: rows,
+            a_off: dy,
+            a_rs: 1,
+            a_cs: out,
+            b_off: x,
+            b_rs: inp,
+            b_cs: 1,
+            c_off: dw,
+            c_rs: inp,
+            bias_off: NONE,
+            accumulate: 1,
+            ..Default::default()
+        }));
+        c.backward.push(Op::Reduce(ReduceParams {
+            rows,
+            cols: out,
+            groups: 1,
+            in_off: dy,
+            in_rs: out,
+            out_off: db,
+            accumulate: 1,
+            scale: 1.0,
+            ..Default::default()
+        }));
+        c.backward.push(Op::Matmul(MatmulParams {
+            m: rows,
+            n: inp,
+            k: out,
+            a_off: dy,
+            a_rs: out,
+            a_cs: 1,
+            b_off: w,
+            b_rs: inp,
+            b_cs: 1,
+            c_off: dx,
+            c_rs: inp,
+            bias_off: NONE,
+            ..Default::default()
+        }));
         c.check(&format!("linear {rows}x{inp}->{out}"), 1e-6);
     }
 }
@@ -113,7 +163,19 @@ fn rmsnorm_with_and_without_weight() {
         let (w, dw) = if weighted { c.input(cols, 1.0) } else { (NONE, NONE) };
         let r = c.region(rows, 0.0);
         let (y, dy) = c.output(rows * cols);
-        let p = RmsNormParams { rows, cols, x_off: x, w_off: w, y_off: y, r_off: r, dy_off: dy, dx_off: dx, dw_off: dw, accumulate: 1, ..Default::default() };
+        let p = RmsNormParams {
+            rows,
+            cols,
+            x_off: x,
+            w_off: w,
+            y_off: y,
+            r_off: r,
+            dy_off: dy,
+            dx_off: dx,
+            dw_off: dw,
+            accumulate: 1,
+            ..Default::default()
+        };
         c.forward.push(Op::RmsNormForward(p));
         c.backward.push(Op::RmsNormBackward(p));
         if weighted {
@@ -147,7 +209,20 @@ fn stream_combine_update_and_broadcast() {
         let (y, dy) = c.input(rows * ch, 1.0);
         let (u, du) = c.output(rows * ch);
         let (out, dout) = c.output(rows * n * ch);
-        let s = StreamParams { rows, n, c: ch, x_off: xs, y_off: y, h_off: h, h_rs: pc, dh_rs: pc, dx_off: dxs, dy_off: dy, dh_off: dh, ..Default::default() };
+        let s = StreamParams {
+            rows,
+            n,
+            c: ch,
+            x_off: xs,
+            y_off: y,
+            h_off: h,
+            h_rs: pc,
+            dh_rs: pc,
+            dx_off: dxs,
+            dy_off: dy,
+            dh_off: dh,
+            ..Default::default()
+        };
         c.forward.push(Op::CombineForward(StreamParams { out_off: u, ..s }));
         c.forward.push(Op::UpdateForward(StreamParams { out_off: out, ..s }));
         // The update backward writes dX and dy with `=`, so it runs before the `+=` of combine.
@@ -179,10 +254,31 @@ fn hc_coefficients() {
         let (small, dsmall) = c.input(q, 0.7);
         let part = c.region(rows * q, 0.0);
         let (h, dh) = c.output(rows * pc);
-        let p = HcCoeffParams { rows, n, d_off: d, p_off: small, h_off: h, h_rs: pc, dh_off: dh, dd_off: dd, part_off: part, ..Default::default() };
+        let p = HcCoeffParams {
+            rows,
+            n,
+            d_off: d,
+            p_off: small,
+            h_off: h,
+            h_rs: pc,
+            dh_off: dh,
+            dd_off: dd,
+            part_off: part,
+            ..Default::default()
+        };
         c.forward.push(Op::HcCoeffForward(p));
         c.backward.push(Op::HcCoeffBackward(p));
-        c.backward.push(Op::Reduce(ReduceParams { rows, cols: q, groups: 1, in_off: part, in_rs: q, out_off: dsmall, accumulate: 1, scale: 1.0, ..Default::default() }));
+        c.backward.push(Op::Reduce(ReduceParams {
+            rows,
+            cols: q,
+            groups: 1,
+            in_off: part,
+            in_rs: q,
+            out_off: dsmall,
+            accumulate: 1,
+            scale: 1.0,
+            ..Default::default()
+        }));
         c.check(&format!("hc coefficients n={n}"), 1e-6);
     }
 }
@@ -201,10 +297,37 @@ fn mhc_coefficients_through_sinkhorn() {
         let part = c.region(rows * (3 + pc), 0.0);
         let div = c.region(rows * iters * 2 * n, 0.0);
         let (h, dh) = c.output(rows * pc);
-        let p = MhcCoeffParams { rows, n, c: ch, v_off: v, a_off: a, p_off: small, r_off: r, h_off: h, h_rs: pc, iters, eps, dh_off: dh, da_off: da, part_off: part, dv_off: dv, div_off: div };
+        let p = MhcCoeffParams {
+            rows,
+            n,
+            c: ch,
+            v_off: v,
+            a_off: a,
+            p_off: small,
+            r_off: r,
+            h_off: h,
+            h_rs: pc,
+            iters,
+            eps,
+            dh_off: dh,
+            da_off: da,
+            part_off: part,
+            dv_off: dv,
+            div_off: div,
+        };
         c.forward.push(Op::MhcCoeffForward(p));
         c.backward.push(Op::MhcCoeffBackward(p));
-        c.backward.push(Op::Reduce(ReduceParams { rows, cols: 3 + pc, groups: 1, in_off: part, in_rs: 3 + pc, out_off: dsmall, accumulate: 1, scale: 1.0, ..Default::default() }));
+        c.backward.push(Op::Reduce(ReduceParams {
+            rows,
+            cols: 3 + pc,
+            groups: 1,
+            in_off: part,
+            in_rs: 3 + pc,
+            out_off: dsmall,
+            accumulate: 1,
+            scale: 1.0,
+            ..Default::default()
+        }));
         c.check(&format!("mhc coefficients n={n} iters={iters} eps={eps}"), 1e-6);
     }
 }
@@ -255,7 +378,16 @@ fn softmax_cross_entropy() {
     let upstream = c.region(rows, 0.0);
     c.arena[upstream as usize..(upstream + rows) as usize].fill(1.0 / rows as f64);
     c.outputs.push(((loss, rows), upstream));
-    let p = XentParams { rows, k, logits_off: logits, labels_off: labels, loss_off: loss, correct_off: correct, dlogits_off: dlogits, scale: 1.0 / rows as f32 };
+    let p = XentParams {
+        rows,
+        k,
+        logits_off: logits,
+        labels_off: labels,
+        loss_off: loss,
+        correct_off: correct,
+        dlogits_off: dlogits,
+        scale: 1.0 / rows as f32,
+    };
     c.forward.push(Op::XentForward(p));
     c.backward.push(Op::XentBackward(p));
     c.check("softmax cross-entropy", 1e-6);

@@ -122,7 +122,10 @@ fn gpu_and_cpu_gradients_agree_for_every_variant_and_precision() {
             // Both granularities: one fused dispatch per block, and the op per kernel list.
             for kernels in [Kernels::Fused, Kernels::Unfused] {
                 let (gpu_loss, gpu) = pollster::block_on(loss_and_gradients_with(&config, Some(&ctx), &params, &x, &y, kernels)).unwrap();
-                assert!((cpu_loss - gpu_loss).abs() <= 1e-5 * cpu_loss.abs(), "{kind:?} {precision} {kernels:?}: loss cpu {cpu_loss} gpu {gpu_loss}");
+                assert!(
+                    (cpu_loss - gpu_loss).abs() <= 1e-5 * cpu_loss.abs(),
+                    "{kind:?} {precision} {kernels:?}: loss cpu {cpu_loss} gpu {gpu_loss}"
+                );
                 let (name, err) = worst_tensor_error(&program, &gpu, &cpu);
                 assert!(err <= tolerance, "{kind:?} {precision} {kernels:?}: {name} differs by {err:.2e} (tolerance {tolerance:e})");
             }

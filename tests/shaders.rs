@@ -9,9 +9,7 @@ fn module(file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
     let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{file}.wgsl: {}", e.emit_to_string(&source)));
     // WebGPU's capabilities: no native-only features.
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
-    let info = validator
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{file}.wgsl does not validate: {}", e.emit_to_string(&source)));
+    let info = validator.validate(&module).unwrap_or_else(|e| panic!("{file}.wgsl does not validate: {}", e.emit_to_string(&source)));
     (module, info)
 }
 

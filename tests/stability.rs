@@ -40,7 +40,10 @@ fn default_config_hc_gain_explodes_while_mhc_stays_at_one() {
         assert!(bwd < 1.5, "step {t}: mHC backward gain {bwd}");
         assert!(mhc.ds_err_row.unwrap() <= 1e-3, "step {t}: mHC rows must sum to 1");
         hc_gain = by_mode(&rows, ResidualKind::Hc).unwrap().gain_fwd.unwrap();
-        println!("step {t}: hc gain {hc_gain:.2}, mhc {fwd:.5}/{bwd:.4}, losses {:?}", rows.iter().map(|m| m.loss.unwrap()).collect::<Vec<_>>());
+        println!(
+            "step {t}: hc gain {hc_gain:.2}, mhc {fwd:.5}/{bwd:.4}, losses {:?}",
+            rows.iter().map(|m| m.loss.unwrap()).collect::<Vec<_>>()
+        );
         measured += 1;
         if hc_gain > 10.0 && measured >= 3 {
             break;

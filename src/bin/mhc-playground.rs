@@ -180,7 +180,10 @@ mod native {
         match config.modes.as_slice() {
             [kind] => Ok(*kind),
             _ => Err(fail(
-                format!("this command works on one variant, but modes={}", config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")),
+                format!(
+                    "this command works on one variant, but modes={}",
+                    config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(",")
+                ),
                 "add --set modes=mhc (or residual, hc)",
             )),
         }
@@ -197,7 +200,8 @@ mod native {
     }
 
     fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-        std::fs::write(path, bytes).map_err(|e| fail(format!("cannot write {}: {e}", path.display()), "check the folder exists and is writable"))
+        std::fs::write(path, bytes)
+            .map_err(|e| fail(format!("cannot write {}: {e}", path.display()), "check the folder exists and is writable"))
     }
 
     async fn run(cli: Cli) -> Result<(), Failure> {
@@ -217,16 +221,27 @@ mod native {
                     let (ckpt_config, _) = file.experiment()?;
                     let kind = single_mode(&ckpt_config)?;
                     let variant = trainer.variant(kind).ok_or_else(|| {
-                        fail(format!("{} holds a {} checkpoint, which is not among modes", path.display(), kind.name()), format!("add {} to modes", kind.name()))
+                        fail(
+                            format!("{} holds a {} checkpoint, which is not among modes", path.display(), kind.name()),
+                            format!("add {} to modes", kind.name()),
+                        )
                     })?;
                     let values = file.params(&variant.program.layout).map_err(|err| {
-                        fail(format!("{}: {err}", path.display()), "the checkpoint's depth/width/streams/ffn/task must match the experiment")
+                        fail(
+                            format!("{}: {err}", path.display()),
+                            "the checkpoint's depth/width/streams/ffn/task must match the experiment",
+                        )
                     })?;
                     trainer.load_params(kind, &values)?;
                 }
                 if !quiet {
-                    let device = gpu.as_ref().map(|g| format!("{} ({})", g.adapter_name, g.backend)).unwrap_or_else(|| "CPU reference".into());
-                    eprintln!("training {} for {steps} steps on {device}: {}", config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "), config.to_query());
+                    let device =
+                        gpu.as_ref().map(|g| format!("{} ({})", g.adapter_name, g.backend)).unwrap_or_else(|| "CPU reference".into());
+                    eprintln!(
+                        "training {} for {steps} steps on {device}: {}",
+                        config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),
+                        config.to_query()
+                    );
                 }
                 let mut sink = match &metrics {
                     Some(path) => Some(MetricsSink::create(path)?),
@@ -261,12 +276,28 @@ mod native {
                 }
                 let elapsed = start.elapsed().as_secs_f64();
                 if !quiet && steps > 0 {
-                    println!("{:<9} {:>6} {:>9} {:>7} {:>9} {:>7} {:>10} {:>10} {:>9}", "variant", "step", "loss", "acc", "test_loss", "test_acc", "gain_fwd", "gain_bwd", "diverged");
+                    println!(
+                        "{:<9} {:>6} {:>9} {:>7} {:>9} {:>7} {:>10} {:>10} {:>9}",
+                        "variant", "step", "loss", "acc", "test_loss", "test_acc", "gain_fwd", "gain_bwd", "diverged"
+                    );
                     for m in &last {
                         let f = |x: Option<f32>, p: usize| x.map(|v| format!("{v:.p$}")).unwrap_or_else(|| "-".into());
-                        let g = |x: Option<f32>| x.map(|v| if v >= 1e4 { format!("{v:.3e}") } else { format!("{v:.4}") }).unwrap_or_else(|| "-".into());
+                        let g = |x: Option<f32>| {
+                            x.map(|v| if v >= 1e4 { format!("{v:.3e}") } else { format!("{v:.4}") }).unwrap_or_else(|| "-".into())
+                        };
                         let diverged = m.divergence().map(|d| format!("step {}", d.step)).unwrap_or_else(|| "no".into());
-                        println!("{:<9} {:>6} {:>9} {:>7} {:>9} {:>7} {:>10} {:>10} {:>9}", m.mode, m.step, f(m.loss, 4), f(m.acc, 3), f(m.test_loss, 4), f(m.test_acc, 3), g(m.gain_fwd), g(m.gain_bwd), diverged);
+                        println!(
+                            "{:<9} {:>6} {:>9} {:>7} {:>9} {:>7} {:>10} {:>10} {:>9}",
+                            m.mode,
+                            m.step,
+                            f(m.loss, 4),
+                            f(m.acc, 3),
+                            f(m.test_loss, 4),
+                            f(m.test_acc, 3),
+                            g(m.gain_fwd),
+                            g(m.gain_bwd),
+                            diverged
+                        );
                     }
                     println!("{steps} steps in {elapsed:.1} s ({:.1} steps/s)", steps as f64 / elapsed);
                 }
@@ -290,28 +321,42 @@ mod native {
                 let (x, y) = dataset.batch(step, config.batch as usize);
                 let rows = y.len();
                 let labels: Vec<i32> = y.iter().map(|&v| v as i32).collect();
-                let bytes = write_tensors(&[("x".into(), vec![rows, config.d_in()], x)], &[("y".into(), vec![rows], labels)], Some(&config.to_query()))?;
+                let bytes = write_tensors(
+                    &[("x".into(), vec![rows, config.d_in()], x)],
+                    &[("y".into(), vec![rows], labels)],
+                    Some(&config.to_query()),
+                )?;
                 write_file(&out, &bytes)
             }
             Command::Grad { experiment: e, weights, batch, out, backend } => {
                 let mut config = experiment(&e, false)?;
                 let weight_bytes = read_file(&weights)?;
-                let file = TensorFile::parse(&weight_bytes).map_err(|err| fail(format!("{}: {err}", weights.display()), "pass a checkpoint written by `train --save`"))?;
+                let file = TensorFile::parse(&weight_bytes)
+                    .map_err(|err| fail(format!("{}: {err}", weights.display()), "pass a checkpoint written by `train --save`"))?;
                 if e.config.is_empty() && e.set.is_empty() {
                     config = file.experiment()?.0;
                 }
                 let kind = single_mode(&config)?;
                 let program = Program::new(&config, kind, 0)?;
-                let params = file.params(&program.layout).map_err(|err| fail(format!("{}: {err}", weights.display()), "the weights must match the config's depth/width/streams/ffn/task"))?;
+                let params = file.params(&program.layout).map_err(|err| {
+                    fail(format!("{}: {err}", weights.display()), "the weights must match the config's depth/width/streams/ffn/task")
+                })?;
                 let batch_bytes = read_file(&batch)?;
-                let batch_file = TensorFile::parse(&batch_bytes).map_err(|err| fail(format!("{}: {err}", batch.display()), "pass a file written by `batch`"))?;
+                let batch_file = TensorFile::parse(&batch_bytes)
+                    .map_err(|err| fail(format!("{}: {err}", batch.display()), "pass a file written by `batch`"))?;
                 let (x_shape, x) = batch_file.f32("x", None)?;
                 let (_, y) = batch_file.i32("y")?;
                 if x_shape.len() != 2 || x_shape[1] != config.d_in() || x_shape[0] != y.len() || y.is_empty() {
-                    return Err(fail(format!("batch x has shape {x_shape:?} and y {} rows; expected [rows, {}] and rows labels", y.len(), config.d_in()), "write it with `batch` using the same config"));
+                    return Err(fail(
+                        format!("batch x has shape {x_shape:?} and y {} rows; expected [rows, {}] and rows labels", y.len(), config.d_in()),
+                        "write it with `batch` using the same config",
+                    ));
                 }
                 if let Some(bad) = y.iter().find(|&&v| v < 0 || v as usize >= config.classes()) {
-                    return Err(fail(format!("label {bad} is outside 0..{}", config.classes()), "write the batch with `batch` using the same config"));
+                    return Err(fail(
+                        format!("label {bad} is outside 0..{}", config.classes()),
+                        "write the batch with `batch` using the same config",
+                    ));
                 }
                 config.batch = y.len() as u32;
                 let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
@@ -365,7 +410,13 @@ mod native {
 
     /// One granularity's figures: the lockstep step (time, dispatches, submits), each variant
     /// alone, arena sizes, and optionally every kernel's time.
-    async fn bench(config: &Config, gpu: &Rc<GpuContext>, kernels: Kernels, steps: u64, per_kernel: bool) -> Result<serde_json::Value, Failure> {
+    async fn bench(
+        config: &Config,
+        gpu: &Rc<GpuContext>,
+        kernels: Kernels,
+        steps: u64,
+        per_kernel: bool,
+    ) -> Result<serde_json::Value, Failure> {
         let mut trainer = Trainer::with_kernels(config, Some(gpu.clone()), kernels)?;
         // Counted on one lockstep step of all variants (no evaluation, no metrics readback).
         trainer.next_step = 1;
@@ -386,7 +437,8 @@ mod native {
                         None => by_kernel.push((name, s)),
                     }
                 }
-                let obj: serde_json::Map<String, serde_json::Value> = by_kernel.into_iter().map(|(n, s)| (n.to_string(), serde_json::json!(s * 1e3))).collect();
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    by_kernel.into_iter().map(|(n, s)| (n.to_string(), serde_json::json!(s * 1e3))).collect();
                 kernel_ms.insert(variant.kind.name().into(), serde_json::Value::Object(obj));
             }
         }
@@ -416,7 +468,11 @@ mod native {
     }
 
     fn where_(block: u32, depth: u32) -> String {
-        if block >= depth { "the head".into() } else { format!("block {block}") }
+        if block >= depth {
+            "the head".into()
+        } else {
+            format!("block {block}")
+        }
     }
 
     fn per_variant_path(path: &Path, kind: ResidualKind) -> PathBuf {
@@ -433,7 +489,8 @@ mod native {
     impl MetricsSink {
         fn create(path: &Path) -> Result<MetricsSink, Failure> {
             let csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-            let file = std::fs::File::create(path).map_err(|e| fail(format!("cannot write {}: {e}", path.display()), "check the folder exists and is writable"))?;
+            let file = std::fs::File::create(path)
+                .map_err(|e| fail(format!("cannot write {}: {e}", path.display()), "check the folder exists and is writable"))?;
             let mut out = std::io::BufWriter::new(file);
             if csv {
                 writeln!(out, "{CSV_HEADER}")?;

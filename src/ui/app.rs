@@ -98,16 +98,19 @@ impl AppState {
             return Ok(s);
         }
         let config = self.config.get_untracked();
-        let gpu = match self.gpu_status.get_untracked() {
-            GpuStatus::Probing => return Err("still looking for a GPU; try again in a moment".into()),
-            GpuStatus::Ready(_) => self.gpu.get_value(),
-            GpuStatus::Unavailable(_) if multiply_adds(&config) <= CPU_BUDGET => None,
-            GpuStatus::Unavailable(_) => {
-                return Err("without WebGPU only small experiments run (on the CPU): lower depth, width, streams or batch, or pick fewer variants".into())
-            }
-        };
+        let gpu =
+            match self.gpu_status.get_untracked() {
+                GpuStatus::Probing => return Err("still looking for a GPU; try again in a moment".into()),
+                GpuStatus::Ready(_) => self.gpu.get_value(),
+                GpuStatus::Unavailable(_) if multiply_adds(&config) <= CPU_BUDGET => None,
+                GpuStatus::Unavailable(_) => return Err(
+                    "without WebGPU only small experiments run (on the CPU): lower depth, width, streams or batch, or pick fewer variants"
+                        .into(),
+                ),
+            };
         let trainer = Trainer::new(&config, gpu).map_err(|e| e.to_string())?;
-        let points = trainer.dataset.train_x.chunks_exact(2).zip(&trainer.dataset.train_y).take(400).map(|(p, &y)| (p[0], p[1], y)).collect();
+        let points =
+            trainer.dataset.train_x.chunks_exact(2).zip(&trainer.dataset.train_y).take(400).map(|(p, &y)| (p[0], p[1], y)).collect();
         if config.task.is_2d() {
             self.points.set(points);
         }
@@ -236,7 +239,11 @@ async fn play_loop(state: AppState) {
             }
             Ok(None) => {
                 state.playing.set(false);
-                state.message.set(Some(if session.borrow().all_stopped() { "every variant diverged".into() } else { "finished: the configured number of steps is done".into() }));
+                state.message.set(Some(if session.borrow().all_stopped() {
+                    "every variant diverged".into()
+                } else {
+                    "finished: the configured number of steps is done".into()
+                }));
                 break;
             }
             Ok(Some(n)) => {
@@ -537,7 +544,8 @@ fn Export(state: AppState) -> impl IntoView {
                 state.playing.set(false);
                 let session = state.session()?;
                 let mut trainer = session.try_borrow_mut().map_err(|_| "busy, try again".to_string())?;
-                let layout = trainer.variant(kind).ok_or(format!("{} is not among the variants being trained", kind.name()))?.program.layout.clone();
+                let layout =
+                    trainer.variant(kind).ok_or(format!("{} is not among the variants being trained", kind.name()))?.program.layout.clone();
                 let values = tensors.params(&layout).map_err(|e| format!("{e} (depth, width, streams, ffn and task must match)"))?;
                 trainer.load_params(kind, &values).map_err(|e| e.to_string())?;
                 Ok(format!("loaded {} weights from {}", kind.name(), file.name()))
@@ -666,7 +674,11 @@ fn ControlView(state: AppState, control: Control) -> impl IntoView {
 #[component]
 fn Controls(state: AppState) -> impl IntoView {
     let group = move |g: Group, common: bool| {
-        CONTROLS.iter().filter(move |c| c.group == g && c.common == common).map(move |&control| view! { <ControlView state control/> }).collect_view()
+        CONTROLS
+            .iter()
+            .filter(move |c| c.group == g && c.common == common)
+            .map(move |&control| view! { <ControlView state control/> })
+            .collect_view()
     };
     view! {
         <div class="groups">
@@ -721,8 +733,20 @@ fn scalar_lines(h: &History, smoothing: f64, pick: impl Fn(&Series) -> &Vec<Opti
         let Some(kind) = ResidualKind::parse(&s.mode) else { continue };
         let raw = pick(s);
         let smoothed = smooth(raw, smoothing);
-        lines.push(Line { label: String::new(), color: color(kind), points: s.step.iter().zip(raw).filter_map(|(&x, y)| Some((x, (*y)? as f64))).collect(), faint: true, dashed: false });
-        lines.push(Line { label: format!("{}{suffix}", mode_label(kind)), color: color(kind), points: s.step.iter().zip(smoothed).filter_map(|(&x, y)| Some((x, y?))).collect(), faint: false, dashed });
+        lines.push(Line {
+            label: String::new(),
+            color: color(kind),
+            points: s.step.iter().zip(raw).filter_map(|(&x, y)| Some((x, (*y)? as f64))).collect(),
+            faint: true,
+            dashed: false,
+        });
+        lines.push(Line {
+            label: format!("{}{suffix}", mode_label(kind)),
+            color: color(kind),
+            points: s.step.iter().zip(smoothed).filter_map(|(&x, y)| Some((x, y?))).collect(),
+            faint: false,
+            dashed,
+        });
     }
     lines
 }

@@ -231,7 +231,11 @@ pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], 
     if finite.is_empty() {
         return;
     }
-    let legend = if log { format!("{} … {}", format_value(Some(10f64.powf(lo))), format_value(Some(10f64.powf(hi)))) } else { format!("{} … {}", format_value(Some(lo)), format_value(Some(hi))) };
+    let legend = if log {
+        format!("{} … {}", format_value(Some(10f64.powf(lo))), format_value(Some(10f64.powf(hi))))
+    } else {
+        format!("{} … {}", format_value(Some(lo)), format_value(Some(hi)))
+    };
     text(&ctx, &format!("colour: {legend}"), MARGIN_LEFT, LEGEND_Y, "left", "#6b7280");
 }
 
@@ -258,7 +262,11 @@ pub fn surface(canvas: &HtmlCanvasElement, title: &str, probs: &[f32], grid: usi
     }
     let to = |v: f32, flip: bool| {
         let t = (v / extent + 1.0) as f64 / 2.0;
-        if flip { oy + (1.0 - t) * side } else { ox + t * side }
+        if flip {
+            oy + (1.0 - t) * side
+        } else {
+            ox + t * side
+        }
     };
     for &(x, y, label) in points {
         ctx.set_fill_style_str(if label == 1 { "#1d4ed8" } else { "#c2410c" });

@@ -103,11 +103,31 @@ pub struct Preset {
 }
 
 pub const PRESETS: &[Preset] = &[
-    Preset { name: "The story", query: "", what: "Default: losses alike, HC's composite gain climbs by orders of magnitude, mHC's stays at 1." },
-    Preset { name: "HC crashes", query: "depth=24&width=32&batch=32&lr=0.02&precision=f16", what: "Residual streams held in f16, higher learning rate, more depth: HC overflows and stops; residual and mHC train on." },
-    Preset { name: "Sinkhorn iterations", query: "sinkhorn_iters=2&lr=0.01", what: "Only 2 Sinkhorn iterations: mHC's rows still sum to 1 but its column sums drift, so the backward gain moves off 1." },
-    Preset { name: "Deep spiral", query: "task=spiral&depth=48&width=32&streams=4&noise=0.05&lr=0.005", what: "A 48-block network on the 2-D spiral with its decision boundary." },
-    Preset { name: "Grokking", query: "task=modadd&p=23&depth=4&width=64&lr=0.003&wd=1&train_frac=0.4&eval_every=20", what: "Modular addition: train accuracy first, test accuracy much later." },
+    Preset {
+        name: "The story",
+        query: "",
+        what: "Default: losses alike, HC's composite gain climbs by orders of magnitude, mHC's stays at 1.",
+    },
+    Preset {
+        name: "HC crashes",
+        query: "depth=24&width=32&batch=32&lr=0.02&precision=f16",
+        what: "Residual streams held in f16, higher learning rate, more depth: HC overflows and stops; residual and mHC train on.",
+    },
+    Preset {
+        name: "Sinkhorn iterations",
+        query: "sinkhorn_iters=2&lr=0.01",
+        what: "Only 2 Sinkhorn iterations: mHC's rows still sum to 1 but its column sums drift, so the backward gain moves off 1.",
+    },
+    Preset {
+        name: "Deep spiral",
+        query: "task=spiral&depth=48&width=32&streams=4&noise=0.05&lr=0.005",
+        what: "A 48-block network on the 2-D spiral with its decision boundary.",
+    },
+    Preset {
+        name: "Grokking",
+        query: "task=modadd&p=23&depth=4&width=64&lr=0.003&wd=1&train_frac=0.4&eval_every=20",
+        what: "Modular addition: train accuracy first, test accuracy much later.",
+    },
 ];
 
 /// One step's per-block values: (step, stream RMS per block, gradient norm per block).

@@ -20,10 +20,20 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let mut bad = Vec::new();
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let ok = if w.is_finite() { g.is_finite() && (g - w).abs() <= atol + rtol * w.abs() } else { g.is_nan() == w.is_nan() && (w.is_nan() || g == w) };
+        let ok = if w.is_finite() {
+            g.is_finite() && (g - w).abs() <= atol + rtol * w.abs()
+        } else {
+            g.is_nan() == w.is_nan() && (w.is_nan() || g == w)
+        };
         if !ok {
             bad.push(format!("[{i}] got {g:e} want {w:e}"));
         }
     }
-    assert!(bad.is_empty(), "{what}: {} of {} values differ (atol {atol}, rtol {rtol}); first: {}", bad.len(), got.len(), bad.iter().take(8).cloned().collect::<Vec<_>>().join(", "));
+    assert!(
+        bad.is_empty(),
+        "{what}: {} of {} values differ (atol {atol}, rtol {rtol}); first: {}",
+        bad.len(),
+        got.len(),
+        bad.iter().take(8).cloned().collect::<Vec<_>>().join(", ")
+    );
 }
