@@ -124,7 +124,8 @@ async function benchPage(browser, url, testId) {
 
 /** Our page's bench: ms per step of each variant alone, and lockstep steps/s. */
 async function runOurs(browser, base, options) {
-  const report = await benchPage(browser, `${base}/?${pageQuery(options.steps, options.config, options.residualOnly)}`, 'bench-result');
+  const query = `${pageQuery(options.steps, options.config, options.residualOnly)}&matmul_reps=${options.matmulReps}`;
+  const report = await benchPage(browser, `${base}/?${query}`, 'bench-result');
   if (!(report.ms_per_step?.residual > 0)) throw new Error(`the page's report has no residual figure: ${JSON.stringify(report)}`);
   return report;
 }
@@ -169,7 +170,8 @@ async function main() {
       const ours = options.tfjsOnly ? null : await runOurs(browser, base, options);
       if (ours) {
         console.log(`round ${r}/${options.rounds} ours: residual ${fixed(ours.ms_per_step.residual)} ms/step, `
-          + `all ${JSON.stringify(ours.ms_per_step)}, lockstep ${fixed(ours.steps_per_s)} steps/s`);
+          + `all ${JSON.stringify(ours.ms_per_step)}, lockstep ${fixed(ours.steps_per_s)} steps/s, `
+          + (ours.matmul1024_ms == null ? 'matmul skipped' : `matmul 1024³ ${fixed(ours.matmul1024_ms)} ms`));
       }
       const tfjs = await runTfjs(browser, base, options);
       console.log(`round ${r}/${options.rounds} tfjs: ${fixed(tfjs.ms_per_step)} ms/step `
@@ -204,6 +206,9 @@ function summarise(version, options, rounds) {
     tfjs_ms: median(rounds.map((r) => r.tfjs.ms_per_step)),
     ratio: median(rounds.filter((r) => r.ours).map((r) => r.tfjs.ms_per_step / r.ours.ms_per_step.residual)),
     tfjs_matmul1024_ms: median(rounds.map((r) => r.tfjs.matmul1024_ms)),
+    ours_matmul1024_ms: median(ours.map((o) => o.matmul1024_ms)),
+    matmul_ratio: median(rounds.filter((r) => r.ours?.matmul1024_ms > 0 && r.tfjs.matmul1024_ms > 0)
+      .map((r) => r.tfjs.matmul1024_ms / r.ours.matmul1024_ms)),
     ours_steps_per_s: median(ours.map((o) => o.steps_per_s)),
     // The variants the page trained (alone, then together for steps_per_s).
     ours_modes: last.ours ? Object.keys(last.ours.ms_per_step) : null,

@@ -552,7 +552,7 @@ impl Config {
             match (key.as_str(), known) {
                 // Reserved for the page (benchmark mode and its kernel choice): accepted, never
                 // written back.
-                ("bench", _) | ("kernels", _) => {}
+                ("bench", _) | ("kernels", _) | ("matmul_reps", _) => {}
                 ("v", _) => match decoded.ok().and_then(|text| text.trim().parse::<u32>().ok()) {
                     Some(SCHEMA_VERSION) => {}
                     Some(other) => report("v", format!("made for schema v{other}, read as v{SCHEMA_VERSION}")),

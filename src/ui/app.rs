@@ -6,8 +6,9 @@ use super::driver;
 use super::model::*;
 use crate::checkpoint::{save_checkpoint, TensorFile};
 use crate::config::{notices_line, Config, KeyKind, ResidualKind};
-use crate::gpu::GpuContext;
-use crate::program::{Kernels, PROBE_EXTENT, PROBE_GRID};
+use crate::gpu::{GpuArena, GpuContext};
+use crate::kernels::{MatmulParams, Op, NONE};
+use crate::program::{Kernels, OpList, PROBE_EXTENT, PROBE_GRID};
 use crate::trainer::Trainer;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -55,6 +56,34 @@ struct AppState {
 /// `bench=<steps>` from the query string (the config parser accepts and ignores the key).
 fn bench_steps(query: &str) -> Option<u64> {
     query.split('&').find_map(|pair| pair.strip_prefix("bench=")).and_then(|v| v.parse::<u64>().ok()).map(|n| n.clamp(1, 100_000))
+}
+
+/// `matmul_reps=<n>` (benchmark mode only): also time n 1024 x 1024 x 1024 products.
+fn bench_matmul_reps(query: &str) -> u32 {
+    query.split('&').find_map(|pair| pair.strip_prefix("matmul_reps=")).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0).min(100)
+}
+
+/// Our matmul kernel on one `size`^3 product, in ms per product with its result read back
+/// (2 warm-ups first): the yardstick the TF.js comparison also times.
+async fn time_matmul(gpu: &GpuContext, size: u32, reps: u32) -> Result<f64, crate::gpu::GpuError> {
+    let len = (size * size) as usize;
+    let mut rng = crate::rng::Rng::new(1);
+    let mut values: Vec<f32> = (0..2 * len).map(|_| rng.normal() as f32).collect();
+    values.resize(3 * len, 0.0);
+    let product = Op::Matmul(MatmulParams {
+        m: size, n: size, k: size, a_off: 0, a_rs: size, a_cs: 1, b_off: size * size, b_rs: size, b_cs: 1,
+        c_off: 2 * size * size, c_rs: size, bias_off: NONE, ..Default::default()
+    });
+    let arena = GpuArena::new(gpu, "matmul benchmark", &values, &[&[product]])?;
+    let mut start = driver::now();
+    for rep in 0..reps + 2 {
+        if rep == 2 {
+            start = driver::now();
+        }
+        arena.run(gpu, &[OpList::Train]); // the one list prepared sits in the first slot
+        arena.read(gpu, 2 * size * size, len).await?;
+    }
+    Ok((driver::now() - start) / reps.max(1) as f64)
 }
 
 /// `kernels=fused|unfused` (benchmark mode only): the granularity to time; else the engine's choice.
@@ -325,8 +354,11 @@ async fn run_bench(state: AppState, steps: u64) {
         }
         Err(_) => None,
     };
+    let matmul_reps = bench_matmul_reps(&driver::query());
+    let matmul1024_ms = if matmul_reps > 0 { time_matmul(&gpu, 1024, matmul_reps).await.ok() } else { None };
     let report = serde_json::json!({
         "kernels": format!("{kernels:?}").to_lowercase(),
+        "matmul1024_ms": matmul1024_ms,
         "steps": steps,
         "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
         "dispatches_per_step": dispatches,
