@@ -5,7 +5,8 @@
 //   linear backward  dW[out,in] += dy^T @ x      dx[B,in] (+)= dy @ W
 // Accumulate rule: parameter gradients +=, activation outputs = (the `accumulate` flag).
 // Forward and backward are the same entry point. A workgroup of 16x16 threads computes a
-// 64x64 tile of C, each thread a 4x4 block held in registers; A and B pass through workgroup
+// 64x64 tile of C (or 32x64, 16x64 for short products), each thread a 4x4 (2x4, 1x4) block
+// held in registers; A and B pass through workgroup
 // memory 16 values of k at a time. Every output still sums k in order, as the CPU reference.
 // Batched: workgroup z computes product z, operands offset by z * (a_bs, b_bs, c_bs); the
 // weight gradients of all blocks are one dispatch this way.
@@ -19,16 +20,20 @@ struct MatmulParams {
 }
 @group(0) @binding(1) var<uniform> params: MatmulParams;
 
-const TILE: u32 = 64u;      // output tile edge (kernels.rs: MATMUL_TILE)
+const TILE: u32 = 64u;      // output tile width, and the most rows (kernels.rs: MATMUL_TILE)
 const TILE_K: u32 = 16u;
 const THREADS: u32 = 256u;  // 16 x 16
+// Rows of C per thread: 4 (a 64 x 64 tile), or 2 or 1 (32 or 16 rows) for products that short:
+// the projections' and the head's weight gradients have 2 to 80 rows, which a 64-row tile
+// would mostly pad. Set per pipeline (kernels.rs: matmul_rows_per_thread).
+override ROWS_PER_THREAD: u32 = 4u;
 var<workgroup> tile_a: array<f32, 1024>;  // [TILE_K][TILE]: A[row0 + r, k0 + kk] at kk*TILE + r
 var<workgroup> tile_b: array<f32, 1024>;  // [TILE_K][TILE]: B[k0 + kk, col0 + c] at kk*TILE + c
 
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
           @builtin(local_invocation_index) lidx: u32) {
-    let row0 = wid.y * TILE;
+    let row0 = wid.y * 16u * ROWS_PER_THREAD;
     let col0 = wid.x * TILE;
     let a_off = params.a_off + wid.z * params.a_bs;
     let b_off = params.b_off + wid.z * params.b_bs;
@@ -37,9 +42,9 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let tiles = (params.k + TILE_K - 1u) / TILE_K;
     for (var t = 0u; t < tiles; t++) {
         let k0 = t * TILE_K;
-        for (var j = 0u; j < 4u; j++) {
-            let e = lidx + THREADS * j;
+        for (var j = 0u; j < ROWS_PER_THREAD; j++) {
             // A: consecutive threads walk k (contiguous for row-major A).
+            let e = lidx + THREADS * j;
             let r = e / TILE_K;
             let ka = e % TILE_K;
             var av = 0.0;
@@ -47,7 +52,10 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
                 av = arena[a_off + (row0 + r) * params.a_rs + (k0 + ka) * params.a_cs];
             }
             tile_a[ka * TILE + r] = av;
+        }
+        for (var j = 0u; j < 4u; j++) {
             // B: consecutive threads walk columns.
+            let e = lidx + THREADS * j;
             let kb = e / TILE;
             let c = e % TILE;
             var bv = 0.0;
@@ -59,21 +67,20 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         workgroupBarrier();
         let valid = min(TILE_K, params.k - k0);
         for (var kk = 0u; kk < valid; kk++) {
-            let a = vec4<f32>(tile_a[kk * TILE + lid.y * 4u], tile_a[kk * TILE + lid.y * 4u + 1u],
-                              tile_a[kk * TILE + lid.y * 4u + 2u], tile_a[kk * TILE + lid.y * 4u + 3u]);
             let b = vec4<f32>(tile_b[kk * TILE + lid.x * 4u], tile_b[kk * TILE + lid.x * 4u + 1u],
                               tile_b[kk * TILE + lid.x * 4u + 2u], tile_b[kk * TILE + lid.x * 4u + 3u]);
-            for (var i = 0u; i < 4u; i++) {
-                acc[i * 4u] += a[i] * b.x;
-                acc[i * 4u + 1u] += a[i] * b.y;
-                acc[i * 4u + 2u] += a[i] * b.z;
-                acc[i * 4u + 3u] += a[i] * b.w;
+            for (var i = 0u; i < ROWS_PER_THREAD; i++) {
+                let a = tile_a[kk * TILE + lid.y * ROWS_PER_THREAD + i];
+                acc[i * 4u] += a * b.x;
+                acc[i * 4u + 1u] += a * b.y;
+                acc[i * 4u + 2u] += a * b.z;
+                acc[i * 4u + 3u] += a * b.w;
             }
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + lid.y * 4u + i;
+    for (var i = 0u; i < ROWS_PER_THREAD; i++) {
+        let row = row0 + lid.y * ROWS_PER_THREAD + i;
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x * 4u + j;
             if (row < params.m && col < params.n) {

@@ -30,6 +30,9 @@ pub enum GpuError {
     Lost(String),
 }
 
+/// A compiled kernel: file, entry point, and its overridable constants' values (as bits).
+type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
 /// Device, queue and the compiled kernels, created once and shared by every variant.
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -39,7 +42,7 @@ pub struct GpuContext {
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
-    pipelines: RefCell<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
+    pipelines: RefCell<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     /// First uncaptured validation error, surfaced by [`GpuContext::check`].
     error: Arc<Mutex<Option<String>>>,
     /// Set when the device is lost (driver reset, tab in the background too long, ...).
@@ -211,8 +214,9 @@ impl GpuContext {
         }
     }
 
-    fn pipeline(&self, file: &'static str, entry: &'static str) -> Arc<wgpu::ComputePipeline> {
-        if let Some(p) = self.pipelines.borrow().get(&(file, entry)) {
+    fn pipeline(&self, file: &'static str, entry: &'static str, overrides: &[(&'static str, f64)]) -> Arc<wgpu::ComputePipeline> {
+        let key: PipelineKey = (file, entry, overrides.iter().map(|&(name, v)| (name, v.to_bits())).collect());
+        if let Some(p) = self.pipelines.borrow().get(&key) {
             return p.clone();
         }
         let mut modules = self.modules.borrow_mut();
@@ -226,10 +230,12 @@ impl GpuContext {
             layout: Some(&self.pipeline_layout),
             module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            // Every kernel writes its workgroup memory before reading it, so zeroing it at each
+            // workgroup's start (where the backend honours this) is wasted work.
+            compilation_options: wgpu::PipelineCompilationOptions { constants: overrides, zero_initialize_workgroup_memory: false },
             cache: None,
         }));
-        self.pipelines.borrow_mut().insert((file, entry), pipeline.clone());
+        self.pipelines.borrow_mut().insert(key, pipeline.clone());
         pipeline
     }
 }
@@ -294,7 +300,7 @@ impl GpuArena {
                 let bytes = op.params_bytes();
                 params[at..at + bytes.len()].copy_from_slice(bytes);
                 dispatches.push(Dispatch {
-                    pipeline: ctx.pipeline(file, entry),
+                    pipeline: ctx.pipeline(file, entry, op.overrides()),
                     param_offset: (slot * PARAM_SLOT) as u32,
                     groups: workgroups(op.grid()),
                     label: entry,

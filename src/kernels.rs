@@ -391,6 +391,16 @@ pub const WORKGROUP_ROW: u32 = 64;
 /// Matmul output tile edge (a workgroup of 16 x 16 threads, 4 x 4 outputs each).
 pub const MATMUL_TILE: u32 = 64;
 
+/// Rows of C each matmul thread computes (`ROWS_PER_THREAD` in `matmul.wgsl`): a tile is 16
+/// times as tall, 64 for most products and 32 or 16 for short ones.
+pub fn matmul_rows_per_thread(m: u32) -> u32 {
+    match m {
+        0..=16 => 1,
+        17..=32 => 2,
+        _ => 4,
+    }
+}
+
 /// How a kernel's threads are laid out over its work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Grid {
@@ -435,6 +445,18 @@ impl Op {
         }
     }
 
+    /// Values of the WGSL pipeline-overridable constants this op's pipeline needs.
+    pub fn overrides(&self) -> &'static [(&'static str, f64)] {
+        match self {
+            Op::Matmul(p) => match matmul_rows_per_thread(p.m) {
+                1 => &[("ROWS_PER_THREAD", 1.0)],
+                2 => &[("ROWS_PER_THREAD", 2.0)],
+                _ => &[],
+            },
+            _ => &[],
+        }
+    }
+
     /// The params struct's bytes, as uploaded to the uniform slot of this dispatch.
     pub fn params_bytes(&self) -> &[u8] {
         match self {
@@ -463,7 +485,7 @@ impl Op {
     /// The thread layout the WGSL entry point expects.
     pub fn grid(&self) -> Grid {
         match self {
-            Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(MATMUL_TILE), p.batch.max(1)),
+            Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(16 * matmul_rows_per_thread(p.m)), p.batch.max(1)),
             Op::Reduce(p) => Grid::Threads(p.groups * p.cols),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) => Grid::Workgroups(p.rows),
             Op::RmsNormWeightGrad(p) => Grid::Threads(p.cols * p.groups.max(1)),
