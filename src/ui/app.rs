@@ -71,8 +71,19 @@ async fn time_matmul(gpu: &GpuContext, size: u32, reps: u32) -> Result<f64, crat
     let mut values: Vec<f32> = (0..2 * len).map(|_| rng.normal() as f32).collect();
     values.resize(3 * len, 0.0);
     let product = Op::Matmul(MatmulParams {
-        m: size, n: size, k: size, a_off: 0, a_rs: size, a_cs: 1, b_off: size * size, b_rs: size, b_cs: 1,
-        c_off: 2 * size * size, c_rs: size, bias_off: NONE, ..Default::default()
+        m: size,
+        n: size,
+        k: size,
+        a_off: 0,
+        a_rs: size,
+        a_cs: 1,
+        b_off: size * size,
+        b_rs: size,
+        b_cs: 1,
+        c_off: 2 * size * size,
+        c_rs: size,
+        bias_off: NONE,
+        ..Default::default()
     });
     let arena = GpuArena::new(gpu, "matmul benchmark", &values, &[&[product]])?;
     let mut start = driver::now();
