@@ -311,13 +311,15 @@ async fn play_loop(state: AppState) {
 }
 
 /// `?bench=N`: N steps per variant alone and in lockstep, as fast as possible, no drawing.
-async fn run_bench(state: AppState, steps: u64) {
+/// `query` is the page's query string at start-up (`kernels=`, `matmul_reps=`).
+async fn run_bench(state: AppState, steps: u64, query: &str) {
     let Some(gpu) = state.gpu.get_value() else {
         state.bench.set(Some(serde_json::json!({ "error": "no GPU" }).to_string()));
         return;
     };
     let config = state.config.get_untracked();
-    let kernels = bench_kernels(&driver::query(), &config);
+    let kernels = bench_kernels(query, &config);
+    let matmul_reps = bench_matmul_reps(query);
     #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
     let time = |trainer: Rc<RefCell<Trainer>>| async move {
         for _ in 0..2 {
@@ -365,11 +367,17 @@ async fn run_bench(state: AppState, steps: u64) {
         }
         Err(_) => None,
     };
-    let matmul_reps = bench_matmul_reps(&driver::query());
-    let matmul1024_ms = if matmul_reps > 0 { time_matmul(&gpu, 1024, matmul_reps).await.ok() } else { None };
+    let (matmul1024_ms, matmul_error) = match matmul_reps {
+        0 => (None, None),
+        reps => match time_matmul(&gpu, 1024, reps).await {
+            Ok(ms) => (Some(ms), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
     let report = serde_json::json!({
         "kernels": format!("{kernels:?}").to_lowercase(),
         "matmul1024_ms": matmul1024_ms,
+        "matmul_error": matmul_error,
         "steps": steps,
         "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
         "dispatches_per_step": dispatches,
@@ -411,11 +419,13 @@ pub fn App() -> impl IntoView {
         bench: RwSignal::new(None),
     };
     let bench = bench_steps(&query);
+    // Read before the address bar is rewritten to the experiment's own keys.
+    let bench_options = query.clone();
     spawn_local(async move {
         probe_gpu(state).await;
         if let Some(steps) = bench {
             state.message.set(Some(format!("benchmark: {steps} steps per variant, then in lockstep…")));
-            run_bench(state, steps).await;
+            run_bench(state, steps, &bench_options).await;
         }
     });
     // The URL always reflects the experiment (debounced, no history entries).

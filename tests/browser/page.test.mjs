@@ -256,7 +256,14 @@ test('bench mode writes one JSON line', async () => {
   await result.waitFor({ timeout: 120000 });
   const report = JSON.parse(await result.textContent());
   assert.ok(report.steps_per_s > 0, JSON.stringify(report));
-  for (const m of ['residual', 'hc', 'mhc']) assert.ok(report.ms_per_step[m] > 0, JSON.stringify(report));
+  for (const m of ['residual', 'hc', 'mhc']) {
+    assert.ok(report.ms_per_step[m] > 0, JSON.stringify(report));
+    assert.ok(report.arena_bytes[m] > 0, JSON.stringify(report));
+  }
+  // The fused kernels at depth 4: one submit and 31 + 33 + 33 dispatches plus 2 per extra block each.
+  assert.equal(report.kernels, 'fused');
+  assert.equal(report.submits_per_step, 1);
+  assert.equal(report.dispatches_per_step, 109);
   assert.match(report.adapter, /./);
   console.log(`bench: ${JSON.stringify(report)}`);
   await page.close();
