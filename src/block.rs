@@ -47,8 +47,9 @@ fn streams(p: &BlockParams) -> StreamParams {
     StreamParams { rows: p.rows, n: p.n, c: p.c, h_off: p.h_off, h_rs: pc, dh_rs: pc, dh_off: NONE, ..Default::default() }
 }
 
-/// `y[rows, outs] = x[rows, inputs] @ W[outs, inputs]^T (+ b)`.
-fn linear(rows: u32, inputs: u32, outs: u32, x: u32, w: u32, bias: u32, y: u32) -> Op {
+/// The three products of a linear layer (`W: [outs, inputs]`, row-major), shared by every layer
+/// of the model: `y[rows, outs] = x[rows, inputs] @ W^T (+ b)`.
+pub fn linear(rows: u32, inputs: u32, outs: u32, x: u32, w: u32, bias: u32, y: u32) -> Op {
     Op::Matmul(MatmulParams {
         m: rows,
         n: outs,
@@ -66,8 +67,8 @@ fn linear(rows: u32, inputs: u32, outs: u32, x: u32, w: u32, bias: u32, y: u32) 
     })
 }
 
-/// `dx[rows, inputs] (+)= dy[rows, outs] @ W[outs, inputs]`.
-fn linear_input_grad(rows: u32, inputs: u32, outs: u32, dy: u32, w: u32, dx: u32, accumulate: bool) -> Op {
+/// `dx[rows, inputs] (+)= dy[rows, outs] @ W`.
+pub fn linear_input_grad(rows: u32, inputs: u32, outs: u32, dy: u32, w: u32, dx: u32, accumulate: bool) -> Op {
     Op::Matmul(MatmulParams {
         m: rows,
         n: inputs,
@@ -84,6 +85,30 @@ fn linear_input_grad(rows: u32, inputs: u32, outs: u32, dy: u32, w: u32, dx: u32
         accumulate: accumulate as u32,
         ..Default::default()
     })
+}
+
+/// `dW[outs, inputs] += dy[rows, outs]^T @ x[rows, inputs]`.
+pub fn linear_weight_grad(rows: u32, inputs: u32, outs: u32, dy: u32, x: u32, dw: u32) -> Op {
+    Op::Matmul(weight_grad_params(rows, inputs, outs, dy, x, dw))
+}
+
+fn weight_grad_params(rows: u32, inputs: u32, outs: u32, dy: u32, x: u32, dw: u32) -> MatmulParams {
+    MatmulParams {
+        m: outs,
+        n: inputs,
+        k: rows,
+        a_off: dy,
+        a_rs: 1,
+        a_cs: outs,
+        b_off: x,
+        b_rs: inputs,
+        b_cs: 1,
+        c_off: dw,
+        c_rs: inputs,
+        bias_off: NONE,
+        accumulate: 1,
+        ..Default::default()
+    }
 }
 
 /// Block forward as unfused ops: what `block_forward` in `block.wgsl` computes, op by op.
@@ -223,26 +248,8 @@ pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, g
     let grad = |param: u32| param + grad_shift;
     // dW[outs, inputs] += dy^T x over `k` rows, for every block.
     let weight = |outs: u32, inputs: u32, k: u32, dy: u32, x: u32, dw: u32| {
-        Op::Matmul(MatmulParams {
-            m: outs,
-            n: inputs,
-            k,
-            a_off: dy,
-            a_rs: 1,
-            a_cs: outs,
-            b_off: x,
-            b_rs: inputs,
-            b_cs: 1,
-            c_off: dw,
-            c_rs: inputs,
-            bias_off: NONE,
-            accumulate: 1,
-            batch: blocks,
-            a_bs: k * outs,
-            b_bs: k * inputs,
-            c_bs: block_len,
-            ..Default::default()
-        })
+        let one = weight_grad_params(k, inputs, outs, dy, x, dw);
+        Op::Matmul(MatmulParams { batch: blocks, a_bs: k * outs, b_bs: k * inputs, c_bs: block_len, ..one })
     };
     // out[j] += sum over rows of in[row, j], for every block.
     let rows_sum = |cols: u32, input: u32, out: u32| {

@@ -3,7 +3,9 @@
 //! model's math exists once, here, and the three residual variants share one code path: only
 //! how a block's coefficients are made depends on the [`ResidualKind`].
 
-use crate::block::{block_backward_ops, block_forward_ops, block_weight_grad_ops, partials_per_row};
+use crate::block::{
+    block_backward_ops, block_forward_ops, block_weight_grad_ops, linear, linear_input_grad, linear_weight_grad, partials_per_row,
+};
 use crate::config::{Activation, Config, OptimizerKind, Precision, ResidualKind};
 use crate::kernels::*;
 use crate::layout::{BlockTensors, Dims, ParamLayout};
@@ -341,64 +343,19 @@ impl Linear {
     /// `y = x @ W^T + b` (`b == NONE`: no bias).
     fn forward(self, b: u32, y: u32) -> Op {
         let Linear { rows, inp, out, x, w } = self;
-        Op::Matmul(MatmulParams {
-            m: rows,
-            n: out,
-            k: inp,
-            a_off: x,
-            a_rs: inp,
-            a_cs: 1,
-            b_off: w,
-            b_rs: 1,
-            b_cs: inp,
-            c_off: y,
-            c_rs: out,
-            bias_off: b,
-            accumulate: 0,
-            ..Default::default()
-        })
+        linear(rows, inp, out, x, w, b, y)
     }
 
     /// `dW += dy^T x`, `db += sum_rows dy` (unless `db == NONE`), and `dx (+)= dy W` when wanted
     /// (`(offset, accumulate)`).
     fn backward(self, ops: &mut Vec<Op>, dw: u32, db: u32, dy: u32, dx: Option<(u32, bool)>) {
         let Linear { rows, inp, out, x, w } = self;
-        ops.push(Op::Matmul(MatmulParams {
-            m: out,
-            n: inp,
-            k: rows,
-            a_off: dy,
-            a_rs: 1,
-            a_cs: out,
-            b_off: x,
-            b_rs: inp,
-            b_cs: 1,
-            c_off: dw,
-            c_rs: inp,
-            bias_off: NONE,
-            accumulate: 1,
-            ..Default::default()
-        }));
+        ops.push(linear_weight_grad(rows, inp, out, dy, x, dw));
         if db != NONE {
             ops.push(sum_rows(rows, out, dy, db, 1.0, true));
         }
         if let Some((dx, accumulate)) = dx {
-            ops.push(Op::Matmul(MatmulParams {
-                m: rows,
-                n: inp,
-                k: out,
-                a_off: dy,
-                a_rs: out,
-                a_cs: 1,
-                b_off: w,
-                b_rs: inp,
-                b_cs: 1,
-                c_off: dx,
-                c_rs: inp,
-                bias_off: NONE,
-                accumulate: accumulate as u32,
-                ..Default::default()
-            }));
+            ops.push(linear_input_grad(rows, inp, out, dy, w, dx, accumulate));
         }
     }
 }
