@@ -281,3 +281,31 @@ fn evaluation_runs_the_test_set_at_once_and_equals_batch_sized_forwards() {
         assert!((test_loss - want).abs() <= 1e-7 * want.abs(), "{kind:?}: eval {test_loss} vs batched {want}");
     }
 }
+
+#[test]
+fn test_metrics_agree_on_cpu_and_gpu_for_every_variant() {
+    // Depth 3: evaluation's streams end in the second of its two buffers; batch 10 is far below
+    // the test set, which evaluation runs at once whatever the batch.
+    let (config, notices) = Config::from_query("task=circles&depth=3&width=8&streams=3&batch=10&seed=3");
+    assert!(notices.is_empty(), "{notices:?}");
+    let mut runs = Vec::new();
+    for ctx in [None, Some(gpu())] {
+        let mut trainer = Trainer::new(&config, ctx).unwrap();
+        for _ in 0..3 {
+            trainer.submit_step(false);
+        }
+        // Step 0 evaluated (eval_every divides it); step 2 did not.
+        trainer.next_step = 0;
+        trainer.submit_step(false);
+        runs.push(pollster::block_on(trainer.read_metrics()).unwrap());
+    }
+    let test_rows = Dataset::new(&config).n_test() as f32;
+    for (cpu, gpu) in runs[0].iter().zip(&runs[1]) {
+        let (c, g) = (cpu.test_loss.expect("evaluated"), gpu.test_loss.expect("evaluated"));
+        assert!((c - g).abs() <= 1e-5 * c.abs(), "{}: test loss cpu {c} gpu {g}", cpu.mode);
+        // A row on the decision boundary may flip: at most one.
+        let (c, g) = (cpu.test_acc.unwrap(), gpu.test_acc.unwrap());
+        assert!((c - g).abs() <= 1.0 / test_rows + 1e-6, "{}: test accuracy cpu {c} gpu {g}", cpu.mode);
+    }
+    assert_eq!(runs[0].len(), 3);
+}
