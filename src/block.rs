@@ -7,8 +7,8 @@
 use crate::kernels::*;
 
 /// The params of the coefficient kernels of this block (HC's and mHC's; the kind picks one).
-fn coefficient_ops(p: &BlockParams) -> (HcCoeffParams, MhcCoeffParams) {
-    let pc = p.n * p.n + 2 * p.n;
+fn coefficient_params(p: &BlockParams) -> (HcCoeffParams, MhcCoeffParams) {
+    let pc = p.coeffs();
     let hc = HcCoeffParams {
         rows: p.rows,
         n: p.n,
@@ -43,7 +43,7 @@ fn coefficient_ops(p: &BlockParams) -> (HcCoeffParams, MhcCoeffParams) {
 }
 
 fn streams(p: &BlockParams) -> StreamParams {
-    let pc = p.n * p.n + 2 * p.n;
+    let pc = p.coeffs();
     StreamParams { rows: p.rows, n: p.n, c: p.c, h_off: p.h_off, h_rs: pc, dh_rs: pc, dh_off: NONE, ..Default::default() }
 }
 
@@ -114,9 +114,9 @@ fn weight_grad_params(rows: u32, inputs: u32, outs: u32, dy: u32, x: u32, dw: u3
 /// Block forward as unfused ops: what `block_forward` in `block.wgsl` computes, op by op.
 pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
     let (n, c, fc) = (p.n, p.c, p.fc);
-    let pc = n * n + 2 * n;
+    let pc = p.coeffs();
     let mut ops = Vec::with_capacity(9);
-    let (hc, mhc) = coefficient_ops(p);
+    let (hc, mhc) = coefficient_params(p);
     match p.kind {
         BLOCK_HC => {
             ops.push(Op::RmsNormForward(RmsNormParams {
@@ -165,7 +165,7 @@ pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
 /// `dX_l` is written (`=`) from `dX_{l+1}`; no parameter gradient is touched.
 pub fn block_backward_ops(p: &BlockParams) -> Vec<Op> {
     let (n, c, fc) = (p.n, p.c, p.fc);
-    let pc = n * n + 2 * n;
+    let pc = p.coeffs();
     let has_h = p.h_off != NONE;
     let dh = if has_h { p.dh_off } else { NONE };
     let mut ops = Vec::with_capacity(14);
@@ -202,7 +202,7 @@ pub fn block_backward_ops(p: &BlockParams) -> Vec<Op> {
     if has_h {
         ops.push(Op::CombineBackwardCoeff(combine));
     }
-    let (hc, mhc) = coefficient_ops(p);
+    let (hc, mhc) = coefficient_params(p);
     match p.kind {
         BLOCK_HC => {
             ops.push(Op::HcCoeffBackward(hc));
@@ -232,7 +232,7 @@ pub fn block_backward_ops(p: &BlockParams) -> Vec<Op> {
 pub fn partials_per_row(kind: u32, n: u32) -> u32 {
     match kind {
         BLOCK_HC => 2 + 2 * n + n * n,
-        BLOCK_MHC => 3 + n * n + 2 * n,
+        BLOCK_MHC => 3 + n * n + 2 * n, // 3 + coeffs
         _ => 0,
     }
 }
@@ -244,7 +244,7 @@ pub fn partials_per_row(kind: u32, n: u32) -> u32 {
 pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, grad_shift: u32) -> Vec<Op> {
     let p = first;
     let (rows, n, c, fc) = (p.rows, p.n, p.c, p.fc);
-    let pc = n * n + 2 * n;
+    let pc = p.coeffs();
     let grad = |param: u32| param + grad_shift;
     // dW[outs, inputs] += dy^T x over `k` rows, for every block.
     let weight = |outs: u32, inputs: u32, k: u32, dy: u32, x: u32, dw: u32| {
@@ -285,15 +285,12 @@ pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, g
             ..Default::default()
         }),
     ];
+    if p.kind != BLOCK_RESIDUAL {
+        ops.push(rows_sum(partials_per_row(p.kind, n), p.part_off, grad(p.small_off)));
+    }
     match p.kind {
-        BLOCK_HC => {
-            ops.push(rows_sum(partials_per_row(p.kind, n), p.part_off, grad(p.small_off)));
-            ops.push(weight(n + 2, c, rows * n, p.dproj_off, p.z_off, grad(p.proj_w)));
-        }
-        BLOCK_MHC => {
-            ops.push(rows_sum(partials_per_row(p.kind, n), p.part_off, grad(p.small_off)));
-            ops.push(weight(pc, n * c, rows, p.dproj_off, p.x_off, grad(p.proj_w)));
-        }
+        BLOCK_HC => ops.push(weight(n + 2, c, rows * n, p.dproj_off, p.z_off, grad(p.proj_w))),
+        BLOCK_MHC => ops.push(weight(pc, n * c, rows, p.dproj_off, p.x_off, grad(p.proj_w))),
         _ => {}
     }
     ops

@@ -154,9 +154,7 @@ impl GpuContext {
             for (arena, lists) in work {
                 for &list in lists.iter() {
                     for d in &arena.lists[list as usize] {
-                        pass.set_pipeline(&d.pipeline);
-                        pass.set_bind_group(0, &arena.bind_group, &[d.param_offset]);
-                        pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                        d.record(&mut pass, &arena.bind_group);
                     }
                     self.dispatches.set(self.dispatches.get() + arena.lists[list as usize].len() as u64);
                 }
@@ -246,6 +244,14 @@ struct Dispatch {
     param_offset: u32,
     groups: [u32; 3],
     label: &'static str,
+}
+
+impl Dispatch {
+    fn record(&self, pass: &mut wgpu::ComputePass, bind_group: &wgpu::BindGroup) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, bind_group, &[self.param_offset]);
+        pass.dispatch_workgroups(self.groups[0], self.groups[1], self.groups[2]);
+    }
 }
 
 /// One variant's arena on the GPU and its op lists as dispatches.
@@ -367,11 +373,9 @@ impl GpuArena {
             let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(d.label) });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.label), timestamp_writes: None });
-                pass.set_pipeline(&d.pipeline);
-                pass.set_bind_group(0, &self.bind_group, &[d.param_offset]);
-                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                d.record(&mut pass, &self.bind_group);
             }
-            ctx.queue.submit([encoder.finish()]);
+            ctx.submit(encoder);
             let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
             out.push((d.label, start.elapsed().as_secs_f64()));
         }

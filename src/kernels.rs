@@ -234,6 +234,13 @@ pub struct BlockParams {
     pub div_off: u32,         // mHC Sinkhorn divisors [rows, iters * 2 * n] (scratch)
 }
 
+impl BlockParams {
+    /// Coefficients per row, `[pre (n) | post (n) | res (n*n)]`.
+    pub fn coeffs(&self) -> u32 {
+        self.n * self.n + 2 * self.n
+    }
+}
+
 /// Rows one workgroup of the fused block kernels carries (`TILE_ROWS` in `block.wgsl`): each
 /// weight read from memory serves this many rows.
 pub const BLOCK_TILE_ROWS: u32 = 8;

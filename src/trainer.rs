@@ -213,8 +213,22 @@ impl Trainer {
     /// evaluation steps) the test pass, the training step, and (when `measure`) the gains.
     /// Returns without waiting for the device.
     pub fn submit_step(&mut self, measure: bool) {
+        let evaluate = self.next_step.is_multiple_of(self.config.eval_every as u64);
+        self.submit(evaluate, measure);
+    }
+
+    /// Submits one training step that neither evaluates nor measures and returns the
+    /// `(dispatches, submits)` it took on the GPU (the benchmarks report them); `None` on the CPU.
+    pub fn submit_counted_step(&mut self) -> Option<(u64, u64)> {
+        let gpu = self.gpu.clone()?;
+        let (dispatches, submits) = gpu.counters();
+        self.submit(false, false);
+        let (dispatches_after, submits_after) = gpu.counters();
+        Some((dispatches_after - dispatches, submits_after - submits))
+    }
+
+    fn submit(&mut self, evaluate: bool, measure: bool) {
         let t = self.next_step;
-        let evaluate = t.is_multiple_of(self.config.eval_every as u64);
         let (x, y) = self.dataset.batch(t, self.config.batch as usize);
         let step_no = (t + 1) as i32;
         let scalars = [
@@ -238,10 +252,9 @@ impl Trainer {
             variant.write_batch(&x, &y);
             let metrics = variant.program.plan.metrics + slot::STEP;
             variant.write(metrics, &scalars);
-            if let Store::Cpu(arena) = &mut variant.store {
-                run_on_cpu(arena, &variant.program, &lists);
-            } else if let Store::Gpu(arena, _) = &variant.store {
-                on_gpu.push((arena, lists.as_slice()));
+            match &mut variant.store {
+                Store::Cpu(arena) => run_on_cpu(arena, &variant.program, &lists),
+                Store::Gpu(arena, _) => on_gpu.push((&*arena, lists.as_slice())),
             }
         }
         // Every variant's step in one pass, one submit.

@@ -418,11 +418,7 @@ mod native {
         per_kernel: bool,
     ) -> Result<serde_json::Value, Failure> {
         let mut trainer = Trainer::with_kernels(config, Some(gpu.clone()), kernels)?;
-        // Counted on one lockstep step of all variants (no evaluation, no metrics readback).
-        trainer.next_step = 1;
-        let (dispatches, submits) = gpu.counters();
-        trainer.submit_step(false);
-        let (dispatches_after, submits_after) = gpu.counters();
+        let (dispatches, submits) = trainer.submit_counted_step().unwrap_or_default();
         let lockstep_ms = time_steps(&mut trainer, steps).await?;
         let mut alone = serde_json::Map::new();
         let mut arena_bytes = serde_json::Map::new();
@@ -455,8 +451,8 @@ mod native {
             "steps": steps,
             "steps_per_s": 1e3 / lockstep_ms,
             "ms_per_step": lockstep_ms,
-            "dispatches_per_step": dispatches_after - dispatches,
-            "submits_per_step": submits_after - submits,
+            "dispatches_per_step": dispatches,
+            "submits_per_step": submits,
             "variant_ms_per_step": alone,
             "mhc_over_residual": ratio,
             "arena_bytes": arena_bytes,

@@ -55,12 +55,17 @@ struct AppState {
 
 /// `bench=<steps>` from the query string (the config parser accepts and ignores the key).
 fn bench_steps(query: &str) -> Option<u64> {
-    query.split('&').find_map(|pair| pair.strip_prefix("bench=")).and_then(|v| v.parse::<u64>().ok()).map(|n| n.clamp(1, 100_000))
+    query_value(query, "bench").and_then(|v| v.parse::<u64>().ok()).map(|n| n.clamp(1, 100_000))
+}
+
+/// The value of the first `key=` pair of a query string.
+fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// `matmul_reps=<n>` (benchmark mode only): also time n 1024 x 1024 x 1024 products.
 fn bench_matmul_reps(query: &str) -> u32 {
-    query.split('&').find_map(|pair| pair.strip_prefix("matmul_reps=")).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0).min(100)
+    query_value(query, "matmul_reps").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0).min(100)
 }
 
 /// Our matmul kernel on one `size`^3 product, in ms per product with its result read back
@@ -99,7 +104,7 @@ async fn time_matmul(gpu: &GpuContext, size: u32, reps: u32) -> Result<f64, crat
 
 /// `kernels=fused|unfused` (benchmark mode only): the granularity to time; else the engine's choice.
 fn bench_kernels(query: &str, config: &Config) -> Kernels {
-    match query.split('&').find_map(|pair| pair.strip_prefix("kernels=")) {
+    match query_value(query, "kernels") {
         Some("fused") => Kernels::Fused,
         Some("unfused") => Kernels::Unfused,
         _ => Kernels::for_config(config),
@@ -357,12 +362,7 @@ async fn run_bench(state: AppState, steps: u64, query: &str) {
             for v in &t.variants {
                 arena_bytes.insert(v.kind.name().into(), serde_json::json!(v.program.arena_bytes()));
             }
-            // Counted on one lockstep step that neither evaluates nor measures.
-            t.next_step = 1;
-            let before = gpu.counters();
-            t.submit_step(false);
-            let after = gpu.counters();
-            (dispatches, submits) = (Some(after.0 - before.0), Some(after.1 - before.1));
+            (dispatches, submits) = t.submit_counted_step().unzip();
             time(Rc::new(RefCell::new(t))).await
         }
         Err(_) => None,
