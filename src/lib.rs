@@ -2,10 +2,10 @@
 //! the GPU (wgpu: WebGPU in the browser, Vulkan natively) or on a plain-Rust CPU reference.
 //!
 //! Layers, bottom up: `config` (the experiment), `rng` + `tasks` (seeded data), `layout` (the
-//! parameter table), `kernels` (the kernel list and their params), `block` (one block as data: its
-//! unfused ops and batched weight gradients), `program` (the training step
-//! as op lists), `reference` (CPU twin of every kernel), `gpu` (the only wgpu code),
-//! `trainer` (lockstep training), `metrics`, `checkpoint`. No UI types anywhere here.
+//! parameter table), `kernels` (the kernel list and their params), `block` (one block as data:
+//! its unfused ops and batched weight gradients), `plan` (where every tensor lives in the arena),
+//! `program` (the training step as op lists), `reference` (CPU twin of every kernel), `gpu` (the
+//! only wgpu code), `trainer` (lockstep training), `metrics`, `checkpoint`. No UI types anywhere here.
 
 pub mod block;
 pub mod checkpoint;
@@ -14,6 +14,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod layout;
 pub mod metrics;
+pub mod plan;
 pub mod program;
 pub mod reference;
 pub mod rng;
