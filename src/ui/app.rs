@@ -1,14 +1,14 @@
 //! The page: controls for every config key, lockstep training on the GPU in short slices that
 //! keep the page responsive, charts of everything the engine measures, share links, exports.
 
+use super::bench;
 use super::charts::{heatmap, line_chart, surface, HeatmapStyle, Line};
 use super::driver;
 use super::model::*;
 use crate::checkpoint::{save_checkpoint, TensorFile};
 use crate::config::{notices_line, Config, KeyKind, ResidualKind};
-use crate::gpu::{GpuArena, GpuContext};
-use crate::kernels::{MatmulParams, Op, NONE};
-use crate::program::{Kernels, OpList, PROBE_EXTENT, PROBE_GRID};
+use crate::gpu::GpuContext;
+use crate::program::{PROBE_EXTENT, PROBE_GRID};
 use crate::trainer::Trainer;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -51,64 +51,6 @@ struct AppState {
     session: StoredValue<Option<Session>, LocalStorage>,
     hover: RwSignal<Option<(&'static str, f64)>>,
     bench: RwSignal<Option<String>>,
-}
-
-/// `bench=<steps>` from the query string (the config parser accepts and ignores the key).
-fn bench_steps(query: &str) -> Option<u64> {
-    query_value(query, "bench").and_then(|v| v.parse::<u64>().ok()).map(|n| n.clamp(1, 100_000))
-}
-
-/// The value of the first `key=` pair of a query string.
-fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
-}
-
-/// `matmul_reps=<n>` (benchmark mode only): also time n 1024 x 1024 x 1024 products.
-fn bench_matmul_reps(query: &str) -> u32 {
-    query_value(query, "matmul_reps").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0).min(100)
-}
-
-/// Our matmul kernel on one `size`^3 product, in ms per product with its result read back
-/// (2 warm-ups first): the yardstick the TF.js comparison also times.
-async fn time_matmul(gpu: &GpuContext, size: u32, reps: u32) -> Result<f64, crate::gpu::GpuError> {
-    let len = (size * size) as usize;
-    let mut rng = crate::rng::Rng::new(1);
-    let mut values: Vec<f32> = (0..2 * len).map(|_| rng.normal() as f32).collect();
-    values.resize(3 * len, 0.0);
-    let product = Op::Matmul(MatmulParams {
-        m: size,
-        n: size,
-        k: size,
-        a_off: 0,
-        a_rs: size,
-        a_cs: 1,
-        b_off: size * size,
-        b_rs: size,
-        b_cs: 1,
-        c_off: 2 * size * size,
-        c_rs: size,
-        bias_off: NONE,
-        ..Default::default()
-    });
-    let arena = GpuArena::new(gpu, "matmul benchmark", &values, &[&[product]])?;
-    let mut start = driver::now();
-    for rep in 0..reps + 2 {
-        if rep == 2 {
-            start = driver::now();
-        }
-        arena.run(gpu, &[OpList::Train]); // the one list prepared sits in the first slot
-        arena.read(gpu, 2 * size * size, len).await?;
-    }
-    Ok((driver::now() - start) / reps.max(1) as f64)
-}
-
-/// `kernels=fused|unfused` (benchmark mode only): the granularity to time; else the engine's choice.
-fn bench_kernels(query: &str, config: &Config) -> Kernels {
-    match query_value(query, "kernels") {
-        Some("fused") => Kernels::Fused,
-        Some("unfused") => Kernels::Unfused,
-        _ => Kernels::for_config(config),
-    }
 }
 
 fn multiply_adds(config: &Config) -> f64 {
@@ -315,81 +257,6 @@ async fn play_loop(state: AppState) {
     }
 }
 
-/// `?bench=N`: N steps per variant alone and in lockstep, as fast as possible, no drawing.
-/// `query` is the page's query string at start-up (`kernels=`, `matmul_reps=`).
-async fn run_bench(state: AppState, steps: u64, query: &str) {
-    let Some(gpu) = state.gpu.get_value() else {
-        state.bench.set(Some(serde_json::json!({ "error": "no GPU" }).to_string()));
-        return;
-    };
-    let config = state.config.get_untracked();
-    let kernels = bench_kernels(query, &config);
-    let matmul_reps = bench_matmul_reps(query);
-    #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
-    let time = |trainer: Rc<RefCell<Trainer>>| async move {
-        for _ in 0..2 {
-            trainer.borrow_mut().submit_step(false);
-        }
-        let _ = { trainer.borrow().peek_metrics().await };
-        let start = driver::now();
-        for i in 0..steps {
-            trainer.borrow_mut().submit_step(false);
-            if i % 8 == 7 {
-                driver::sleep(0).await;
-            }
-        }
-        let ok = { trainer.borrow().peek_metrics().await.is_ok() };
-        ok.then(|| (driver::now() - start) / steps as f64)
-    };
-    let mut per_variant = serde_json::Map::new();
-    for &kind in &config.modes {
-        match Trainer::with_kernels(&config.with_single_mode(kind), Some(gpu.clone()), kernels) {
-            Ok(t) => {
-                if let Some(ms) = time(Rc::new(RefCell::new(t))).await {
-                    per_variant.insert(kind.name().into(), serde_json::json!(ms));
-                }
-            }
-            Err(e) => {
-                state.bench.set(Some(serde_json::json!({ "error": e.to_string() }).to_string()));
-                return;
-            }
-        }
-    }
-    let (mut dispatches, mut submits) = (None, None);
-    let mut arena_bytes = serde_json::Map::new();
-    let lockstep = match Trainer::with_kernels(&config, Some(gpu.clone()), kernels) {
-        Ok(mut t) => {
-            for v in &t.variants {
-                arena_bytes.insert(v.kind.name().into(), serde_json::json!(v.program.arena_bytes()));
-            }
-            (dispatches, submits) = t.submit_counted_step().unzip();
-            time(Rc::new(RefCell::new(t))).await
-        }
-        Err(_) => None,
-    };
-    let (matmul1024_ms, matmul_error) = match matmul_reps {
-        0 => (None, None),
-        reps => match time_matmul(&gpu, 1024, reps).await {
-            Ok(ms) => (Some(ms), None),
-            Err(e) => (None, Some(e.to_string())),
-        },
-    };
-    let report = serde_json::json!({
-        "kernels": format!("{kernels:?}").to_lowercase(),
-        "matmul1024_ms": matmul1024_ms,
-        "matmul_error": matmul_error,
-        "steps": steps,
-        "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
-        "dispatches_per_step": dispatches,
-        "submits_per_step": submits,
-        "arena_bytes": arena_bytes,
-        "ms_per_step": per_variant,
-        "adapter": format!("{} ({})", gpu.adapter_name, gpu.backend),
-        "config": config.to_query(),
-    });
-    state.bench.set(Some(report.to_string()));
-}
-
 #[component]
 pub fn App() -> impl IntoView {
     let query = driver::query();
@@ -418,14 +285,15 @@ pub fn App() -> impl IntoView {
         hover: RwSignal::new(None),
         bench: RwSignal::new(None),
     };
-    let bench = bench_steps(&query);
+    let bench = bench::steps(&query);
     // Read before the address bar is rewritten to the experiment's own keys.
     let bench_options = query.clone();
     spawn_local(async move {
         probe_gpu(state).await;
         if let Some(steps) = bench {
             state.message.set(Some(format!("benchmark: {steps} steps per variant, then in lockstep…")));
-            run_bench(state, steps, &bench_options).await;
+            let report = bench::run(state.gpu.get_value(), state.config.get_untracked(), steps, &bench_options).await;
+            state.bench.set(Some(report));
         }
     });
     // The URL always reflects the experiment (debounced, no history entries).

@@ -1,0 +1,140 @@
+//! Benchmark mode (`?bench=N`): each variant alone, then all in lockstep, as fast as the
+//! device goes, with the engine's dispatch and submit counts; optionally our 1024^3 matmul.
+
+use super::driver;
+use crate::config::Config;
+use crate::gpu::{GpuArena, GpuContext};
+use crate::kernels::{MatmulParams, Op, NONE};
+use crate::program::{Kernels, OpList};
+use crate::trainer::Trainer;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+/// `bench=<steps>` from the query string (the config parser accepts and ignores the key).
+pub fn steps(query: &str) -> Option<u64> {
+    query_value(query, "bench").and_then(|v| v.parse::<u64>().ok()).map(|n| n.clamp(1, 100_000))
+}
+
+/// The value of the first `key=` pair of a query string.
+fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// `matmul_reps=<n>` (benchmark mode only): also time n 1024 x 1024 x 1024 products.
+fn matmul_reps(query: &str) -> u32 {
+    query_value(query, "matmul_reps").and_then(|v| v.parse::<u32>().ok()).unwrap_or(0).min(100)
+}
+
+/// Our matmul kernel on one `size`^3 product, in ms per product with its result read back
+/// (2 warm-ups first): the yardstick the TF.js comparison also times.
+async fn time_matmul(gpu: &GpuContext, size: u32, reps: u32) -> Result<f64, crate::gpu::GpuError> {
+    let len = (size * size) as usize;
+    let mut rng = crate::rng::Rng::new(1);
+    let mut values: Vec<f32> = (0..2 * len).map(|_| rng.normal() as f32).collect();
+    values.resize(3 * len, 0.0);
+    let product = Op::Matmul(MatmulParams {
+        m: size,
+        n: size,
+        k: size,
+        a_off: 0,
+        a_rs: size,
+        a_cs: 1,
+        b_off: size * size,
+        b_rs: size,
+        b_cs: 1,
+        c_off: 2 * size * size,
+        c_rs: size,
+        bias_off: NONE,
+        ..Default::default()
+    });
+    let arena = GpuArena::new(gpu, "matmul benchmark", &values, &[&[product]])?;
+    let mut start = driver::now();
+    for rep in 0..reps + 2 {
+        if rep == 2 {
+            start = driver::now();
+        }
+        arena.run(gpu, &[OpList::Train]); // the one list prepared sits in the first slot
+        arena.read(gpu, 2 * size * size, len).await?;
+    }
+    Ok((driver::now() - start) / reps.max(1) as f64)
+}
+
+/// `kernels=fused|unfused` (benchmark mode only): the granularity to time; else the engine's choice.
+fn kernels(query: &str, config: &Config) -> Kernels {
+    match query_value(query, "kernels") {
+        Some("fused") => Kernels::Fused,
+        Some("unfused") => Kernels::Unfused,
+        _ => Kernels::for_config(config),
+    }
+}
+
+/// `?bench=N`: N steps per variant alone and in lockstep, as fast as possible, no drawing.
+/// `query` is the page's query string at start-up (`kernels=`, `matmul_reps=`).
+/// Returns the report, one JSON object.
+pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query: &str) -> String {
+    let Some(gpu) = gpu else {
+        return serde_json::json!({ "error": "no GPU" }).to_string();
+    };
+    let kernels = kernels(query, &config);
+    let matmul_reps = matmul_reps(query);
+    #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
+    let time = |trainer: Rc<RefCell<Trainer>>| async move {
+        for _ in 0..2 {
+            trainer.borrow_mut().submit_step(false);
+        }
+        let _ = { trainer.borrow().peek_metrics().await };
+        let start = driver::now();
+        for i in 0..steps {
+            trainer.borrow_mut().submit_step(false);
+            if i % 8 == 7 {
+                driver::sleep(0).await;
+            }
+        }
+        let ok = { trainer.borrow().peek_metrics().await.is_ok() };
+        ok.then(|| (driver::now() - start) / steps as f64)
+    };
+    let mut per_variant = serde_json::Map::new();
+    for &kind in &config.modes {
+        match Trainer::with_kernels(&config.with_single_mode(kind), Some(gpu.clone()), kernels) {
+            Ok(t) => {
+                if let Some(ms) = time(Rc::new(RefCell::new(t))).await {
+                    per_variant.insert(kind.name().into(), serde_json::json!(ms));
+                }
+            }
+            Err(e) => return serde_json::json!({ "error": e.to_string() }).to_string(),
+        }
+    }
+    let (mut dispatches, mut submits) = (None, None);
+    let mut arena_bytes = serde_json::Map::new();
+    let lockstep = match Trainer::with_kernels(&config, Some(gpu.clone()), kernels) {
+        Ok(mut t) => {
+            for v in &t.variants {
+                arena_bytes.insert(v.kind.name().into(), serde_json::json!(v.program.arena_bytes()));
+            }
+            (dispatches, submits) = t.submit_counted_step().unzip();
+            time(Rc::new(RefCell::new(t))).await
+        }
+        Err(_) => None,
+    };
+    let (matmul1024_ms, matmul_error) = match matmul_reps {
+        0 => (None, None),
+        reps => match time_matmul(&gpu, 1024, reps).await {
+            Ok(ms) => (Some(ms), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+    };
+    let report = serde_json::json!({
+        "kernels": format!("{kernels:?}").to_lowercase(),
+        "matmul1024_ms": matmul1024_ms,
+        "matmul_error": matmul_error,
+        "steps": steps,
+        "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
+        "dispatches_per_step": dispatches,
+        "submits_per_step": submits,
+        "arena_bytes": arena_bytes,
+        "ms_per_step": per_variant,
+        "adapter": format!("{} ({})", gpu.adapter_name, gpu.backend),
+        "config": config.to_query(),
+    });
+    report.to_string()
+}
