@@ -24,6 +24,8 @@ const ECHO_CHARS: usize = 24;
 const MAX_LINE_CHARS: usize = 300;
 const MAX_NOTICE_CHARS: usize = 120;
 const TAIL_CHARS: usize = 20;
+/// Keys of a sweep (DESIGN.md section 4) that share the experiment's query string.
+pub const SWEEP_KEYS: [&str; 3] = ["sweep_x", "sweep_y", "sweep_steps"];
 /// The `teacher` task's input features and classes (DESIGN.md section 2).
 const TEACHER_INPUTS: usize = 16;
 const TEACHER_CLASSES: usize = 10;
@@ -528,6 +530,23 @@ fn group_pairs<'a>(query: &'a str, report: &mut impl FnMut(&str, String)) -> Vec
     groups
 }
 
+/// The decoded value of every occurrence of `key` in a query string or URL, in order; a value
+/// that cannot be decoded is `Err(why)`.
+pub fn query_values(input: &str, key: &str) -> Vec<Result<String, &'static str>> {
+    let input = &input[..input.floor_char_boundary(MAX_INPUT_BYTES)];
+    query_part(input)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(raw_key, _)| percent_decode(raw_key).is_ok_and(|k| k.trim() == key))
+        .map(|(_, raw_value)| percent_decode(raw_value).map(|v| v.trim().to_string()))
+        .collect()
+}
+
+/// At most `max` characters of user input, for echoing it in a message.
+pub fn echo(text: &str) -> String {
+    shorten(text, ECHO_CHARS)
+}
+
 impl Config {
     /// Reads a query string (`depth=48&lr=0.01`, `?depth=48`, or a full share URL with
     /// fragment). Never fails: bad values keep the default, out-of-range numbers are clamped,
@@ -553,6 +572,8 @@ impl Config {
                 // Reserved for the page (benchmark mode and its kernel choice): accepted, never
                 // written back.
                 ("bench", _) | ("kernels", _) | ("matmul_reps", _) => {}
+                // A sweep's own keys: read (and reported on) by `Sweep::from_query`.
+                (key, _) if SWEEP_KEYS.contains(&key) => {}
                 ("v", _) => match decoded.ok().and_then(|text| text.trim().parse::<u32>().ok()) {
                     Some(SCHEMA_VERSION) => {}
                     Some(other) => report("v", format!("made for schema v{other}, read as v{SCHEMA_VERSION}")),

@@ -171,6 +171,16 @@ impl Trainer {
         Ok(Trainer { config: config.clone(), dataset, gpu, variants, next_step: 0, last: None })
     }
 
+    /// Whether every variant of `config` fits the backend, checked without allocating (a sweep
+    /// checks all its cells before training the first).
+    pub fn check_fits(config: &Config, gpu: Option<&GpuContext>) -> Result<(), EngineError> {
+        let n_test = Dataset::new(config).n_test();
+        for &kind in &config.modes {
+            check_size(&Program::new(config, kind, n_test)?, gpu)?;
+        }
+        Ok(())
+    }
+
     pub fn gpu(&self) -> Option<&GpuContext> {
         self.gpu.as_deref()
     }
@@ -214,7 +224,7 @@ impl Trainer {
     /// Returns without waiting for the device.
     pub fn submit_step(&mut self, measure: bool) {
         let evaluate = self.next_step.is_multiple_of(self.config.eval_every as u64);
-        self.submit(evaluate, measure);
+        self.submit_with(evaluate, measure);
     }
 
     /// Submits one training step that neither evaluates nor measures and returns the
@@ -222,12 +232,14 @@ impl Trainer {
     pub fn submit_counted_step(&mut self) -> Option<(u64, u64)> {
         let gpu = self.gpu.clone()?;
         let (dispatches, submits) = gpu.counters();
-        self.submit(false, false);
+        self.submit_with(false, false);
         let (dispatches_after, submits_after) = gpu.counters();
         Some((dispatches_after - dispatches, submits_after - submits))
     }
 
-    fn submit(&mut self, evaluate: bool, measure: bool) {
+    /// [`Trainer::submit_step`] with the evaluation chosen by the caller (a sweep cell
+    /// evaluates at its last step, whatever `eval_every` says).
+    pub fn submit_with(&mut self, evaluate: bool, measure: bool) {
         let t = self.next_step;
         let (x, y) = self.dataset.batch(t, self.config.batch as usize);
         let step_no = (t + 1) as i32;

@@ -247,3 +247,96 @@ fn bench_prints_one_json_object() {
         assert!(report["arena_bytes"][mode].as_u64().unwrap() > 0, "{report}");
     }
 }
+
+/// The rows of a sweep CSV as maps from column to text.
+fn csv_rows(text: &str) -> (Vec<String>, Vec<std::collections::HashMap<String, String>>) {
+    let mut lines = text.lines();
+    let header: Vec<String> = lines.next().unwrap_or_default().split(',').map(String::from).collect();
+    let rows = lines.map(|line| header.iter().cloned().zip(line.split(',').map(String::from)).collect()).collect();
+    (header, rows)
+}
+
+#[test]
+fn sweep_writes_one_row_per_cell_and_variant_and_hc_grows_with_depth_while_mhc_stays_at_1() {
+    let dir = scratch("sweep");
+    let out = dir.join("sweep.csv");
+    let config = "task=teacher&width=8&streams=4&batch=16&ffn=2&lr=0.03&seed=3";
+    let run = ok(&["sweep", "--config", config, "--grid", "depth=2,8,32", "--steps", "40", "--out", s(&out), "--backend", "cpu"]);
+    let progress = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(progress.lines().filter(|l| l.starts_with("cell ")).count(), 3, "{progress}");
+    let (header, rows) = csv_rows(&std::fs::read_to_string(&out).unwrap());
+    let documented =
+        "depth,mode,final_loss,final_test_loss,final_test_acc,max_gain_fwd,max_gain_bwd,diverged_at,diverged_block,seconds,cell";
+    assert_eq!(header.join(","), documented);
+    assert_eq!(rows.len(), 9, "three cells, three variants each");
+    let gain = |depth: &str, mode: &str| -> f64 {
+        let row = rows.iter().find(|r| r["depth"] == depth && r["mode"] == mode).unwrap();
+        assert!(row["final_loss"].parse::<f64>().unwrap() > 0.0 && row["final_test_acc"].parse::<f64>().is_ok(), "{row:?}");
+        assert_eq!((row["diverged_at"].as_str(), row["diverged_block"].as_str()), ("", ""), "{row:?}");
+        row["max_gain_fwd"].parse().unwrap()
+    };
+    let hc: Vec<f64> = ["2", "8", "32"].iter().map(|d| gain(d, "hc")).collect();
+    assert!(hc[0] > 1.5 && hc[1] > 2.0 * hc[0] && hc[2] > 2.0 * hc[1], "HC's gain grows with depth: {hc:?}");
+    for depth in ["2", "8", "32"] {
+        let mhc = gain(depth, "mhc");
+        assert!((mhc - 1.0).abs() < 1e-3, "mHC's gain at depth {depth}: {mhc}");
+        assert_eq!(gain(depth, "residual"), 1.0);
+    }
+}
+
+#[test]
+fn a_shared_sweep_url_runs_on_the_gpu_as_jsonl_and_matches_the_cpu() {
+    let dir = scratch("sweep-url");
+    let url = "https://example.test/?v=1&task=xor&width=8&streams=2&batch=8&sweep_x=depth:1,2&sweep_y=precision:f32,f16&sweep_steps=10";
+    let mut by_backend = Vec::new();
+    for backend in ["gpu", "cpu"] {
+        let out = dir.join(format!("sweep-{backend}.jsonl"));
+        ok(&["sweep", "--config", url, "--out", s(&out), "--backend", backend, "--quiet"]);
+        let rows: Vec<serde_json::Value> =
+            std::fs::read_to_string(&out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(rows.len(), 12, "four cells, three variants");
+        let keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+        assert_eq!(keys.len(), 12, "{keys:?}");
+        assert_eq!(
+            (&rows[11]["depth"], &rows[11]["precision"], &rows[11]["mode"]),
+            (&serde_json::json!(2), &serde_json::json!("f16"), &serde_json::json!("mhc"))
+        );
+        by_backend.push(rows);
+    }
+    for (gpu, cpu) in by_backend[0].iter().zip(&by_backend[1]) {
+        for column in ["final_loss", "final_test_loss", "max_gain_fwd", "max_gain_bwd"] {
+            let (g, c) = (gpu[column].as_f64().unwrap(), cpu[column].as_f64().unwrap());
+            assert!((g - c).abs() <= 1e-4 * c.abs().max(1.0), "{column}: gpu {g}, cpu {c} in {gpu}");
+        }
+    }
+}
+
+#[test]
+fn an_impossible_sweep_is_one_error_with_a_hint_and_writes_nothing() {
+    let dir = scratch("sweep-bad");
+    let out = dir.join("sweep.csv");
+    for (args, says) in [
+        (vec!["--grid", "depth=8,999"], "depth=999: out of range 1..256"),
+        (vec!["--grid", "modes=hc"], "`modes` cannot be swept"),
+        (vec!["--grid", "depth=2", "--grid", "depth=4"], "both axes sweep depth"),
+        (vec!["--config", "sweep_x=depth:2,x"], "depth=x: not a number"),
+        (vec!["--grid", "depth=2"], ""),
+        (vec!["--set", "depth=256", "--set", "ffn=8", "--grid", "width=8,1024"], "cell width=1024: "),
+    ] {
+        let mut full = vec!["sweep", "--backend", "cpu", "--steps", "2", "--out", s(&out)];
+        full.extend(&args);
+        let target = if says.is_empty() { dir.join("sweep.txt") } else { out.clone() };
+        if says.is_empty() {
+            *full.iter_mut().find(|a| a.ends_with("sweep.csv")).unwrap() = s(&target);
+        }
+        let result = runner(&full);
+        let err = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
+        assert!(err.contains(if says.is_empty() { "cannot tell the format" } else { says }), "{args:?}: {err}");
+        assert!(err.lines().any(|l| l.starts_with("hint:")), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(left.is_empty(), "nothing written: {left:?}");
+    }
+}

@@ -16,6 +16,7 @@ mod native {
     use mhc_playground::gpu::GpuContext;
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::program::{Kernels, OpList, Program};
+    use mhc_playground::sweep::{self, CellResult, Sweep};
     use mhc_playground::tasks::Dataset;
     use mhc_playground::trainer::{loss_and_gradients, Trainer};
     use std::io::Write;
@@ -118,6 +119,26 @@ mod native {
             /// Also time every dispatch of one training step on its own (slow).
             #[arg(long)]
             per_kernel: bool,
+        },
+        /// Train every cell of a grid over one or two keys (all variants in lockstep per cell)
+        /// and write one row per cell and variant.
+        Sweep {
+            #[command(flatten)]
+            experiment: Experiment,
+            /// An axis, e.g. --grid depth=8,16,32 (at most two; replaces the sweep_x/sweep_y of --config).
+            #[arg(long, value_name = "KEY=V1,V2,...")]
+            grid: Vec<String>,
+            /// Steps per cell (default: the config's sweep_steps, else 200).
+            #[arg(long)]
+            steps: Option<u32>,
+            /// Write the rows here: .csv or .jsonl (default: CSV on stdout).
+            #[arg(long)]
+            out: Option<PathBuf>,
+            #[arg(long, value_enum, default_value = "gpu")]
+            backend: Backend,
+            /// Print no progress.
+            #[arg(long)]
+            quiet: bool,
         },
     }
 
@@ -391,6 +412,120 @@ mod native {
                 println!("{report}");
                 Ok(())
             }
+            Command::Sweep { experiment: e, grid, steps, out, backend, quiet } => run_sweep(e, grid, steps, out, backend, quiet).await,
+        }
+    }
+
+    /// How `sweep` writes its rows.
+    #[derive(Clone, Copy, PartialEq)]
+    enum RowFormat {
+        Csv,
+        Jsonl,
+    }
+
+    /// The sweep of `--config`, its axes replaced by any `--grid` and its steps by `--steps`;
+    /// every problem is an error here, before anything runs.
+    fn sweep_of(e: &Experiment, grid: &[String], steps: Option<u32>) -> Result<Sweep, Failure> {
+        let hint = "give one or two axes as --grid KEY=V1,V2,... with values in the key's range, e.g. --grid depth=8,16,32";
+        let (from_config, notices) = Sweep::from_query(&e.config);
+        if let Some(line) = notices_line(&notices) {
+            return Err(fail(line, hint));
+        }
+        let axes = match (grid.is_empty(), from_config.as_ref()) {
+            (false, _) => {
+                grid.iter().map(|g| Sweep::grid_axis(g)).collect::<Result<Vec<_>, _>>().map_err(|err| fail(err.to_string(), hint))?
+            }
+            (true, Some(sweep)) => sweep.axes().into_iter().cloned().collect(),
+            (true, None) => return Err(fail("nothing to sweep", hint)),
+        };
+        let steps = steps.or(from_config.map(|s| s.steps)).unwrap_or(sweep::DEFAULT_STEPS);
+        Sweep::new(axes, steps).map_err(|err| fail(err.to_string(), hint))
+    }
+
+    async fn run_sweep(
+        e: Experiment,
+        grid: Vec<String>,
+        steps: Option<u32>,
+        out: Option<PathBuf>,
+        backend: Backend,
+        quiet: bool,
+    ) -> Result<(), Failure> {
+        let base = experiment(&e, quiet)?;
+        let sweep = sweep_of(&e, &grid, steps)?;
+        let format = match out.as_ref().and_then(|p| p.extension()).and_then(|x| x.to_str()) {
+            None if out.is_none() => RowFormat::Csv,
+            Some(x) if x.eq_ignore_ascii_case("csv") => RowFormat::Csv,
+            Some(x) if x.eq_ignore_ascii_case("jsonl") => RowFormat::Jsonl,
+            _ => {
+                return Err(fail(
+                    format!("cannot tell the format of {}", out.unwrap_or_default().display()),
+                    "name the file .csv or .jsonl",
+                ))
+            }
+        };
+        let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
+        let cells = sweep.cells(&base);
+        for cell in &cells {
+            Trainer::check_fits(&cell.config, gpu.as_deref()).map_err(|err| {
+                let values = sweep.axes().iter().zip(&cell.values).map(|(a, v)| format!("{}={v}", a.key)).collect::<Vec<_>>().join(" ");
+                fail(format!("cell {values}: {err}"), "leave out the values that make the model too large")
+            })?;
+        }
+        // Rows go to a side file that becomes `out` only when every cell has run: a failed or
+        // interrupted sweep leaves nothing half-written under the name asked for.
+        let partial = out.as_ref().map(|p| p.with_extension(format!("{}.partial", p.extension().and_then(|x| x.to_str()).unwrap_or(""))));
+        let mut sink: Box<dyn Write> = match &partial {
+            Some(path) => Box::new(std::io::BufWriter::new(
+                std::fs::File::create(path)
+                    .map_err(|err| fail(format!("cannot write {}: {err}", path.display()), "check the folder exists and is writable"))?,
+            )),
+            None => Box::new(std::io::stdout()),
+        };
+        if !quiet {
+            eprintln!("sweeping {} cells of {} steps: {}", cells.len(), sweep.steps, sweep.share_query(&base));
+        }
+        let result = async {
+            if format == RowFormat::Csv {
+                writeln!(sink, "{}", sweep.csv_header())?;
+            }
+            for cell in cells {
+                let start = Instant::now();
+                let variants = sweep::run_cell(&cell.config, gpu.clone()).await?;
+                let result = CellResult { cell, variants, seconds: start.elapsed().as_secs_f64() };
+                let lines = if format == RowFormat::Csv { result.csv_lines(&sweep) } else { result.json_lines(&sweep) };
+                for line in lines {
+                    writeln!(sink, "{line}")?;
+                }
+                sink.flush()?;
+                if !quiet {
+                    let values = sweep.axes().iter().zip(&result.cell.values).map(|(a, v)| format!("{}={v}", a.key)).collect::<Vec<_>>();
+                    let gains = result.variants.iter().map(|v| {
+                        let gain = v.max_gain_fwd.map_or("-".into(), |g| format!("{g:.4}"));
+                        let fate = v.diverged_at.map_or(String::new(), |s| format!(" (diverged at step {s})"));
+                        format!("{} {gain}{fate}", v.mode.name())
+                    });
+                    eprintln!(
+                        "cell {}/{} {}: max gain {} in {:.1} s",
+                        result.cell.index + 1,
+                        sweep.shape().0 * sweep.shape().1,
+                        values.join(" "),
+                        gains.collect::<Vec<_>>().join(", "),
+                        result.seconds
+                    );
+                }
+            }
+            Ok::<(), Failure>(())
+        }
+        .await;
+        drop(sink);
+        match (result, partial, out) {
+            (Ok(()), Some(partial), Some(out)) => std::fs::rename(&partial, &out)
+                .map_err(|err| fail(format!("cannot write {}: {err}", out.display()), "check the folder exists and is writable")),
+            (Err(failure), Some(partial), _) => {
+                let _ = std::fs::remove_file(partial);
+                Err(failure)
+            }
+            (result, _, _) => result,
         }
     }
 
