@@ -63,6 +63,9 @@ fn dash(ctx: &CanvasRenderingContext2d, on: bool) {
 pub fn line_chart(canvas: &HtmlCanvasElement, title: &str, lines: &[Line], log_y: bool, hover_x: Option<f64>) {
     let Some((ctx, w, h)) = prepare(canvas) else { return };
     text(&ctx, title, 4.0, TITLE_Y, "left", INK);
+    let _ = canvas.set_attribute("aria-label", title);
+    // The readout under the pointer is also the canvas's text, for tests and screen readers.
+    let _ = canvas.remove_attribute("data-hover");
     let usable = |y: f64| y.is_finite() && (!log_y || y > 0.0);
     let all = lines.iter().flat_map(|l| l.points.iter()).filter(|p| usable(p.1));
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
@@ -154,6 +157,8 @@ pub fn line_chart(canvas: &HtmlCanvasElement, title: &str, lines: &[Line], log_y
             rows.push((line.color, format!("{} @{}: {}", line.label, x, format_value(Some(y).filter(|v| v.is_finite())))));
         }
     }
+    let readout = rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>().join("; ");
+    let _ = canvas.set_attribute("data-hover", &readout);
     let box_w = rows.iter().map(|r| r.1.len()).max().unwrap_or(0) as f64 * 6.2 + 12.0;
     let bx = if sx(step) + box_w + 8.0 > pr { sx(step) - box_w - 8.0 } else { sx(step) + 8.0 };
     ctx.set_fill_style_str("rgba(255,255,255,0.92)");
@@ -190,6 +195,7 @@ pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], 
     let HeatmapStyle { log, sums, y_label, x_label } = *style;
     let Some((ctx, w, h)) = prepare(canvas) else { return };
     text(&ctx, title, 4.0, TITLE_Y, "left", INK);
+    let _ = canvas.set_attribute("aria-label", title);
     if rows == 0 || cols == 0 || values.len() < rows * cols {
         text(&ctx, "no data yet: press Play", w / 2.0, h / 2.0, "center", "#9ca3af");
         return;
@@ -244,6 +250,7 @@ pub fn heatmap(canvas: &HtmlCanvasElement, title: &str, values: &[Option<f32>], 
 pub fn surface(canvas: &HtmlCanvasElement, title: &str, probs: &[f32], grid: usize, extent: f32, points: &[(f32, f32, u32)]) {
     let Some((ctx, w, h)) = prepare(canvas) else { return };
     text(&ctx, title, 4.0, TITLE_Y, "left", INK);
+    let _ = canvas.set_attribute("aria-label", title);
     let side = (w.min(h - MARGIN_TOP) - 4.0).max(10.0);
     let (ox, oy) = ((w - side) / 2.0, MARGIN_TOP);
     if probs.len() == grid * grid {

@@ -55,6 +55,13 @@ pub fn replace_url(query: &str) {
     }
 }
 
+/// Scrolls the element with this id to the top of the view.
+pub fn scroll_to(id: &str) {
+    if let Some(element) = web_sys::window().and_then(|w| w.document()).and_then(|d| d.get_element_by_id(id)) {
+        element.scroll_into_view();
+    }
+}
+
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok()?
 }

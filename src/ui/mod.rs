@@ -2,6 +2,7 @@
 //! tested natively; the rest touches the DOM and exists only in the wasm32 build.
 
 pub mod model;
+pub mod sweep_model;
 
 #[cfg(target_arch = "wasm32")]
 mod app;
@@ -10,7 +11,15 @@ mod bench;
 #[cfg(target_arch = "wasm32")]
 mod charts;
 #[cfg(target_arch = "wasm32")]
+mod controls;
+#[cfg(target_arch = "wasm32")]
 mod driver;
+#[cfg(target_arch = "wasm32")]
+mod results;
+#[cfg(target_arch = "wasm32")]
+mod run;
+#[cfg(target_arch = "wasm32")]
+mod sweep;
 
 /// Mounts the page into `<body>`.
 #[cfg(target_arch = "wasm32")]

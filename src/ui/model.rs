@@ -42,8 +42,9 @@ pub enum Widget {
     Toggles,
 }
 
-/// One control: config key, visible label (also its accessible name), group, widget, and
-/// whether it is shown up front (the rest sit under "More settings").
+/// One control: config key, visible label (also its accessible name), group, widget, whether
+/// it is shown up front (the rest sit under "More settings"), and one sentence on what it does
+/// and what to expect when it moves (from [`help_text`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Control {
     pub key: &'static str,
@@ -51,10 +52,43 @@ pub struct Control {
     pub group: Group,
     pub widget: Widget,
     pub common: bool,
+    pub help: &'static str,
 }
 
 const fn c(key: &'static str, label: &'static str, group: Group, widget: Widget, common: bool) -> Control {
-    Control { key, label, group, widget, common }
+    Control { key, label, group, widget, common, help: help_text(key) }
+}
+
+/// What a key does and what to expect when it moves, in one sentence.
+pub const fn help_text(key: &str) -> &'static str {
+    match key.as_bytes() {
+        b"task" => "Which data the networks learn: 2-D point sets (with a decision-boundary picture), a random teacher network, or modular addition (grokking).",
+        b"noise" => "How much the 2-D points scatter around their class; more noise makes the boundary harder and the test loss higher.",
+        b"train_frac" => "Share of the data used for training; the rest is held out for the test loss and accuracy.",
+        b"p" => "The modulus of modular addition: the task has p x p pairs and p classes, so larger p means more to learn.",
+        b"seed" => "Fixes the data, the initial weights and the batches: the same seed gives the same run, bit for bit.",
+        b"modes" => "Which variants train side by side on the same batches: plain residual, Hyper-Connections (HC) and mHC.",
+        b"depth" => "Number of residual blocks; more blocks multiply more H_res matrices, so HC's composite gain grows with depth.",
+        b"streams" => "Parallel residual streams n of HC and mHC (H_res is n x n); with n = 1 both are a plain residual network.",
+        b"width" => "Features per stream; wider blocks learn more per step and cost more per step.",
+        b"ffn" => "Hidden width of each block's MLP as a multiple of the width.",
+        b"act" => "The nonlinearity inside each block's MLP.",
+        b"batch" => "Examples per training step, the same for every variant; bigger batches give smoother curves and cost more per step.",
+        b"optimizer" => "AdamW adapts each weight's step size; SGD with momentum takes plain gradient steps.",
+        b"lr" => "Step size of the optimiser; higher learning rates train faster until HC's gain explodes or the loss diverges.",
+        b"wd" => "Weight decay pulls weights toward zero every step (needed for grokking on modular addition).",
+        b"beta1" => "Adam's momentum: how much of the previous gradient direction each step keeps.",
+        b"beta2" => "Adam's second-moment memory: how long it remembers gradient sizes when scaling steps.",
+        b"momentum" => "SGD's momentum: how much of the previous step each step keeps.",
+        b"clip" => "Scales the gradient down when its norm exceeds this value (0 turns clipping off); it tames spikes but hides gain growth.",
+        b"warmup" => "The learning rate rises linearly from zero over this many steps.",
+        b"steps" => "How many steps a run trains before it stops.",
+        b"eval_every" => "How often the test loss and accuracy are computed, in steps.",
+        b"sinkhorn_iters" => "Sinkhorn-Knopp iterations that project mHC's H_res onto doubly-stochastic matrices; too few leave column sums off and the backward gain drifts from 1.",
+        b"sinkhorn_eps" => "A small number added before each Sinkhorn division so that no sum is ever zero.",
+        b"precision" => "f16 rounds the residual streams to half precision after every block, as in large-model training: a growing gain then overflows.",
+        _ => "",
+    }
 }
 const fn slider(step: f64) -> Widget {
     Widget::Slider { step, log: false }
@@ -88,6 +122,16 @@ pub const CONTROLS: &[Control] = &[
     c("sinkhorn_eps", "Sinkhorn epsilon", Group::Mhc, Widget::Number, false),
     c("precision", "Precision", Group::Mhc, Widget::Select, true),
 ];
+
+/// Without WebGPU the CPU backend takes experiments up to this many multiply-adds per step.
+pub const CPU_BUDGET: f64 = 3e7;
+
+/// Multiply-adds of one lockstep training step (forward and backward), for the CPU budget.
+pub fn multiply_adds(config: &Config) -> f64 {
+    let c = config.width as f64;
+    let per_block = 2.0 * c * c * config.ffn as f64 + (config.streams as f64 * c).powi(2);
+    3.0 * config.depth as f64 * per_block * config.batch as f64 * config.modes.len() as f64
+}
 
 /// The key's kind from the config's table.
 pub fn kind_of(key: &str) -> Option<KeyKind> {
@@ -314,6 +358,15 @@ pub fn format_value(x: Option<f64>) -> String {
     }
 }
 
+/// The variant's name as the page writes it.
+pub fn mode_label(kind: ResidualKind) -> &'static str {
+    match kind {
+        ResidualKind::Residual => "Residual",
+        ResidualKind::Hc => "HC",
+        ResidualKind::Mhc => "mHC",
+    }
+}
+
 /// Colour of a variant, the same in every chart and card.
 pub fn color(kind: ResidualKind) -> &'static str {
     match kind {
@@ -366,6 +419,9 @@ mod tests {
                     | (Widget::Slider { .. } | Widget::Number, KeyKind::Float { .. } | KeyKind::Int { .. })
             );
             assert!(fits, "{} has a {:?} for a {:?}", control.key, control.widget, kind);
+        }
+        for control in CONTROLS {
+            assert!(control.help.len() > 30 && control.help.ends_with('.'), "{} needs a one-sentence explanation", control.key);
         }
         for label in ["Depth", "Streams", "Learning rate", "Width", "Batch size", "Sinkhorn iterations", "Precision", "Seed", "Task"] {
             assert!(CONTROLS.iter().any(|c| c.label == label && c.common), "{label} is up front");

@@ -1,76 +1,20 @@
-// Browser tests of the built page (dist/, from `trunk build --release`) in Debian's headless
-// Chromium, WebGPU through SwiftShader. Run: node --test tests/browser/
-import { test, before, after } from 'node:test';
+// Browser tests of the page's run: the story, controls, training, divergence, limits, exports,
+// bench mode and the CPU fallback. Run: node --test tests/browser/ (after `trunk build --release`).
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
+import { useBrowser, open, stepOf, waitForSteps, saveDownload, root, artifacts, chrome, baseArgs, SMALL } from './harness.mjs';
 
-const root = path.resolve(import.meta.dirname, '../../dist');
-const artifacts = path.resolve(import.meta.dirname, '../../target/browser-artifacts');
-const chrome = process.env.CHROMIUM || '/usr/bin/chromium';
-const baseArgs = ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--disable-quic', '--disable-dev-shm-usage'];
-// A small experiment: SwiftShader runs the shaders on the CPU.
-const SMALL = 'depth=4&width=16&streams=2&batch=32&task=xor';
-
-let server, base, browser;
-
-const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.svg': 'image/svg+xml' };
-
-before(async () => {
-  assert.ok(fs.existsSync(path.join(root, 'index.html')), 'dist/index.html is missing: run `trunk build --release` first');
-  fs.mkdirSync(artifacts, { recursive: true });
-  server = http.createServer((req, res) => {
-    const url = new URL(req.url, 'http://x');
-    const file = path.join(root, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
-    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
-    fs.createReadStream(file).pipe(res);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  base = `http://127.0.0.1:${server.address().port}/`;
-  browser = await chromium.launch({ executablePath: chrome, headless: true, args: [...baseArgs, '--enable-unsafe-webgpu'] });
-});
-
-after(async () => {
-  await browser?.close();
-  server?.close();
-});
-
-async function open(query, b = browser) {
-  const page = await b.newPage({ viewport: { width: 1400, height: 1100 } });
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(String(e)));
-  page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  await page.goto(base + (query ? `?${query}` : ''));
-  await page.getByRole('button', { name: 'Play' }).waitFor();
-  page.errors = errors;
-  return page;
-}
-
-async function stepOf(page, mode) {
-  return Number(await page.getByTestId(`step-${mode}`).textContent());
-}
-
-async function waitForSteps(page, modes, min, timeout) {
-  await page.waitForFunction(({ modes, min }) => modes.every((m) => {
-    const el = document.querySelector(`[data-testid="step-${m}"]`);
-    return el && Number(el.textContent) >= min;
-  }), { modes, min }, { timeout, polling: 250 });
-}
-
+useBrowser();
 test('the default experiment tells the story: HC gain climbs, mHC stays at 1', async () => {
   const page = await open('');
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   await waitForSteps(page, ['hc'], 20, 600000);
-  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
   await page.waitForTimeout(1000);
   const gain = async (mode) => Number(await page.getByTestId(`gain-${mode}`).textContent());
   const [residual, hc, mhc] = [await gain('residual'), await gain('hc'), await gain('mhc')];
@@ -115,7 +59,7 @@ test('every control round-trips through the URL', async () => {
 test('Play trains every variant in lockstep on the GPU, past step 20', async () => {
   const page = await open(SMALL);
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   // Long main-thread tasks while training (after start-up), via the Long Tasks API.
   await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 120000);
   await page.evaluate(() => {
@@ -134,7 +78,7 @@ test('Play trains every variant in lockstep on the GPU, past step 20', async () 
   assert.equal(await stepOf(page, 'mhc'), frozen, 'no steps while the tab is hidden');
   await page.evaluate(() => Object.defineProperty(document, 'hidden', { configurable: true, get: () => false }));
   await waitForSteps(page, ['mhc'], frozen + 2, 60000);
-  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
   const rate = await page.getByTestId('rate').textContent();
   console.log(`steps ${steps}, ${rate}, long tasks during training: ${JSON.stringify(long)}`);
   assert.ok(long.every((d) => d <= 50), `main-thread tasks over 50 ms while training: ${long}`);
@@ -160,7 +104,7 @@ test('a hostile URL shows one notice line and Play still works', async () => {
   // The notice may quote the bad input; no value shown anywhere else is NaN.
   assert.doesNotMatch(await page.locator('main').textContent(), /NaN/);
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   await waitForSteps(page, ['residual', 'hc', 'mhc'], 5, 120000);
   await page.close();
 });
@@ -170,13 +114,13 @@ test('the divergence preset makes HC diverge and says where', async () => {
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
   await page.getByRole('button', { name: 'HC crashes' }).click();
   await page.waitForFunction(() => location.search.includes('precision=f16'), null, { timeout: 5000 });
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   const diverged = page.getByTestId('diverged-hc');
   await diverged.waitFor({ timeout: 240000 });
   assert.match(await diverged.textContent(), /step \d+ in block \d+/);
   await waitForSteps(page, ['residual', 'mhc'], (await stepOf(page, 'hc')) + 2, 120000);
   assert.equal(await page.getByTestId('diverged-mhc').count(), 0);
-  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
   await page.screenshot({ path: path.join(artifacts, 'hc-crash.png'), fullPage: true });
   await page.close();
 });
@@ -184,18 +128,18 @@ test('the divergence preset makes HC diverge and says where', async () => {
 test('an experiment larger than the device allows is refused with the limit named', async () => {
   const page = await open('depth=64&width=1024&batch=1024');
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   const message = page.getByTestId('message');
   await message.filter({ hasText: 'MiB' }).waitFor({ timeout: 30000 });
   assert.match(await message.textContent(), /max(StorageBufferBindingSize|BufferSize).*lower depth/);
-  assert.equal(await page.getByRole('button', { name: 'Play' }).count(), 1, 'back to Play, nothing running');
+  assert.equal(await page.getByRole('button', { name: 'Play', exact: true }).count(), 1, 'back to Play, nothing running');
   // The page still works: a smaller experiment trains.
   await page.getByLabel('Depth', { exact: true }).fill('2');
   await page.getByLabel('Width', { exact: true }).fill('8');
   await page.getByLabel('Width', { exact: true }).press('Enter');
   await page.getByLabel('Batch size', { exact: true }).fill('8');
   await page.getByLabel('Batch size', { exact: true }).press('Enter');
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 60000);
   assert.deepEqual(page.errors, []);
   await page.close();
@@ -206,18 +150,13 @@ test('exports reach the runner, imports load back, and a reload keeps the run an
   const page = await open(query);
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
   await page.getByLabel('Smoothing', { exact: true }).fill('0.3');
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   await waitForSteps(page, ['residual', 'mhc'], 6, 60000);
-  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
   await page.waitForTimeout(500);
   const trained = await stepOf(page, 'mhc');
   await page.getByText('Export', { exact: true }).click();
-  const save = async (button) => {
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: button }).click()]);
-    const file = path.join(artifacts, download.suggestedFilename());
-    await download.saveAs(file);
-    return file;
-  };
+  const save = (button) => saveDownload(page, button);
   const csv = fs.readFileSync(await save('Metrics CSV'), 'utf8');
   assert.match(csv, /^step,mode,loss,acc,test_loss/);
   assert.ok(csv.trim().split('\n').length > 2, csv);
@@ -234,16 +173,16 @@ test('exports reach the runner, imports load back, and a reload keeps the run an
   await page.locator('input[type=file]').setInputFiles(weights);
   await page.getByTestId('message').filter({ hasText: 'loaded mhc weights' }).waitFor({ timeout: 10000 });
   // Exporting while training runs: both go on, nothing breaks.
-  await page.getByRole('button', { name: 'Play' }).click();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
   await page.waitForTimeout(500);
   assert.ok(fs.statSync(await save('Weights: residual')).size > 1000);
   await page.waitForTimeout(1000);
-  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
   assert.deepEqual(page.errors, []);
   // Reload: the run's curves and the chart settings come back.
   await page.waitForTimeout(2500);
   await page.reload();
-  await page.getByRole('button', { name: 'Play' }).waitFor();
+  await page.getByRole('button', { name: 'Play', exact: true }).waitFor();
   assert.ok(await stepOf(page, 'mhc') >= trained - 1, 'the saved run is shown again');
   assert.equal(await page.getByLabel('Smoothing', { exact: true }).inputValue(), '0.3');
   assert.deepEqual(page.errors, []);
@@ -274,12 +213,12 @@ test('without WebGPU the page says so and trains small experiments on the CPU', 
   try {
     const page = await open(SMALL, plain);
     await page.getByTestId('gpu-status').filter({ hasText: 'No WebGPU' }).waitFor({ timeout: 30000 });
-    await page.getByRole('button', { name: 'Play' }).click();
+    await page.getByRole('button', { name: 'Play', exact: true }).click();
     await waitForSteps(page, ['residual', 'hc', 'mhc'], 5, 60000);
     // A large experiment is refused with a message instead.
-    await page.getByRole('button', { name: 'Pause' }).click();
+    await page.getByRole('button', { name: 'Pause', exact: true }).click();
     await page.getByRole('button', { name: 'The story' }).click();
-    await page.getByRole('button', { name: 'Play' }).click();
+    await page.getByRole('button', { name: 'Play', exact: true }).click();
     await page.getByTestId('message').filter({ hasText: 'without WebGPU' }).waitFor({ timeout: 10000 });
   } finally {
     await plain.close();
