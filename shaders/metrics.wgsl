@@ -8,7 +8,8 @@
 //   gains:         thread per row: prefix products P_l = H_res_l ... H_res_0 (forward gain = max
 //                  absolute row sum) and suffix products S_l = H_res_{L-1} ... H_res_l (backward
 //                  gain = max absolute column sum), [rows, 2L] (=); and max |row sum - 1|,
-//                  max |column sum - 1| of every H_res, [rows, 2] (=).
+//                  max |column sum - 1| of every H_res, [rows, 2] (=). A non-finite H_res makes
+//                  every maximum it enters NaN (reported as null), never a finite number.
 // No backward: these read activations and gradients, they are not part of the model.
 struct StatsParams { count: u32, seg_len: u32, seg_stride: u32, in_off: u32, out_off: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 struct FinalizeParams {
@@ -31,6 +32,13 @@ const SLOT_GRAD_NORM: u32 = 6u;
 const SLOT_CLIP_SCALE: u32 = 7u;
 const SLOT_DIVERGED_STEP: u32 = 8u;
 const SLOT_DIVERGED_BLOCK: u32 = 9u;
+
+// A maximum that a non-finite value poisons (plain `max` may drop a NaN and report a finite
+// gain for a row that has none); NaN is then read back as null. Twin of reference::max_or_nan.
+fn max_or_nan(best: f32, x: f32) -> f32 {
+    if (!is_finite(best) || !is_finite(x)) { return bitcast<f32>(0x7fc00000u); }
+    return max(best, x);
+}
 
 var<workgroup> sumsq_partial: array<f32, WG_1D>;
 var<workgroup> bad_partial: array<u32, WG_1D>;
@@ -141,9 +149,9 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
                 row_sum += h_res(b, l, k, i);
                 col_sum += h_res(b, l, i, k);
             }
-            gain = max(gain, row_abs);
-            row_err = max(row_err, abs(row_sum - 1.0));
-            col_err = max(col_err, abs(col_sum - 1.0));
+            gain = max_or_nan(gain, row_abs);
+            row_err = max_or_nan(row_err, abs(row_sum - 1.0));
+            col_err = max_or_nan(col_err, abs(col_sum - 1.0));
         }
         arena[out + l] = gain;
     }
@@ -164,7 +172,7 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
                 acc[k * n + i] = next[k * n + i];
                 col_abs += abs(next[k * n + i]);
             }
-            gain = max(gain, col_abs);
+            gain = max_or_nan(gain, col_abs);
         }
         arena[out + gp.depth + l] = gain;
     }

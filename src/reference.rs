@@ -752,8 +752,8 @@ pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
             for k in 0..n {
                 let rs = (0..n).fold(T::zero(), |s, i| s + h(a, l, k, i));
                 let cs = (0..n).fold(T::zero(), |s, i| s + h(a, l, i, k));
-                row_err = row_err.max((rs - T::one()).abs());
-                col_err = col_err.max((cs - T::one()).abs());
+                row_err = max_or_nan(row_err, (rs - T::one()).abs());
+                col_err = max_or_nan(col_err, (cs - T::one()).abs());
             }
         }
         let mut suffix = identity::<T>(n);
@@ -780,12 +780,22 @@ fn identity<T: Real>(n: usize) -> Vec<T> {
     (0..n * n).map(|j| if j % (n + 1) == 0 { T::one() } else { T::zero() }).collect()
 }
 
+/// A maximum that a non-finite value poisons: `Float::max` drops a NaN, which would report a
+/// finite gain for a row that has none (DESIGN.md section 3: null, never dropped).
+pub fn max_or_nan<T: Real>(best: T, x: T) -> T {
+    if best.is_finite() && x.is_finite() {
+        best.max(x)
+    } else {
+        T::nan()
+    }
+}
+
 fn max_abs_row_sum<T: Real>(m: &[T], n: usize) -> T {
-    (0..n).fold(T::zero(), |best, k| best.max((0..n).fold(T::zero(), |s, i| s + m[k * n + i].abs())))
+    (0..n).fold(T::zero(), |best, k| max_or_nan(best, (0..n).fold(T::zero(), |s, i| s + m[k * n + i].abs())))
 }
 
 fn max_abs_col_sum<T: Real>(m: &[T], n: usize) -> T {
-    (0..n).fold(T::zero(), |best, i| best.max((0..n).fold(T::zero(), |s, k| s + m[k * n + i].abs())))
+    (0..n).fold(T::zero(), |best, i| max_or_nan(best, (0..n).fold(T::zero(), |s, k| s + m[k * n + i].abs())))
 }
 
 // ---------------------------------------------------------------- optimizer.wgsl

@@ -19,24 +19,34 @@ let server, base, browser;
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.svg': 'image/svg+xml' };
 
+/** Serves dist/ on a free local port; returns the server and its base URL. */
+export async function serveDist() {
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    const file = path.join(root, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
+    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
+    fs.createReadStream(file).pipe(res);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, base: `http://127.0.0.1:${server.address().port}/` };
+}
+
+/** Headless Chromium with WebGPU (through SwiftShader here). */
+export function launchChromium() {
+  return chromium.launch({ executablePath: chrome, headless: true, args: [...baseArgs, '--enable-unsafe-webgpu'] });
+}
+
 /** Starts the server and the browser before the file's tests and stops them after. */
 export function useBrowser() {
   before(async () => {
     assert.ok(fs.existsSync(path.join(root, 'index.html')), 'dist/index.html is missing: run `trunk build --release` first');
     fs.mkdirSync(artifacts, { recursive: true });
-    server = http.createServer((req, res) => {
-      const url = new URL(req.url, 'http://x');
-      const file = path.join(root, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
-      if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-        res.writeHead(404).end();
-        return;
-      }
-      res.writeHead(200, { 'content-type': types[path.extname(file)] || 'application/octet-stream' });
-      fs.createReadStream(file).pipe(res);
-    });
-    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${server.address().port}/`;
-    browser = await chromium.launch({ executablePath: chrome, headless: true, args: [...baseArgs, '--enable-unsafe-webgpu'] });
+    ({ server, base } = await serveDist());
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
