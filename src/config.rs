@@ -606,6 +606,11 @@ impl Config {
             .join("&")
     }
 
+    /// `key=value` of every key whose value differs in `other`, in table order (other's values).
+    pub fn changes_to(&self, other: &Config) -> Vec<String> {
+        KEYS.iter().filter(|key| key.format(self) != key.format(other)).map(|key| format!("{}={}", key.name, key.format(other))).collect()
+    }
+
     /// The value of `key` as written in URLs (`None` for an unknown key).
     pub fn get(&self, key: &str) -> Option<String> {
         KEYS.iter().find(|k| k.name == key).map(|k| k.format(self))

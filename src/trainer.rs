@@ -181,6 +181,26 @@ impl Trainer {
         Ok(())
     }
 
+    /// The nearest smaller experiment that fits the backend, for a "try this instead" message:
+    /// batch halved down to 32 first, then depth down to 8, width down to 16, the FFN multiplier,
+    /// then batch again. `None` when `config` fits already or nothing smaller does.
+    pub fn smaller_that_fits(config: &Config, gpu: Option<&GpuContext>) -> Option<Config> {
+        let mut smaller = config.clone();
+        loop {
+            if Trainer::check_fits(&smaller, gpu).is_ok() {
+                return (smaller != *config).then_some(smaller);
+            }
+            match () {
+                _ if smaller.batch > 32 => smaller.batch /= 2,
+                _ if smaller.depth > 8 => smaller.depth /= 2,
+                _ if smaller.width > 16 => smaller.width /= 2,
+                _ if smaller.ffn > 1 => smaller.ffn /= 2,
+                _ if smaller.batch > 1 => smaller.batch /= 2,
+                _ => return None,
+            }
+        }
+    }
+
     pub fn gpu(&self) -> Option<&GpuContext> {
         self.gpu.as_deref()
     }

@@ -4,6 +4,9 @@ check the engine's loss and gradients.  HIPS autograd + numpy, nothing shared wi
 
   python3 tests/autograd_reference.py --weights W.safetensors --batch B.safetensors \
       --grads G.safetensors [--tol 2e-3]      exit 0 PASS, 1 FAIL, 2 bad input
+  python3 tests/autograd_reference.py --weights W.safetensors --batch B.safetensors \
+      --gains M.jsonl [--tol 2e-3]            the step-0 composite gains of `train --init W
+                                              --metrics M.jsonl` (batch B = `batch --step 0`)
   python3 tests/autograd_reference.py --self-test
 """
 import argparse, os, re, sys, tempfile
@@ -71,6 +74,60 @@ def mhc_coeffs(P, l, X, cfg):
     H_post = 2.0 * sigma(al[1] * m[:, n:2 * n] + bias[n:2 * n])
     Lg = al[2] * np.reshape(m[:, 2 * n:], (B, n, n)) + np.reshape(bias[2 * n:], (n, n))
     return H_pre, H_post, sinkhorn(Lg, cfg["sinkhorn_iters"], cfg["sinkhorn_eps"])
+
+def h_res_per_block(P, cfg, x):
+    """Every block's H_res for every row, [L][B, n, n], from the same forward as the loss."""
+    n, out = cfg["n"], []
+    h0 = x @ P["embed.weight"].T + P["embed.bias"]
+    X = onp.repeat(h0[:, None, :], n, axis=1)
+    for l in range(cfg["depth"]):
+        if cfg["mode"] == "residual":
+            X = X + F_l(P, l, X[:, 0, :], cfg["act"])[:, None, :]
+            out.append(onp.ones((x.shape[0], 1, 1)))
+        else:
+            H_pre, H_post, H_res = hc_coeffs(P, l, X) if cfg["mode"] == "hc" else mhc_coeffs(P, l, X, cfg)
+            y_l = F_l(P, l, onp.einsum("bi,bic->bc", H_pre, X), cfg["act"])
+            X = onp.einsum("bki,bic->bkc", H_res, X) + H_post[:, :, None] * y_l[:, None, :]
+            out.append(H_res)
+        if cfg["precision"] == "f16":
+            X = round_to_f16(X)
+    return out
+
+def composite_gains(H):
+    """DESIGN.md section 3: per row, prefix products P_l = H_l..H_0 (max absolute row sum) and
+    suffix products S_l = H_{L-1}..H_l (max absolute column sum), each averaged over rows."""
+    B, n, _ = H[0].shape
+    fwd, bwd, acc = [], [None] * len(H), onp.broadcast_to(onp.eye(n), (B, n, n))
+    for Hl in H:
+        acc = Hl @ acc
+        fwd.append(onp.mean(onp.max(onp.sum(onp.abs(acc), axis=2), axis=1)))
+    acc = onp.broadcast_to(onp.eye(n), (B, n, n))
+    for l in reversed(range(len(H))):
+        acc = acc @ H[l]
+        bwd[l] = onp.mean(onp.max(onp.sum(onp.abs(acc), axis=1), axis=1))
+    return onp.array(fwd), onp.array(bwd)
+
+def check_gains(wpath, bpath, mpath, tol):
+    import json
+    W, meta = load(wpath)
+    cfg, _ = config_from_weights(W, meta)
+    Bt, _ = load(bpath)
+    P = {k: v.astype(onp.float64) for k, v in W.items()}
+    fwd, bwd = composite_gains(h_res_per_block(P, cfg, Bt["x"].astype(onp.float64)))
+    try:
+        rows = [json.loads(line) for line in open(mpath)]
+        row = next(r for r in rows if r["step"] == 0 and r["mode"] == cfg["mode"])
+        eng_fwd, eng_bwd = onp.array(row["gain_fwd_blocks"], float), onp.array(row["gain_bwd_blocks"], float)
+    except (OSError, ValueError, KeyError, TypeError, StopIteration) as e:
+        raise BadInput("metrics %s: no step-0 row with gains for %s (%s)" % (mpath, cfg["mode"], e))
+    if eng_fwd.shape != fwd.shape or eng_bwd.shape != bwd.shape:
+        raise BadInput("metrics: %d blocks of gains, the weights have %d" % (len(eng_fwd), len(fwd)))
+    err = max(onp.max(onp.abs(eng_fwd - fwd) / fwd), onp.max(onp.abs(eng_bwd - bwd) / bwd))
+    print("composite gain (%s, depth %d): ref fwd %s bwd %s; engine fwd %s bwd %s; max relerr %.3e"
+          % (cfg["mode"], cfg["depth"], onp.round(fwd, 6), onp.round(bwd, 6), eng_fwd, eng_bwd, err))
+    ok = bool(onp.isfinite(err) and err <= tol)
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
 
 def forward(P, cfg, x, y, return_streams=False):
     n = cfg["n"]
@@ -291,14 +348,17 @@ def self_test():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights"); ap.add_argument("--batch"); ap.add_argument("--grads")
+    ap.add_argument("--gains", help="metrics .jsonl of `train --init WEIGHTS`: check its step-0 composite gains")
     ap.add_argument("--tol", type=float, default=2e-3)
     ap.add_argument("--self-test", action="store_true")
     a = ap.parse_args()
     if a.self_test:
         return self_test()
-    if not (a.weights and a.batch and a.grads):
-        print("error: --weights, --batch and --grads are required (or --self-test)"); return 2
+    if not (a.weights and a.batch and (a.grads or a.gains)):
+        print("error: --weights, --batch and --grads or --gains are required (or --self-test)"); return 2
     try:
+        if a.gains:
+            return check_gains(a.weights, a.batch, a.gains, a.tol)
         return check(a.weights, a.batch, a.grads, a.tol)
     except BadInput as e:
         print("error: %s" % e); return 2

@@ -172,6 +172,11 @@ fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(err.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{err}");
         assert!(!err.contains("panicked"), "{args:?} panicked:\n{err}");
+        // Runner errors (exit 1; bad flags are clap's, exit 2) are one `error:` line and end with a `hint:` line.
+        if out.status.code() == Some(1) {
+            assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{args:?}:\n{err}");
+            assert!(err.trim_end().lines().last().is_some_and(|l| l.starts_with("hint: ") && l.len() > 12), "{args:?}:\n{err}");
+        }
     };
     expect_error(&["train", "--no-such-flag"], "--no-such-flag");
     expect_error(&["train", "--set", "depth=abc"], "depth");
@@ -201,6 +206,14 @@ fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
     // Impossible sizes are refused before anything is allocated, naming the limit.
     expect_error(&["train", "--config", "depth=256&width=1024&batch=4096&streams=8&ffn=8", "--steps", "1"], "addressing limit");
     expect_error(&["train", "--config", "depth=64&width=512&batch=512", "--steps", "1", "--backend", "cpu"], "CPU backend's limit");
+    // ... and the hint names a smaller experiment that fits, which then trains.
+    let out = runner(&["train", "--config", "depth=64&width=512&batch=512&modes=mhc", "--steps", "1", "--backend", "cpu"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let hint = err.lines().find_map(|l| l.strip_prefix("hint: this fits: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(hint.starts_with("--set ") && hint.contains("batch="), "{hint}");
+    let mut retry = vec!["train", "--config", "depth=64&width=512&batch=512&modes=mhc", "--steps", "0", "--backend", "cpu", "--quiet"];
+    retry.extend(hint.split_whitespace());
+    ok(&retry);
 
     // A hostile share link is reported in one line and still trains.
     let out = ok(&["train", "--config", "depth=1e9&lr=NaN&streams=0&%00=1&width=8&batch=4", "--steps", "1", "--backend", "cpu"]);
@@ -339,4 +352,50 @@ fn an_impossible_sweep_is_one_error_with_a_hint_and_writes_nothing() {
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert!(left.is_empty(), "nothing written: {left:?}");
     }
+}
+
+#[test]
+fn composite_gains_match_an_independent_reference_from_the_weights() {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let dir = scratch("gains");
+    for (kind, extra) in [("hc", "lr=0.05"), ("mhc", "lr=0.05&sinkhorn_iters=3"), ("hc", "precision=f16&lr=0.05")] {
+        let config = format!("task=teacher&depth=4&width=8&streams=3&ffn=2&batch=6&modes={kind}&{extra}");
+        let weights = dir.join(format!("{kind}.safetensors"));
+        let batch = dir.join("batch.safetensors");
+        let metrics = dir.join(format!("{kind}.jsonl"));
+        // Trained a little, so that H_res is no longer the identity and the gains are not 1.
+        ok(&["train", "--config", &config, "--steps", "8", "--quiet", "--save", s(&weights), "--backend", "cpu"]);
+        ok(&["batch", "--config", &config, "--step", "0", "--out", s(&batch)]);
+        ok(&["train", "--config", &config, "--init", s(&weights), "--steps", "1", "--quiet", "--metrics", s(&metrics)]);
+        let check = Command::new(&python)
+            .args(["tests/autograd_reference.py", "--weights", s(&weights), "--batch", s(&batch), "--gains", s(&metrics), "--tol", "1e-4"])
+            .output()
+            .expect("python3 runs");
+        let report = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success(), "{kind} {extra}:\n{report}{}", String::from_utf8_lossy(&check.stderr));
+        let row: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&metrics).unwrap().lines().next().unwrap()).unwrap();
+        let (fwd, bwd) = (row["gain_fwd"].as_f64().unwrap(), row["gain_bwd"].as_f64().unwrap());
+        assert!((fwd - 1.0).abs().max((bwd - 1.0).abs()) > 1e-3, "{kind} {extra}: the check is not of identities ({fwd}, {bwd})");
+    }
+}
+
+#[test]
+fn init_continues_from_the_checkpoint_loss_not_the_initial_one() {
+    let dir = scratch("init-loss");
+    // Evaluated on the whole test split at step 0 and at the last trained step (no batch noise).
+    let config = "task=xor&depth=2&width=8&streams=2&batch=32&lr=0.01&modes=mhc&eval_every=119";
+    let trained = dir.join("trained.safetensors");
+    // The summary table's test loss (step, loss, acc, test_loss, ...) of a run.
+    let test_loss = |args: &[&str]| -> f64 {
+        let out = ok(args);
+        let table = String::from_utf8_lossy(&out.stdout).to_string();
+        let row = table.lines().find(|l| l.starts_with("mhc")).unwrap_or_else(|| panic!("{table}")).to_string();
+        row.split_whitespace().nth(4).unwrap().parse().unwrap_or_else(|_| panic!("{table}"))
+    };
+    let after_training = test_loss(&["train", "--config", config, "--steps", "120", "--save", s(&trained), "--backend", "cpu"]);
+    let fresh = test_loss(&["train", "--config", config, "--steps", "1", "--backend", "cpu"]);
+    let resumed = test_loss(&["train", "--config", config, "--steps", "1", "--init", s(&trained), "--backend", "cpu"]);
+    assert!(resumed < 0.8 * fresh, "the checkpoint's weights are used: test loss {resumed} after init, {fresh} fresh");
+    // Step 119 is evaluated before its update, the checkpoint after it: one step apart.
+    assert!((resumed - after_training).abs() < 0.1 * after_training, "continues from the trained test loss {after_training}: {resumed}");
 }

@@ -11,14 +11,15 @@ fn main() {
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use clap::{Parser, Subcommand, ValueEnum};
-    use mhc_playground::checkpoint::{save_checkpoint, write_tensors, TensorFile};
+    use mhc_playground::checkpoint::{save_checkpoint, write_tensors, CheckpointError, TensorFile};
     use mhc_playground::config::{notices_line, Config, ResidualKind};
-    use mhc_playground::gpu::GpuContext;
+    use mhc_playground::gpu::{GpuContext, GpuError};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
+    use mhc_playground::plan::TooLarge;
     use mhc_playground::program::{Kernels, OpList, Program};
     use mhc_playground::sweep::{self, CellResult, Sweep};
     use mhc_playground::tasks::Dataset;
-    use mhc_playground::trainer::{loss_and_gradients, Trainer};
+    use mhc_playground::trainer::{loss_and_gradients, EngineError, Trainer};
     use std::io::Write;
     use std::path::{Path, PathBuf};
     use std::rc::Rc;
@@ -145,17 +146,54 @@ mod native {
     /// An error for the user: what went wrong, and what to do next.
     struct Failure {
         message: String,
-        hint: Option<String>,
+        hint: String,
     }
 
-    impl<E: std::fmt::Display> From<E> for Failure {
-        fn from(e: E) -> Failure {
-            Failure { message: e.to_string(), hint: None }
+    // One conversion per error type the commands pass on with `?`, each with its hint: every
+    // error the runner prints ends with a `hint:` line.
+    const CHECKPOINT_HINT: &str = "pass a checkpoint written by `train --save` or the page's export, for this experiment's shapes";
+    const SIZE_HINT: &str = "lower depth, width, ffn, streams or batch (the message names the limit)";
+
+    impl From<EngineError> for Failure {
+        fn from(e: EngineError) -> Failure {
+            let hint = match &e {
+                EngineError::Gpu(GpuError::TooLarge { .. }) => SIZE_HINT,
+                EngineError::Gpu(_) => "try again; if the GPU keeps failing, use --backend cpu",
+                EngineError::Checkpoint(_) => CHECKPOINT_HINT,
+                EngineError::WrongVariant { .. } => "set modes to the checkpoint's variant",
+                EngineError::Input(_) => "check that the config and the files given belong together",
+                EngineError::TooLarge(_) => SIZE_HINT,
+            };
+            fail(e.to_string(), hint)
+        }
+    }
+
+    impl From<CheckpointError> for Failure {
+        fn from(e: CheckpointError) -> Failure {
+            fail(e.to_string(), CHECKPOINT_HINT)
+        }
+    }
+
+    impl From<TooLarge> for Failure {
+        fn from(e: TooLarge) -> Failure {
+            fail(e.to_string(), SIZE_HINT)
+        }
+    }
+
+    impl From<std::io::Error> for Failure {
+        fn from(e: std::io::Error) -> Failure {
+            fail(format!("cannot write: {e}"), "check that the disk has room and the folder is writable")
+        }
+    }
+
+    impl From<serde_json::Error> for Failure {
+        fn from(e: serde_json::Error) -> Failure {
+            fail(format!("cannot encode the metrics: {e}"), "please report this with the command line that caused it")
         }
     }
 
     fn fail(message: impl Into<String>, hint: impl Into<String>) -> Failure {
-        Failure { message: message.into(), hint: Some(hint.into()) }
+        Failure { message: message.into(), hint: hint.into() }
     }
 
     pub fn main() -> i32 {
@@ -170,9 +208,7 @@ mod native {
             Ok(()) => 0,
             Err(f) => {
                 eprintln!("error: {}", f.message);
-                if let Some(hint) = f.hint {
-                    eprintln!("hint: {hint}");
-                }
+                eprintln!("hint: {}", f.hint);
                 1
             }
         }
@@ -235,7 +271,7 @@ mod native {
                 }
                 let steps = steps.unwrap_or(config.steps as u64);
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
-                let mut trainer = Trainer::new(&config, gpu.clone())?;
+                let mut trainer = Trainer::new(&config, gpu.clone()).map_err(|e| with_smaller_config(e, &config, gpu.as_deref()))?;
                 if let Some(path) = &init {
                     let bytes = read_file(path)?;
                     let file = TensorFile::parse(&bytes)?;
@@ -414,6 +450,18 @@ mod native {
             }
             Command::Sweep { experiment: e, grid, steps, out, backend, quiet } => run_sweep(e, grid, steps, out, backend, quiet).await,
         }
+    }
+
+    /// A size error's hint names a smaller experiment that fits, ready for `--set`.
+    fn with_smaller_config(e: EngineError, config: &Config, gpu: Option<&GpuContext>) -> Failure {
+        let mut failure = Failure::from(e);
+        if failure.hint == SIZE_HINT {
+            if let Some(smaller) = Trainer::smaller_that_fits(config, gpu) {
+                let sets: Vec<String> = config.changes_to(&smaller).iter().map(|kv| format!("--set {kv}")).collect();
+                failure.hint = format!("this fits: {}", sets.join(" "));
+            }
+        }
+        failure
     }
 
     /// How `sweep` writes its rows.

@@ -8,9 +8,9 @@ use super::model::*;
 use super::results::{Cards, Charts, Explainer};
 use super::sweep::{SweepPanel, SweepState};
 use crate::config::{notices_line, Config, ResidualKind};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, GpuError};
 use crate::sweep::Sweep;
-use crate::trainer::Trainer;
+use crate::trainer::{EngineError, Trainer};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::cell::RefCell;
@@ -94,7 +94,15 @@ impl AppState {
                         .into(),
                 ),
             };
-        let trainer = Trainer::new(&config, gpu).map_err(|e| e.to_string())?;
+        let trainer = Trainer::new(&config, gpu.clone()).map_err(|e| {
+            let smaller = matches!(e, EngineError::TooLarge(_) | EngineError::Gpu(GpuError::TooLarge { .. }))
+                .then(|| Trainer::smaller_that_fits(&config, gpu.as_deref()))
+                .flatten();
+            match smaller {
+                Some(smaller) => format!("{e}. This fits: {}", config.changes_to(&smaller).join("&")),
+                None => e.to_string(),
+            }
+        })?;
         let points =
             trainer.dataset.train_x.chunks_exact(2).zip(&trainer.dataset.train_y).take(400).map(|(p, &y)| (p[0], p[1], y)).collect();
         if config.task.is_2d() {

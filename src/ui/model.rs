@@ -383,6 +383,9 @@ pub struct ChartSettings {
     pub loss_log: bool,
     pub block: usize,
     pub heatmap: HeatmapKind,
+    /// Keep training while the tab is hidden (by default a hidden tab pauses).
+    #[serde(default)]
+    pub train_hidden: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,7 +396,7 @@ pub enum HeatmapKind {
 
 impl Default for ChartSettings {
     fn default() -> Self {
-        ChartSettings { smoothing: 0.6, loss_log: false, block: 0, heatmap: HeatmapKind::StreamRms }
+        ChartSettings { smoothing: 0.6, loss_log: false, block: 0, heatmap: HeatmapKind::StreamRms, train_hidden: false }
     }
 }
 

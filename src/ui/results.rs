@@ -107,6 +107,8 @@ pub(super) fn Charts(state: AppState) -> impl IntoView {
                 on:input=move |ev| { let v = event_target_value(&ev).parse().unwrap_or(0.6); state.settings.update(|s| s.smoothing = v) }/></label>
             <label><input type="checkbox" aria-label="Log loss axis" prop:checked=move || state.settings.with(|s| s.loss_log)
                 on:change=move |ev| { let v = event_target_checked(&ev); state.settings.update(|s| s.loss_log = v) }/>"log loss axis"</label>
+            <label title="A hidden tab pauses training unless this is on (browsers may slow a hidden tab down anyway)."><input type="checkbox" aria-label="Train in a hidden tab" prop:checked=move || state.settings.with(|s| s.train_hidden)
+                on:change=move |ev| { let v = event_target_checked(&ev); state.settings.update(|s| s.train_hidden = v) }/>"train in a hidden tab"</label>
         </div>
         <div class="charts">
             <Chart state id="gain" draw=move |c, hover| state.history.with(|h| {

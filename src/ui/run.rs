@@ -83,7 +83,7 @@ pub(super) async fn play_loop(state: AppState) {
     let mut per_slice = 1u64;
     let mut ms_per_step: f64;
     while state.playing.get_untracked() && state.generation.get_untracked() == generation {
-        if driver::tab_hidden() {
+        if driver::tab_hidden() && !state.settings.with_untracked(|s| s.train_hidden) {
             driver::sleep(250).await;
             continue;
         }

@@ -269,7 +269,7 @@ fn SweepMapView(state: AppState, map: SweepMap) -> impl IntoView {
                             {row.iter().map(|c| {
                                 let (index, detail, hover_detail) = (c.cell, c.detail.clone(), c.detail.clone());
                                 view! {
-                                    <td><button class="sweep-cell" style=format!("background:{};color:{}", c.colour, ink(&c.colour))
+                                    <td><button class="sweep-cell" class:diverged=c.diverged style=format!("background:{};color:{}", c.colour, ink(&c.colour))
                                         title=detail.clone() aria-label=detail disabled=c.text == "…"
                                         on:mouseenter=move |_| sw.hover.set(Some(hover_detail.clone()))
                                         on:focus={let d = c.detail.clone(); move |_| sw.hover.set(Some(d.clone()))}
@@ -364,7 +364,7 @@ pub(super) fn SweepPanel(state: AppState) -> impl IntoView {
                     }>
                         {SweepMetric::ALL.into_iter().map(|m| view! { <option value=m.id() selected=move || sw.metric.get() == m>{m.label()}</option> }).collect_view()}
                     </select>
-                    " (log colour scale, shared by the variants; dark red: diverged)"
+                    " (log colour scale, shared by the variants; outlined: diverged)"
                 </label>
             })}
             <div class="sweep-maps">{move || maps().into_iter().map(|map| view! { <SweepMapView state map/> }).collect_view()}</div>

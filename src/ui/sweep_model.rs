@@ -95,6 +95,8 @@ pub struct MapCell {
     pub colour: String,
     /// Everything about the cell in one sentence (hover and screen readers).
     pub detail: String,
+    /// The variant diverged in this cell (the square is outlined whatever it shows).
+    pub diverged: bool,
 }
 
 /// One variant's map: rows are the y values (top first), columns the x values.
@@ -191,7 +193,9 @@ fn map_cell(
         place.push_str(&format!(", {}={}", axis.key, axis.values[y]));
     }
     let (Some(result), Some(v)) = (result, summary) else {
-        return MapCell { cell: index, text: "…".into(), colour: NOT_RUN.into(), detail: format!("{place}: not run yet") };
+        return MapCell {
+            cell: index, text: "…".into(), colour: NOT_RUN.into(), detail: format!("{place}: not run yet"), diverged: false
+        };
     };
     let fate = match (v.diverged_at, v.diverged_block) {
         (Some(step), Some(block)) => format!("diverged at step {step} in block {block}"),
@@ -216,7 +220,7 @@ fn map_cell(
         (_, None) if !v.survived() => ("diverged".to_string(), DIVERGED.to_string()),
         (_, None) => ("–".to_string(), NOT_RUN.to_string()),
     };
-    MapCell { cell: index, text, colour, detail }
+    MapCell { cell: index, text, colour, detail, diverged: !v.survived() }
 }
 
 /// The whole sweep as CSV: the runner's `sweep` header and rows, in run order.
@@ -297,6 +301,7 @@ mod tests {
         assert_eq!(hc.cells[0][0].colour, "rgb(190,24,38)", "the largest value is the darkest");
         assert_eq!(maps[2].cells[0][0].colour, "rgb(255,255,255)", "a gain of 1 is white");
         assert_eq!(hc.cells[0][1].text, "diverged");
+        assert!(hc.cells[0][1].diverged && !hc.cells[0][0].diverged);
         assert!(hc.cells[0][1].detail.contains("diverged at step 42 in block 3"), "{}", hc.cells[0][1].detail);
         assert_eq!((hc.cells[1][0].text.as_str(), hc.cells[1][0].cell), ("…", 2));
         let small = vec![result(&sweep, &base, 0, [1.0, 10.0, 1.02], None)];
