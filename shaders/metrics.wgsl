@@ -9,7 +9,7 @@
 //                  absolute row sum) and suffix products S_l = H_res_{L-1} ... H_res_l (backward
 //                  gain = max absolute column sum), [rows, 2L] (=); and max |row sum - 1|,
 //                  max |column sum - 1| of every H_res, [rows, 2] (=). A non-finite H_res makes
-//                  every maximum it enters NaN (reported as null), never a finite number.
+//                  every maximum it enters non-finite (reported as null), never a finite number.
 // No backward: these read activations and gradients, they are not part of the model.
 struct StatsParams { count: u32, seg_len: u32, seg_stride: u32, in_off: u32, out_off: u32, _pad0: u32, _pad1: u32, _pad2: u32 }
 struct FinalizeParams {
@@ -34,9 +34,12 @@ const SLOT_DIVERGED_STEP: u32 = 8u;
 const SLOT_DIVERGED_BLOCK: u32 = 9u;
 
 // A maximum that a non-finite value poisons (plain `max` may drop a NaN and report a finite
-// gain for a row that has none); NaN is then read back as null. Twin of reference::max_or_nan.
-fn max_or_nan(best: f32, x: f32) -> f32 {
-    if (!is_finite(best) || !is_finite(x)) { return bitcast<f32>(0x7fc00000u); }
+// gain for a row that has none): the first non-finite value seen is kept, and read back as
+// null. It is passed on rather than made: a NaN or infinity written as a constant is a shader
+// creation error in WGSL. Twin of reference::max_keep_non_finite.
+fn max_keep_non_finite(best: f32, x: f32) -> f32 {
+    if (!is_finite(best)) { return best; }
+    if (!is_finite(x)) { return x; }
     return max(best, x);
 }
 
@@ -149,9 +152,9 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
                 row_sum += h_res(b, l, k, i);
                 col_sum += h_res(b, l, i, k);
             }
-            gain = max_or_nan(gain, row_abs);
-            row_err = max_or_nan(row_err, abs(row_sum - 1.0));
-            col_err = max_or_nan(col_err, abs(col_sum - 1.0));
+            gain = max_keep_non_finite(gain, row_abs);
+            row_err = max_keep_non_finite(row_err, abs(row_sum - 1.0));
+            col_err = max_keep_non_finite(col_err, abs(col_sum - 1.0));
         }
         arena[out + l] = gain;
     }
@@ -172,7 +175,7 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
                 acc[k * n + i] = next[k * n + i];
                 col_abs += abs(next[k * n + i]);
             }
-            gain = max_or_nan(gain, col_abs);
+            gain = max_keep_non_finite(gain, col_abs);
         }
         arena[out + gp.depth + l] = gain;
     }

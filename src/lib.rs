@@ -5,7 +5,7 @@
 //! parameter table), `kernels` (the kernel list and their params), `block` (one block as data:
 //! its unfused ops and batched weight gradients), `plan` (where every tensor lives in the arena),
 //! `program` (the training step as op lists), `reference` (CPU twin of every kernel), `gpu` (the
-//! only wgpu code), `trainer` (lockstep training), `metrics`, `checkpoint`, `sweep` (grids of runs). No UI types anywhere here.
+//! only wgpu code), `trainer` (lockstep training), `metrics`, `checkpoint`, `snapshot` (a run's whole state, to resume), `sweep` (grids of runs). No UI types anywhere here.
 
 pub mod block;
 pub mod checkpoint;
@@ -18,6 +18,7 @@ pub mod plan;
 pub mod program;
 pub mod reference;
 pub mod rng;
+pub mod snapshot;
 pub mod sweep;
 pub mod tasks;
 pub mod trainer;

@@ -752,8 +752,8 @@ pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
             for k in 0..n {
                 let rs = (0..n).fold(T::zero(), |s, i| s + h(a, l, k, i));
                 let cs = (0..n).fold(T::zero(), |s, i| s + h(a, l, i, k));
-                row_err = max_or_nan(row_err, (rs - T::one()).abs());
-                col_err = max_or_nan(col_err, (cs - T::one()).abs());
+                row_err = max_keep_non_finite(row_err, (rs - T::one()).abs());
+                col_err = max_keep_non_finite(col_err, (cs - T::one()).abs());
             }
         }
         let mut suffix = identity::<T>(n);
@@ -781,21 +781,24 @@ fn identity<T: Real>(n: usize) -> Vec<T> {
 }
 
 /// A maximum that a non-finite value poisons: `Float::max` drops a NaN, which would report a
-/// finite gain for a row that has none (DESIGN.md section 3: null, never dropped).
-pub fn max_or_nan<T: Real>(best: T, x: T) -> T {
-    if best.is_finite() && x.is_finite() {
-        best.max(x)
+/// finite gain for a row that has none (DESIGN.md section 3: null, never dropped). The first
+/// non-finite value seen is kept, as the kernel does.
+pub fn max_keep_non_finite<T: Real>(best: T, x: T) -> T {
+    if !best.is_finite() {
+        best
+    } else if !x.is_finite() {
+        x
     } else {
-        T::nan()
+        best.max(x)
     }
 }
 
 fn max_abs_row_sum<T: Real>(m: &[T], n: usize) -> T {
-    (0..n).fold(T::zero(), |best, k| max_or_nan(best, (0..n).fold(T::zero(), |s, i| s + m[k * n + i].abs())))
+    (0..n).fold(T::zero(), |best, k| max_keep_non_finite(best, (0..n).fold(T::zero(), |s, i| s + m[k * n + i].abs())))
 }
 
 fn max_abs_col_sum<T: Real>(m: &[T], n: usize) -> T {
-    (0..n).fold(T::zero(), |best, i| max_or_nan(best, (0..n).fold(T::zero(), |s, k| s + m[k * n + i].abs())))
+    (0..n).fold(T::zero(), |best, i| max_keep_non_finite(best, (0..n).fold(T::zero(), |s, k| s + m[k * n + i].abs())))
 }
 
 // ---------------------------------------------------------------- optimizer.wgsl

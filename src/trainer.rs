@@ -90,7 +90,7 @@ impl Variant {
         Ok(Variant { kind, program, store, divergence: None })
     }
 
-    fn write(&mut self, offset: u32, data: &[f32]) {
+    pub(crate) fn write(&mut self, offset: u32, data: &[f32]) {
         match &mut self.store {
             Store::Cpu(arena) => arena[offset as usize..][..data.len()].copy_from_slice(data),
             Store::Gpu(arena, ctx) => arena.write(ctx, offset, data),
@@ -104,7 +104,7 @@ impl Variant {
         }
     }
 
-    async fn read(&self, offset: u32, len: usize) -> Result<Vec<f32>, EngineError> {
+    pub(crate) async fn read(&self, offset: u32, len: usize) -> Result<Vec<f32>, EngineError> {
         match &self.store {
             Store::Cpu(arena) => Ok(arena[offset as usize..][..len].to_vec()),
             Store::Gpu(arena, ctx) => Ok(arena.read(ctx, offset, len).await?),

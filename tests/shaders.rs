@@ -16,7 +16,28 @@ fn module(file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 #[test]
 fn every_shader_validates_for_webgpu() {
     for (file, _) in SHADER_FILES {
-        module(file);
+        let (module, _) = module(file);
+        // WGSL makes a constant expression that evaluates to NaN or an infinity a shader-creation
+        // error (Chrome's Tint enforces it; naga does not): no folded constant may be non-finite.
+        let functions = module.functions.iter().map(|(_, f)| f).chain(module.entry_points.iter().map(|e| &e.function));
+        let arenas = functions.map(|f| &f.expressions).chain([&module.global_expressions]);
+        for arena in arenas {
+            for (_, expression) in arena.iter() {
+                let constant = match *expression {
+                    naga::Expression::Literal(naga::Literal::F32(v)) => Some(v),
+                    // bitcast<f32>(constant bits)
+                    naga::Expression::As { expr, kind: naga::ScalarKind::Float, convert: None } => match arena[expr] {
+                        naga::Expression::Literal(naga::Literal::U32(bits)) => Some(f32::from_bits(bits)),
+                        naga::Expression::Literal(naga::Literal::I32(bits)) => Some(f32::from_bits(bits as u32)),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                if let Some(v) = constant {
+                    assert!(v.is_finite(), "{file}.wgsl makes the constant {v}: a shader-creation error in WebGPU");
+                }
+            }
+        }
     }
 }
 

@@ -5,6 +5,7 @@ use super::bench;
 use super::controls::{Buttons, Controls, Presets};
 use super::driver;
 use super::model::*;
+use super::persist::{look_for_saved_run, Persistence, ResumeOffer};
 use super::results::{Cards, Charts, Explainer};
 use super::sweep::{SweepPanel, SweepState};
 use crate::config::{notices_line, Config, ResidualKind};
@@ -47,6 +48,7 @@ pub(super) struct AppState {
     pub(super) hover: RwSignal<Option<(&'static str, f64)>>,
     pub(super) bench: RwSignal<Option<String>>,
     pub(super) sweep: SweepState,
+    pub(super) persist: Persistence,
 }
 
 impl AppState {
@@ -62,6 +64,7 @@ impl AppState {
     /// Drops the current run: a changed experiment starts from step 0.
     pub(super) fn reset(self) {
         self.generation.update(|g| *g += 1);
+        self.persist.offer.set(None);
         self.session.set_value(None);
         self.playing.set(false);
         self.rate.set(0.0);
@@ -103,16 +106,21 @@ impl AppState {
                 None => e.to_string(),
             }
         })?;
+        // A new trainer starts at step 0, so do its charts.
+        Ok(self.install(trainer, History::new(&config)))
+    }
+
+    /// Makes `trainer` the current run, with the charts of `history`.
+    pub(super) fn install(self, trainer: Trainer, history: History) -> Session {
         let points =
             trainer.dataset.train_x.chunks_exact(2).zip(&trainer.dataset.train_y).take(400).map(|(p, &y)| (p[0], p[1], y)).collect();
-        if config.task.is_2d() {
+        if trainer.config.task.is_2d() {
             self.points.set(points);
         }
         let session = Rc::new(RefCell::new(trainer));
         self.session.set_value(Some(session.clone()));
-        // A run restored from a reload is only a picture: a new trainer starts at step 0.
-        self.history.set(History::new(&config));
-        Ok(session)
+        self.history.set(history);
+        session
     }
 
     pub(super) fn fail(self, message: String) {
@@ -179,6 +187,7 @@ pub fn App() -> impl IntoView {
         hover: RwSignal::new(None),
         bench: RwSignal::new(None),
         sweep: SweepState::new(sweep),
+        persist: Persistence::new(),
     };
     // A shared sweep link is about the sweep: bring its panel into view once the page is drawn.
     if state.sweep.spec.get_untracked().is_some() {
@@ -192,6 +201,7 @@ pub fn App() -> impl IntoView {
     let bench_options = query.clone();
     spawn_local(async move {
         probe_gpu(state).await;
+        look_for_saved_run(state).await;
         if let Some(steps) = bench {
             state.message.set(Some(format!("benchmark: {steps} steps per variant, then in lockstep…")));
             let report = bench::run(state.gpu.get_value(), state.config.get_untracked(), steps, &bench_options).await;
@@ -237,6 +247,7 @@ pub fn App() -> impl IntoView {
             <h1>"mHC Playground"</h1>
             <p class="tagline">"Residual, Hyper-Connections and mHC trained side by side on your GPU."</p>
             <GpuLine state/>
+            <ResumeOffer state/>
             {move || state.notice.get().map(|n| view! { <p class="notice" data-testid="config-notice" role="status">{n}</p> })}
             {move || state.message.get().map(|m| view! { <p class="message" data-testid="message" role="alert">{m}</p> })}
             {move || state.bench.get().map(|b| view! { <pre data-testid="bench-result">{b}</pre> })}

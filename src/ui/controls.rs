@@ -51,6 +51,8 @@ pub(super) fn Buttons(state: AppState) -> impl IntoView {
             <button on:click=share>"Share"</button>
             <Export state/>
             <span class="rate" data-testid="rate">{move || format!("{:.1} steps/s", state.rate.get())}</span>
+            <span class="rate" data-testid="saved-step" title="Saved in this browser: a reload offers to resume from here.">
+                {move || state.persist.saved_step.get().map(|s| format!("saved at step {s}"))}</span>
         </div>
     }
 }

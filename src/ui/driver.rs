@@ -77,6 +77,82 @@ pub fn save(key: &str, value: &str) {
     }
 }
 
+/// Calls `target.method(args...)` and awaits the result when it is a promise.
+async fn call(target: &wasm_bindgen::JsValue, method: &str, args: &[wasm_bindgen::JsValue]) -> Result<wasm_bindgen::JsValue, String> {
+    let function: js_sys::Function =
+        js_sys::Reflect::get(target, &method.into()).ok().and_then(|f| f.dyn_into().ok()).ok_or_else(|| format!("no {method}"))?;
+    let result = function.apply(target, &args.iter().collect::<js_sys::Array>()).map_err(describe)?;
+    match result.dyn_into::<js_sys::Promise>() {
+        Ok(promise) => JsFuture::from(promise).await.map_err(describe),
+        Err(value) => Ok(value),
+    }
+}
+
+/// A thrown JS value as text (`name: message` for errors).
+fn describe(value: wasm_bindgen::JsValue) -> String {
+    match value.dyn_into::<js_sys::Error>() {
+        Ok(error) => format!("{}: {}", error.name(), error.message()),
+        Err(value) => value.as_string().unwrap_or_else(|| "unknown error".into()),
+    }
+}
+
+/// The page's folder in the Origin Private File System (binary files, far beyond localStorage's
+/// few megabytes).
+async fn private_folder() -> Result<wasm_bindgen::JsValue, String> {
+    let navigator = web_sys::window().ok_or("no window")?.navigator();
+    let storage = js_sys::Reflect::get(&navigator, &"storage".into()).map_err(describe)?;
+    if storage.is_undefined() {
+        return Err("this browser has no storage manager".into());
+    }
+    call(&storage, "getDirectory", &[]).await
+}
+
+/// Writes a file in the private folder, replacing it.
+pub async fn store_file(name: &str, bytes: &[u8]) -> Result<(), String> {
+    let folder = private_folder().await?;
+    let options = js_sys::Object::new();
+    js_sys::Reflect::set(&options, &"create".into(), &true.into()).map_err(describe)?;
+    let handle = call(&folder, "getFileHandle", &[name.into(), options.into()]).await?;
+    let stream = call(&handle, "createWritable", &[]).await?;
+    call(&stream, "write", &[js_sys::Uint8Array::from(bytes).into()]).await?;
+    call(&stream, "close", &[]).await?;
+    Ok(())
+}
+
+/// Reads a file of the private folder; `Ok(None)` when there is none.
+pub async fn load_file(name: &str) -> Result<Option<Vec<u8>>, String> {
+    let folder = private_folder().await?;
+    let handle = match call(&folder, "getFileHandle", &[name.into()]).await {
+        Ok(handle) => handle,
+        Err(e) if e.starts_with("NotFoundError") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let file = call(&handle, "getFile", &[]).await?;
+    let buffer = call(&file, "arrayBuffer", &[]).await?;
+    Ok(Some(js_sys::Uint8Array::new(&buffer).to_vec()))
+}
+
+/// Runs `f` whenever the page is hidden or left (`visibilitychange` to hidden, `pagehide`):
+/// the last moments in which saving may still finish.
+pub fn on_leave(f: impl Fn() + 'static) {
+    let Some(window) = web_sys::window() else { return };
+    let f = std::rc::Rc::new(f);
+    for (target, event) in [
+        (window.clone().unchecked_into::<web_sys::EventTarget>(), "pagehide"),
+        (window.document().map(|d| d.unchecked_into()).unwrap_or_else(|| window.clone().unchecked_into()), "visibilitychange"),
+    ] {
+        let f = f.clone();
+        let callback = wasm_bindgen::closure::Closure::<dyn Fn()>::new(move || {
+            if event == "pagehide" || tab_hidden() {
+                f()
+            }
+        });
+        let _ = target.add_event_listener_with_callback(event, callback.as_ref().unchecked_ref());
+        // Lives as long as the page.
+        callback.forget();
+    }
+}
+
 /// Offers `bytes` as a file download.
 pub fn download(name: &str, mime: &str, bytes: &[u8]) -> Result<(), String> {
     let array = js_sys::Uint8Array::from(bytes);

@@ -21,7 +21,7 @@ pub(super) fn Cards(state: AppState) -> impl IntoView {
                     <div class="card" style=format!("border-color:{}", color(kind))>
                         <h3 style=format!("color:{}", color(kind))>{mode_label(kind)}</h3>
                         <p>"step " <b data-testid=format!("step-{}", kind.name())>{step}</b></p>
-                        <p>"loss " {move || format_value(latest().and_then(|m| m.loss).map(f64::from))}
+                        <p>"loss " <span data-testid=format!("loss-{}", kind.name())>{move || format_value(latest().and_then(|m| m.loss).map(f64::from))}</span>
                            " · acc " {move || format_value(latest().and_then(|m| m.acc).map(f64::from))}</p>
                         <p>"composite gain " <b data-testid=format!("gain-{}", kind.name())>{move || format_value(latest().and_then(|m| m.gain_fwd).map(f64::from))}</b>
                            " · backward " <b data-testid=format!("gain-bwd-{}", kind.name())>{move || format_value(latest().and_then(|m| m.gain_bwd).map(f64::from))}</b></p>

@@ -3,7 +3,9 @@
 
 use super::app::{AppState, Session};
 use super::driver;
+use super::persist::{save_now_and_then, save_run};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 
 /// Encode steps for at most this long per slice before yielding to the browser.
 const SLICE_MS: f64 = 8.0;
@@ -119,10 +121,13 @@ pub(super) async fn play_loop(state: AppState) {
             refresh_surfaces(state, &session).await;
             last_surface = driver::now();
         }
+        save_now_and_then(state);
         driver::sleep(0).await;
     }
     if state.generation.get_untracked() == generation {
         refresh_surfaces(state, &session).await;
+        // Paused or finished: keep this point for a reload.
+        spawn_local(save_run(state));
     }
 }
 

@@ -54,9 +54,11 @@ export function useBrowser() {
   });
 }
 
-/** Opens the page at `?query` (in `b`, the shared browser by default); page.errors collects errors. */
-export async function open(query, b = browser) {
+/** Opens the page at `?query` (in `b`, the shared browser by default; `init` runs before the
+ * page's own scripts); page.errors collects errors. Every page has a storage of its own. */
+export async function open(query, b = browser, init = null) {
   const page = await b.newPage({ viewport: { width: 1400, height: 1100 } });
+  if (init) await page.addInitScript(init);
   const errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });

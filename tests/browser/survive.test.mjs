@@ -1,0 +1,74 @@
+// Browser tests of runs that survive: a reload offers to resume the same experiment from the
+// saved step (and goes on from there), another experiment starts fresh, and storage that is
+// disabled costs one notice while training goes on.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { useBrowser, open, stepOf, waitForSteps } from './harness.mjs';
+
+useBrowser();
+
+const RUN = 'task=xor&depth=2&width=8&streams=2&batch=16&lr=0.01';
+const gpuReady = (page) => page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
+const lossOf = async (page, mode) => Number((await page.getByTestId(`loss-${mode}`).textContent()));
+
+test('a reload offers to resume at the saved step and goes on from there; another experiment starts fresh', async () => {
+  const page = await open(RUN);
+  await gpuReady(page);
+  assert.equal(await page.getByTestId('resume-offer').count(), 0, 'nothing saved yet');
+  const initialLoss = [];
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 1, 60000);
+  initialLoss.push(await lossOf(page, 'mhc'));
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 60, 120000);
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  const savedLine = page.getByTestId('saved-step').filter({ hasText: /saved at step \d+/ });
+  await savedLine.waitFor({ timeout: 15000 });
+  await page.waitForTimeout(1000);
+  const saved = Number((await savedLine.textContent()).match(/\d+/)[0]);
+  const trainedLoss = await lossOf(page, 'mhc');
+  assert.ok(saved >= 60, `saved at step ${saved}`);
+
+  await page.reload();
+  await gpuReady(page);
+  const offer = page.getByTestId('resume-offer');
+  await offer.waitFor({ timeout: 15000 });
+  assert.match(await offer.textContent(), new RegExp(`saved at step ${saved}`));
+  await page.getByRole('button', { name: `Resume from step ${saved}` }).click();
+  await page.getByTestId('message').filter({ hasText: `Resumed from step ${saved}` }).waitFor({ timeout: 15000 });
+  assert.equal(await stepOf(page, 'mhc'), saved - 1, 'the charts come back up to the last step trained');
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], saved + 5, 120000);
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  // Going on from the saved weights: the loss is where training left it, not where it began.
+  const resumedLoss = await lossOf(page, 'mhc');
+  console.log(`saved at step ${saved}: mHC loss ${initialLoss[0]} at the start, ${trainedLoss} when saved, ${resumedLoss} after resuming`);
+  assert.ok(Math.abs(resumedLoss - trainedLoss) < Math.abs(initialLoss[0] - trainedLoss), `${initialLoss[0]} -> ${trainedLoss} -> ${resumedLoss}`);
+
+  // Another experiment in the same browser storage: no offer, a fresh start.
+  await page.goto(page.url().replace('depth=2', 'depth=3'));
+  await gpuReady(page);
+  await page.waitForTimeout(2000);
+  assert.equal(await page.getByTestId('resume-offer').count(), 0);
+  assert.equal(await stepOf(page, 'mhc'), 0);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('storage that is disabled gives one notice and training goes on', async () => {
+  const denied = () => {
+    Object.defineProperty(navigator.storage, 'getDirectory', { value: () => Promise.reject(new DOMException('storage is disabled', 'SecurityError')) });
+  };
+  const page = await open(RUN, undefined, denied);
+  await gpuReady(page);
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  const notice = page.getByTestId('config-notice').filter({ hasText: 'cannot be saved' });
+  await notice.waitFor({ timeout: 60000 });
+  assert.match(await notice.textContent(), /SecurityError: storage is disabled.*training goes on/);
+  const at = await stepOf(page, 'mhc');
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], at + 10, 120000);
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  assert.equal(await page.getByTestId('config-notice').count(), 1, 'one notice');
+  assert.equal(await page.getByTestId('saved-step').textContent(), '');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
