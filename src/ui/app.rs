@@ -144,7 +144,7 @@ impl AppState {
     }
 }
 
-async fn probe_gpu(state: AppState) {
+pub(super) async fn probe_gpu(state: AppState) {
     match driver::acquire_gpu().await {
         Ok(gpu) => {
             state.gpu_status.set(GpuStatus::Ready(format!("{} ({})", gpu.adapter_name, gpu.backend)));

@@ -5,9 +5,10 @@
 //! saved step; another experiment starts fresh. Storage that is full or disabled costs one
 //! notice, never the run.
 
-use super::app::{AppState, GpuStatus};
+use super::app::{probe_gpu, AppState, GpuStatus};
 use super::driver;
-use super::model::History;
+use super::model::{multiply_adds, History, CPU_BUDGET};
+use super::run::play_loop;
 use crate::checkpoint::TensorFile;
 use crate::trainer::Trainer;
 use leptos::prelude::*;
@@ -132,6 +133,45 @@ pub(super) async fn resume(state: AppState) {
         }
         Err(e) => state.message.set(Some(format!("the saved run cannot be resumed ({e}); starting over"))),
     }
+}
+
+/// The GPU device was lost (driver reset, `GPUDevice.destroy()`, GPU process crash): open a new
+/// one and go on from the last save, on the CPU when no adapter comes back and the experiment is
+/// small enough for it.
+pub(super) async fn recover_lost_device(state: AppState, reason: String) {
+    state.playing.set(false);
+    state.session.set_value(None);
+    state.gpu.set_value(None);
+    state.gpu_status.set(GpuStatus::Probing);
+    state.message.set(Some(format!("The GPU device was lost ({reason}). Opening it again and resuming from the last save…")));
+    probe_gpu(state).await;
+    let config = state.config.get_untracked();
+    let (gpu, on) = match state.gpu_status.get_untracked() {
+        GpuStatus::Ready(name) => (state.gpu.get_value(), format!("a new GPU device ({name})")),
+        _ if multiply_adds(&config) <= CPU_BUDGET => (None, "the CPU, as no GPU came back".to_string()),
+        _ => {
+            return state
+                .message
+                .set(Some("The GPU device was lost and no GPU came back; this experiment is too large for the CPU.".into()))
+        }
+    };
+    let saved = driver::load_file(STATE_FILE).await.ok().flatten();
+    let Some(trainer) = saved.and_then(|bytes| Trainer::resume(&bytes, gpu).ok()).filter(|t| t.config == config) else {
+        return state
+            .message
+            .set(Some(format!("The GPU device was lost and no saved state of this run is left: press Play to start over on {on}.")));
+    };
+    let step = trainer.next_step;
+    let charts = driver::load_file(CHARTS_FILE).await.ok().flatten();
+    let history = charts
+        .and_then(|c| serde_json::from_slice::<History>(&c).ok())
+        .filter(|h| h.config == trainer.config.to_query())
+        .unwrap_or_else(|| History::new(&trainer.config));
+    state.install(trainer, history);
+    state.persist.saved_step.set(Some(step));
+    state.message.set(Some(format!("The GPU device was lost ({reason}). Resumed on {on} from step {step}.")));
+    state.playing.set(true);
+    spawn_local(play_loop(state));
 }
 
 #[component]

@@ -3,7 +3,8 @@
 
 use super::app::{AppState, Session};
 use super::driver;
-use super::persist::{save_now_and_then, save_run};
+use super::persist::{recover_lost_device, save_now_and_then, save_run};
+use crate::gpu::GpuError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -93,6 +94,12 @@ pub(super) async fn play_loop(state: AppState) {
         match slice(state, &session, per_slice).await {
             Err(e) => {
                 state.session.set_value(None);
+                // A lost device rejects the readback a moment before it reports why.
+                driver::sleep(200).await;
+                if let Some(Err(GpuError::Lost(reason))) = state.gpu.get_value().map(|gpu| gpu.check()) {
+                    spawn_local(recover_lost_device(state, reason));
+                    return;
+                }
                 return state.fail(format!("training stopped: {e}"));
             }
             Ok(None) => {
