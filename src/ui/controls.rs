@@ -51,7 +51,10 @@ pub(super) fn Buttons(state: AppState) -> impl IntoView {
             <button on:click=share>"Share"</button>
             <Export state/>
             <span class="rate" data-testid="rate">{move || format!("{:.1} steps/s", state.rate.get())}</span>
-            <span class="rate" data-testid="saved-step" title="Saved in this browser: a reload offers to resume from here.">
+            <span class="rate" data-testid="saved-step" title=move || {
+                let size = state.persist.last_save.get().map(|(bytes, ms)| format!(" ({:.1} MB, written in {ms:.0} ms)", bytes as f64 / 1e6)).unwrap_or_default();
+                format!("Saved in this browser{size}: a reload offers to resume from here.")
+            }>
                 {move || state.persist.saved_step.get().map(|s| format!("saved at step {s}"))}</span>
         </div>
     }

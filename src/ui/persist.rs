@@ -5,14 +5,16 @@
 //! saved step; another experiment starts fresh. Storage that is full or disabled costs one
 //! notice, never the run.
 
-use super::app::{probe_gpu, AppState, GpuStatus};
+use super::app::{AppState, GpuStatus};
 use super::driver;
-use super::model::{multiply_adds, History, CPU_BUDGET};
-use super::run::play_loop;
+use super::model::History;
 use crate::checkpoint::TensorFile;
+use crate::config::Config;
+use crate::gpu::GpuContext;
 use crate::trainer::Trainer;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::rc::Rc;
 
 const STATE_FILE: &str = "mhc-run.safetensors";
 const CHARTS_FILE: &str = "mhc-run-charts.json";
@@ -27,6 +29,8 @@ pub(super) struct Persistence {
     saved_bytes: StoredValue<Option<Vec<u8>>, LocalStorage>,
     /// The step last saved, shown next to the buttons.
     pub saved_step: RwSignal<Option<u64>>,
+    /// Size in bytes and milliseconds of the last save (snapshot readback and write).
+    pub last_save: RwSignal<Option<(usize, f64)>>,
     last_save_ms: StoredValue<f64>,
     saving: StoredValue<bool>,
     /// Set after the first failure, so the notice is given once.
@@ -39,6 +43,7 @@ impl Persistence {
             offer: RwSignal::new(None),
             saved_bytes: StoredValue::new_local(None),
             saved_step: RwSignal::new(None),
+            last_save: RwSignal::new(None),
             last_save_ms: StoredValue::new(0.0),
             saving: StoredValue::new(false),
             failed: StoredValue::new(false),
@@ -55,7 +60,8 @@ pub(super) async fn save_run(state: AppState) {
         return;
     }
     p.saving.set_value(true);
-    p.last_save_ms.set_value(driver::now());
+    let started = driver::now();
+    p.last_save_ms.set_value(started);
     let result = async {
         // A shared borrow across the readback, as the metrics readback takes (run.rs).
         let (bytes, step) = {
@@ -68,12 +74,15 @@ pub(super) async fn save_run(state: AppState) {
         let charts = state.history.with_untracked(serde_json::to_string).map_err(|e| e.to_string())?;
         driver::store_file(STATE_FILE, &bytes).await?;
         driver::store_file(CHARTS_FILE, charts.as_bytes()).await?;
-        Ok::<_, String>(Some(step))
+        Ok::<_, String>(Some((step, bytes.len() + charts.len())))
     }
     .await;
     p.saving.set_value(false);
     match result {
-        Ok(Some(step)) => p.saved_step.set(Some(step)),
+        Ok(Some((step, bytes))) => {
+            p.saved_step.set(Some(step));
+            p.last_save.set(Some((bytes, driver::now() - started)));
+        }
         Ok(None) => {}
         Err(e) if e == "busy" => {}
         Err(e) => {
@@ -120,11 +129,7 @@ pub(super) async fn resume(state: AppState) {
     match Trainer::resume(&bytes, gpu) {
         Ok(trainer) => {
             let step = trainer.next_step;
-            let charts = driver::load_file(CHARTS_FILE).await.ok().flatten();
-            let history = charts
-                .and_then(|c| serde_json::from_slice::<History>(&c).ok())
-                .filter(|h| h.config == trainer.config.to_query())
-                .unwrap_or_else(|| History::new(&trainer.config));
+            let history = saved_charts(&trainer).await;
             state.reset();
             state.install(trainer, history);
             p.offer.set(None);
@@ -135,43 +140,24 @@ pub(super) async fn resume(state: AppState) {
     }
 }
 
-/// The GPU device was lost (driver reset, `GPUDevice.destroy()`, GPU process crash): open a new
-/// one and go on from the last save, on the CPU when no adapter comes back and the experiment is
-/// small enough for it.
-pub(super) async fn recover_lost_device(state: AppState, reason: String) {
-    state.playing.set(false);
-    state.session.set_value(None);
-    state.gpu.set_value(None);
-    state.gpu_status.set(GpuStatus::Probing);
-    state.message.set(Some(format!("The GPU device was lost ({reason}). Opening it again and resuming from the last save…")));
-    probe_gpu(state).await;
-    let config = state.config.get_untracked();
-    let (gpu, on) = match state.gpu_status.get_untracked() {
-        GpuStatus::Ready(name) => (state.gpu.get_value(), format!("a new GPU device ({name})")),
-        _ if multiply_adds(&config) <= CPU_BUDGET => (None, "the CPU, as no GPU came back".to_string()),
-        _ => {
-            return state
-                .message
-                .set(Some("The GPU device was lost and no GPU came back; this experiment is too large for the CPU.".into()))
-        }
-    };
-    let saved = driver::load_file(STATE_FILE).await.ok().flatten();
-    let Some(trainer) = saved.and_then(|bytes| Trainer::resume(&bytes, gpu).ok()).filter(|t| t.config == config) else {
-        return state
-            .message
-            .set(Some(format!("The GPU device was lost and no saved state of this run is left: press Play to start over on {on}.")));
-    };
-    let step = trainer.next_step;
+/// The charts saved with the run of `trainer`, or empty ones.
+async fn saved_charts(trainer: &Trainer) -> History {
     let charts = driver::load_file(CHARTS_FILE).await.ok().flatten();
-    let history = charts
+    charts
         .and_then(|c| serde_json::from_slice::<History>(&c).ok())
         .filter(|h| h.config == trainer.config.to_query())
-        .unwrap_or_else(|| History::new(&trainer.config));
-    state.install(trainer, history);
-    state.persist.saved_step.set(Some(step));
-    state.message.set(Some(format!("The GPU device was lost ({reason}). Resumed on {on} from step {step}.")));
-    state.playing.set(true);
-    spawn_local(play_loop(state));
+        .unwrap_or_else(|| History::new(&trainer.config))
+}
+
+/// The last saved run of `config`, rebuilt on `gpu` (the CPU when `None`), with its charts.
+pub(super) async fn load_saved_run(config: &Config, gpu: Option<Rc<GpuContext>>) -> Result<(Trainer, History), String> {
+    let bytes = driver::load_file(STATE_FILE).await?.ok_or("nothing saved")?;
+    let trainer = Trainer::resume(&bytes, gpu).map_err(|e| e.to_string())?;
+    if trainer.config != *config {
+        return Err("the saved run is of another experiment".into());
+    }
+    let history = saved_charts(&trainer).await;
+    Ok((trainer, history))
 }
 
 #[component]

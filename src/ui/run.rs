@@ -1,9 +1,10 @@
 //! Training the current experiment: slices of steps short enough to keep the page responsive,
 //! metrics read back into the history, the decision surface refreshed now and then.
 
-use super::app::{AppState, Session};
+use super::app::{probe_gpu, AppState, GpuStatus, Session};
 use super::driver;
-use super::persist::{recover_lost_device, save_now_and_then, save_run};
+use super::model::{multiply_adds, CPU_BUDGET};
+use super::persist::{load_saved_run, save_now_and_then, save_run};
 use crate::gpu::GpuError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -143,4 +144,39 @@ pub(super) async fn slice_once(state: AppState, session: &Session) -> Result<(),
     record(state, session).await?;
     refresh_surfaces(state, session).await;
     Ok(())
+}
+
+/// The GPU device was lost (driver reset, `GPUDevice.destroy()`, GPU process crash): open a new
+/// one and go on from the last save, on the CPU when no adapter comes back and the experiment is
+/// small enough for it.
+pub(super) async fn recover_lost_device(state: AppState, reason: String) {
+    state.playing.set(false);
+    state.session.set_value(None);
+    state.gpu.set_value(None);
+    state.gpu_status.set(GpuStatus::Probing);
+    state.message.set(Some(format!("The GPU device was lost ({reason}). Opening it again and resuming from the last save…")));
+    probe_gpu(state).await;
+    let config = state.config.get_untracked();
+    let (gpu, on) = match state.gpu_status.get_untracked() {
+        GpuStatus::Ready(name) => (state.gpu.get_value(), format!("a new GPU device ({name})")),
+        _ if multiply_adds(&config) <= CPU_BUDGET => (None, "the CPU, as no GPU came back".to_string()),
+        _ => {
+            return state
+                .message
+                .set(Some("The GPU device was lost and no GPU came back; this experiment is too large for the CPU.".into()))
+        }
+    };
+    let (trainer, history) = match load_saved_run(&config, gpu).await {
+        Ok(saved) => saved,
+        Err(why) => {
+            let message = format!("The GPU device was lost and this run cannot be resumed ({why}): press Play to start over on {on}.");
+            return state.message.set(Some(message));
+        }
+    };
+    let step = trainer.next_step;
+    state.install(trainer, history);
+    state.persist.saved_step.set(Some(step));
+    state.message.set(Some(format!("The GPU device was lost ({reason}). Resumed on {on} from step {step}.")));
+    state.playing.set(true);
+    spawn_local(play_loop(state));
 }
