@@ -229,6 +229,11 @@ impl Sweep {
         std::iter::once(&self.x).chain(self.y.as_ref()).collect()
     }
 
+    /// `key=value` of each axis for a cell's values (x first), for labels and messages.
+    pub fn settings(&self, values: &[String]) -> Vec<String> {
+        self.axes().iter().zip(values).map(|(axis, value)| format!("{}={value}", axis.key)).collect()
+    }
+
     /// Columns (x) and rows (y) of the grid; one row without a y axis.
     pub fn shape(&self) -> (usize, usize) {
         (self.x.values.len(), self.y.as_ref().map_or(1, |y| y.values.len()))

@@ -515,7 +515,7 @@ mod native {
         let cells = sweep.cells(&base);
         for cell in &cells {
             Trainer::check_fits(&cell.config, gpu.as_deref()).map_err(|err| {
-                let values = sweep.axes().iter().zip(&cell.values).map(|(a, v)| format!("{}={v}", a.key)).collect::<Vec<_>>().join(" ");
+                let values = sweep.settings(&cell.values).join(" ");
                 fail(format!("cell {values}: {err}"), "leave out the values that make the model too large")
             })?;
         }
@@ -546,7 +546,7 @@ mod native {
                 }
                 sink.flush()?;
                 if !quiet {
-                    let values = sweep.axes().iter().zip(&result.cell.values).map(|(a, v)| format!("{}={v}", a.key)).collect::<Vec<_>>();
+                    let values = sweep.settings(&result.cell.values);
                     let gains = result.variants.iter().map(|v| {
                         let gain = v.max_gain_fwd.map_or("-".into(), |g| format!("{g:.4}"));
                         let fate = v.diverged_at.map_or(String::new(), |s| format!(" (diverged at step {s})"));

@@ -110,7 +110,7 @@ fn sweepable() -> Vec<&'static str> {
 }
 
 fn where_of(sweep: &Sweep, cell: &crate::sweep::Cell) -> String {
-    sweep.axes().iter().zip(&cell.values).map(|(a, v)| format!("{}={v}", a.key)).collect::<Vec<_>>().join(", ")
+    sweep.settings(&cell.values).join(", ")
 }
 
 /// Checks every cell fits the backend, then trains them one after another.

@@ -188,10 +188,8 @@ fn map_cell(
     metric: SweepMetric,
     (lo, hi): (f64, f64),
 ) -> MapCell {
-    let mut place = format!("{}={}", sweep.x.key, sweep.x.values[x]);
-    if let Some(axis) = &sweep.y {
-        place.push_str(&format!(", {}={}", axis.key, axis.values[y]));
-    }
+    let values: Vec<String> = std::iter::once(&sweep.x.values[x]).chain(sweep.y.as_ref().map(|axis| &axis.values[y])).cloned().collect();
+    let place = sweep.settings(&values).join(", ");
     let (Some(result), Some(v)) = (result, summary) else {
         return MapCell {
             cell: index, text: "…".into(), colour: NOT_RUN.into(), detail: format!("{place}: not run yet"), diverged: false
