@@ -5,11 +5,11 @@
 
 use crate::checkpoint::CheckpointError;
 use crate::config::{Config, ResidualKind};
+use crate::cpu::{CpuArena, CpuKernels};
 use crate::gpu::{GpuArena, GpuContext, GpuError};
 use crate::kernels::slot;
 use crate::metrics::{Divergence, StepMetrics};
 use crate::program::{Kernels, OpList, Program, TooLarge};
-use crate::reference;
 use crate::tasks::Dataset;
 use std::rc::Rc;
 
@@ -25,6 +25,8 @@ pub enum EngineError {
     Input(String),
     #[error(transparent)]
     TooLarge(#[from] TooLarge),
+    #[error("the CPU is still running the last step")]
+    Busy,
 }
 
 /// Largest arena the CPU backend takes (wasm memory is 4 GiB at most, and speed runs out first).
@@ -45,7 +47,7 @@ fn check_size(program: &Program, gpu: Option<&GpuContext>) -> Result<(), EngineE
 
 /// Where a variant's arena lives: the backend, with what it needs to run.
 enum Store {
-    Cpu(Vec<f32>),
+    Cpu(CpuArena),
     Gpu(GpuArena, Rc<GpuContext>),
 }
 
@@ -56,6 +58,8 @@ pub struct Variant {
     store: Store,
     /// Set once the host has read a divergence record; the variant is not stepped again.
     pub divergence: Option<Divergence>,
+    /// On the CPU: queue submitted work for [`Trainer::run_queued`] instead of running it.
+    sliced: bool,
 }
 
 impl Variant {
@@ -84,29 +88,35 @@ impl Variant {
         let kind = program.dims.kind;
         let arena = program.initial_arena(params, test_x, test_y);
         let store = match gpu {
-            None => Store::Cpu(arena),
+            None => Store::Cpu(CpuArena::new(&program, arena, CpuKernels::Fast)),
             Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?, ctx.clone()),
         };
-        Ok(Variant { kind, program, store, divergence: None })
+        Ok(Variant { kind, program, store, divergence: None, sliced: false })
     }
 
     pub(crate) fn write(&mut self, offset: u32, data: &[f32]) {
         match &mut self.store {
-            Store::Cpu(arena) => arena[offset as usize..][..data.len()].copy_from_slice(data),
+            Store::Cpu(arena) => {
+                // Writes land between steps, never inside one.
+                arena.run(&[]);
+                arena.values[offset as usize..][..data.len()].copy_from_slice(data)
+            }
             Store::Gpu(arena, ctx) => arena.write(ctx, offset, data),
         }
     }
 
     fn run(&mut self, lists: &[OpList]) {
         match &mut self.store {
-            Store::Cpu(arena) => run_on_cpu(arena, &self.program, lists),
+            Store::Cpu(arena) if self.sliced => arena.enqueue(lists),
+            Store::Cpu(arena) => arena.run(lists),
             Store::Gpu(arena, ctx) => arena.run(ctx, lists),
         }
     }
 
     pub(crate) async fn read(&self, offset: u32, len: usize) -> Result<Vec<f32>, EngineError> {
         match &self.store {
-            Store::Cpu(arena) => Ok(arena[offset as usize..][..len].to_vec()),
+            Store::Cpu(arena) if arena.busy() => Err(EngineError::Busy),
+            Store::Cpu(arena) => Ok(arena.values[offset as usize..][..len].to_vec()),
             Store::Gpu(arena, ctx) => Ok(arena.read(ctx, offset, len).await?),
         }
     }
@@ -132,15 +142,6 @@ impl Variant {
     /// Current parameters, in the layout's order.
     pub async fn params(&self) -> Result<Vec<f32>, EngineError> {
         self.read(self.program.plan.params, self.program.layout.total).await
-    }
-}
-
-/// Runs op lists of `program` (by index) on the CPU reference.
-fn run_on_cpu(arena: &mut [f32], program: &Program, lists: &[OpList]) {
-    for &list in lists {
-        for op in program.list(list) {
-            reference::run_op(arena, op);
-        }
     }
 }
 
@@ -224,6 +225,33 @@ impl Trainer {
         Ok(())
     }
 
+    /// Runs the CPU variants with these kernels from now on (tests and benchmarks compare the
+    /// fast kernels with the reference's); no effect on the GPU.
+    pub fn set_cpu_kernels(&mut self, kernels: CpuKernels) {
+        for variant in &mut self.variants {
+            if let Store::Cpu(arena) = &mut variant.store {
+                arena.set_kernels(&variant.program, kernels);
+            }
+        }
+    }
+
+    /// Whether CPU work is queued rather than run at once (the page runs it in slices between
+    /// frames with [`Trainer::run_queued`]). No effect on the GPU, whose work is always queued.
+    pub fn set_sliced(&mut self, sliced: bool) {
+        for variant in &mut self.variants {
+            variant.sliced = sliced;
+        }
+    }
+
+    /// Runs queued CPU work, one small unit at a time, while `keep_going` says so; true once
+    /// nothing is left. Results of a step can be read only after this returned true.
+    pub fn run_queued(&mut self, keep_going: &mut dyn FnMut() -> bool) -> bool {
+        self.variants.iter_mut().all(|variant| match &mut variant.store {
+            Store::Cpu(arena) => arena.run_queued(keep_going),
+            Store::Gpu(..) => true,
+        })
+    }
+
     /// Whether every variant has stopped (diverged).
     pub fn all_stopped(&self) -> bool {
         self.variants.iter().all(|v| v.divergence.is_some())
@@ -285,7 +313,8 @@ impl Trainer {
             let metrics = variant.program.plan.metrics + slot::STEP;
             variant.write(metrics, &scalars);
             match &mut variant.store {
-                Store::Cpu(arena) => run_on_cpu(arena, &variant.program, &lists),
+                Store::Cpu(arena) if variant.sliced => arena.enqueue(&lists),
+                Store::Cpu(arena) => arena.run(&lists),
                 Store::Gpu(arena, _) => on_gpu.push((&*arena, lists.as_slice())),
             }
         }

@@ -13,6 +13,7 @@ mod native {
     use clap::{Parser, Subcommand, ValueEnum};
     use mhc_playground::checkpoint::{save_checkpoint, write_tensors, CheckpointError, TensorFile};
     use mhc_playground::config::{notices_line, Config, ResidualKind};
+    use mhc_playground::cpu::CpuKernels;
     use mhc_playground::gpu::{GpuContext, GpuError};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
@@ -114,12 +115,16 @@ mod native {
             /// Kernel granularity: auto picks fused up to a hidden width of 1024.
             #[arg(long, value_enum, default_value = "auto")]
             kernels: KernelChoice,
-            /// Also time the unfused kernels in the same run and report the speed-up.
+            /// Also time the other kernels in the same run and report the speed-up: on the GPU
+            /// the unfused (or fused) ones, on the CPU the plain reference.
             #[arg(long)]
             compare: bool,
-            /// Also time every dispatch of one training step on its own (slow).
+            /// Also time every dispatch of one training step on its own (slow; GPU only).
             #[arg(long)]
             per_kernel: bool,
+            /// Where to train: the GPU, or the CPU backend the page uses without WebGPU.
+            #[arg(long, value_enum, default_value = "gpu")]
+            backend: Backend,
         },
         /// Train every cell of a grid over one or two keys (all variants in lockstep per cell)
         /// and write one row per cell and variant.
@@ -163,6 +168,7 @@ mod native {
                 EngineError::WrongVariant { .. } => "set modes to the checkpoint's variant",
                 EngineError::Input(_) => "check that the config and the files given belong together",
                 EngineError::TooLarge(_) => SIZE_HINT,
+                EngineError::Busy => "this is a bug in the runner: it read a step before running it; please report it",
             };
             fail(e.to_string(), hint)
         }
@@ -426,24 +432,29 @@ mod native {
                 let bytes = write_tensors(&tensors, &[], Some(&config.to_query()))?;
                 write_file(&out, &bytes)
             }
-            Command::Bench { experiment: e, steps, kernels, compare, per_kernel } => {
+            Command::Bench { experiment: e, steps, kernels, compare, per_kernel, backend } => {
                 let config = experiment(&e, true)?;
-                let gpu = gpu_context().await?;
+                let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
                 let kernels = match kernels {
                     KernelChoice::Auto => Kernels::for_config(&config),
                     KernelChoice::Fused => Kernels::Fused,
                     KernelChoice::Unfused => Kernels::Unfused,
                 };
-                let mut report = bench(&config, &gpu, kernels, steps, per_kernel).await?;
+                let gpu = gpu.as_ref();
+                let mut report = bench(&config, gpu, (kernels, CpuKernels::Fast), steps, per_kernel).await?;
                 if compare {
-                    let other = if kernels == Kernels::Fused { Kernels::Unfused } else { Kernels::Fused };
-                    let baseline = bench(&config, &gpu, other, steps, per_kernel).await?;
+                    let other = match gpu {
+                        Some(_) if kernels == Kernels::Fused => (Kernels::Unfused, CpuKernels::Fast),
+                        Some(_) => (Kernels::Fused, CpuKernels::Fast),
+                        None => (kernels, CpuKernels::Reference),
+                    };
+                    let baseline = bench(&config, gpu, other, steps, per_kernel).await?;
                     let ratio = |key: &str| Some(baseline[key].as_f64()? / report[key].as_f64()?);
                     report["speedup_over_other"] = serde_json::json!(ratio("ms_per_step"));
                     report["other"] = baseline;
                 }
-                report["adapter"] = serde_json::json!(gpu.adapter_name);
-                report["backend"] = serde_json::json!(gpu.backend);
+                report["adapter"] = serde_json::json!(gpu.map(|g| g.adapter_name.clone()).unwrap_or_else(|| "CPU (one thread)".into()));
+                report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");
                 Ok(())
@@ -595,13 +606,14 @@ mod native {
     /// alone, arena sizes, and optionally every kernel's time.
     async fn bench(
         config: &Config,
-        gpu: &Rc<GpuContext>,
-        kernels: Kernels,
+        gpu: Option<&Rc<GpuContext>>,
+        (kernels, cpu_kernels): (Kernels, CpuKernels),
         steps: u64,
         per_kernel: bool,
     ) -> Result<serde_json::Value, Failure> {
-        let mut trainer = Trainer::with_kernels(config, Some(gpu.clone()), kernels)?;
-        let (dispatches, submits) = trainer.submit_counted_step().unwrap_or_default();
+        let mut trainer = Trainer::with_kernels(config, gpu.cloned(), kernels)?;
+        trainer.set_cpu_kernels(cpu_kernels);
+        let (dispatches, submits) = trainer.submit_counted_step().unzip();
         let lockstep_ms = time_steps(&mut trainer, steps).await?;
         let mut alone = serde_json::Map::new();
         let mut arena_bytes = serde_json::Map::new();
@@ -622,7 +634,8 @@ mod native {
             }
         }
         for &kind in &config.modes {
-            let mut single = Trainer::with_kernels(&config.with_single_mode(kind), Some(gpu.clone()), kernels)?;
+            let mut single = Trainer::with_kernels(&config.with_single_mode(kind), gpu.cloned(), kernels)?;
+            single.set_cpu_kernels(cpu_kernels);
             alone.insert(kind.name().into(), serde_json::json!(time_steps(&mut single, steps).await?));
         }
         let ratio = match (alone.get("mhc").and_then(|v| v.as_f64()), alone.get("residual").and_then(|v| v.as_f64())) {
@@ -630,7 +643,10 @@ mod native {
             _ => None,
         };
         let mut report = serde_json::json!({
-            "kernels": format!("{kernels:?}").to_lowercase(),
+            "kernels": match gpu {
+                Some(_) => format!("{kernels:?}").to_lowercase(),
+                None => format!("{cpu_kernels:?}").to_lowercase(),
+            },
             "steps": steps,
             "steps_per_s": 1e3 / lockstep_ms,
             "ms_per_step": lockstep_ms,

@@ -2,7 +2,9 @@
 //! device goes, with the engine's dispatch and submit counts; optionally our 1024^3 matmul.
 
 use super::driver;
+use super::model::CPU_NAME;
 use crate::config::Config;
+use crate::cpu::CpuKernels;
 use crate::gpu::{GpuArena, GpuContext};
 use crate::kernels::{MatmulParams, Op, NONE};
 use crate::program::{Kernels, OpList};
@@ -68,14 +70,15 @@ fn kernels(query: &str, config: &Config) -> Kernels {
     }
 }
 
-/// `?bench=N`: N steps per variant alone and in lockstep, as fast as possible, no drawing.
-/// `query` is the page's query string at start-up (`kernels=`, `matmul_reps=`).
+/// `?bench=N`: N steps per variant alone and in lockstep, as fast as possible, no drawing, on
+/// the GPU, or on the CPU backend with `backend=cpu` (or when there is no GPU).
+/// `query` is the page's query string at start-up (`backend=`, `kernels=`, `matmul_reps=`).
 /// Returns the report, one JSON object.
 pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query: &str) -> String {
-    let Some(gpu) = gpu else {
-        return serde_json::json!({ "error": "no GPU" }).to_string();
-    };
+    let gpu = gpu.filter(|_| query_value(query, "backend") != Some("cpu"));
     let kernels = kernels(query, &config);
+    // `kernels=reference` on the CPU: the plain reference, for the speed-up of the fast kernels.
+    let cpu_kernels = if query_value(query, "kernels") == Some("reference") { CpuKernels::Reference } else { CpuKernels::Fast };
     let matmul_reps = matmul_reps(query);
     #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
     let time = |trainer: Rc<RefCell<Trainer>>| async move {
@@ -95,8 +98,9 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
     };
     let mut per_variant = serde_json::Map::new();
     for &kind in &config.modes {
-        match Trainer::with_kernels(&config.with_single_mode(kind), Some(gpu.clone()), kernels) {
-            Ok(t) => {
+        match Trainer::with_kernels(&config.with_single_mode(kind), gpu.clone(), kernels) {
+            Ok(mut t) => {
+                t.set_cpu_kernels(cpu_kernels);
                 if let Some(ms) = time(Rc::new(RefCell::new(t))).await {
                     per_variant.insert(kind.name().into(), serde_json::json!(ms));
                 }
@@ -106,8 +110,9 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
     }
     let (mut dispatches, mut submits) = (None, None);
     let mut arena_bytes = serde_json::Map::new();
-    let lockstep = match Trainer::with_kernels(&config, Some(gpu.clone()), kernels) {
+    let lockstep = match Trainer::with_kernels(&config, gpu.clone(), kernels) {
         Ok(mut t) => {
+            t.set_cpu_kernels(cpu_kernels);
             for v in &t.variants {
                 arena_bytes.insert(v.kind.name().into(), serde_json::json!(v.program.arena_bytes()));
             }
@@ -116,15 +121,18 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         }
         Err(_) => None,
     };
-    let (matmul1024_ms, matmul_error) = match matmul_reps {
-        0 => (None, None),
-        reps => match time_matmul(&gpu, 1024, reps).await {
+    let (matmul1024_ms, matmul_error) = match (matmul_reps, &gpu) {
+        (0, _) | (_, None) => (None, None),
+        (reps, Some(gpu)) => match time_matmul(gpu, 1024, reps).await {
             Ok(ms) => (Some(ms), None),
             Err(e) => (None, Some(e.to_string())),
         },
     };
     let report = serde_json::json!({
-        "kernels": format!("{kernels:?}").to_lowercase(),
+        "kernels": match gpu {
+            Some(_) => format!("{kernels:?}").to_lowercase(),
+            None => format!("{cpu_kernels:?}").to_lowercase(),
+        },
         "matmul1024_ms": matmul1024_ms,
         "matmul_error": matmul_error,
         "steps": steps,
@@ -133,7 +141,8 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         "submits_per_step": submits,
         "arena_bytes": arena_bytes,
         "ms_per_step": per_variant,
-        "adapter": format!("{} ({})", gpu.adapter_name, gpu.backend),
+        "backend": if gpu.is_some() { "gpu" } else { "cpu" },
+        "adapter": gpu.as_ref().map(|gpu| format!("{} ({})", gpu.adapter_name, gpu.backend)).unwrap_or_else(|| CPU_NAME.into()),
         "config": config.to_query(),
     });
     report.to_string()

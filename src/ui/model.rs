@@ -123,6 +123,9 @@ pub const CONTROLS: &[Control] = &[
     c("precision", "Precision", Group::Mhc, Widget::Select, true),
 ];
 
+/// How the page names its CPU backend (one thread of WebAssembly with 128-bit SIMD).
+pub const CPU_NAME: &str = "CPU (WebAssembly SIMD, one thread)";
+
 /// Without WebGPU the CPU backend takes experiments up to this many multiply-adds per step.
 pub const CPU_BUDGET: f64 = 3e7;
 
