@@ -400,7 +400,7 @@ pub struct ConfigNotice {
 }
 
 impl ConfigNotice {
-    fn new(key: &str, message: String) -> Self {
+    pub fn new(key: &str, message: String) -> Self {
         ConfigNotice { key: shorten(key, ECHO_CHARS), message }
     }
 }
@@ -569,9 +569,9 @@ impl Config {
             let echoed = shorten(raw_value, ECHO_CHARS);
             let decoded = percent_decode(raw_value);
             match (key.as_str(), known) {
-                // Reserved for the page (benchmark mode and its kernel choice): accepted, never
-                // written back.
-                ("bench", _) | ("kernels", _) | ("matmul_reps", _) => {}
+                // Reserved for the page (benchmark mode, its kernel choice, the backend to train
+                // on): accepted, never written back.
+                ("bench", _) | ("kernels", _) | ("matmul_reps", _) | ("backend", _) => {}
                 // A sweep's own keys: read (and reported on) by `Sweep::from_query`.
                 (key, _) if SWEEP_KEYS.contains(&key) => {}
                 ("v", _) => match decoded.ok().and_then(|text| text.trim().parse::<u32>().ok()) {

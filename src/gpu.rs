@@ -39,6 +39,9 @@ pub struct GpuContext {
     pub queue: wgpu::Queue,
     pub adapter_name: String,
     pub backend: String,
+    /// The adapter runs on the CPU (SwiftShader, lavapipe, llvmpipe, WARP): the page may find
+    /// its own CPU backend faster.
+    pub software: bool,
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
@@ -122,12 +125,14 @@ impl GpuContext {
             immediate_size: 0,
         });
         let info = adapter.get_info();
+        let software = is_software(&info);
         Ok(GpuContext {
             device,
             queue,
             // Browsers may hide the adapter's name; say what little is known instead.
             adapter_name: if info.name.is_empty() { format!("{:?} adapter", info.device_type) } else { info.name },
             backend: format!("{:?}", info.backend),
+            software,
             bind_group_layout,
             pipeline_layout,
             modules: RefCell::new(HashMap::new()),
@@ -138,6 +143,11 @@ impl GpuContext {
             submits: Cell::new(0),
             staging: RefCell::new(Vec::new()),
         })
+    }
+
+    /// Marks the adapter as a software one (the browser says so where wgpu cannot tell).
+    pub fn set_software(&mut self, software: bool) {
+        self.software |= software;
     }
 
     /// `(dispatches, submits)` since the device was opened.
@@ -409,4 +419,12 @@ impl GpuArena {
         ctx.check()?;
         Ok(values)
     }
+}
+
+/// Whether an adapter renders in software: by its device type, or by the names the common
+/// software rasterisers give themselves.
+fn is_software(info: &wgpu::AdapterInfo) -> bool {
+    let names = [&info.name, &info.driver, &info.driver_info].map(|s| s.to_lowercase());
+    info.device_type == wgpu::DeviceType::Cpu
+        || ["swiftshader", "llvmpipe", "lavapipe", "warp", "basic render"].iter().any(|soft| names.iter().any(|n| n.contains(soft)))
 }

@@ -1,6 +1,8 @@
 //! The page's shared state and its frame: the experiment, the GPU, the current trainer, and
 //! the layout of the parts (controls, results, sweep), each of which has its own file.
 
+use super::backend::{BackendLine, BackendState};
+use super::backend_model::BackendChoice;
 use super::bench;
 use super::controls::{Buttons, Controls, Presets};
 use super::driver;
@@ -49,6 +51,7 @@ pub(super) struct AppState {
     pub(super) bench: RwSignal<Option<String>>,
     pub(super) sweep: SweepState,
     pub(super) persist: Persistence,
+    pub(super) backend: BackendState,
 }
 
 impl AppState {
@@ -87,16 +90,12 @@ impl AppState {
             return Ok(s);
         }
         let config = self.config.get_untracked();
-        let gpu =
-            match self.gpu_status.get_untracked() {
-                GpuStatus::Probing => return Err("still looking for a GPU; try again in a moment".into()),
-                GpuStatus::Ready(_) => self.gpu.get_value(),
-                GpuStatus::Unavailable(_) if multiply_adds(&config) <= CPU_BUDGET => None,
-                GpuStatus::Unavailable(_) => return Err(
-                    "without WebGPU only small experiments run (on the CPU): lower depth, width, streams or batch, or pick fewer variants"
-                        .into(),
-                ),
-            };
+        let status = self.gpu_status.get_untracked();
+        let gpu = match status {
+            GpuStatus::Probing => return Err("still looking for a GPU; try again in a moment".into()),
+            _ if self.backend.on_cpu(&status, &config) => None,
+            _ => self.gpu.get_value(),
+        };
         let trainer = Trainer::new(&config, gpu.clone()).map_err(|e| {
             let smaller = matches!(e, EngineError::TooLarge(_) | EngineError::Gpu(GpuError::TooLarge { .. }))
                 .then(|| Trainer::smaller_that_fits(&config, gpu.as_deref()))
@@ -111,7 +110,9 @@ impl AppState {
     }
 
     /// Makes `trainer` the current run, with the charts of `history`.
-    pub(super) fn install(self, trainer: Trainer, history: History) -> Session {
+    pub(super) fn install(self, mut trainer: Trainer, history: History) -> Session {
+        // On the CPU a step runs in slices between frames (`backend::run_cpu_work`).
+        trainer.set_sliced(trainer.gpu().is_none());
         let points =
             trainer.dataset.train_x.chunks_exact(2).zip(&trainer.dataset.train_y).take(400).map(|(p, &y)| (p[0], p[1], y)).collect();
         if trainer.config.task.is_2d() {
@@ -135,6 +136,7 @@ impl AppState {
             Ok(notice) => {
                 self.message.set(notice.map(|n| n.to_string()));
                 if config != self.config.get_untracked() {
+                    self.backend.experiment_changed(false);
                     self.config.set(config);
                     self.reset();
                 }
@@ -163,6 +165,16 @@ pub fn App() -> impl IntoView {
     let (config, mut notices) = Config::from_query(&query);
     let (sweep, sweep_notices) = Sweep::from_query(&query);
     notices.extend(sweep_notices);
+    let backend_query = query_value(&query, "backend");
+    let choice = backend_query.and_then(BackendChoice::parse).unwrap_or_default();
+    if let (Some(value), None) = (backend_query, backend_query.and_then(BackendChoice::parse)) {
+        notices.push(crate::config::ConfigNotice::new(
+            "backend",
+            format!("backend={}: not auto, gpu or cpu; using auto", value.chars().take(24).collect::<String>()),
+        ));
+    }
+    // The bare link (nothing but page keys): on a CPU its heavy default may be scaled.
+    let implicit = query.split('&').filter(|pair| !pair.is_empty()).all(|pair| pair.starts_with("backend="));
     let settings: ChartSettings = driver::load(SETTINGS_KEY).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
     let mut history = History::new(&config);
     if let Some(saved) = driver::load(RUN_KEY).and_then(|s| serde_json::from_str::<History>(&s).ok()) {
@@ -188,6 +200,7 @@ pub fn App() -> impl IntoView {
         bench: RwSignal::new(None),
         sweep: SweepState::new(sweep),
         persist: Persistence::new(),
+        backend: BackendState::new(choice, implicit),
     };
     // A shared sweep link is about the sweep: bring its panel into view once the page is drawn.
     if state.sweep.spec.get_untracked().is_some() {
@@ -247,6 +260,7 @@ pub fn App() -> impl IntoView {
             <h1>"mHC Playground"</h1>
             <p class="tagline">"Residual, Hyper-Connections and mHC trained side by side on your GPU."</p>
             <GpuLine state/>
+            <BackendLine state/>
             <ResumeOffer state/>
             {move || state.notice.get().map(|n| view! { <p class="notice" data-testid="config-notice" role="status">{n}</p> })}
             {move || state.message.get().map(|m| view! { <p class="message" data-testid="message" role="alert">{m}</p> })}
@@ -268,15 +282,29 @@ pub fn App() -> impl IntoView {
     }
 }
 
+/// The GPU in plain words; without one, what is missing and what happens instead, with the
+/// browser's own reason behind a disclosure.
 #[component]
 fn GpuLine(state: AppState) -> impl IntoView {
-    view! {
-        <p class="gpu" data-testid="gpu-status">
-            {move || match state.gpu_status.get() {
-                GpuStatus::Probing => "Looking for a GPU…".to_string(),
-                GpuStatus::Ready(name) => format!("GPU: {name}"),
-                GpuStatus::Unavailable(reason) => format!("No WebGPU here ({reason}). Small experiments run on the CPU instead; try Chrome or Edge for the GPU."),
-            }}
-        </p>
+    move || match state.gpu_status.get() {
+        GpuStatus::Probing => view! { <p class="gpu" data-testid="gpu-status">"Looking for a GPU…"</p> }.into_any(),
+        GpuStatus::Ready(name) => {
+            let software = state.gpu.get_value().is_some_and(|g| g.software);
+            let line = if software { format!("GPU: {name}, a software GPU that runs on the CPU") } else { format!("GPU: {name}") };
+            view! { <p class="gpu" data-testid="gpu-status">{line}</p> }.into_any()
+        }
+        GpuStatus::Unavailable(reason) => view! {
+            <div class="gpu" data-testid="gpu-status">
+                <p>"This browser cannot use your GPU (it has no WebGPU), so the networks train on your CPU: slower, but the same story. "
+                   "For the GPU, use Chrome or Edge 113 or later, Safari 26, or Firefox 141 or later on Windows."</p>
+                <details><summary>"Technical detail"</summary><p data-testid="gpu-detail">{reason}</p></details>
+            </div>
+        }
+        .into_any(),
     }
+}
+
+/// The value of the first `key=` pair of a query string.
+fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }

@@ -2,6 +2,7 @@
 //! config key with its explanation.
 
 use super::app::AppState;
+use super::backend::prepare;
 use super::driver;
 use super::model::*;
 use super::run::{play_loop, slice_once};
@@ -10,15 +11,27 @@ use crate::config::{Config, KeyKind, ResidualKind};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+/// Play: picks the backend for the experiment (which may scale it, or ask first), then trains.
+pub(super) fn start(state: AppState) {
+    state.message.set(None);
+    state.playing.set(true);
+    spawn_local(async move {
+        if !prepare(state).await {
+            return state.playing.set(false);
+        }
+        // Scaling the experiment resets the run, and with it Play.
+        state.playing.set(true);
+        play_loop(state).await
+    });
+}
+
 #[component]
 pub(super) fn Buttons(state: AppState) -> impl IntoView {
     let play = move |_| {
         if state.playing.get_untracked() {
             state.playing.set(false);
         } else {
-            state.message.set(None);
-            state.playing.set(true);
-            spawn_local(play_loop(state));
+            start(state);
         }
     };
     let step = move |_| {
@@ -26,6 +39,9 @@ pub(super) fn Buttons(state: AppState) -> impl IntoView {
             return;
         }
         spawn_local(async move {
+            if !prepare(state).await {
+                return;
+            }
             match state.session() {
                 Ok(session) => {
                     if let Err(e) = slice_once(state, &session).await {
@@ -139,6 +155,8 @@ pub(super) fn Presets(state: AppState) -> impl IntoView {
                 let (config, _) = Config::from_query(p.query);
                 view! {
                     <button title=p.what on:click=move |_| {
+                        // "The story" is the bare link's experiment: on a CPU it may be scaled.
+                        state.backend.experiment_changed(p.query.is_empty());
                         state.config.set(config.clone());
                         state.reset();
                         state.message.set(Some(p.what.to_string()));

@@ -13,7 +13,26 @@ pub async fn acquire_gpu() -> Result<Rc<GpuContext>, String> {
     if gpu.is_undefined() || gpu.is_null() {
         return Err("this browser has no WebGPU (navigator.gpu is missing)".into());
     }
-    GpuContext::new().await.map(Rc::new).map_err(|e| e.to_string())
+    let mut context = GpuContext::new().await.map_err(|e| e.to_string())?;
+    context.set_software(browser_says_software(&gpu).await);
+    Ok(Rc::new(context))
+}
+
+/// Whether the browser's adapter is a fallback (software) one: `GPUAdapterInfo.isFallbackAdapter`
+/// (or the older `GPUAdapter.isFallbackAdapter`), or a known software rasteriser's name.
+async fn browser_says_software(gpu: &wasm_bindgen::JsValue) -> bool {
+    let Ok(adapter) = call(gpu, "requestAdapter", &[]).await else { return false };
+    if adapter.is_null() || adapter.is_undefined() {
+        return false;
+    }
+    let get = |target: &wasm_bindgen::JsValue, key: &str| js_sys::Reflect::get(target, &key.into()).unwrap_or_default();
+    let info = get(&adapter, "info");
+    let flagged = get(&info, "isFallbackAdapter").as_bool().or(get(&adapter, "isFallbackAdapter").as_bool()).unwrap_or(false);
+    let named = ["vendor", "architecture", "description", "device"]
+        .iter()
+        .filter_map(|key| get(&info, key).as_string())
+        .any(|v| ["swiftshader", "llvmpipe", "lavapipe", "warp"].iter().any(|soft| v.to_lowercase().contains(soft)));
+    flagged || named
 }
 
 /// Resolves after `ms` milliseconds, letting the browser run in between.

@@ -1,11 +1,14 @@
 //! The playground page (Leptos, browser only) on top of the engine. `model` is plain Rust and
 //! tested natively; the rest touches the DOM and exists only in the wasm32 build.
 
+pub mod backend_model;
 pub mod model;
 pub mod sweep_model;
 
 #[cfg(target_arch = "wasm32")]
 mod app;
+#[cfg(target_arch = "wasm32")]
+mod backend;
 #[cfg(target_arch = "wasm32")]
 mod bench;
 #[cfg(target_arch = "wasm32")]

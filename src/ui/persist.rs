@@ -11,7 +11,7 @@ use super::model::History;
 use crate::checkpoint::TensorFile;
 use crate::config::Config;
 use crate::gpu::GpuContext;
-use crate::trainer::Trainer;
+use crate::trainer::{EngineError, Trainer};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use std::rc::Rc;
@@ -69,7 +69,9 @@ pub(super) async fn save_run(state: AppState) {
             if trainer.next_step == 0 {
                 return Ok(None);
             }
-            (trainer.snapshot().await.map_err(|e| e.to_string())?, trainer.next_step)
+            // Mid-step on the CPU: the next save catches it.
+            let bytes = trainer.snapshot().await.map_err(|e| if let EngineError::Busy = e { "busy".to_string() } else { e.to_string() })?;
+            (bytes, trainer.next_step)
         };
         let charts = state.history.with_untracked(serde_json::to_string).map_err(|e| e.to_string())?;
         driver::store_file(STATE_FILE, &bytes).await?;

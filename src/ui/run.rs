@@ -2,8 +2,8 @@
 //! metrics read back into the history, the decision surface refreshed now and then.
 
 use super::app::{probe_gpu, AppState, GpuStatus, Session};
+use super::backend::{run_cpu_work, Pick};
 use super::driver;
-use super::model::{multiply_adds, CPU_BUDGET};
 use super::persist::{load_saved_run, save_now_and_then, save_run};
 use crate::gpu::GpuError;
 use leptos::prelude::*;
@@ -18,16 +18,22 @@ pub(super) async fn slice(state: AppState, session: &Session, max_steps: u64) ->
     let limit = state.config.get_untracked().steps as u64;
     let started = driver::now();
     let mut ran = 0;
-    {
-        // An export may be reading the weights right now: then this slice runs nothing.
-        let Ok(mut trainer) = session.try_borrow_mut() else { return Ok(Some(0)) };
-        while !trainer.all_stopped() && trainer.next_step < limit {
-            let last = driver::now() - started > SLICE_MS || trainer.next_step + 1 == limit || ran + 1 >= max_steps;
-            trainer.submit_step(last);
-            ran += 1;
-            if last {
+    loop {
+        let last = {
+            // An export may be reading the weights right now: then this slice runs no more.
+            let Ok(mut trainer) = session.try_borrow_mut() else { return Ok(Some(ran)) };
+            if trainer.all_stopped() || trainer.next_step >= limit {
                 break;
             }
+            let last = driver::now() - started > SLICE_MS || trainer.next_step + 1 == limit || ran + 1 >= max_steps;
+            trainer.submit_step(last);
+            last
+        };
+        ran += 1;
+        // On the CPU the step runs now, in slices between frames.
+        run_cpu_work(session).await;
+        if last {
+            break;
         }
     }
     if ran == 0 {
@@ -63,6 +69,7 @@ pub(super) async fn refresh_surfaces(state: AppState, session: &Session) {
         Ok(mut trainer) => trainer.submit_probe(),
         Err(_) => return,
     }
+    run_cpu_work(session).await;
     let mut out = Vec::new();
     let kinds = state.config.get_untracked().modes;
     for kind in kinds {
@@ -141,6 +148,7 @@ pub(super) async fn play_loop(state: AppState) {
 
 pub(super) async fn slice_once(state: AppState, session: &Session) -> Result<(), String> {
     session.try_borrow_mut().map_err(|_| "busy, try again".to_string())?.submit_step(true);
+    run_cpu_work(session).await;
     record(state, session).await?;
     refresh_surfaces(state, session).await;
     Ok(())
@@ -159,11 +167,10 @@ pub(super) async fn recover_lost_device(state: AppState, reason: String) {
     let config = state.config.get_untracked();
     let (gpu, on) = match state.gpu_status.get_untracked() {
         GpuStatus::Ready(name) => (state.gpu.get_value(), format!("a new GPU device ({name})")),
-        _ if multiply_adds(&config) <= CPU_BUDGET => (None, "the CPU, as no GPU came back".to_string()),
         _ => {
-            return state
-                .message
-                .set(Some("The GPU device was lost and no GPU came back; this experiment is too large for the CPU.".into()))
+            let why = "the GPU was lost and none came back".to_string();
+            state.backend.pick.set(Some(Pick { cpu: true, why, config: config.clone() }));
+            (None, "the CPU, as no GPU came back".to_string())
         }
     };
     let (trainer, history) = match load_saved_run(&config, gpu).await {

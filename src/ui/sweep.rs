@@ -4,7 +4,7 @@
 
 use super::app::{AppState, GpuStatus};
 use super::driver;
-use super::model::{color, mode_label, multiply_adds, CPU_BUDGET};
+use super::model::{color, mode_label, multiply_adds, CPU_SWEEP_BUDGET};
 use super::sweep_model::*;
 use crate::config::{key_specs, Config};
 use crate::sweep::{Axis, CellResult, CellRun, Sweep, DEFAULT_STEPS};
@@ -124,15 +124,16 @@ async fn run_sweep(state: AppState) {
     state.playing.set(false);
     let base = state.config.get_untracked();
     let cells = sweep.cells(&base);
-    let gpu = match state.gpu_status.get_untracked() {
+    let status = state.gpu_status.get_untracked();
+    let gpu = match status {
         GpuStatus::Probing => return state.message.set(Some("still looking for a GPU; try again in a moment".into())),
-        GpuStatus::Ready(_) => state.gpu.get_value(),
-        GpuStatus::Unavailable(_) => None,
+        _ if state.backend.on_cpu(&status, &base) => None,
+        _ => state.gpu.get_value(),
     };
     for cell in &cells {
         let refused = match gpu {
-            None if multiply_adds(&cell.config) > CPU_BUDGET => {
-                Some("without WebGPU only small experiments run on the CPU: lower depth, width, streams or batch".to_string())
+            None if multiply_adds(&cell.config) > CPU_SWEEP_BUDGET => {
+                Some("is too heavy for a sweep on the CPU: lower depth, width, streams or batch".to_string())
             }
             _ => Trainer::check_fits(&cell.config, gpu.as_deref()).err().map(|e| e.to_string()),
         };

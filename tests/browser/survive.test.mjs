@@ -85,7 +85,7 @@ test('a lost GPU device is reopened and the run goes on from the last save', asy
       return device;
     };
   };
-  const page = await open(RUN, undefined, capture);
+  const page = await open(`backend=gpu&${RUN}`, undefined, capture);
   await gpuReady(page);
   await page.getByRole('button', { name: 'Play', exact: true }).click();
   await waitForSteps(page, ['residual', 'hc', 'mhc'], 20, 120000);
