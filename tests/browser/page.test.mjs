@@ -151,8 +151,15 @@ test('an experiment larger than the device allows is refused with the limit name
   await page.close();
 });
 
+/** Writes `bytes` to a file beside `file` (a download of the same name would overwrite it). */
+async function copyOf(file, bytes) {
+  const copy = file.replace(/\.safetensors$/, '.imported.safetensors');
+  fs.writeFileSync(copy, bytes);
+  return copy;
+}
+
 test('exports reach the runner, imports load back, and a reload keeps the run and settings', async () => {
-  const query = 'depth=2&width=8&streams=2&batch=16&task=circles&modes=residual,mhc';
+  const query = 'depth=2&width=8&streams=2&batch=16&task=circles&modes=residual,mhc&steps=20000';
   const page = await open(query);
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
   await page.getByLabel('Smoothing', { exact: true }).fill('0.3');
@@ -175,9 +182,17 @@ test('exports reach the runner, imports load back, and a reload keeps the run an
   assert.ok(fs.existsSync(runner), 'build the runner first (cargo test builds it)');
   const out = execFileSync(runner, ['train', '--config', `${query.replace('modes=residual,mhc', 'modes=mhc')}`, '--init', weights, '--steps', '1', '--backend', 'cpu'], { encoding: 'utf8' });
   assert.match(out, /^mhc\s+0\s/m, out);
-  // Import: the same file loads back into the page.
-  await page.locator('input[type=file]').setInputFiles(weights);
+  // Import puts those weights back: train on, then import the first export, and the page's
+  // weights are the exported ones again, byte for byte.
+  const exported = fs.readFileSync(weights);
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await waitForSteps(page, ['mhc'], trained + 20, 60000);
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  await page.waitForTimeout(300);
+  assert.ok(!fs.readFileSync(await save('Weights: mhc')).equals(exported), 'training changed the weights');
+  await page.locator('input[type=file]').setInputFiles(await copyOf(weights, exported));
   await page.getByTestId('message').filter({ hasText: 'loaded mhc weights' }).waitFor({ timeout: 10000 });
+  assert.ok(fs.readFileSync(await save('Weights: mhc')).equals(exported), 'the imported weights are the page\'s weights');
   // Exporting while training runs: both go on, nothing breaks.
   await page.getByRole('button', { name: 'Play', exact: true }).click();
   await page.waitForTimeout(500);

@@ -1,6 +1,7 @@
 // Browser tests of runs that survive: a reload offers to resume the same experiment from the
 // saved step (and goes on from there), another experiment starts fresh, and storage that is
-// disabled costs one notice while training goes on.
+// disabled costs one notice while training goes on, and a lost GPU device is replaced (or the
+// CPU takes over) from the last save.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useBrowser, open, stepOf, waitForSteps } from './harness.mjs';
@@ -75,16 +76,19 @@ test('storage that is disabled gives one notice and training goes on', async () 
   await page.close();
 });
 
-test('a lost GPU device is reopened and the run goes on from the last save', async () => {
-  // The test holds on to every device the page opens, so it can destroy one.
-  const capture = () => {
-    const request = GPUAdapter.prototype.requestDevice;
-    GPUAdapter.prototype.requestDevice = async function (...args) {
-      const device = await request.apply(this, args);
-      (window.__devices ||= []).push(device);
-      return device;
-    };
+// The test holds on to every device the page opens, so it can destroy one; `__noAdapters()`
+// makes the browser find no adapter from then on.
+const capture = () => {
+  const request = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await request.apply(this, args);
+    (window.__devices ||= []).push(device);
+    return device;
   };
+  window.__noAdapters = () => { navigator.gpu.requestAdapter = async () => null; };
+};
+
+test('a lost GPU device is reopened and the run goes on from the last save', async () => {
   const page = await open(`backend=gpu&${RUN}`, undefined, capture);
   await gpuReady(page);
   await page.getByRole('button', { name: 'Play', exact: true }).click();
@@ -100,6 +104,26 @@ test('a lost GPU device is reopened and the run goes on from the last save', asy
   assert.ok(from >= 10, text);
   await waitForSteps(page, ['residual', 'hc', 'mhc'], from + 5, 120000);
   assert.equal(await page.evaluate(() => window.__devices.length), 2, 'a second device was opened');
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  await page.close();
+});
+
+test('a lost GPU device with no adapter coming back goes on from the last save on the CPU', async () => {
+  const page = await open(`backend=gpu&${RUN}`, undefined, capture);
+  await gpuReady(page);
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 12, 120000);
+  await page.waitForFunction(() => Number((document.querySelector('[data-testid="saved-step"]').textContent.match(/\d+/) || [0])[0]) >= 10, null, { timeout: 60000, polling: 200 });
+  await page.evaluate(() => { window.__noAdapters(); window.__devices.at(-1).destroy(); });
+  const resumed = page.getByTestId('message').filter({ hasText: /lost .*Resumed on the CPU, as no GPU came back from step \d+/ });
+  await resumed.waitFor({ timeout: 60000 });
+  const text = await resumed.textContent();
+  console.log(`device destroyed, no adapter: ${text}`);
+  const from = Number(text.match(/from step (\d+)/)[1]);
+  assert.ok(from >= 10, text);
+  assert.match(await page.getByTestId('backend-status').innerText(), /Training on: CPU .*the GPU was lost and none came back/);
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], from + 10, 60000);
+  assert.equal(await page.evaluate(() => window.__devices.length), 1, 'no second device');
   await page.getByRole('button', { name: 'Pause', exact: true }).click();
   await page.close();
 });
