@@ -121,6 +121,11 @@ pub fn activation_grad<T: Real>(kind: u32, x: T) -> T {
 
 /// Runs one op on the arena.
 pub fn run_op<T: Real>(a: &mut [T], op: &Op) {
+    run_op_in(a, op, &mut Workspace::default());
+}
+
+/// [`run_op`] with the temporaries in `ws` (kept by the CPU backend across steps).
+pub fn run_op_in<T: Real>(a: &mut [T], op: &Op, ws: &mut Workspace<T>) {
     match op {
         Op::Matmul(p) => matmul(a, p),
         Op::Reduce(p) => reduce_rows(a, p),
@@ -146,17 +151,17 @@ pub fn run_op<T: Real>(a: &mut [T], op: &Op) {
         Op::UpdateBackwardCoeff(p) => update_backward_coeff(a, p),
         Op::HcCoeffForward(p) => hc_coeff_forward(a, p),
         Op::HcCoeffBackward(p) => hc_coeff_backward(a, p),
-        Op::MhcCoeffForward(p) => mhc_coeff_forward(a, p),
-        Op::MhcCoeffBackward(p) => mhc_coeff_backward(a, p),
+        Op::MhcCoeffForward(p) => mhc_coeff_forward(a, p, ws),
+        Op::MhcCoeffBackward(p) => mhc_coeff_backward(a, p, ws),
         Op::XentForward(p) => xent_forward(a, p),
         Op::XentBackward(p) => xent_backward(a, p),
         Op::SegmentStats(p) => segment_stats(a, p),
         Op::StepFinalize(p) => step_finalize(a, p),
-        Op::Gains(p) => gains(a, p),
+        Op::Gains(p) => gains(a, p, ws),
         Op::Optimizer(p) => optimizer_step(a, p),
         // The fused kernels' twin is the unfused ops they replace.
-        Op::BlockForward(p) => block_forward_ops(p).iter().for_each(|op| run_op(a, op)),
-        Op::BlockBackward(p) => block_backward_ops(p).iter().for_each(|op| run_op(a, op)),
+        Op::BlockForward(p) => block_forward_ops(p).iter().for_each(|op| run_op_in(a, op, ws)),
+        Op::BlockBackward(p) => block_backward_ops(p).iter().for_each(|op| run_op_in(a, op, ws)),
     }
 }
 
@@ -460,9 +465,19 @@ pub fn hc_coeff_backward<T: Real>(a: &mut [T], p: &HcCoeffParams) {
 /// the divisors of every step (`[iter][0 = columns, 1 = rows][index]`), which is all backward
 /// needs to run the normalisations in reverse.
 pub fn sinkhorn_forward<T: Real>(logits: &[T], n: usize, iters: usize, eps: T) -> (Vec<T>, Vec<T>) {
+    let (mut m, mut divisors) = (Vec::new(), Vec::new());
+    sinkhorn_forward_into(logits, n, iters, eps, &mut m, &mut divisors);
+    (m, divisors)
+}
+
+/// [`sinkhorn_forward`] into the caller's buffers (resized here), so a backend that keeps them
+/// allocates nothing.
+pub fn sinkhorn_forward_into<T: Real>(logits: &[T], n: usize, iters: usize, eps: T, m: &mut Vec<T>, divisors: &mut Vec<T>) {
     let max = logits.iter().fold(T::neg_infinity(), |m, &x| m.max(x));
-    let mut m: Vec<T> = logits.iter().map(|&x| (x - max).exp()).collect();
-    let mut divisors = vec![T::zero(); iters * 2 * n];
+    m.clear();
+    m.extend(logits.iter().map(|&x| (x - max).exp()));
+    divisors.clear();
+    divisors.resize(iters * 2 * n, T::zero());
     for t in 0..iters {
         for i in 0..n {
             let s = (0..n).fold(T::zero(), |s, k| s + m[k * n + i]) + eps;
@@ -479,15 +494,33 @@ pub fn sinkhorn_forward<T: Real>(logits: &[T], n: usize, iters: usize, eps: T) -
             }
         }
     }
-    (m, divisors)
 }
 
 /// Reverse mode through every unrolled normalisation (`y = x / s`: `dx = (g - sum(g*y)) / s`),
 /// rebuilding each step's output from the next one and its divisor, then through
 /// `exp(L - max L)` (the max's gradient goes to its first index).
 pub fn sinkhorn_backward<T: Real>(logits: &[T], result: &[T], divisors: &[T], grad: &[T], n: usize, iters: usize) -> Vec<T> {
-    let mut g = grad.to_vec();
-    let mut y = result.to_vec();
+    let (mut g, mut y) = (Vec::new(), Vec::new());
+    sinkhorn_backward_into(logits, result, divisors, grad, n, iters, &mut g, &mut y);
+    g
+}
+
+/// [`sinkhorn_backward`] in the caller's buffers: `g` ends as the logits' gradient, `y` is scratch.
+#[allow(clippy::too_many_arguments)]
+pub fn sinkhorn_backward_into<T: Real>(
+    logits: &[T],
+    result: &[T],
+    divisors: &[T],
+    grad: &[T],
+    n: usize,
+    iters: usize,
+    g: &mut Vec<T>,
+    y: &mut Vec<T>,
+) {
+    g.clear();
+    g.extend_from_slice(grad);
+    y.clear();
+    y.extend_from_slice(result);
     for t in (0..iters).rev() {
         for k in 0..n {
             let s = divisors[(t * 2 + 1) * n + k];
@@ -514,30 +547,45 @@ pub fn sinkhorn_backward<T: Real>(logits: &[T], result: &[T], divisors: &[T], gr
     }
     let max = logits[argmax];
     let mut total = T::zero();
-    let mut dlogits: Vec<T> = (0..n * n)
-        .map(|j| {
-            let d = g[j] * (logits[j] - max).exp();
-            total = total + d;
-            d
-        })
-        .collect();
-    dlogits[argmax] = dlogits[argmax] - total;
-    dlogits
+    for j in 0..n * n {
+        let d = g[j] * (logits[j] - max).exp();
+        total = total + d;
+        g[j] = d;
+    }
+    g[argmax] = g[argmax] - total;
 }
 
-/// mHC pre-activations of row `b`: `(m, rms(v))`, `m = A / rms(v)`.
-fn mhc_projection<T: Real>(a: &[T], p: &MhcCoeffParams, b: u32) -> (Vec<T>, T) {
+/// Temporaries of the ops that need them (the mHC coefficient path and the gains), sized on
+/// first use: the CPU backend keeps one across steps, so a step allocates nothing.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace<T> {
+    m: Vec<T>,
+    logits: Vec<T>,
+    hres: Vec<T>,
+    divisors: Vec<T>,
+    upstream: Vec<T>,
+    dlogits: Vec<T>,
+    y: Vec<T>,
+    dm: Vec<T>,
+    prefix: Vec<T>,
+    next: Vec<T>,
+}
+
+/// mHC pre-activations of row `b` into `m` (`m = A / rms(v)`); returns `rms(v)`.
+fn mhc_projection<T: Real>(a: &[T], p: &MhcCoeffParams, b: u32, m: &mut Vec<T>) -> T {
     let width = p.n * p.c;
     let v0 = p.v_off + b * width;
     let r = rms_of(&a[u(v0)..u(v0 + width)]);
-    let m = (0..p.h_rs).map(|j| a[u(p.a_off + b * p.h_rs + j)] / r).collect();
-    (m, r)
+    m.clear();
+    m.extend((0..p.h_rs).map(|j| a[u(p.a_off + b * p.h_rs + j)] / r));
+    r
 }
 
-fn mhc_res_logits<T: Real>(a: &[T], p: &MhcCoeffParams, m: &[T]) -> Vec<T> {
+fn mhc_res_logits<T: Real>(a: &[T], p: &MhcCoeffParams, m: &[T], logits: &mut Vec<T>) {
     let n = p.n;
     let alpha2 = a[u(p.p_off + 2)];
-    (0..n * n).map(|j| alpha2 * m[u(2 * n + j)] + a[u(p.p_off + 3 + 2 * n + j)]).collect()
+    logits.clear();
+    logits.extend((0..n * n).map(|j| alpha2 * m[u(2 * n + j)] + a[u(p.p_off + 3 + 2 * n + j)]));
 }
 
 /// The kernels keep Sinkhorn's divisors in the arena (scratch between the forward pass and its
@@ -547,38 +595,39 @@ fn save_divisors<T: Real>(a: &mut [T], p: &MhcCoeffParams, b: u32, divisors: &[T
     a[at..at + divisors.len()].copy_from_slice(divisors);
 }
 
-pub fn mhc_coeff_forward<T: Real>(a: &mut [T], p: &MhcCoeffParams) {
+pub fn mhc_coeff_forward<T: Real>(a: &mut [T], p: &MhcCoeffParams, ws: &mut Workspace<T>) {
     let n = p.n;
     let (alpha0, alpha1) = (a[u(p.p_off)], a[u(p.p_off + 1)]);
     let bias = p.p_off + 3;
+    let Workspace { m, logits, hres, divisors, .. } = ws;
     for b in 0..p.rows {
-        let (m, r) = mhc_projection(a, p, b);
+        let r = mhc_projection(a, p, b, m);
         a[u(p.r_off + b)] = r;
         let h = p.h_off + b * p.h_rs;
         for i in 0..n {
             a[u(h + i)] = sigmoid(alpha0 * m[u(i)] + a[u(bias + i)]);
             a[u(h + n + i)] = T::of(2.0) * sigmoid(alpha1 * m[u(n + i)] + a[u(bias + n + i)]);
         }
-        let logits = mhc_res_logits(a, p, &m);
-        let (hres, divisors) = sinkhorn_forward(&logits, u(n), u(p.iters), T::of(p.eps as f64));
-        save_divisors(a, p, b, &divisors);
-        for (j, v) in hres.into_iter().enumerate() {
-            a[u(h + 2 * n) + j] = v;
-        }
+        mhc_res_logits(a, p, m, logits);
+        sinkhorn_forward_into(logits, u(n), u(p.iters), T::of(p.eps as f64), hres, divisors);
+        save_divisors(a, p, b, divisors);
+        a[u(h + 2 * n)..][..hres.len()].copy_from_slice(hres);
     }
 }
 
-pub fn mhc_coeff_backward<T: Real>(a: &mut [T], p: &MhcCoeffParams) {
+pub fn mhc_coeff_backward<T: Real>(a: &mut [T], p: &MhcCoeffParams, ws: &mut Workspace<T>) {
     let n = p.n;
     let pc = p.h_rs;
     let q = 3 + pc;
     let alpha = [a[u(p.p_off)], a[u(p.p_off + 1)], a[u(p.p_off + 2)]];
     let bias = p.p_off + 3;
+    let Workspace { m, logits, hres, divisors, upstream, dlogits, y, dm, .. } = ws;
     for b in 0..p.rows {
-        let (m, r) = mhc_projection(a, p, b);
+        let r = mhc_projection(a, p, b, m);
         let dh = p.dh_off + b * p.h_rs;
         let part = p.part_off + b * q;
-        let mut dm = vec![T::zero(); u(pc)];
+        dm.clear();
+        dm.resize(u(pc), T::zero());
         let mut dalpha = [T::zero(); 3];
         for i in 0..n {
             // pre: sigmoid; post: 2 * sigmoid.
@@ -590,11 +639,12 @@ pub fn mhc_coeff_backward<T: Real>(a: &mut [T], p: &MhcCoeffParams) {
                 a[u(part + 3 + j)] = dz;
             }
         }
-        let logits = mhc_res_logits(a, p, &m);
-        let (hres, divisors) = sinkhorn_forward(&logits, u(n), u(p.iters), T::of(p.eps as f64));
-        save_divisors(a, p, b, &divisors);
-        let grad: Vec<T> = (0..n * n).map(|j| a[u(dh + 2 * n + j)]).collect();
-        let dlogits = sinkhorn_backward(&logits, &hres, &divisors, &grad, u(n), u(p.iters));
+        mhc_res_logits(a, p, m, logits);
+        sinkhorn_forward_into(logits, u(n), u(p.iters), T::of(p.eps as f64), hres, divisors);
+        save_divisors(a, p, b, divisors);
+        upstream.clear();
+        upstream.extend((0..n * n).map(|j| a[u(dh + 2 * n + j)]));
+        sinkhorn_backward_into(logits, hres, divisors, upstream, u(n), u(p.iters), dlogits, y);
         for (j, &dl) in dlogits.iter().enumerate() {
             let slot = u(2 * n) + j;
             dalpha[2] = dalpha[2] + dl * m[slot];
@@ -718,7 +768,8 @@ pub fn step_finalize<T: Real>(a: &mut [T], p: &FinalizeParams) {
     }
 }
 
-pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
+pub fn gains<T: Real>(a: &mut [T], p: &GainsParams, ws: &mut Workspace<T>) {
+    let Workspace { prefix, next, .. } = ws;
     let n = u(p.n);
     let depth = u(p.depth);
     for b in 0..p.rows {
@@ -734,10 +785,11 @@ pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
             }
         };
         let out = u(p.out_off + b * 2 * p.depth);
-        let mut prefix = identity::<T>(n);
+        set_identity(prefix, n);
         let (mut row_err, mut col_err) = (T::zero(), T::zero());
         for l in 0..depth {
-            let mut next = vec![T::zero(); n * n];
+            next.clear();
+            next.resize(n * n, T::zero());
             for k in 0..n {
                 for i in 0..n {
                     let mut acc = T::zero();
@@ -747,8 +799,8 @@ pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
                     next[k * n + i] = acc;
                 }
             }
-            prefix = next;
-            a[out + l] = max_abs_row_sum(&prefix, n);
+            std::mem::swap(prefix, next);
+            a[out + l] = max_abs_row_sum(prefix, n);
             for k in 0..n {
                 let rs = (0..n).fold(T::zero(), |s, i| s + h(a, l, k, i));
                 let cs = (0..n).fold(T::zero(), |s, i| s + h(a, l, i, k));
@@ -756,9 +808,12 @@ pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
                 col_err = max_keep_non_finite(col_err, (cs - T::one()).abs());
             }
         }
-        let mut suffix = identity::<T>(n);
+        // The suffix products reuse the prefix's buffer.
+        let suffix = &mut *prefix;
+        set_identity(suffix, n);
         for l in (0..depth).rev() {
-            let mut next = vec![T::zero(); n * n];
+            next.clear();
+            next.resize(n * n, T::zero());
             for k in 0..n {
                 for i in 0..n {
                     let mut acc = T::zero();
@@ -768,16 +823,17 @@ pub fn gains<T: Real>(a: &mut [T], p: &GainsParams) {
                     next[k * n + i] = acc;
                 }
             }
-            suffix = next;
-            a[out + depth + l] = max_abs_col_sum(&suffix, n);
+            std::mem::swap(suffix, next);
+            a[out + depth + l] = max_abs_col_sum(suffix, n);
         }
         a[u(p.ds_off + 2 * b)] = row_err;
         a[u(p.ds_off + 2 * b + 1)] = col_err;
     }
 }
 
-fn identity<T: Real>(n: usize) -> Vec<T> {
-    (0..n * n).map(|j| if j % (n + 1) == 0 { T::one() } else { T::zero() }).collect()
+fn set_identity<T: Real>(m: &mut Vec<T>, n: usize) {
+    m.clear();
+    m.extend((0..n * n).map(|j| if j % (n + 1) == 0 { T::one() } else { T::zero() }));
 }
 
 /// A maximum that a non-finite value poisons: `Float::max` drops a NaN, which would report a

@@ -47,7 +47,7 @@ fn check_size(program: &Program, gpu: Option<&GpuContext>) -> Result<(), EngineE
 
 /// Where a variant's arena lives: the backend, with what it needs to run.
 enum Store {
-    Cpu(CpuArena),
+    Cpu(Box<CpuArena>),
     Gpu(GpuArena, Rc<GpuContext>),
 }
 
@@ -88,7 +88,7 @@ impl Variant {
         let kind = program.dims.kind;
         let arena = program.initial_arena(params, test_x, test_y);
         let store = match gpu {
-            None => Store::Cpu(CpuArena::new(&program, arena, CpuKernels::Fast)),
+            None => Store::Cpu(Box::new(CpuArena::new(&program, arena, CpuKernels::Fast))),
             Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?, ctx.clone()),
         };
         Ok(Variant { kind, program, store, divergence: None, sliced: false })

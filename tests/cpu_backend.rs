@@ -10,6 +10,26 @@ use mhc_playground::metrics::StepMetrics;
 use mhc_playground::program::{Kernels, OpList};
 use mhc_playground::trainer::{EngineError, Trainer};
 
+/// Counts this thread's allocations (the tests of this file run on several threads).
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+unsafe impl std::alloc::GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        ALLOCATIONS.with(|count| count.set(count.get() + 1));
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
 const QUERIES: [&str; 4] = [
     "task=teacher&depth=3&width=8&streams=3&ffn=2&batch=8&lr=0.02&warmup=5&eval_every=4",
     "task=spiral&depth=4&width=12&streams=2&batch=16&optimizer=sgd&wd=0.1&precision=f16&lr=0.05&eval_every=5",
@@ -94,5 +114,27 @@ fn no_unit_of_a_default_step_is_long() {
     for list in OpList::ALL {
         assert!(program.list(list).iter().any(whole) || list != OpList::Train, "the default train list has fused and batched ops");
         assert!(!arena.units(list).iter().any(whole), "{list:?} keeps a fused block or a batched product as one unit");
+    }
+}
+
+#[test]
+fn after_the_first_step_the_cpu_backend_allocates_nothing() {
+    // Evaluation, training, gains and the probe: every list the page runs. The first step sizes
+    // the scratch; from then on running the step's units allocates nothing.
+    for query in QUERIES {
+        let (config, _) = Config::from_query(query);
+        let mut trainer = Trainer::new(&config, None).unwrap();
+        trainer.set_sliced(true);
+        for step in 0..3 {
+            trainer.submit_with(true, true);
+            trainer.submit_probe();
+            let before = ALLOCATIONS.with(|count| count.get());
+            assert!(trainer.run_queued(&mut || true));
+            let allocated = ALLOCATIONS.with(|count| count.get()) - before;
+            if step > 0 {
+                assert_eq!(allocated, 0, "{query}: step {step} allocated {allocated} times");
+            }
+            pollster::block_on(trainer.read_metrics()).unwrap();
+        }
     }
 }

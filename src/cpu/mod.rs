@@ -11,7 +11,7 @@ mod matmul;
 
 use crate::kernels::{MatmulParams, Op};
 use crate::program::{OpList, Program};
-use crate::reference;
+use crate::reference::{self, Workspace};
 use matmul::MatmulScratch;
 use std::collections::VecDeque;
 
@@ -30,6 +30,7 @@ pub struct CpuArena {
     units: Vec<Vec<Op>>,
     kernels: CpuKernels,
     scratch: MatmulScratch,
+    workspace: Workspace<f32>,
     /// Lists submitted and not yet run, and how far into the first one the backend is.
     queue: VecDeque<OpList>,
     cursor: usize,
@@ -44,7 +45,15 @@ impl CpuArena {
                 CpuKernels::Reference => program.list(list).to_vec(),
             })
             .collect();
-        CpuArena { values, units, kernels, scratch: MatmulScratch::default(), queue: VecDeque::new(), cursor: 0 }
+        CpuArena {
+            values,
+            units,
+            kernels,
+            scratch: MatmulScratch::default(),
+            workspace: Workspace::default(),
+            queue: VecDeque::new(),
+            cursor: 0,
+        }
     }
 
     /// The same arena run with other kernels (queued work finishes first).
@@ -85,7 +94,8 @@ impl CpuArena {
             let op = self.units[index][self.cursor];
             match (self.kernels, op) {
                 (CpuKernels::Fast, Op::Matmul(p)) => matmul::matmul(&mut self.values, &p, &mut self.scratch),
-                (_, op) => reference::run_op(&mut self.values, &op),
+                (CpuKernels::Fast, op) => reference::run_op_in(&mut self.values, &op, &mut self.workspace),
+                (CpuKernels::Reference, op) => reference::run_op(&mut self.values, &op),
             }
             self.cursor += 1;
         }
@@ -193,6 +203,7 @@ mod tests {
                 units: Vec::new(),
                 kernels: CpuKernels::Fast,
                 scratch: MatmulScratch::default(),
+                workspace: Workspace::default(),
                 queue: VecDeque::new(),
                 cursor: 0,
             }
