@@ -28,6 +28,16 @@ pub enum GpuError {
     Readback(String),
     #[error("the GPU device was lost ({0}); start the run again")]
     Lost(String),
+    #[error("the GPU ran out of memory for this experiment")]
+    OutOfMemory,
+}
+
+/// What the device reported on its own (uncaptured errors): kept to tell the two apart.
+#[derive(Clone, Debug)]
+enum DeviceError {
+    Validation(String),
+    /// Creating a buffer found no memory (the limits allowed it; the device did not).
+    OutOfMemory,
 }
 
 /// A compiled kernel: file, entry point, and its overridable constants' values (as bits).
@@ -46,8 +56,8 @@ pub struct GpuContext {
     pipeline_layout: wgpu::PipelineLayout,
     modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
-    /// First uncaptured validation error, surfaced by [`GpuContext::check`].
-    error: Arc<Mutex<Option<String>>>,
+    /// First uncaptured error, surfaced by [`GpuContext::check`].
+    error: Arc<Mutex<Option<DeviceError>>>,
     /// Set when the device is lost (driver reset, tab in the background too long, ...).
     lost: Arc<Mutex<Option<String>>>,
     /// Dispatches recorded and command buffers submitted so far (the benchmarks report them).
@@ -80,11 +90,14 @@ impl GpuContext {
             .request_device(&wgpu::DeviceDescriptor { label: Some("mhc-playground"), required_limits: limits, ..Default::default() })
             .await
             .map_err(|e| GpuError::Device(e.to_string()))?;
-        let error = Arc::new(Mutex::new(None::<String>));
+        let error = Arc::new(Mutex::new(None::<DeviceError>));
         let sink = error.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             if let Ok(mut slot) = sink.lock() {
-                slot.get_or_insert_with(|| e.to_string());
+                slot.get_or_insert_with(|| match e {
+                    wgpu::Error::OutOfMemory { .. } => DeviceError::OutOfMemory,
+                    other => DeviceError::Validation(other.to_string()),
+                });
             }
         }));
         let lost = Arc::new(Mutex::new(None::<String>));
@@ -217,7 +230,8 @@ impl GpuContext {
             return Err(GpuError::Lost(reason));
         }
         match self.error.lock().ok().and_then(|e| e.clone()) {
-            Some(message) => Err(GpuError::Validation(message)),
+            Some(DeviceError::Validation(message)) => Err(GpuError::Validation(message)),
+            Some(DeviceError::OutOfMemory) => Err(GpuError::OutOfMemory),
             None => Ok(()),
         }
     }

@@ -162,7 +162,7 @@ mod native {
     impl From<EngineError> for Failure {
         fn from(e: EngineError) -> Failure {
             let hint = match &e {
-                EngineError::Gpu(GpuError::TooLarge { .. }) => SIZE_HINT,
+                EngineError::Gpu(GpuError::TooLarge { .. } | GpuError::OutOfMemory) => SIZE_HINT,
                 EngineError::Gpu(_) => "try again; if the GPU keeps failing, use --backend cpu",
                 EngineError::Checkpoint(_) => CHECKPOINT_HINT,
                 EngineError::WrongVariant { .. } => "set modes to the checkpoint's variant",
@@ -298,8 +298,10 @@ mod native {
                     trainer.load_params(kind, &values)?;
                 }
                 if !quiet {
-                    let device =
-                        gpu.as_ref().map(|g| format!("{} ({})", g.adapter_name, g.backend)).unwrap_or_else(|| "CPU reference".into());
+                    let device = gpu
+                        .as_ref()
+                        .map(|g| format!("{} ({})", g.adapter_name, g.backend))
+                        .unwrap_or_else(|| "the CPU (fast kernels, bit-exact with the reference)".into());
                     eprintln!(
                         "training {} for {steps} steps on {device}: {}",
                         config.modes.iter().map(|m| m.name()).collect::<Vec<_>>().join(", "),

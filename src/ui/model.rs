@@ -137,6 +137,20 @@ pub fn multiply_adds(config: &Config) -> f64 {
     3.0 * config.depth as f64 * per_block * config.batch as f64 * config.modes.len() as f64
 }
 
+/// Half the work of `config` for a "try this" message after the GPU ran out of memory: the
+/// batch halved down to 32 first, then depth down to 8, then width down to 16. `None` when
+/// nothing is left to halve.
+pub fn halved(config: &Config) -> Option<Config> {
+    let mut smaller = config.clone();
+    match () {
+        _ if smaller.batch > 32 => smaller.batch /= 2,
+        _ if smaller.depth > 8 => smaller.depth /= 2,
+        _ if smaller.width > 16 => smaller.width /= 2,
+        _ => return None,
+    }
+    Some(smaller)
+}
+
 /// The key's kind from the config's table.
 pub fn kind_of(key: &str) -> Option<KeyKind> {
     key_specs().into_iter().find(|k| k.name == key).map(|k| k.kind)
@@ -407,6 +421,17 @@ impl Default for ChartSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn halving_takes_batch_then_depth_then_width_and_stops() {
+        let mut config = Config::default();
+        let mut seen = Vec::new();
+        while let Some(smaller) = halved(&config) {
+            seen.push((smaller.batch, smaller.depth, smaller.width));
+            config = smaller;
+        }
+        assert_eq!(seen, [(64, 24, 64), (32, 24, 64), (32, 12, 64), (32, 6, 64), (32, 6, 32), (32, 6, 16)]);
+    }
 
     #[test]
     fn every_config_key_has_exactly_one_labelled_control() {

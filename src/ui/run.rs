@@ -4,6 +4,7 @@
 use super::app::{probe_gpu, AppState, GpuStatus, Session};
 use super::backend::{run_cpu_work, Pick};
 use super::driver;
+use super::model::halved;
 use super::persist::{load_saved_run, save_now_and_then, save_run};
 use crate::gpu::GpuError;
 use leptos::prelude::*;
@@ -104,9 +105,10 @@ pub(super) async fn play_loop(state: AppState) {
                 state.session.set_value(None);
                 // A lost device rejects the readback a moment before it reports why.
                 driver::sleep(200).await;
-                if let Some(Err(GpuError::Lost(reason))) = state.gpu.get_value().map(|gpu| gpu.check()) {
-                    spawn_local(recover_lost_device(state, reason));
-                    return;
+                match state.gpu.get_value().map(|gpu| gpu.check()) {
+                    Some(Err(GpuError::Lost(reason))) => return spawn_local(recover_lost_device(state, reason)),
+                    Some(Err(GpuError::OutOfMemory)) => return out_of_memory(state, &session),
+                    _ => {}
                 }
                 return state.fail(format!("training stopped: {e}"));
             }
@@ -144,6 +146,22 @@ pub(super) async fn play_loop(state: AppState) {
         // Paused or finished: keep this point for a reload.
         spawn_local(save_run(state));
     }
+}
+
+/// The GPU ran out of memory for this experiment: say how much it asked for and what to try,
+/// then let the device go (a reset opens a fresh one).
+fn out_of_memory(state: AppState, session: &Session) {
+    let config = state.config.get_untracked();
+    let arenas: Vec<String> = session
+        .try_borrow()
+        .map(|t| t.variants.iter().map(|v| format!("{} {:.1} MB", v.kind.name(), v.program.arena_bytes() as f64 / 1e6)).collect())
+        .unwrap_or_default();
+    let hint = match halved(&config) {
+        Some(smaller) => format!("Try a smaller one: {}, or fewer variants.", config.changes_to(&smaller).join("&")),
+        None => "Try fewer variants.".into(),
+    };
+    state.reset();
+    state.message.set(Some(format!("The GPU ran out of memory for this experiment ({}). {hint}", arenas.join(", "))));
 }
 
 pub(super) async fn slice_once(state: AppState, session: &Session) -> Result<(), String> {

@@ -76,6 +76,28 @@ test('storage that is disabled gives one notice and training goes on', async () 
   await page.close();
 });
 
+test('storage that is full gives one notice and training goes on', async () => {
+  // Every write to the private file system fails as a full quota does.
+  const full = () => {
+    FileSystemWritableFileStream.prototype.write = () => Promise.reject(new DOMException('the quota is used up', 'QuotaExceededError'));
+  };
+  const page = await open(RUN, undefined, full);
+  await gpuReady(page);
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  const notice = page.getByTestId('config-notice').filter({ hasText: 'cannot be saved' });
+  await notice.waitFor({ timeout: 60000 });
+  assert.match(await notice.textContent(), /QuotaExceededError: the quota is used up.*training goes on/);
+  const at = await stepOf(page, 'mhc');
+  // Saves keep failing every 5 s; still one notice, and training goes on.
+  await page.waitForTimeout(6000);
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], at + 10, 120000);
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  assert.equal(await page.getByTestId('config-notice').count(), 1, 'one notice');
+  assert.equal(await page.getByTestId('saved-step').textContent(), '');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 // The test holds on to every device the page opens, so it can destroy one; `__noAdapters()`
 // makes the browser find no adapter from then on.
 const capture = () => {
@@ -125,5 +147,29 @@ test('a lost GPU device with no adapter coming back goes on from the last save o
   await waitForSteps(page, ['residual', 'hc', 'mhc'], from + 10, 60000);
   assert.equal(await page.evaluate(() => window.__devices.length), 1, 'no second device');
   await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  await page.close();
+});
+
+test('running out of GPU memory names the sizes and a smaller experiment, and that one trains', async () => {
+  const page = await open(`backend=gpu&${RUN}`, undefined, capture);
+  await gpuReady(page);
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 120000);
+  // What a device reports when a buffer found no memory.
+  await page.evaluate(() => window.__devices.at(-1).dispatchEvent(
+    new GPUUncapturedErrorEvent('uncapturederror', { error: new GPUOutOfMemoryError('out of memory (test)') })));
+  const message = page.getByTestId('message').filter({ hasText: 'ran out of memory' });
+  await message.waitFor({ timeout: 30000 });
+  const text = await message.textContent();
+  console.log(`out of memory: ${text}`);
+  assert.match(text, /\(residual [\d.]+ MB, hc [\d.]+ MB, mhc [\d.]+ MB\)\. Try a smaller one: batch=32, or fewer variants\./);
+  await page.getByRole('button', { name: 'Play', exact: true }).waitFor({ timeout: 5000 });
+  await page.getByLabel('Batch size', { exact: true }).fill('32');
+  await page.getByLabel('Batch size', { exact: true }).press('Enter');
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 120000);
+  assert.equal(await page.evaluate(() => window.__devices.length), 2, 'a fresh device after the failure');
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  assert.deepEqual(page.errors, []);
   await page.close();
 });
