@@ -4,7 +4,10 @@
 //
 //   node bench/tfjs-compare.mjs [--rounds 3] [--steps 5]
 //        [--config 'depth=24&width=64&streams=4&batch=128'] [--residual-only] [--tfjs-only]
-//        [--matmul-reps 3] [--dist DIR]
+//        [--matmul-reps 3] [--dist DIR] [--backend gpu|cpu]
+//
+// --backend cpu compares our CPU backend (`backend=cpu`) with TF.js's WebAssembly backend
+// (`tfjs_backend=wasm`), both on one thread with SIMD; the 1024³ matmul is then skipped.
 //
 // Per-round figures go to stdout as they come; the last line is one JSON summary.
 import http from 'node:http';
@@ -42,6 +45,7 @@ function readOptions() {
       'matmul-reps': { type: 'string', default: '3' },
       // Another build of the page (e.g. a copy of dist/ from an older commit) to compare against.
       dist: { type: 'string', default: path.join(repo, 'dist') },
+      backend: { type: 'string', default: 'gpu' },
     },
   });
   const count = (name, min) => {
@@ -57,6 +61,7 @@ function readOptions() {
     residualOnly: values['residual-only'],
     tfjsOnly: values['tfjs-only'],
     dist: path.resolve(values.dist),
+    backend: ['gpu', 'cpu'].includes(values.backend) ? values.backend : (() => { throw new Error(`--backend wants gpu or cpu, got ${values.backend}`); })(),
   };
 }
 
@@ -124,7 +129,8 @@ async function benchPage(browser, url, testId) {
 
 /** Our page's bench: ms per step of each variant alone, and lockstep steps/s. */
 async function runOurs(browser, base, options) {
-  const query = `${pageQuery(options.steps, options.config, options.residualOnly)}&matmul_reps=${options.matmulReps}`;
+  const backend = options.backend === 'cpu' ? '&backend=cpu' : '';
+  const query = `${pageQuery(options.steps, options.config, options.residualOnly)}&matmul_reps=${options.matmulReps}${backend}`;
   const report = await benchPage(browser, `${base}/?${query}`, 'bench-result');
   if (!(report.ms_per_step?.residual > 0)) throw new Error(`the page's report has no residual figure: ${JSON.stringify(report)}`);
   return report;
@@ -132,7 +138,8 @@ async function runOurs(browser, base, options) {
 
 /** The TF.js twin: ms per training step of the residual MLP, and the 1024³ matmul. */
 async function runTfjs(browser, base, options) {
-  const query = `${pageQuery(options.steps, options.config, false)}&matmul_reps=${options.matmulReps}`;
+  const backend = options.backend === 'cpu' ? '&tfjs_backend=wasm&matmul_reps=0' : `&matmul_reps=${options.matmulReps}`;
+  const query = `${pageQuery(options.steps, options.config, false)}${backend}`;
   return benchPage(browser, `${base}/tfjs/?${query}`, 'tfjs-result');
 }
 
@@ -148,7 +155,8 @@ const fixed = (x, digits = 2) => (Number.isFinite(x) ? x.toFixed(digits) : Strin
 /** Fails early, with the fix, when something the run needs has not been built or installed. */
 function checkPrerequisites(options) {
   const needed = [path.join(repo, 'node_modules/@tensorflow/tfjs/dist/tf.min.js'),
-    path.join(repo, 'node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js')];
+    path.join(repo, 'node_modules/@tensorflow/tfjs-backend-webgpu/dist/tf-backend-webgpu.min.js'),
+    path.join(repo, 'node_modules/@tensorflow/tfjs-backend-wasm/dist/tf-backend-wasm.min.js')];
   for (const file of needed) if (!fs.existsSync(file)) throw new Error(`${file} is missing: run \`npm ci\``);
   if (!options.tfjsOnly && !fs.existsSync(path.join(options.dist, 'index.html'))) {
     throw new Error(`${options.dist}/index.html is missing: run \`trunk build --release\` first (or pass --tfjs-only)`);
@@ -163,7 +171,8 @@ async function main() {
   const rounds = [];
   try {
     const version = browser.version();
-    console.log(`Chromium ${version}; config ${options.config}; ${options.steps} timed steps; ${options.rounds} rounds`
+    console.log(`Chromium ${version}; ${options.backend === 'cpu' ? 'CPU: ours vs TF.js wasm' : 'GPU: ours vs TF.js WebGPU'}; `
+      + `config ${options.config}; ${options.steps} timed steps; ${options.rounds} rounds`
       + (options.tfjsOnly ? '; TF.js only (our page not run)' : ''));
     for (let r = 1; r <= options.rounds; r++) {
       // Ours first, then TF.js, each in a new page: alternating spreads slow spells over both.
@@ -197,6 +206,7 @@ function summarise(version, options, rounds) {
     adapter: last.ours?.adapter ?? null,
     tfjs_adapter: last.tfjs.adapter,
     tfjs_version: last.tfjs.tfjs_version,
+    tfjs_backend: last.tfjs.backend,
     config: options.config,
     page_config: last.ours?.config ?? null,
     steps: options.steps,

@@ -1,4 +1,6 @@
-// TensorFlow.js (WebGPU backend) twin of the page's residual-MLP benchmark.
+// TensorFlow.js twin of the page's residual-MLP benchmark, on its WebGPU backend (default) or,
+// with `tfjs_backend=wasm`, its WebAssembly backend (XNNPACK with SIMD; one thread, as the page
+// is not cross-origin isolated), the twin of our CPU backend.
 //
 // Opened by bench/tfjs-compare.mjs as /tfjs/?bench=<steps>&<config>, where <config> is the same
 // query string the mHC page reads (depth=24&width=64&batch=128…). It builds the page's "residual"
@@ -38,6 +40,8 @@ function readConfig(search) {
   config.steps = Number(query.get('bench') ?? 5);
   config.matmulReps = Number(query.get('matmul_reps') ?? 3);
   if (!(Number.isInteger(config.steps) && config.steps > 0)) throw new Error(`bad bench=${query.get('bench')}`);
+  config.backend = query.get('tfjs_backend') ?? 'webgpu';
+  if (!['webgpu', 'wasm'].includes(config.backend)) throw new Error(`bad tfjs_backend=${config.backend}`);
   return config;
 }
 
@@ -47,6 +51,14 @@ async function useWebGpu() {
   const ok = await tf.setBackend('webgpu');
   await tf.ready();
   if (!ok || tf.getBackend() !== 'webgpu') throw new Error(`tf.setBackend('webgpu') failed: backend is ${tf.getBackend()}`);
+}
+
+/** Switches TF.js to its WebAssembly backend (the .wasm files from node_modules), or throws. */
+async function useWasm() {
+  tf.wasm.setWasmPaths('/node_modules/@tensorflow/tfjs-backend-wasm/dist/');
+  const ok = await tf.setBackend('wasm');
+  await tf.ready();
+  if (!ok || tf.getBackend() !== 'wasm') throw new Error(`tf.setBackend('wasm') failed: backend is ${tf.getBackend()}`);
 }
 
 /** What the browser says about its WebGPU adapter (GPUAdapterInfo does not JSON-serialise by itself). */
@@ -182,7 +194,7 @@ async function timeMatmul(reps) {
 async function run() {
   const config = readConfig(location.search);
   setStatus('starting the WebGPU backend…');
-  await useWebGpu();
+  await (config.backend === 'wasm' ? useWasm() : useWebGpu());
   const params = initParams(config);
   const batches = makeBatches(config.batch);
   const step = makeTrainStep(params, config);
@@ -193,7 +205,7 @@ async function run() {
   return {
     tfjs_version: tf.version.tfjs,
     backend: tf.getBackend(),
-    adapter: await adapterInfo(),
+    adapter: config.backend === 'webgpu' ? await adapterInfo() : null,
     config: { depth: config.depth, width: config.width, batch: config.batch, ffn: config.ffn, lr: config.lr,
       wd: config.wd, beta1: config.beta1, beta2: config.beta2 },
     parameters: variablesOf(params).reduce((n, v) => n + v.size, 0),
