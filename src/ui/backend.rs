@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::gpu::GpuContext;
 use crate::trainer::{EngineError, Trainer};
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 use std::rc::Rc;
 
 /// Longest run of CPU work between two yields to the browser (a task over 50 ms is "long").
@@ -63,6 +64,11 @@ impl BackendState {
         }
     }
 
+    /// A run the user chose to go on with (a resumed save) trains without the question.
+    pub(super) fn confirm(self, config: &Config) {
+        self.confirmed.set_value(Some(config.clone()));
+    }
+
     /// The user changed the experiment: it is theirs now, and any question is moot.
     pub(super) fn experiment_changed(self, implicit: bool) {
         self.implicit.set_value(implicit);
@@ -76,21 +82,8 @@ impl BackendState {
 /// False when training must not start (the question is shown).
 pub(super) async fn prepare(state: AppState) -> bool {
     let b = state.backend;
-    for _ in 0..400 {
-        if state.gpu_status.get_untracked() != GpuStatus::Probing {
-            break;
-        }
-        driver::sleep(50).await;
-    }
     let config = state.config.get_untracked();
-    let pick = match b.pick.get_untracked() {
-        Some(pick) if pick.config == config => pick,
-        _ => {
-            let pick = decide(state, &config).await;
-            b.pick.set(Some(pick.clone()));
-            pick
-        }
-    };
+    let pick = pick_for(state, &config).await;
     if !pick.cpu || b.confirmed.get_value().as_ref() == Some(&config) {
         return true;
     }
@@ -114,6 +107,24 @@ pub(super) async fn prepare(state: AppState) -> bool {
         describe_time(ms, config.steps)
     )));
     false
+}
+
+/// The backend for `config`, decided once per experiment (after the GPU probe has answered).
+pub(super) async fn pick_for(state: AppState, config: &Config) -> Pick {
+    for _ in 0..400 {
+        if state.gpu_status.get_untracked() != GpuStatus::Probing {
+            break;
+        }
+        driver::sleep(50).await;
+    }
+    match state.backend.pick.get_untracked() {
+        Some(pick) if pick.config == *config => pick,
+        _ => {
+            let pick = decide(state, config).await;
+            state.backend.pick.set(Some(pick.clone()));
+            pick
+        }
+    }
 }
 
 /// Picks the backend for `config` (see the module's comment).
@@ -223,6 +234,38 @@ pub(super) async fn run_cpu_work(session: &super::app::Session) {
     }
 }
 
+/// Moves the current run to the backend now chosen (its snapshot resumed there), so changing
+/// the backend loses nothing; with no run yet there is nothing to move.
+#[allow(clippy::await_holding_refcell_ref)] // a shared borrow across the snapshot's readback, as saves take
+async fn carry_run_over(state: AppState) {
+    let Some(session) = state.session.get_value() else { return };
+    // Let the play loop see the pause and the queued CPU work finish.
+    driver::sleep(50).await;
+    run_cpu_work(&session).await;
+    let snapshot = match session.try_borrow() {
+        Ok(trainer) if trainer.next_step == 0 => None,
+        Ok(trainer) => Some(trainer.snapshot().await),
+        Err(_) => Some(Err(EngineError::Busy)),
+    };
+    let config = state.config.get_untracked();
+    let pick = pick_for(state, &config).await;
+    let Some(snapshot) = snapshot else { return state.reset() };
+    let gpu = if pick.cpu { None } else { state.gpu.get_value() };
+    match snapshot.and_then(|bytes| Trainer::resume(&bytes, gpu)) {
+        Ok(trainer) => {
+            let step = trainer.next_step;
+            let history = state.history.get_untracked();
+            state.install(trainer, history);
+            let on = if pick.cpu { "the CPU" } else { "the GPU" };
+            state.message.set(Some(format!("The run moved to {on} at step {step}: press Play to go on.")));
+        }
+        Err(e) => {
+            state.reset();
+            state.message.set(Some(format!("The run could not move to the other backend ({e}): press Play to start over there.")));
+        }
+    }
+}
+
 /// What trains, and the control to change it; the question before a heavy CPU run; the
 /// notice after scaling the bare link.
 #[component]
@@ -234,7 +277,7 @@ pub(super) fn BackendLine(state: AppState) -> impl IntoView {
         b.pick.set(None);
         b.question.set(None);
         state.playing.set(false);
-        state.reset();
+        spawn_local(carry_run_over(state));
     };
     let run_anyway = move |_| {
         b.confirmed.set_value(Some(state.config.get_untracked()));

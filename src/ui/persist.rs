@@ -5,7 +5,8 @@
 //! saved step; another experiment starts fresh. Storage that is full or disabled costs one
 //! notice, never the run.
 
-use super::app::{AppState, GpuStatus};
+use super::app::AppState;
+use super::backend::pick_for;
 use super::driver;
 use super::model::History;
 use crate::checkpoint::TensorFile;
@@ -123,11 +124,10 @@ pub(super) async fn look_for_saved_run(state: AppState) {
 pub(super) async fn resume(state: AppState) {
     let p = state.persist;
     let Some(bytes) = p.saved_bytes.get_value() else { return };
-    let gpu = match state.gpu_status.get_untracked() {
-        GpuStatus::Probing => return state.message.set(Some("still looking for a GPU; try again in a moment".into())),
-        GpuStatus::Ready(_) => state.gpu.get_value(),
-        GpuStatus::Unavailable(_) => None,
-    };
+    // The same backend a fresh run of this experiment would get.
+    let config = state.config.get_untracked();
+    let gpu = if pick_for(state, &config).await.cpu { None } else { state.gpu.get_value() };
+    state.backend.confirm(&config);
     match Trainer::resume(&bytes, gpu) {
         Ok(trainer) => {
             let step = trainer.next_step;

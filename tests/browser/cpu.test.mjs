@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { useBrowser, open, waitForSteps, chrome, baseArgs, SMALL } from './harness.mjs';
+import { useBrowser, open, stepOf, waitForSteps, chrome, baseArgs, SMALL } from './harness.mjs';
 
 useBrowser();
 
@@ -111,10 +111,15 @@ test('over a software GPU the faster backend is timed and picked, and the user c
   await waitForSteps(page, ['residual', 'hc', 'mhc'], 3, 120000);
   // The override: the GPU, as chosen, from the next Play.
   await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  await page.waitForTimeout(500);
+  const before = await stepOf(page, 'mhc');
   await page.getByTestId('backend-choice').selectOption('gpu');
+  // The run moves with its weights and charts: nothing is lost.
+  await page.getByTestId('message').filter({ hasText: /The run moved to the GPU at step \d+/ }).waitFor({ timeout: 60000 });
+  assert.equal(await stepOf(page, 'mhc'), before, 'the charts stay');
   await page.getByRole('button', { name: 'Play', exact: true }).click();
   await status.filter({ hasText: /Training on: GPU, .*as chosen/ }).waitFor({ timeout: 60000 });
-  await waitForSteps(page, ['residual', 'hc', 'mhc'], 2, 180000);
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], before + 2, 180000);
   // `backend=cpu` in the link chooses the CPU from the start.
   const chosen = await open(`backend=cpu&${SMALL}`);
   assert.equal(await chosen.getByTestId('backend-choice').inputValue(), 'cpu');

@@ -37,8 +37,10 @@ test('a reload offers to resume at the saved step and goes on from there; anothe
   await offer.waitFor({ timeout: 15000 });
   assert.match(await offer.textContent(), new RegExp(`saved at step ${saved}`));
   await page.getByRole('button', { name: `Resume from step ${saved}` }).click();
-  await page.getByTestId('message').filter({ hasText: `Resumed from step ${saved}` }).waitFor({ timeout: 15000 });
+  await page.getByTestId('message').filter({ hasText: `Resumed from step ${saved}` }).waitFor({ timeout: 60000 });
   assert.equal(await stepOf(page, 'mhc'), saved - 1, 'the charts come back up to the last step trained');
+  // The resumed run trains where a fresh one would (over SwiftShader: the timed pick), and says so.
+  assert.match(await page.getByTestId('backend-status').innerText(), /Training on: (CPU|GPU).*software GPU/);
   await page.getByRole('button', { name: 'Play', exact: true }).click();
   await waitForSteps(page, ['residual', 'hc', 'mhc'], saved + 5, 120000);
   await page.getByRole('button', { name: 'Pause', exact: true }).click();
