@@ -58,8 +58,6 @@ pub struct Variant {
     store: Store,
     /// Set once the host has read a divergence record; the variant is not stepped again.
     pub divergence: Option<Divergence>,
-    /// On the CPU: queue submitted work for [`Trainer::run_queued`] instead of running it.
-    sliced: bool,
 }
 
 impl Variant {
@@ -91,14 +89,13 @@ impl Variant {
             None => Store::Cpu(Box::new(CpuArena::new(&program, arena, CpuKernels::Fast))),
             Some(ctx) => Store::Gpu(GpuArena::new(ctx, kind.name(), &arena, &program.lists())?, ctx.clone()),
         };
-        Ok(Variant { kind, program, store, divergence: None, sliced: false })
+        Ok(Variant { kind, program, store, divergence: None })
     }
 
     pub(crate) fn write(&mut self, offset: u32, data: &[f32]) {
         match &mut self.store {
             Store::Cpu(arena) => {
-                // Writes land between steps, never inside one.
-                arena.run(&[]);
+                arena.finish();
                 arena.values[offset as usize..][..data.len()].copy_from_slice(data)
             }
             Store::Gpu(arena, ctx) => arena.write(ctx, offset, data),
@@ -107,8 +104,7 @@ impl Variant {
 
     fn run(&mut self, lists: &[OpList]) {
         match &mut self.store {
-            Store::Cpu(arena) if self.sliced => arena.enqueue(lists),
-            Store::Cpu(arena) => arena.run(lists),
+            Store::Cpu(arena) => arena.submit(lists),
             Store::Gpu(arena, ctx) => arena.run(ctx, lists),
         }
     }
@@ -239,7 +235,9 @@ impl Trainer {
     /// frames with [`Trainer::run_queued`]). No effect on the GPU, whose work is always queued.
     pub fn set_sliced(&mut self, sliced: bool) {
         for variant in &mut self.variants {
-            variant.sliced = sliced;
+            if let Store::Cpu(arena) = &mut variant.store {
+                arena.set_sliced(sliced);
+            }
         }
     }
 
@@ -313,8 +311,7 @@ impl Trainer {
             let metrics = variant.program.plan.metrics + slot::STEP;
             variant.write(metrics, &scalars);
             match &mut variant.store {
-                Store::Cpu(arena) if variant.sliced => arena.enqueue(&lists),
-                Store::Cpu(arena) => arena.run(&lists),
+                Store::Cpu(arena) => arena.submit(&lists),
                 Store::Gpu(arena, _) => on_gpu.push((&*arena, lists.as_slice())),
             }
         }

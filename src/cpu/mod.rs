@@ -26,7 +26,7 @@ pub enum CpuKernels {
 /// One variant on the CPU: its arena, its compiled op lists and the work queued on it.
 pub struct CpuArena {
     pub values: Vec<f32>,
-    /// The units of every [`OpList`], in `OpList::ALL` order.
+    /// The units of every [`OpList`], indexed by the list (`OpList::ALL` order).
     units: Vec<Vec<Op>>,
     kernels: CpuKernels,
     scratch: MatmulScratch,
@@ -34,6 +34,9 @@ pub struct CpuArena {
     /// Lists submitted and not yet run, and how far into the first one the backend is.
     queue: VecDeque<OpList>,
     cursor: usize,
+    /// Submitted work waits for [`CpuArena::run_queued`] (the page runs it in slices between
+    /// frames) instead of running at once.
+    sliced: bool,
 }
 
 impl CpuArena {
@@ -53,24 +56,34 @@ impl CpuArena {
             workspace: Workspace::default(),
             queue: VecDeque::new(),
             cursor: 0,
+            sliced: false,
         }
     }
 
     /// The same arena run with other kernels (queued work finishes first).
     pub fn set_kernels(&mut self, program: &Program, kernels: CpuKernels) {
-        self.run(&[]);
+        self.finish();
+        let sliced = self.sliced;
         *self = CpuArena::new(program, std::mem::take(&mut self.values), kernels);
+        self.sliced = sliced;
+    }
+
+    /// Whether [`CpuArena::submit`] queues work for [`CpuArena::run_queued`] or runs it at once.
+    pub fn set_sliced(&mut self, sliced: bool) {
+        self.sliced = sliced;
     }
 
     /// The units `list` runs as.
     pub fn units(&self, list: OpList) -> &[Op] {
-        let index = OpList::ALL.iter().position(|&l| l == list).expect("every list is in ALL");
-        &self.units[index]
+        &self.units[list as usize]
     }
 
-    /// Queues `lists` to run after whatever is queued already.
-    pub fn enqueue(&mut self, lists: &[OpList]) {
+    /// Queues `lists` after whatever is queued already, and runs everything now unless sliced.
+    pub fn submit(&mut self, lists: &[OpList]) {
         self.queue.extend(lists);
+        if !self.sliced {
+            self.finish();
+        }
     }
 
     /// Whether queued work is left.
@@ -82,7 +95,7 @@ impl CpuArena {
     /// queue is empty.
     pub fn run_queued(&mut self, keep_going: &mut dyn FnMut() -> bool) -> bool {
         while let Some(&list) = self.queue.front() {
-            let index = OpList::ALL.iter().position(|&l| l == list).expect("every list is in ALL");
+            let index = list as usize;
             if self.cursor >= self.units[index].len() {
                 self.queue.pop_front();
                 self.cursor = 0;
@@ -102,9 +115,9 @@ impl CpuArena {
         true
     }
 
-    /// Runs everything queued, then `lists`, now.
-    pub fn run(&mut self, lists: &[OpList]) {
-        self.enqueue(lists);
+    /// Runs everything queued, now (before a write or a change of kernels: they land between
+    /// steps, never inside one).
+    pub fn finish(&mut self) {
         self.run_queued(&mut || true);
     }
 }
@@ -206,6 +219,7 @@ mod tests {
                 workspace: Workspace::default(),
                 queue: VecDeque::new(),
                 cursor: 0,
+                sliced: false,
             }
         }
     }

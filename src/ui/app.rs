@@ -165,14 +165,14 @@ pub fn App() -> impl IntoView {
     let (config, mut notices) = Config::from_query(&query);
     let (sweep, sweep_notices) = Sweep::from_query(&query);
     notices.extend(sweep_notices);
-    let backend_query = query_value(&query, "backend");
-    let choice = backend_query.and_then(BackendChoice::parse).unwrap_or_default();
-    if let (Some(value), None) = (backend_query, backend_query.and_then(BackendChoice::parse)) {
-        notices.push(crate::config::ConfigNotice::new(
-            "backend",
-            format!("backend={}: not auto, gpu or cpu; using auto", value.chars().take(24).collect::<String>()),
-        ));
-    }
+    let choice = match driver::query_value(&query, "backend") {
+        None => BackendChoice::default(),
+        Some(value) => BackendChoice::parse(value).unwrap_or_else(|| {
+            let shown: String = value.chars().take(24).collect();
+            notices.push(crate::config::ConfigNotice::new("backend", format!("backend={shown}: not auto, gpu or cpu; using auto")));
+            BackendChoice::default()
+        }),
+    };
     // The bare link (nothing but page keys): on a CPU its heavy default may be scaled.
     let implicit = query.split('&').filter(|pair| !pair.is_empty()).all(|pair| pair.starts_with("backend="));
     let settings: ChartSettings = driver::load(SETTINGS_KEY).and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
@@ -302,9 +302,4 @@ fn GpuLine(state: AppState) -> impl IntoView {
         }
         .into_any(),
     }
-}
-
-/// The value of the first `key=` pair of a query string.
-fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }

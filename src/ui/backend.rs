@@ -3,7 +3,7 @@
 //! the user says so. On the CPU, the bare link's heavy default becomes the CPU-sized story
 //! (with a link to the full one) and an explicit heavy link asks before it runs.
 
-use super::app::{AppState, GpuStatus};
+use super::app::{AppState, GpuStatus, Session};
 use super::backend_model::*;
 use super::driver;
 use super::model::{multiply_adds, CPU_NAME};
@@ -12,6 +12,7 @@ use crate::gpu::GpuContext;
 use crate::trainer::{EngineError, Trainer};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 /// Longest run of CPU work between two yields to the browser (a task over 50 ms is "long").
@@ -181,20 +182,11 @@ async fn cpu_ms_per_step(state: AppState, config: &Config) -> f64 {
 async fn time_cpu_step(config: &Config) -> Result<f64, EngineError> {
     let mut trainer = Trainer::new(config, None)?;
     trainer.set_sliced(true);
+    let session: Session = Rc::new(RefCell::new(trainer));
     let mut busy = 0.0;
     for _ in 0..2 {
-        busy = 0.0;
-        trainer.submit_step(false);
-        loop {
-            let start = driver::now();
-            let deadline = start + CPU_SLICE_MS;
-            let done = trainer.run_queued(&mut || driver::now() < deadline);
-            busy += driver::now() - start;
-            if done {
-                break;
-            }
-            driver::sleep(0).await;
-        }
+        session.borrow_mut().submit_step(false);
+        busy = run_cpu_work(&session).await;
     }
     Ok(busy)
 }
@@ -212,9 +204,11 @@ async fn time_gpu_step(config: &Config, gpu: &Rc<GpuContext>) -> Result<f64, Eng
 }
 
 /// Runs the CPU work of the last submit in slices of [`CPU_SLICE_MS`], yielding to the
-/// browser in between (nothing to do on the GPU). The trainer is borrowed only inside a slice,
-/// so exports and saves can read between them (they find it busy and try later).
-pub(super) async fn run_cpu_work(session: &super::app::Session) {
+/// browser in between (nothing to do on the GPU), and returns the milliseconds spent working.
+/// The trainer is borrowed only inside a slice, so exports and saves can read between them
+/// (they find it busy and try later).
+pub(super) async fn run_cpu_work(session: &Session) -> f64 {
+    let mut busy = 0.0;
     loop {
         let start = driver::now();
         let done = match session.try_borrow_mut() {
@@ -224,14 +218,24 @@ pub(super) async fn run_cpu_work(session: &super::app::Session) {
             }
             Err(_) => false,
         };
+        let spent = driver::now() - start;
+        busy += spent;
         // After a long slice, let the browser in before the caller reads back and redraws.
-        if !done || driver::now() - start > CPU_SLICE_MS / 2.0 {
+        if !done || spent > CPU_SLICE_MS / 2.0 {
             driver::sleep(0).await;
         }
         if done {
-            return;
+            return busy;
         }
     }
+}
+
+/// A saved run (a snapshot) resumed on the backend a fresh run of the current experiment
+/// would get (resuming a reload's save, or moving a run to the backend just chosen).
+pub(super) async fn resume_on_picked_backend(state: AppState, bytes: &[u8]) -> Result<Trainer, EngineError> {
+    let config = state.config.get_untracked();
+    let gpu = if pick_for(state, &config).await.cpu { None } else { state.gpu.get_value() };
+    Trainer::resume(bytes, gpu)
 }
 
 /// Moves the current run to the backend now chosen (its snapshot resumed there), so changing
@@ -247,16 +251,17 @@ async fn carry_run_over(state: AppState) {
         Ok(trainer) => Some(trainer.snapshot().await),
         Err(_) => Some(Err(EngineError::Busy)),
     };
-    let config = state.config.get_untracked();
-    let pick = pick_for(state, &config).await;
     let Some(snapshot) = snapshot else { return state.reset() };
-    let gpu = if pick.cpu { None } else { state.gpu.get_value() };
-    match snapshot.and_then(|bytes| Trainer::resume(&bytes, gpu)) {
+    let moved = match snapshot {
+        Ok(bytes) => resume_on_picked_backend(state, &bytes).await,
+        Err(e) => Err(e),
+    };
+    match moved {
         Ok(trainer) => {
             let step = trainer.next_step;
+            let on = if trainer.gpu().is_some() { "the GPU" } else { "the CPU" };
             let history = state.history.get_untracked();
             state.install(trainer, history);
-            let on = if pick.cpu { "the CPU" } else { "the GPU" };
             state.message.set(Some(format!("The run moved to {on} at step {step}: press Play to go on.")));
         }
         Err(e) => {

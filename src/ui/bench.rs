@@ -1,7 +1,7 @@
 //! Benchmark mode (`?bench=N`): each variant alone, then all in lockstep, as fast as the
 //! device goes, with the engine's dispatch and submit counts; optionally our 1024^3 matmul.
 
-use super::driver;
+use super::driver::{self, query_value};
 use super::model::CPU_NAME;
 use crate::config::Config;
 use crate::cpu::CpuKernels;
@@ -15,11 +15,6 @@ use std::rc::Rc;
 /// `bench=<steps>` from the query string (the config parser accepts and ignores the key).
 pub fn steps(query: &str) -> Option<u64> {
     query_value(query, "bench").and_then(|v| v.parse::<u64>().ok()).map(|n| n.clamp(1, 100_000))
-}
-
-/// The value of the first `key=` pair of a query string.
-fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }
 
 /// `matmul_reps=<n>` (benchmark mode only): also time n 1024 x 1024 x 1024 products.

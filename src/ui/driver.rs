@@ -59,6 +59,12 @@ pub fn query() -> String {
     web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default().trim_start_matches('?').to_string()
 }
 
+/// The value of the first `key=` pair of a query string (the page's own keys: `bench=`,
+/// `backend=`, ...).
+pub fn query_value<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+}
+
 /// The full share URL for a query string.
 pub fn share_url(query: &str) -> String {
     let location = web_sys::window().map(|w| w.location());

@@ -6,7 +6,7 @@
 //! notice, never the run.
 
 use super::app::AppState;
-use super::backend::pick_for;
+use super::backend::resume_on_picked_backend;
 use super::driver;
 use super::model::History;
 use crate::checkpoint::TensorFile;
@@ -124,11 +124,8 @@ pub(super) async fn look_for_saved_run(state: AppState) {
 pub(super) async fn resume(state: AppState) {
     let p = state.persist;
     let Some(bytes) = p.saved_bytes.get_value() else { return };
-    // The same backend a fresh run of this experiment would get.
-    let config = state.config.get_untracked();
-    let gpu = if pick_for(state, &config).await.cpu { None } else { state.gpu.get_value() };
-    state.backend.confirm(&config);
-    match Trainer::resume(&bytes, gpu) {
+    state.backend.confirm(&state.config.get_untracked());
+    match resume_on_picked_backend(state, &bytes).await {
         Ok(trainer) => {
             let step = trainer.next_step;
             let history = saved_charts(&trainer).await;

@@ -173,8 +173,7 @@ pub(super) async fn slice_once(state: AppState, session: &Session) -> Result<(),
 }
 
 /// The GPU device was lost (driver reset, `GPUDevice.destroy()`, GPU process crash): open a new
-/// one and go on from the last save, on the CPU when no adapter comes back and the experiment is
-/// small enough for it.
+/// one and go on from the last save, on the CPU when no adapter comes back.
 pub(super) async fn recover_lost_device(state: AppState, reason: String) {
     state.playing.set(false);
     state.session.set_value(None);

@@ -112,20 +112,28 @@ const capture = () => {
   window.__noAdapters = () => { navigator.gpu.requestAdapter = async () => null; };
 };
 
-test('a lost GPU device is reopened and the run goes on from the last save', async () => {
+/** Trains on the GPU for `steps` steps and past a save at step 10 or later, runs `lose` in the
+ * page, waits for the message `resumed` and returns the page and the step it resumed from. */
+async function loseTheDeviceAfterASave(steps, lose, resumed, label) {
   const page = await open(`backend=gpu&${RUN}`, undefined, capture);
   await gpuReady(page);
   await page.getByRole('button', { name: 'Play', exact: true }).click();
-  await waitForSteps(page, ['residual', 'hc', 'mhc'], 20, 120000);
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], steps, 120000);
   // A save after some training (saves come every 5 s), so the resume has something to keep.
   await page.waitForFunction(() => Number((document.querySelector('[data-testid="saved-step"]').textContent.match(/\d+/) || [0])[0]) >= 10, null, { timeout: 60000, polling: 200 });
-  await page.evaluate(() => window.__devices.at(-1).destroy());
-  const resumed = page.getByTestId('message').filter({ hasText: /lost .*Resumed on a new GPU device .* from step \d+/ });
-  await resumed.waitFor({ timeout: 60000 });
-  const text = await resumed.textContent();
-  console.log(`device destroyed: ${text}`);
+  await page.evaluate(lose);
+  const message = page.getByTestId('message').filter({ hasText: resumed });
+  await message.waitFor({ timeout: 60000 });
+  const text = await message.textContent();
+  console.log(`${label}: ${text}`);
   const from = Number(text.match(/from step (\d+)/)[1]);
   assert.ok(from >= 10, text);
+  return { page, from };
+}
+
+test('a lost GPU device is reopened and the run goes on from the last save', async () => {
+  const { page, from } = await loseTheDeviceAfterASave(20, () => window.__devices.at(-1).destroy(),
+    /lost .*Resumed on a new GPU device .* from step \d+/, 'device destroyed');
   await waitForSteps(page, ['residual', 'hc', 'mhc'], from + 5, 120000);
   assert.equal(await page.evaluate(() => window.__devices.length), 2, 'a second device was opened');
   await page.getByRole('button', { name: 'Pause', exact: true }).click();
@@ -133,18 +141,8 @@ test('a lost GPU device is reopened and the run goes on from the last save', asy
 });
 
 test('a lost GPU device with no adapter coming back goes on from the last save on the CPU', async () => {
-  const page = await open(`backend=gpu&${RUN}`, undefined, capture);
-  await gpuReady(page);
-  await page.getByRole('button', { name: 'Play', exact: true }).click();
-  await waitForSteps(page, ['residual', 'hc', 'mhc'], 12, 120000);
-  await page.waitForFunction(() => Number((document.querySelector('[data-testid="saved-step"]').textContent.match(/\d+/) || [0])[0]) >= 10, null, { timeout: 60000, polling: 200 });
-  await page.evaluate(() => { window.__noAdapters(); window.__devices.at(-1).destroy(); });
-  const resumed = page.getByTestId('message').filter({ hasText: /lost .*Resumed on the CPU, as no GPU came back from step \d+/ });
-  await resumed.waitFor({ timeout: 60000 });
-  const text = await resumed.textContent();
-  console.log(`device destroyed, no adapter: ${text}`);
-  const from = Number(text.match(/from step (\d+)/)[1]);
-  assert.ok(from >= 10, text);
+  const { page, from } = await loseTheDeviceAfterASave(12, () => { window.__noAdapters(); window.__devices.at(-1).destroy(); },
+    /lost .*Resumed on the CPU, as no GPU came back from step \d+/, 'device destroyed, no adapter');
   assert.match(await page.getByTestId('backend-status').innerText(), /Training on: CPU .*the GPU was lost and none came back/);
   await waitForSteps(page, ['residual', 'hc', 'mhc'], from + 10, 60000);
   assert.equal(await page.evaluate(() => window.__devices.length), 1, 'no second device');
