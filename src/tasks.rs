@@ -105,6 +105,11 @@ impl Dataset {
         self.test_y.len()
     }
 
+    /// The teacher's layers (weight `[out, in]` row-major, bias `[out]`), for `teacher` only.
+    pub fn teacher_layers(&self) -> &[(Vec<f64>, Vec<f64>)] {
+        self.teacher.as_ref().map(|t| t.layers.as_slice()).unwrap_or_default()
+    }
+
     /// The training batch of 0-based step `step`: `rows` examples drawn uniformly WITH
     /// replacement from the train split using `Rng::derive(seed, "batch", step)`, so any step's
     /// batch is computable directly (e.g. by the `batch --step S` command) and is identical for

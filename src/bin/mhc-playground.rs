@@ -14,6 +14,7 @@ mod native {
     use mhc_playground::checkpoint::{save_checkpoint, write_tensors, CheckpointError, TensorFile};
     use mhc_playground::config::{notices_line, Config, ResidualKind};
     use mhc_playground::cpu::CpuKernels;
+    use mhc_playground::export::{stored_zip, torch_export};
     use mhc_playground::gpu::{GpuContext, GpuError};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
@@ -145,6 +146,18 @@ mod native {
             /// Print no progress.
             #[arg(long)]
             quiet: bool,
+        },
+        /// Write the experiment as a PyTorch project: train.py, experiment.json, the initial
+        /// weights of every variant and the data set (`python DIR/train.py`, or under torchrun).
+        ExportTorch {
+            #[command(flatten)]
+            experiment: Experiment,
+            /// Folder to write (created if missing).
+            #[arg(long)]
+            out: PathBuf,
+            /// Also write DIR.zip, the file the page's Export PyTorch downloads.
+            #[arg(long)]
+            zip: bool,
         },
     }
 
@@ -462,6 +475,29 @@ mod native {
                 Ok(())
             }
             Command::Sweep { experiment: e, grid, steps, out, backend, quiet } => run_sweep(e, grid, steps, out, backend, quiet).await,
+            Command::ExportTorch { experiment: e, out, zip } => {
+                let config = experiment(&e, false)?;
+                let files = torch_export(&config)?;
+                std::fs::create_dir_all(&out)
+                    .map_err(|err| fail(format!("cannot create {}: {err}", out.display()), "pick a folder you can write to"))?;
+                for f in &files {
+                    write_file(&out.join(&f.name), &f.bytes)?;
+                }
+                let total: usize = files.iter().map(|f| f.bytes.len()).sum();
+                eprintln!(
+                    "wrote {} files ({:.1} MB) to {}: run `python {}`",
+                    files.len(),
+                    total as f64 / 1e6,
+                    out.display(),
+                    out.join("train.py").display()
+                );
+                if zip {
+                    let path = out.with_extension("zip");
+                    write_file(&path, &stored_zip(&files))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                Ok(())
+            }
         }
     }
 
