@@ -6,6 +6,7 @@ use super::backend_model::BackendChoice;
 use super::bench;
 use super::controls::{Buttons, Controls, Presets};
 use super::driver;
+use super::imported::ImportedRun;
 use super::model::*;
 use super::persist::{look_for_saved_run, Persistence, ResumeOffer};
 use super::results::{Cards, Charts, Explainer};
@@ -49,6 +50,8 @@ pub(super) struct AppState {
     pub(super) session: StoredValue<Option<Session>, LocalStorage>,
     pub(super) hover: RwSignal<Option<(&'static str, f64)>>,
     pub(super) bench: RwSignal<Option<String>>,
+    /// Another run's metrics (a PyTorch run, say), drawn dashed over the live curves.
+    pub(super) imported: RwSignal<Option<ImportedRun>>,
     pub(super) sweep: SweepState,
     pub(super) persist: Persistence,
     pub(super) backend: BackendState,
@@ -198,6 +201,7 @@ pub fn App() -> impl IntoView {
         session: StoredValue::new_local(None),
         hover: RwSignal::new(None),
         bench: RwSignal::new(None),
+        imported: RwSignal::new(None),
         sweep: SweepState::new(sweep),
         persist: Persistence::new(),
         backend: BackendState::new(choice, implicit),

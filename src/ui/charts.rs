@@ -24,6 +24,9 @@ pub struct Line {
     pub points: Vec<(f64, f64)>,
     pub faint: bool,
     pub dashed: bool,
+    /// What the legend says instead of `label` (empty: not in the legend); the hover readout
+    /// always uses `label`.
+    pub legend: Option<String>,
 }
 
 /// The canvas's 2-D context, sized to its CSS box at the device's pixel ratio; returns the
@@ -109,7 +112,10 @@ pub fn line_chart(canvas: &HtmlCanvasElement, title: &str, lines: &[Line], log_y
         text(&ctx, &format_value(Some(t)), pl - 4.0, y + 4.0, "right", INK);
     }
     for t in linear_ticks(x0, x1, 5) {
-        text(&ctx, &format!("{t}"), sx(t), h - 8.0, "center", INK);
+        // Steps and blocks are whole numbers; a fractional tick (a depth-2 profile) gets two
+        // decimals, not 0.6000000000000001.
+        let label = if (t - t.round()).abs() < 1e-9 { format!("{}", t.round()) } else { format!("{t:.2}") };
+        text(&ctx, &label, sx(t), h - 8.0, "center", INK);
     }
     for line in lines {
         ctx.set_stroke_style_str(line.color);
@@ -134,14 +140,22 @@ pub fn line_chart(canvas: &HtmlCanvasElement, title: &str, lines: &[Line], log_y
     }
     ctx.set_global_alpha(1.0);
     dash(&ctx, false);
-    // Legend of the solid lines, on its own row under the title.
+    // Legend of the labelled lines, on its own row under the title; what does not fit is cut
+    // with an ellipsis (the hover readout names every line).
     let mut lx = pl;
-    for line in lines.iter().filter(|l| !l.faint) {
+    ctx.set_text_align("left");
+    for line in lines.iter().filter(|l| !l.faint && l.legend.as_deref() != Some("")) {
+        let shown = line.legend.as_deref().unwrap_or(&line.label);
+        let label = if line.dashed { format!("┄ {shown}") } else { format!("— {shown}") };
+        let width = ctx.measure_text(&label).map(|m| m.width()).unwrap_or(label.len() as f64 * 6.0);
+        if lx + width > w - 4.0 {
+            ctx.set_fill_style_str(INK);
+            let _ = ctx.fill_text("…", lx, LEGEND_Y);
+            break;
+        }
         ctx.set_fill_style_str(line.color);
-        ctx.set_text_align("left");
-        let label = if line.dashed { format!("┄ {}", line.label) } else { format!("— {}", line.label) };
         let _ = ctx.fill_text(&label, lx, LEGEND_Y);
-        lx += 10.0 + ctx.measure_text(&label).map(|m| m.width()).unwrap_or(label.len() as f64 * 6.0);
+        lx += 10.0 + width;
     }
     let Some(hx) = hover_x.filter(|x| *x >= pl && *x <= pr) else { return };
     let step = x0 + (hx - pl) / (pr - pl) * (x1 - x0);

@@ -4,10 +4,12 @@
 use super::app::AppState;
 use super::backend::prepare;
 use super::driver;
+use super::imported::parse_metrics;
 use super::model::*;
 use super::run::{play_loop, slice_once};
 use crate::checkpoint::{save_checkpoint, TensorFile};
 use crate::config::{Config, KeyKind, ResidualKind};
+use crate::export::{stored_zip, torch_export};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -134,15 +136,48 @@ fn Export(state: AppState) -> impl IntoView {
             state.message.set(Some(result.unwrap_or_else(|e| format!("import failed: {e}"))));
         });
     };
+    let export_torch = move |_| {
+        let config = state.config.get_untracked();
+        let result = torch_export(&config)
+            .map_err(|e| e.to_string())
+            .and_then(|files| driver::download("mhc-pytorch.zip", "application/zip", &stored_zip(&files)).map(|_| files.len()));
+        state.message.set(Some(match result {
+            Ok(count) => format!(
+                "PyTorch project downloaded ({count} files): unzip it and run `python train.py`, or `torchrun --nproc_per_node=N train.py`"
+            ),
+            Err(e) => format!("export failed: {e}"),
+        }));
+    };
+    let import_metrics = move |ev: leptos::ev::Event| {
+        let input: web_sys::HtmlInputElement = event_target(&ev);
+        let Some(file) = input.files().and_then(|f| f.get(0)) else { return };
+        input.set_value("");
+        spawn_local(async move {
+            let result = driver::read_file(&file).await.and_then(|bytes| parse_metrics(&file.name(), &bytes));
+            match result {
+                Ok(run) => {
+                    state.message.set(Some(run.summary()));
+                    state.imported.set(Some(run));
+                }
+                Err(e) => state.message.set(Some(format!("import failed: {e}"))),
+            }
+        });
+    };
     view! {
         <details class="export">
             <summary>"Export"</summary>
+            <button on:click=export_torch title="train.py (torch only) with the three variants, this experiment's initial weights and data: the same run on your GPUs or a cluster">"PyTorch (.zip)"</button>
             <button on:click=move |_| export_metrics(false)>"Metrics CSV"</button>
             <button on:click=move |_| export_metrics(true)>"Metrics JSON"</button>
             {ResidualKind::ALL.into_iter().map(|k| view! {
                 <button on:click=move |_| export_weights(k)>{format!("Weights: {}", k.name())}</button>
             }).collect_view()}
             <label class="import">"Import weights" <input type="file" accept=".safetensors" on:change=import/></label>
+            <label class="import" title="metrics.jsonl of `python train.py --metrics` or of the runner: drawn dashed over the live curves">
+                "Import metrics" <input type="file" accept=".jsonl,.json" on:change=import_metrics/></label>
+            {move || state.imported.with(|r| r.is_some()).then(|| view! {
+                <button on:click=move |_| state.imported.set(None)>"Remove imported curves"</button>
+            })}
         </details>
     }
 }

@@ -2,6 +2,7 @@
 //! tested natively; the rest touches the DOM and exists only in the wasm32 build.
 
 pub mod backend_model;
+pub mod imported;
 pub mod model;
 pub mod sweep_model;
 

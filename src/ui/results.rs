@@ -53,6 +53,7 @@ fn scalar_lines(h: &History, smoothing: f64, pick: impl Fn(&Series) -> &Vec<Opti
             points: s.step.iter().zip(raw).filter_map(|(&x, y)| Some((x, (*y)? as f64))).collect(),
             faint: true,
             dashed: false,
+            legend: None,
         });
         lines.push(Line {
             label: format!("{}{suffix}", mode_label(kind)),
@@ -60,9 +61,24 @@ fn scalar_lines(h: &History, smoothing: f64, pick: impl Fn(&Series) -> &Vec<Opti
             points: s.step.iter().zip(smoothed).filter_map(|(&x, y)| Some((x, y?))).collect(),
             faint: false,
             dashed,
+            legend: None,
         });
     }
     lines
+}
+
+/// An imported run's curve of one scalar per variant: dashed, named after its file.
+fn imported_lines(state: AppState, smoothing: f64, pick: impl Fn(&Series) -> &Vec<Option<f32>>) -> Vec<Line> {
+    state.imported.with(|run| {
+        let Some(run) = run else { return Vec::new() };
+        // One legend entry for the whole run: the colours name the variants.
+        let mut lines: Vec<Line> =
+            scalar_lines(&run.history, smoothing, pick, true, " (imported)").into_iter().filter(|l| !l.faint).collect();
+        for (i, line) in lines.iter_mut().enumerate() {
+            line.legend = Some(if i == 0 { format!("imported {}", run.name) } else { String::new() });
+        }
+        lines
+    })
 }
 
 fn test_lines(h: &History, accuracy: bool) -> Vec<Line> {
@@ -71,7 +87,7 @@ fn test_lines(h: &History, accuracy: bool) -> Vec<Line> {
         .filter_map(|s| {
             let kind = ResidualKind::parse(&s.mode)?;
             let points = s.test.iter().filter_map(|&(x, l, a)| Some((x, if accuracy { a? } else { l? } as f64))).collect();
-            Some(Line { label: format!("{} test", mode_label(kind)), color: color(kind), points, faint: false, dashed: true })
+            Some(Line { label: format!("{} test", mode_label(kind)), color: color(kind), points, faint: false, dashed: true, legend: None })
         })
         .collect()
 }
@@ -84,6 +100,7 @@ pub(super) fn Chart(state: AppState, id: &'static str, draw: impl Fn(&web_sys::H
         state.history.track();
         state.settings.track();
         state.surfaces.track();
+        state.imported.track();
         if let Some(c) = canvas.get() {
             draw(&c, hover);
         }
@@ -114,20 +131,25 @@ pub(super) fn Charts(state: AppState) -> impl IntoView {
             <Chart state id="gain" draw=move |c, hover| state.history.with(|h| {
                 let mut lines = scalar_lines(h, s().smoothing, |s| &s.gain_fwd, false, "");
                 lines.extend(scalar_lines(h, s().smoothing, |s| &s.gain_bwd, true, " bwd").into_iter().filter(|l| !l.faint));
+                lines.splice(0..0, imported_lines(state, s().smoothing, |s| &s.gain_fwd));
                 line_chart(c, "Composite gain, log scale (solid forward, dashed backward): HC climbs, mHC stays at 1", &lines, true, hover)
             })/>
             <Chart state id="loss" draw=move |c, hover| state.history.with(|h| {
                 let mut lines = scalar_lines(h, s().smoothing, |s| &s.loss, false, "");
                 lines.extend(test_lines(h, false));
+                lines.splice(0..0, imported_lines(state, s().smoothing, |s| &s.loss));
                 line_chart(c, "Loss (train solid, test dashed)", &lines, s().loss_log, hover)
             })/>
             <Chart state id="acc" draw=move |c, hover| state.history.with(|h| {
                 let mut lines = scalar_lines(h, s().smoothing, |s| &s.acc, false, "");
                 lines.extend(test_lines(h, true));
+                lines.splice(0..0, imported_lines(state, s().smoothing, |s| &s.acc));
                 line_chart(c, "Accuracy", &lines, false, hover)
             })/>
             <Chart state id="grad" draw=move |c, hover| state.history.with(|h| {
-                line_chart(c, "Gradient norm (log scale)", &scalar_lines(h, s().smoothing, |s| &s.grad_norm, false, ""), true, hover)
+                let mut lines = scalar_lines(h, s().smoothing, |s| &s.grad_norm, false, "");
+                lines.splice(0..0, imported_lines(state, s().smoothing, |s| &s.grad_norm));
+                line_chart(c, "Gradient norm (log scale)", &lines, true, hover)
             })/>
             <Chart state id="profile" draw=move |c, hover| state.history.with(|h| {
                 let mut lines = Vec::new();
@@ -135,7 +157,7 @@ pub(super) fn Charts(state: AppState) -> impl IntoView {
                     let Some(kind) = ResidualKind::parse(m.mode) else { continue };
                     for (values, dashed, what) in [(&m.gain_fwd_blocks, false, "fwd"), (&m.gain_bwd_blocks, true, "bwd")] {
                         let points = values.iter().enumerate().filter_map(|(l, v)| Some((l as f64, (*v)? as f64))).collect();
-                        lines.push(Line { label: format!("{} {what}", mode_label(kind)), color: color(kind), points, faint: false, dashed });
+                        lines.push(Line { label: format!("{} {what}", mode_label(kind)), color: color(kind), points, faint: false, dashed, legend: None });
                     }
                 }
                 line_chart(c, "Gain by block, latest step: prefix products H_l..H_0 (solid), suffix H_L-1..H_l (dashed)", &lines, true, hover)

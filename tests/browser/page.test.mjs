@@ -190,7 +190,7 @@ test('exports reach the runner, imports load back, and a reload keeps the run an
   await page.getByRole('button', { name: 'Pause', exact: true }).click();
   await page.waitForTimeout(300);
   assert.ok(!fs.readFileSync(await save('Weights: mhc')).equals(exported), 'training changed the weights');
-  await page.locator('input[type=file]').setInputFiles(await copyOf(weights, exported));
+  await page.getByLabel('Import weights').setInputFiles(await copyOf(weights, exported));
   await page.getByTestId('message').filter({ hasText: 'loaded mhc weights' }).waitFor({ timeout: 10000 });
   assert.ok(fs.readFileSync(await save('Weights: mhc')).equals(exported), 'the imported weights are the page\'s weights');
   // Exporting while training runs: both go on, nothing breaks.
