@@ -148,29 +148,24 @@ fn torchrun_with_two_ranks_gives_the_losses_of_one_process() {
     let (one, two) = (dir.join("one.jsonl"), dir.join("two.jsonl"));
     script(&ex, &["--steps", "20", "--device", "cpu", "--metrics", s(&one)]);
     let train = ex.join("train.py");
-    let out = run(
-        &python(),
-        &[
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node=2",
-            "--master_port=29517",
-            s(&train),
-            "--steps",
-            "20",
-            "--device",
-            "cpu",
-            "--metrics",
-            s(&two),
-        ],
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("x 2 ranks"), "ran on two ranks: {}", String::from_utf8_lossy(&out.stderr));
-    let (one, two) = (rows(&one), rows(&two));
+    let one = rows(&one);
     assert!(!one.is_empty());
-    for key in ["loss", "test_loss", "acc", "gain_fwd"] {
-        let worst = worst_relative(&two, &one, key);
-        assert!(worst <= 1e-5, "{key}: two ranks differ from one process by {worst:.2e}");
-        eprintln!("torchrun, two ranks against one process: {key} within {worst:.2e}");
+    // DistributedDataParallel, then FSDP2 (every block's parameters sharded over the ranks).
+    for (flags, port) in [(vec![], "29517"), (vec!["--fsdp"], "29518")] {
+        let port = format!("--master_port={port}");
+        let mut args = vec!["-m", "torch.distributed.run", "--nproc_per_node=2", &port, s(&train), "--steps", "20", "--device", "cpu"];
+        args.extend(flags.iter().copied());
+        args.extend(["--metrics", s(&two)]);
+        let out = run(&python(), &args);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(said.contains("x 2 ranks"), "ran on two ranks: {said}");
+        assert_eq!(said.contains("FSDP2: rank 0 holds"), !flags.is_empty(), "{said}");
+        let two = rows(&two);
+        for key in ["loss", "test_loss", "acc", "gain_fwd"] {
+            let worst = worst_relative(&two, &one, key);
+            assert!(worst <= 1e-5, "{flags:?} {key}: two ranks differ from one process by {worst:.2e}");
+            eprintln!("torchrun {flags:?}, two ranks against one process: {key} within {worst:.2e}");
+        }
     }
 }
 

@@ -9,7 +9,7 @@ playground's JSON-lines schema, so a run here and a run in the browser sit on on
 
   python train.py [--steps N] [--device cpu|cuda|mps] [--metrics m.jsonl] [--save PREFIX]
                   [--set key=value]... [--init CKPT]... [--log-every N] [--grads PREFIX]
-  torchrun --nproc_per_node=N train.py ...     (DistributedDataParallel: gloo on CPU, nccl on CUDA)
+  torchrun --nproc_per_node=N train.py ... [--fsdp]   (DDP, or FSDP2 sharding: gloo on CPU, nccl on CUDA)
 
 Needs torch and safetensors only. Everything below is plain PyTorch: read it, change it, scale it.
 """
@@ -521,8 +521,9 @@ class Variant:
 class Dist:
     """One process, or one rank of torchrun: rows of every batch are split across ranks."""
 
-    def __init__(self, device):
+    def __init__(self, device, fsdp=False):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.fsdp = fsdp and self.world > 1
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = device
         if self.world > 1:
@@ -553,8 +554,28 @@ class Dist:
     def wrap(self, net):
         if self.world == 1:
             return net
+        if self.fsdp:
+            # FSDP2: each block's parameters, gradients and moments are sharded across the ranks
+            # (gathered for its forward and backward), for widths one device cannot hold.
+            from torch.distributed.fsdp import fully_shard
+            for block in net.blocks:
+                fully_shard(block)
+            fully_shard(net)
+            held = sum(shard_of(p).numel() for p in net.parameters())
+            log("FSDP2: rank 0 holds %d of the %d parameters" % (held, sum(p.numel() for p in net.parameters())))
+            return net
         ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+
+
+def shard_of(t):
+    """This rank's shard of a parameter or gradient under FSDP, else the tensor itself."""
+    return t.to_local() if hasattr(t, "to_local") else t
+
+
+def whole(t):
+    """The whole tensor (gathered from every rank under FSDP)."""
+    return t.full_tensor() if hasattr(t, "full_tensor") else t
 
 
 def evaluate(v, data, d):
@@ -581,7 +602,9 @@ def train_step(v, t, x, y, batch, d, cfg, evaluate_now, measure, data):
     # Gradient sums of squares and non-finite counts per segment (embed, blocks, head), and the
     # streams' after each block: one transfer to the host.
     grads = [p.grad for _, p in v.params]
-    per_param = torch.stack([torch.stack([(g * g).sum(), (~torch.isfinite(g)).sum().float()]) for g in grads]).cpu().double()
+    per_param = torch.stack([torch.stack([(g * g).sum(), (~torch.isfinite(g)).sum().float()]) for g in map(shard_of, grads)]).cpu().double()
+    if d.fsdp:
+        per_param = d.sum(per_param)                      # each rank holds a shard
     sq, bad_grad = torch.zeros(depth + 2, dtype=torch.float64), torch.zeros(depth + 2, dtype=torch.float64)
     for (sumsq, bad), s in zip(per_param.tolist(), v.segments()):
         sq[s] += sumsq
@@ -668,6 +691,7 @@ def main(argv=None):
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="change a config key (repeatable)")
     ap.add_argument("--init", action="append", default=[], metavar="CKPT", help="start a variant from a checkpoint (repeatable)")
     ap.add_argument("--log-every", type=int, default=10, help="log and measure gains every N steps (default 10)")
+    ap.add_argument("--fsdp", action="store_true", help="under torchrun: shard each variant with FSDP2 (fully_shard) instead of DDP")
     ap.add_argument("--grads", metavar="PREFIX", help="write step 0's loss and gradients as PREFIX.<mode>.safetensors and stop")
     ap.add_argument("--experiment", default=os.path.join(HERE, "experiment.json"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -684,7 +708,9 @@ def main(argv=None):
         cfg.set("steps", str(args.steps))
     steps = cfg.steps if args.steps is None else args.steps
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    d = Dist(device)
+    d = Dist(device, args.fsdp)
+    if args.fsdp and d.world == 1:
+        log("note: --fsdp shards across the ranks of torchrun; with one process it trains unsharded")
     torch.manual_seed(cfg.seed)
 
     data_keys = {"task", "noise", "train_frac", "p", "seed"}
@@ -731,9 +757,9 @@ def main(argv=None):
             loss_rows = F.cross_entropy(logits, y[part].to(d.device), reduction="none")
             (loss_rows.sum() * (d.world / batch)).backward()
             loss = d.sum(loss_rows.detach().sum().double().cpu()) / batch
+            out = {"loss": torch.tensor([float(loss)], dtype=torch.float32)}
+            out.update({"grad." + name: whole(p.grad).detach().cpu().contiguous() for name, p in v.params})   # every rank gathers
             if d.rank == 0:
-                out = {"loss": torch.tensor([float(loss)], dtype=torch.float32)}
-                out.update({"grad." + name: p.grad.detach().cpu().contiguous() for name, p in v.params})
                 save_file(out, "%s.%s.safetensors" % (args.grads, v.mode), metadata={"config": cfg.query(v.mode)})
         return 0
 
@@ -772,12 +798,13 @@ def main(argv=None):
             print("%-9s %6d %9s %7s %9s %10s" % (mode, r["step"], fmt(r["loss"], 4), fmt(r["acc"], 3),
                                                  fmt(r["test_loss"], 4), fmt(r["gain_fwd"], 4)))
         print("%d steps in %.1f s (%.1f steps/s)" % (steps, elapsed, steps / max(elapsed, 1e-9)))
-    if args.save and d.rank == 0:
+    if args.save:
         for v in variants:
             path = "%s.%s.safetensors" % (args.save, v.mode)
-            tensors = {name: p.detach().cpu().contiguous() for name, p in v.params}
-            save_file(tensors, path, metadata={"config": cfg.query(v.mode)})
-            log("saved %s weights to %s" % (v.mode, path))
+            tensors = {name: whole(p).detach().cpu().contiguous() for name, p in v.params}   # every rank gathers
+            if d.rank == 0:
+                save_file(tensors, path, metadata={"config": cfg.query(v.mode)})
+                log("saved %s weights to %s" % (v.mode, path))
     if sink:
         sink.close()
     if d.world > 1:
