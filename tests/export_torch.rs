@@ -313,3 +313,58 @@ print(len(names))
         assert!(!out.status.success() && err.contains(expect) && !err.contains("Traceback"), "{set}: {err}");
     }
 }
+
+#[test]
+fn divergence_is_found_at_the_same_step_and_block() {
+    // HC's mixing scaled up 8x per block with f16 streams: the streams pass f16's largest value
+    // within a few blocks at step 0. Both sides start from the same weights, so both must stop
+    // HC at step 0 in the same block, with one last row.
+    let dir = scratch("diverge");
+    let config = "task=teacher&depth=8&width=8&batch=8&streams=2&precision=f16&modes=hc";
+    let ex = export(config, &dir);
+    let blown = dir.join("blown.safetensors");
+    let scale = format!(
+        r#"
+from safetensors import safe_open
+from safetensors.torch import save_file
+with safe_open({src:?}, "pt") as f:
+    t = {{k: f.get_tensor(k) for k in f.keys()}}
+    meta = f.metadata()
+for k in t:
+    if k.endswith("hc.b_res"):
+        t[k] = t[k] * 8
+save_file(t, {dst:?}, metadata=meta)
+"#,
+        src = s(&ex.join("init.hc.safetensors")),
+        dst = s(&blown)
+    );
+    run(&python(), &["-c", &scale]);
+    let (ours, theirs) = (dir.join("e.jsonl"), dir.join("t.jsonl"));
+    runner(&[
+        "train",
+        "--config",
+        config,
+        "--init",
+        s(&blown),
+        "--steps",
+        "5",
+        "--log-every",
+        "1",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--metrics",
+        s(&ours),
+    ]);
+    let out = script(&ex, &["--init", s(&blown), "--steps", "5", "--log-every", "1", "--device", "cpu", "--metrics", s(&theirs)]);
+    let (ours, theirs) = (rows(&ours), rows(&theirs));
+    let divergence =
+        |rows: &[Value]| rows.iter().find(|r| !r["diverged_at"].is_null()).map(|r| (r["diverged_at"].clone(), r["diverged_block"].clone()));
+    let found = divergence(&ours).expect("the engine finds the divergence");
+    assert_eq!(found.0, 0, "at step 0");
+    assert!(found.1.as_u64().unwrap() < 8, "in a block: {found:?}");
+    assert_eq!(divergence(&theirs), Some(found.clone()), "the script finds the same step and block");
+    eprintln!("HC diverged at step {} in block {} in both", found.0, found.1);
+    assert_eq!((ours.len(), theirs.len()), (1, 1), "HC stops at its divergence row");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("hc diverged at step 0 in block {}", found.1)));
+}
