@@ -250,7 +250,8 @@ pub const MAX_SINKHORN_ITERS: usize = 100;
 pub const MAX_STREAMS: usize = 8;
 
 /// Softmax cross-entropy per row: loss and correctness (forward), `dlogits = scale*(p - onehot)`
-/// (backward). Labels are stored in the arena as exact small floats. File: `loss.wgsl`.
+/// (backward). Labels are stored in the arena as exact small floats; a negative label (the
+/// transformer's "no loss here") gives loss 0, correct 0 and a zero gradient. File: `loss.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct XentParams {
@@ -262,6 +263,49 @@ pub struct XentParams {
     pub correct_off: u32,
     pub dlogits_off: u32,
     pub scale: f32,
+}
+
+/// Token and position embeddings of `rows = batch * t` tokens (the transformer's input):
+/// forward `out[r] = tok[token[r]] + pos[r mod t]`; the token gradient `dtok[v] += sum of dout[r]
+/// over the rows whose token is v`, one thread per (v, column) scanning the rows, since WebGPU
+/// has no float atomics (the position gradient is a `Reduce` over the batch). Token ids live in
+/// the arena as exact small floats. File: `embed.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct EmbedParams {
+    pub rows: u32,
+    pub c: u32,
+    pub t: u32,
+    pub vocab: u32,
+    pub tokens_off: u32, // [rows]
+    pub tok_off: u32,    // [vocab, c]
+    pub pos_off: u32,    // [t, c]
+    pub out_off: u32,    // [rows, c]
+    pub dout_off: u32,   // [rows, c]
+    pub dtok_off: u32,   // [vocab, c]  (+=)
+    pub _pad: [u32; 2],
+}
+
+/// Causal multi-head self-attention over `batch` sequences of `t` positions, one thread per
+/// (sequence, head, position) and no workgroup memory, so no context length is special. Rows
+/// hold `[q | k | v]`, each `heads * dh` wide, head `h` in columns `h*dh ..`; the output is the
+/// heads side by side. Forward saves each query's log-sum-exp; backward recomputes the
+/// probabilities from it, first per query (`dq` and `delta_i = sum_j p_ij dp_ij`), then per key
+/// (`dk`, `dv`), all `=`. File: `attention.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct AttentionParams {
+    pub batch: u32,
+    pub t: u32,
+    pub heads: u32,
+    pub dh: u32,
+    pub qkv_off: u32,   // [batch * t, 3 * heads * dh]
+    pub out_off: u32,   // [batch * t, heads * dh]
+    pub lse_off: u32,   // [batch, heads, t]
+    pub dout_off: u32,  // [batch * t, heads * dh]
+    pub dqkv_off: u32,  // [batch * t, 3 * heads * dh]  (=)
+    pub delta_off: u32, // [batch, heads, t]  (scratch: the queries' pass writes, the keys' reads)
+    pub _pad: [u32; 2],
 }
 
 /// Per segment `s < count` of `[in_off + s*seg_stride, +seg_len)`: `out[2s] = sum x^2`,
@@ -389,6 +433,11 @@ pub enum Op {
     Optimizer(OptimizerParams),
     BlockForward(BlockParams),
     BlockBackward(BlockParams),
+    EmbedForward(EmbedParams),
+    EmbedBackwardTokens(EmbedParams),
+    AttentionForward(AttentionParams),
+    AttentionBackwardQueries(AttentionParams),
+    AttentionBackwardKeys(AttentionParams),
 }
 
 /// Threads per workgroup of the 1-D kernels (the browser allows at most 256).
@@ -449,6 +498,11 @@ impl Op {
             Op::Optimizer(_) => ("optimizer", "optimizer_step"),
             Op::BlockForward(_) => ("block", "block_forward"),
             Op::BlockBackward(_) => ("block", "block_backward"),
+            Op::EmbedForward(_) => ("embed", "embed_forward"),
+            Op::EmbedBackwardTokens(_) => ("embed", "embed_backward_tokens"),
+            Op::AttentionForward(_) => ("attention", "attention_forward"),
+            Op::AttentionBackwardQueries(_) => ("attention", "attention_backward_queries"),
+            Op::AttentionBackwardKeys(_) => ("attention", "attention_backward_keys"),
         }
     }
 
@@ -486,6 +540,8 @@ impl Op {
             Op::Gains(p) => bytemuck::bytes_of(p),
             Op::Optimizer(p) => bytemuck::bytes_of(p),
             Op::BlockForward(p) | Op::BlockBackward(p) => bytemuck::bytes_of(p),
+            Op::EmbedForward(p) | Op::EmbedBackwardTokens(p) => bytemuck::bytes_of(p),
+            Op::AttentionForward(p) | Op::AttentionBackwardQueries(p) | Op::AttentionBackwardKeys(p) => bytemuck::bytes_of(p),
         }
     }
 
@@ -509,6 +565,11 @@ impl Op {
             Op::Gains(p) => Grid::Threads(p.rows),
             Op::Optimizer(p) => Grid::Threads(p.len),
             Op::BlockForward(p) | Op::BlockBackward(p) => Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS)),
+            Op::EmbedForward(p) => Grid::Threads(p.rows * p.c),
+            Op::EmbedBackwardTokens(p) => Grid::Threads(p.vocab * p.c),
+            Op::AttentionForward(p) | Op::AttentionBackwardQueries(p) | Op::AttentionBackwardKeys(p) => {
+                Grid::Threads(p.batch * p.heads * p.t)
+            }
         }
     }
 }
@@ -527,6 +588,8 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("metrics", include_str!("../shaders/metrics.wgsl")),
     ("optimizer", include_str!("../shaders/optimizer.wgsl")),
     ("block", include_str!("../shaders/block.wgsl")),
+    ("embed", include_str!("../shaders/embed.wgsl")),
+    ("attention", include_str!("../shaders/attention.wgsl")),
 ];
 
 /// Files whose functions another file calls: the fused block kernels reuse the hyper-connection

@@ -280,7 +280,8 @@ fn softmax_cross_entropy() {
     for (rows, k) in [(1u32, 2u32), (5, 10), (300, 97)] {
         let mut lab = Lab::new(31);
         let logits = lab.region(rows * k, 3.0);
-        let labels: Vec<f32> = (0..rows).map(|b| ((b * 7) % k) as f32).collect();
+        // Every fifth row unscored (label -1), as the transformer's positions without a target.
+        let labels: Vec<f32> = (0..rows).map(|b| if b % 5 == 3 { -1.0 } else { ((b * 7) % k) as f32 }).collect();
         let labels = lab.values(&labels);
         let loss = lab.region(rows, 1.0);
         let correct = lab.region(rows, 1.0);
@@ -624,5 +625,69 @@ fn fused_block_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         lab.check(&format!("{what} forward"), &[Op::BlockForward(p)], 1e-4, 1e-4);
         // Backward after forward: the saved tensors are then the real ones.
         lab.check(&format!("{what} forward+backward"), &[Op::BlockForward(p), Op::BlockBackward(p)], 1e-4, 1e-4);
+    }
+}
+
+#[test]
+fn token_and_position_embeddings() {
+    // rows not a multiple of the workgroup, c not a multiple of 4, unused and repeated tokens.
+    for (batch, t, c, vocab) in [(1u32, 1u32, 1u32, 1u32), (3, 5, 7, 11), (4, 64, 33, 90), (2, 256, 5, 300)] {
+        let rows = batch * t;
+        let mut lab = Lab::new(41 + vocab as u64);
+        let tokens: Vec<f32> = (0..rows).map(|r| ((r * 7 + r / 3) % vocab.min(rows + 1)) as f32).collect();
+        let tokens = lab.values(&tokens);
+        let tok = lab.region(vocab * c, 1.0);
+        let pos = lab.region(t * c, 1.0);
+        let out = lab.region(rows * c, 1.0);
+        let dout = lab.region(rows * c, 1.0);
+        let dtok = lab.region(vocab * c + 3, 1.0);
+        let p = EmbedParams {
+            rows,
+            c,
+            t,
+            vocab,
+            tokens_off: tokens,
+            tok_off: tok,
+            pos_off: pos,
+            out_off: out,
+            dout_off: dout,
+            dtok_off: dtok,
+            ..Default::default()
+        };
+        lab.check(&format!("embed {batch}x{t} c {c} vocab {vocab}"), &[Op::EmbedForward(p), Op::EmbedBackwardTokens(p)], 1e-5, 1e-5);
+    }
+}
+
+#[test]
+fn causal_attention_forward_and_backward() {
+    // One position; a head wider than a workgroup (dh 300); the longest context and past it; odd shapes.
+    for (batch, t, heads, dh) in [(1u32, 1u32, 1u32, 1u32), (3, 5, 2, 3), (2, 17, 3, 300), (1, 256, 2, 8), (5, 9, 4, 16), (1, 300, 1, 4)] {
+        let mut lab = Lab::new(51 + t as u64);
+        let width = heads * dh;
+        let qkv = lab.region(batch * t * 3 * width, 1.0);
+        let out = lab.region(batch * t * width, 1.0);
+        let lse = lab.region(batch * heads * t, 1.0);
+        let dout = lab.region(batch * t * width, 1.0);
+        let dqkv = lab.region(batch * t * 3 * width + 5, 1.0);
+        let delta = lab.region(batch * heads * t, 1.0);
+        let p = AttentionParams {
+            batch,
+            t,
+            heads,
+            dh,
+            qkv_off: qkv,
+            out_off: out,
+            lse_off: lse,
+            dout_off: dout,
+            dqkv_off: dqkv,
+            delta_off: delta,
+            ..Default::default()
+        };
+        lab.check(
+            &format!("attention {batch}x{t} heads {heads} dh {dh}"),
+            &[Op::AttentionForward(p), Op::AttentionBackwardQueries(p), Op::AttentionBackwardKeys(p)],
+            1e-5,
+            1e-4,
+        );
     }
 }

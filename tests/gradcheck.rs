@@ -392,3 +392,144 @@ fn softmax_cross_entropy() {
     c.backward.push(Op::XentBackward(p));
     c.check("softmax cross-entropy", 1e-6);
 }
+
+#[test]
+fn softmax_cross_entropy_skips_negative_labels() {
+    // The transformer's unscored positions: label -1 gives no loss and no gradient.
+    let (rows, k) = (5u32, 4u32);
+    let mut c = Case::new(61);
+    let (logits, dlogits) = c.input(rows * k, 2.0);
+    let labels = c.region(rows, 0.0);
+    for (b, label) in [2.0, -1.0, 0.0, -1.0, 3.0].into_iter().enumerate() {
+        c.arena[labels as usize + b] = label;
+    }
+    let loss = c.region(rows, 0.0);
+    let correct = c.region(rows, 0.0);
+    let upstream = c.region(rows, 0.0);
+    c.arena[upstream as usize..(upstream + rows) as usize].fill(1.0 / 3.0);
+    c.outputs.push(((loss, rows), upstream));
+    let p = XentParams {
+        rows,
+        k,
+        logits_off: logits,
+        labels_off: labels,
+        loss_off: loss,
+        correct_off: correct,
+        dlogits_off: dlogits,
+        scale: 1.0 / 3.0,
+    };
+    c.forward.push(Op::XentForward(p));
+    c.backward.push(Op::XentBackward(p));
+    c.check("masked softmax cross-entropy", 1e-6);
+    let mut arena = c.arena.clone();
+    c.loss(&mut arena);
+    run_op(&mut arena, &Op::XentBackward(p));
+    for b in [1usize, 3] {
+        assert_eq!(arena[loss as usize + b], 0.0, "row {b} has no loss");
+        assert!(arena[dlogits as usize + b * k as usize..][..k as usize].iter().all(|&g| g == 0.0), "row {b} has no gradient");
+    }
+    assert!(arena[loss as usize] > 0.0);
+}
+
+#[test]
+fn token_and_position_embeddings() {
+    // 2 sequences of 3 positions, vocabulary 5 (token 4 unused, token 1 three times).
+    let (batch, t, c_, vocab) = (2u32, 3u32, 4u32, 5u32);
+    let rows = batch * t;
+    let mut c = Case::new(62);
+    let tokens = c.region(rows, 0.0);
+    for (r, token) in [1.0, 0.0, 1.0, 3.0, 2.0, 1.0].into_iter().enumerate() {
+        c.arena[tokens as usize + r] = token;
+    }
+    let (tok, dtok) = c.input(vocab * c_, 1.0);
+    let (pos, dpos) = c.input(t * c_, 1.0);
+    let (out, dout) = c.output(rows * c_);
+    let p = EmbedParams {
+        rows,
+        c: c_,
+        t,
+        vocab,
+        tokens_off: tokens,
+        tok_off: tok,
+        pos_off: pos,
+        out_off: out,
+        dout_off: dout,
+        dtok_off: dtok,
+        ..Default::default()
+    };
+    c.forward.push(Op::EmbedForward(p));
+    c.backward.push(Op::EmbedBackwardTokens(p));
+    // The position gradient: a sum over the batch.
+    c.backward.push(Op::Reduce(ReduceParams {
+        rows: batch,
+        cols: t * c_,
+        groups: 1,
+        in_off: dout,
+        in_rs: t * c_,
+        out_off: dpos,
+        accumulate: 1,
+        op: REDUCE_SUM,
+        scale: 1.0,
+        ..Default::default()
+    }));
+    c.check("token and position embeddings", 1e-7);
+}
+
+#[test]
+fn causal_multi_head_attention() {
+    for (batch, t, heads, dh) in [(1u32, 1u32, 1u32, 3u32), (2, 5, 2, 3), (1, 7, 3, 2)] {
+        let mut c = Case::new(63 + t as u64);
+        let width = heads * dh;
+        let (qkv, dqkv) = c.input(batch * t * 3 * width, 1.0);
+        let (out, dout) = c.output(batch * t * width);
+        let lse = c.region(batch * heads * t, 0.0);
+        let delta = c.region(batch * heads * t, 0.0);
+        let p = AttentionParams {
+            batch,
+            t,
+            heads,
+            dh,
+            qkv_off: qkv,
+            out_off: out,
+            lse_off: lse,
+            dout_off: dout,
+            dqkv_off: dqkv,
+            delta_off: delta,
+            ..Default::default()
+        };
+        c.forward.push(Op::AttentionForward(p));
+        c.backward.push(Op::AttentionBackwardQueries(p));
+        c.backward.push(Op::AttentionBackwardKeys(p));
+        c.check(&format!("attention batch {batch} t {t} heads {heads} dh {dh}"), 1e-6);
+    }
+}
+
+#[test]
+fn attention_is_causal() {
+    // Changing a later position's key or value leaves every earlier output unchanged.
+    let (t, heads, dh) = (6u32, 2u32, 3u32);
+    let width = heads * dh;
+    let mut c = Case::new(70);
+    let qkv = c.region(t * 3 * width, 1.0);
+    let out = c.region(t * width, 0.0);
+    let lse = c.region(heads * t, 0.0);
+    let p = AttentionParams { batch: 1, t, heads, dh, qkv_off: qkv, out_off: out, lse_off: lse, ..Default::default() };
+    let mut before = c.arena.clone();
+    run_op(&mut before, &Op::AttentionForward(p));
+    let mut after = c.arena.clone();
+    for e in 0..2 * width {
+        after[(qkv + 4 * 3 * width + width + e) as usize] += 1.0; // k and v of position 4
+    }
+    run_op(&mut after, &Op::AttentionForward(p));
+    let row = |a: &[f64], i: u32| a[(out + i * width) as usize..(out + (i + 1) * width) as usize].to_vec();
+    for i in 0..4 {
+        assert_eq!(row(&before, i), row(&after, i), "position {i} sees position 4");
+    }
+    assert_ne!(row(&before, 4), row(&after, 4));
+    // The first position attends to itself alone: its output is its own value.
+    for h in 0..heads {
+        for d in 0..dh {
+            assert!((before[(out + h * dh + d) as usize] - c.arena[(qkv + 2 * width + h * dh + d) as usize]).abs() < 1e-12);
+        }
+    }
+}

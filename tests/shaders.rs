@@ -70,6 +70,11 @@ fn all_ops() -> Vec<Op> {
         Op::Optimizer(OptimizerParams::default()),
         Op::BlockForward(BlockParams::default()),
         Op::BlockBackward(BlockParams::default()),
+        Op::EmbedForward(EmbedParams::default()),
+        Op::EmbedBackwardTokens(EmbedParams::default()),
+        Op::AttentionForward(AttentionParams::default()),
+        Op::AttentionBackwardQueries(AttentionParams::default()),
+        Op::AttentionBackwardKeys(AttentionParams::default()),
     ]
 }
 
@@ -101,6 +106,8 @@ fn params_structs_match_their_wgsl_twins() {
         ("metrics", "GainsParams", size_of::<GainsParams>()),
         ("block", "BlockParams", size_of::<BlockParams>()),
         ("optimizer", "OptimizerParams", size_of::<OptimizerParams>()),
+        ("embed", "EmbedParams", size_of::<EmbedParams>()),
+        ("attention", "AttentionParams", size_of::<AttentionParams>()),
     ];
     for &(file, name, rust_size) in expected {
         let (module, _) = module(file);

@@ -11,6 +11,8 @@ use crate::block::{block_backward_ops, block_forward_ops};
 use crate::kernels::*;
 use num_traits::Float;
 
+mod attention;
+mod embed;
 mod hyper;
 mod linear;
 mod loss;
@@ -19,6 +21,8 @@ mod optimizer;
 mod rmsnorm;
 mod streams;
 
+pub use attention::*;
+pub use embed::*;
 pub use hyper::*;
 pub use linear::*;
 pub use loss::*;
@@ -180,6 +184,11 @@ pub fn run_op_in<T: Real>(a: &mut [T], op: &Op, ws: &mut Workspace<T>) {
         // The fused kernels' twin is the unfused ops they replace.
         Op::BlockForward(p) => block_forward_ops(p).iter().for_each(|op| run_op_in(a, op, ws)),
         Op::BlockBackward(p) => block_backward_ops(p).iter().for_each(|op| run_op_in(a, op, ws)),
+        Op::EmbedForward(p) => embed_forward(a, p),
+        Op::EmbedBackwardTokens(p) => embed_backward_tokens(a, p),
+        Op::AttentionForward(p) => attention_forward(a, p),
+        Op::AttentionBackwardQueries(p) => attention_backward_queries(a, p),
+        Op::AttentionBackwardKeys(p) => attention_backward_keys(a, p),
     }
 }
 

@@ -1,0 +1,111 @@
+// Causal multi-head self-attention, one thread per (sequence b, head h, position): no barriers
+// and no workgroup memory, so any context length works. Rows r = b*t + i hold
+// qkv[r] = [q | k | v], each C = heads*dh wide, head h in columns h*dh .. (h+1)*dh; out and dout
+// are [rows, C]; lse and delta are [batch, heads, t]. s_ij = q_i . k_j / sqrt(dh) for j <= i.
+//   attention_forward (thread per query i):  m = max_j s_ij;  l = sum_j exp(s_ij - m);
+//       out_i = sum_j (exp(s_ij - m) / l) v_j;  lse_i = m + log l                          (=)
+//   attention_backward_queries (thread per query i):  p_ij = exp(s_ij - lse_i);  dp_ij = dout_i . v_j;
+//       delta_i = sum_j p_ij dp_ij;  dq_i = sum_j p_ij (dp_ij - delta_i) k_j / sqrt(dh)     (=)
+//   attention_backward_keys (thread per key j, after the queries' pass):  over queries i >= j,
+//       dk_j = sum_i p_ij (dp_ij - delta_i) q_i / sqrt(dh);  dv_j = sum_i p_ij dout_i     (=)
+// Every sum runs in ascending order of its index, as in the CPU twin.
+struct AttentionParams {
+    batch: u32, t: u32, heads: u32, dh: u32,
+    qkv_off: u32, out_off: u32, lse_off: u32, dout_off: u32,
+    dqkv_off: u32, delta_off: u32, _pad0: u32, _pad1: u32,
+}
+@group(0) @binding(1) var<uniform> params: AttentionParams;
+
+// Offset of row r's q (part 0), k (1) or v (2) for head h, from base (qkv or dqkv).
+fn part_at(base: u32, r: u32, part: u32, h: u32) -> u32 {
+    return base + r * 3u * params.heads * params.dh + part * params.heads * params.dh + h * params.dh;
+}
+
+fn dot_rows(a: u32, b: u32) -> f32 {
+    var acc = 0.0;
+    for (var d = 0u; d < params.dh; d++) { acc += arena[a + d] * arena[b + d]; }
+    return acc;
+}
+
+// (sequence, head, position) of this thread; false past the end.
+struct Slot { b: u32, h: u32, g: u32, i: u32, ok: bool }
+fn slot_of(gid: vec3<u32>, groups: vec3<u32>) -> Slot {
+    let e = flat_thread(gid, groups);
+    let g = e / params.t;
+    return Slot(g / params.heads, g % params.heads, g, e % params.t, e < params.batch * params.heads * params.t);
+}
+
+fn score(b: u32, h: u32, i: u32, j: u32) -> f32 {
+    let scale = 1.0 / sqrt(f32(params.dh));
+    return dot_rows(part_at(params.qkv_off, b * params.t + i, 0u, h), part_at(params.qkv_off, b * params.t + j, 1u, h)) * scale;
+}
+
+fn out_at(base: u32, b: u32, h: u32, i: u32) -> u32 {
+    return base + (b * params.t + i) * params.heads * params.dh + h * params.dh;
+}
+
+@compute @workgroup_size(WG_1D)
+fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let s = slot_of(gid, groups);
+    if (!s.ok) { return; }
+    var m = score(s.b, s.h, s.i, 0u);
+    for (var j = 1u; j <= s.i; j++) { m = max(m, score(s.b, s.h, s.i, j)); }
+    var l = 0.0;
+    for (var j = 0u; j <= s.i; j++) { l += exp(score(s.b, s.h, s.i, j) - m); }
+    let out = out_at(params.out_off, s.b, s.h, s.i);
+    for (var d = 0u; d < params.dh; d++) { arena[out + d] = 0.0; }
+    for (var j = 0u; j <= s.i; j++) {
+        let p = exp(score(s.b, s.h, s.i, j) - m) / l;
+        let v = part_at(params.qkv_off, s.b * params.t + j, 2u, s.h);
+        for (var d = 0u; d < params.dh; d++) { arena[out + d] += p * arena[v + d]; }
+    }
+    arena[params.lse_off + s.g * params.t + s.i] = m + log(l);
+}
+
+@compute @workgroup_size(WG_1D)
+fn attention_backward_queries(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let s = slot_of(gid, groups);
+    if (!s.ok) { return; }
+    let scale = 1.0 / sqrt(f32(params.dh));
+    let lse = arena[params.lse_off + s.g * params.t + s.i];
+    let dout = out_at(params.dout_off, s.b, s.h, s.i);
+    var delta = 0.0;
+    for (var j = 0u; j <= s.i; j++) {
+        let p = exp(score(s.b, s.h, s.i, j) - lse);
+        delta += p * dot_rows(dout, part_at(params.qkv_off, s.b * params.t + j, 2u, s.h));
+    }
+    arena[params.delta_off + s.g * params.t + s.i] = delta;
+    let dq = part_at(params.dqkv_off, s.b * params.t + s.i, 0u, s.h);
+    for (var d = 0u; d < params.dh; d++) { arena[dq + d] = 0.0; }
+    for (var j = 0u; j <= s.i; j++) {
+        let p = exp(score(s.b, s.h, s.i, j) - lse);
+        let ds = p * (dot_rows(dout, part_at(params.qkv_off, s.b * params.t + j, 2u, s.h)) - delta);
+        let k = part_at(params.qkv_off, s.b * params.t + j, 1u, s.h);
+        for (var d = 0u; d < params.dh; d++) { arena[dq + d] += ds * arena[k + d] * scale; }
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn attention_backward_keys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let s = slot_of(gid, groups);
+    if (!s.ok) { return; }
+    let scale = 1.0 / sqrt(f32(params.dh));
+    let j = s.i;
+    let v = part_at(params.qkv_off, s.b * params.t + j, 2u, s.h);
+    let dk = part_at(params.dqkv_off, s.b * params.t + j, 1u, s.h);
+    let dv = part_at(params.dqkv_off, s.b * params.t + j, 2u, s.h);
+    for (var d = 0u; d < params.dh; d++) {
+        arena[dk + d] = 0.0;
+        arena[dv + d] = 0.0;
+    }
+    for (var i = j; i < params.t; i++) {
+        let p = exp(score(s.b, s.h, i, j) - arena[params.lse_off + s.g * params.t + i]);
+        let dout = out_at(params.dout_off, s.b, s.h, i);
+        let ds = p * (dot_rows(dout, v) - arena[params.delta_off + s.g * params.t + i]);
+        let q = part_at(params.qkv_off, s.b * params.t + i, 0u, s.h);
+        for (var d = 0u; d < params.dh; d++) {
+            arena[dk + d] += ds * arena[q + d] * scale;
+            arena[dv + d] += p * arena[dout + d];
+        }
+    }
+}
