@@ -61,7 +61,12 @@ macro_rules! url_enum {
 url_enum! {
     /// The dataset (DESIGN.md section 2).
     Task { Spiral = "spiral", Circles = "circles", Xor = "xor", Gauss = "gauss",
-           Teacher = "teacher", Modadd = "modadd" }
+           Teacher = "teacher", Modadd = "modadd",
+           Text = "text", Reverse = "reverse", Sort = "sort", Add = "add" }
+}
+url_enum! {
+    /// The network: the MLP of DESIGN.md section 1 or the transformer of section 1b.
+    Arch { Mlp = "mlp", Transformer = "transformer" }
 }
 url_enum! {
     /// How blocks combine their output with the residual stream(s) (DESIGN.md section 1).
@@ -85,12 +90,37 @@ impl Task {
     pub fn is_2d(self) -> bool {
         matches!(self, Task::Spiral | Task::Circles | Task::Xor | Task::Gauss)
     }
+
+    /// The transformer's tasks: sequences of tokens (`src/tokens.rs`).
+    pub fn is_tokens(self) -> bool {
+        matches!(self, Task::Text | Task::Reverse | Task::Sort | Task::Add)
+    }
+
+    /// The architecture that trains on this task.
+    pub fn arch(self) -> Arch {
+        if self.is_tokens() {
+            Arch::Transformer
+        } else {
+            Arch::Mlp
+        }
+    }
+}
+
+impl Arch {
+    /// The task an experiment switched to this architecture starts with.
+    pub fn default_task(self) -> Task {
+        match self {
+            Arch::Mlp => Task::Spiral,
+            Arch::Transformer => Task::Text,
+        }
+    }
 }
 
 /// The whole experiment; field meanings, defaults and ranges are those of `KEYS` and
 /// DESIGN.md section 4.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Config {
+    pub arch: Arch,
     pub task: Task,
     /// Label noise of the 2-D tasks.
     pub noise: f32,
@@ -125,6 +155,10 @@ pub struct Config {
     pub sinkhorn_iters: u32,
     pub sinkhorn_eps: f32,
     pub precision: Precision,
+    /// Transformer: tokens per example (its context length).
+    pub ctx: u32,
+    /// Transformer: attention heads; they divide `width`.
+    pub heads: u32,
 }
 
 /// How one key's value is stored, validated and written.
@@ -180,6 +214,7 @@ macro_rules! choice_key {
 #[rustfmt::skip]
 static KEYS: &[Key] = &[
     //                 key             default  min   max
+    choice_key!(arch, Arch, "mlp"),
     choice_key!(task, Task, "spiral"),
     number_key!(Float, noise,          0.1,     0.0,  0.5),
     number_key!(Float, train_frac,     0.5,     0.1,  0.9),
@@ -205,6 +240,8 @@ static KEYS: &[Key] = &[
     number_key!(Int,   sinkhorn_iters, 20,      1,    100),
     number_key!(Float, sinkhorn_eps,   1e-6,    0.0,  0.01),
     choice_key!(precision, Precision, "f32"),
+    number_key!(Int,   ctx,            64,      4,    256),
+    number_key!(Int,   heads,          4,       1,    16),
 ];
 
 /// The kind of value a key holds, for tools that build controls from the key table.
@@ -376,11 +413,11 @@ impl Default for Config {
         // Placeholder values only: each one is overwritten from the table just below.
         #[rustfmt::skip]
         let mut config = Config {
-            task: Task::Spiral, noise: 0.0, train_frac: 0.0, p: 0, seed: 0, modes: Vec::new(),
+            arch: Arch::Mlp, task: Task::Spiral, noise: 0.0, train_frac: 0.0, p: 0, seed: 0, modes: Vec::new(),
             depth: 0, streams: 0, width: 0, ffn: 0, act: Activation::Gelu, batch: 0,
             optimizer: OptimizerKind::AdamW, lr: 0.0, wd: 0.0, beta1: 0.0, beta2: 0.0,
             momentum: 0.0, clip: 0.0, warmup: 0, steps: 0, eval_every: 0, sinkhorn_iters: 0,
-            sinkhorn_eps: 0.0, precision: Precision::F32,
+            sinkhorn_eps: 0.0, precision: Precision::F32, ctx: 0, heads: 0,
         };
         for key in KEYS {
             key.reset(&mut config);
@@ -401,7 +438,7 @@ pub struct ConfigNotice {
 
 impl ConfigNotice {
     pub fn new(key: &str, message: String) -> Self {
-        ConfigNotice { key: shorten(key, ECHO_CHARS), message }
+        ConfigNotice { key: shorten(key, ECHO_CHARS), message: shorten(&message, MAX_NOTICE_CHARS) }
     }
 }
 
@@ -593,6 +630,7 @@ impl Config {
                 }
             }
         }
+        notices.extend(config.reconcile(None));
         (config, notices)
     }
 
@@ -623,27 +661,86 @@ impl Config {
         let field = Key::find(key.trim()).ok_or_else(|| ConfigError::UnknownKey(shorten(key, ECHO_CHARS)))?;
         let echoed = shorten(value, ECHO_CHARS);
         match field.read(self, value.trim(), Strictness::Strict) {
-            Ok(adjusted) => Ok(adjusted.map(|what| ConfigNotice::new(field.name, format!("{}={echoed}: {what}", field.name)))),
+            Ok(adjusted) => {
+                let mut notices: Vec<ConfigNotice> =
+                    adjusted.map(|what| ConfigNotice::new(field.name, format!("{}={echoed}: {what}", field.name))).into_iter().collect();
+                notices.extend(self.reconcile(Some(field.name)));
+                Ok(notices.into_iter().reduce(|a, b| ConfigNotice { key: a.key, message: format!("{}; {}", a.message, b.message) }))
+            }
             Err(reason) => Err(ConfigError::Invalid { key: field.name.to_string(), value: echoed, reason }),
         }
     }
 
-    /// Input features per example: 2 for the 2-D tasks, 16 for `teacher`, `2p` for `modadd`.
+    /// Input features per example: 2 for the 2-D tasks, 16 for `teacher`, `2p` for `modadd`;
+    /// the `ctx` tokens of a token task.
     pub fn d_in(&self) -> usize {
         match self.task {
             Task::Spiral | Task::Circles | Task::Xor | Task::Gauss => 2,
             Task::Teacher => TEACHER_INPUTS,
             Task::Modadd => 2 * self.p as usize,
+            Task::Text | Task::Reverse | Task::Sort | Task::Add => self.ctx as usize,
         }
     }
 
-    /// Number of classes: 2 for the 2-D tasks, 10 for `teacher`, `p` for `modadd`.
+    /// Number of classes: 2 for the 2-D tasks, 10 for `teacher`, `p` for `modadd`; the
+    /// vocabulary of a token task.
     pub fn classes(&self) -> usize {
         match self.task {
             Task::Spiral | Task::Circles | Task::Xor | Task::Gauss => 2,
             Task::Teacher => TEACHER_CLASSES,
             Task::Modadd => self.p as usize,
+            Task::Text | Task::Reverse | Task::Sort | Task::Add => crate::tokens::vocabulary_size(self.task),
         }
+    }
+
+    /// Keeps the keys that depend on each other consistent: the task decides the architecture
+    /// (a token task is the transformer's), a transformer's `heads` divide `width` and its
+    /// `ctx` fits the task. `changed` is the key just set by hand, which wins a conflict.
+    /// Returns a notice per adjustment a user did not ask for.
+    fn reconcile(&mut self, changed: Option<&str>) -> Vec<ConfigNotice> {
+        let mut notices = Vec::new();
+        if self.task.arch() != self.arch {
+            match (changed, self.arch) {
+                (Some("arch"), arch) => {
+                    let task = arch.default_task();
+                    let message = format!(
+                        "arch={}: task={} needs arch={}, so task={}",
+                        arch.name(),
+                        self.task.name(),
+                        self.task.arch().name(),
+                        task.name()
+                    );
+                    notices.push(ConfigNotice::new("task", message));
+                    self.task = task;
+                }
+                // `arch=transformer` alone: the default task is the MLP's, so take the text.
+                (None, Arch::Transformer) if self.task == Task::Spiral => self.task = Task::Text,
+                (None, Arch::Transformer) => {
+                    let message = format!("task={} is an MLP task; the transformer trains on text", self.task.name());
+                    notices.push(ConfigNotice::new("task", message));
+                    self.task = Task::Text;
+                }
+                // The task was set, or a token task came without `arch`: the task decides.
+                _ => self.arch = self.task.arch(),
+            }
+        }
+        if self.arch == Arch::Transformer {
+            if self.width % self.heads != 0 {
+                let heads = (1..=self.heads).rev().find(|h| self.width.is_multiple_of(*h)).unwrap_or(1);
+                let message = format!("heads={} does not divide width={}, so heads={heads}", self.heads, self.width);
+                notices.push(ConfigNotice::new("heads", message));
+                self.heads = heads;
+            }
+            let least = crate::tokens::min_context(self.task) as u32;
+            if self.ctx < least {
+                notices.push(ConfigNotice::new(
+                    "ctx",
+                    format!("ctx={}: task={} needs at least {least}, so ctx={least}", self.ctx, self.task.name()),
+                ));
+                self.ctx = least;
+            }
+        }
+        notices
     }
 
     /// Residual streams of a variant: always 1 for `residual`, else `streams`.
@@ -672,18 +769,52 @@ mod tests {
     fn defaults_match_design_table() {
         #[rustfmt::skip]
         let expected = Config {
-            task: Task::Spiral, noise: 0.1, train_frac: 0.5, p: 97, seed: 1,
+            arch: Arch::Mlp, task: Task::Spiral, noise: 0.1, train_frac: 0.5, p: 97, seed: 1,
             modes: vec![ResidualKind::Residual, ResidualKind::Hc, ResidualKind::Mhc],
             depth: 24, streams: 4, width: 64, ffn: 4, act: Activation::Gelu, batch: 128,
             optimizer: OptimizerKind::AdamW, lr: 0.003, wd: 0.0, beta1: 0.9, beta2: 0.95,
             momentum: 0.9, clip: 0.0, warmup: 0, steps: 2000, eval_every: 50, sinkhorn_iters: 20,
-            sinkhorn_eps: 1e-6, precision: Precision::F32,
+            sinkhorn_eps: 1e-6, precision: Precision::F32, ctx: 64, heads: 4,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(Config::default().to_query(), "v=1&seed=1");
         for key in KEYS {
             assert!(key.is_default(&expected), "{}", key.name);
         }
+    }
+
+    #[test]
+    fn the_task_and_the_architecture_agree() {
+        let read = |q: &str| {
+            let (c, n) = Config::from_query(q);
+            (c.arch, c.task, n.iter().map(|n| n.message.clone()).collect::<Vec<_>>().join("; "))
+        };
+        // A token task means the transformer; the transformer alone means text.
+        assert_eq!(read("task=text"), (Arch::Transformer, Task::Text, String::new()));
+        assert_eq!(read("arch=transformer"), (Arch::Transformer, Task::Text, String::new()));
+        assert_eq!(read("task=add&arch=transformer"), (Arch::Transformer, Task::Add, String::new()));
+        let (arch, task, said) = read("arch=transformer&task=xor");
+        assert_eq!((arch, task), (Arch::Transformer, Task::Text));
+        assert!(said.contains("task=xor is an MLP task"), "{said}");
+        // A hand-set key wins: arch=mlp on a text experiment goes back to the MLP's task.
+        let mut c = Config::from_query("task=reverse").0;
+        let notice = c.set("arch", "mlp").unwrap().unwrap();
+        assert_eq!((c.arch, c.task), (Arch::Mlp, Task::Spiral));
+        assert!(notice.message.contains("needs arch=transformer"), "{}", notice.message);
+        c.set("task", "sort").unwrap();
+        assert_eq!((c.arch, c.task), (Arch::Transformer, Task::Sort));
+        // Heads divide the width; the context fits the task.
+        let (c, n) = Config::from_query("task=text&width=48&heads=5");
+        assert_eq!(c.heads, 4);
+        assert!(n[0].message.contains("heads=5 does not divide width=48, so heads=4"), "{n:?}");
+        let (c, n) = Config::from_query("task=add&ctx=4");
+        assert_eq!(c.ctx, 6);
+        assert!(n[0].message.contains("needs at least 6"), "{n:?}");
+        // An MLP experiment ignores the transformer's keys.
+        assert_eq!(Config::from_query("width=48&heads=5").1, vec![]);
+        // And the query round-trips.
+        let c = Config::from_query("task=sort&ctx=32&heads=2&width=32").0;
+        assert_eq!(Config::from_query(&c.to_query()).0, c);
     }
 
     #[test]
@@ -708,10 +839,11 @@ mod tests {
         let changed = "task=modadd&noise=0.25&train_frac=0.3&p=113&seed=4294967295&modes=residual,mhc\
             &depth=48&streams=2&width=128&ffn=2&act=tanh&batch=64&optimizer=sgd&lr=0.01&wd=0.1\
             &beta1=0.8&beta2=0.9999&momentum=0.5&clip=1&warmup=100&steps=5000&eval_every=10\
-            &sinkhorn_iters=5&sinkhorn_eps=0.001&precision=f16";
+            &sinkhorn_iters=5&sinkhorn_eps=0.001&precision=f16&ctx=32&heads=2";
         let (config, notices) = Config::from_query(changed);
         assert_eq!(notices, vec![]);
-        for key in KEYS {
+        // An MLP task keeps the MLP (`the_task_and_the_architecture_agree` covers `arch`).
+        for key in KEYS.iter().filter(|key| key.name != "arch") {
             assert!(!key.is_default(&config), "{} was not changed", key.name);
         }
         assert_eq!(config.to_query(), format!("v=1&{changed}"));
@@ -828,7 +960,7 @@ mod tests {
         assert_eq!(set("modes", "mhc,foo"), Err("modes=mhc,foo: unknown mode foo".into()));
         assert_eq!(set("act", "%67elu"), Err("act=%67elu: not one of gelu, relu, tanh".into()));
         let unknown = set("v", "1").unwrap_err();
-        assert!(unknown.starts_with("unknown setting `v` (known: task, noise, train_frac"), "{unknown}");
+        assert!(unknown.starts_with("unknown setting `v` (known: arch, task, noise, train_frac"), "{unknown}");
         assert_eq!((config.depth, config.lr, config.modes), (48, 1.0, vec![ResidualKind::Mhc]));
     }
 

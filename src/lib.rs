@@ -23,5 +23,6 @@ pub mod rng;
 pub mod snapshot;
 pub mod sweep;
 pub mod tasks;
+pub mod tokens;
 pub mod trainer;
 pub mod ui;

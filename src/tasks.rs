@@ -20,6 +20,7 @@
 
 use crate::config::{Config, Task};
 use crate::rng::Rng;
+use crate::tokens::TokenData;
 use std::f64::consts::PI;
 
 /// Points in each 2-D data set, and in the teacher's fixed train and test samples.
@@ -39,11 +40,14 @@ pub struct Dataset {
     pub train_y: Vec<u32>,
     /// Test features, `[n_test, d_in]` row-major.
     pub test_x: Vec<f32>,
-    /// Test labels, `[n_test]`.
+    /// Test labels, `[n_test]` (token tasks: `[n_test, ctx]` targets, `tokens::NO_TARGET` where
+    /// nothing is scored).
     pub test_y: Vec<u32>,
     seed: u32,
     /// Present for `teacher` only: labels the fresh inputs of every batch.
     teacher: Option<Teacher>,
+    /// Present for the token tasks: their text or generators (`src/tokens.rs`).
+    tokens: Option<TokenData>,
 }
 
 impl Dataset {
@@ -54,6 +58,22 @@ impl Dataset {
         let mut rng = Rng::derive(seed, "data", 0);
         let mut teacher = None;
         let ((train_x, train_y), (test_x, test_y)) = match config.task {
+            Task::Text | Task::Reverse | Task::Sort | Task::Add => {
+                let data = TokenData::new(config.task, config.ctx as usize, seed);
+                let test_x = data.test.inputs.iter().map(|&t| t as f32).collect();
+                let test_y = data.test.targets.clone();
+                return Dataset {
+                    d_in,
+                    classes,
+                    train_x: Vec::new(),
+                    train_y: Vec::new(),
+                    test_x,
+                    test_y,
+                    seed,
+                    teacher,
+                    tokens: Some(data),
+                };
+            }
             Task::Teacher => {
                 assert_eq!((d_in, classes), (TEACHER_SIZES[0], TEACHER_SIZES[3]), "teacher shape");
                 let t = Teacher::new(seed);
@@ -92,17 +112,18 @@ impl Dataset {
                 (encode(&train, d_in, scaled), encode(&test, d_in, scaled))
             }
         };
-        Dataset { d_in, classes, train_x, train_y, test_x, test_y, seed, teacher }
+        Dataset { d_in, classes, train_x, train_y, test_x, test_y, seed, teacher, tokens: None }
     }
 
-    /// Number of training examples (for `teacher`, the size of the fixed sample kept for plots).
+    /// Number of training examples (for `teacher`, the size of the fixed sample kept for plots;
+    /// 0 for the token tasks, whose batches are drawn from the text or made fresh).
     pub fn n_train(&self) -> usize {
-        self.train_y.len()
+        self.train_x.len() / self.d_in
     }
 
     /// Number of test examples.
     pub fn n_test(&self) -> usize {
-        self.test_y.len()
+        self.test_x.len() / self.d_in
     }
 
     /// The teacher's layers (weight `[out, in]` row-major, bias `[out]`), for `teacher` only.
@@ -115,7 +136,12 @@ impl Dataset {
     /// batch is computable directly (e.g. by the `batch --step S` command) and is identical for
     /// every variant in lockstep. For `teacher`, `rows` fresh standard-normal inputs are drawn
     /// from that stream instead and labelled by the teacher. Returns (x `[rows, d_in]`, y `[rows]`).
+    /// Token tasks: (tokens `[rows, ctx]` as exact floats, targets `[rows, ctx]`).
     pub fn batch(&self, step: u64, rows: usize) -> (Vec<f32>, Vec<u32>) {
+        if let Some(tokens) = &self.tokens {
+            let set = tokens.batch(step, rows);
+            return (set.inputs.iter().map(|&t| t as f32).collect(), set.targets);
+        }
         let mut rng = Rng::derive(self.seed, "batch", step);
         if let Some(teacher) = &self.teacher {
             return teacher.sample(&mut rng, rows);

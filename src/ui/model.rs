@@ -62,7 +62,8 @@ const fn c(key: &'static str, label: &'static str, group: Group, widget: Widget,
 /// What a key does and what to expect when it moves, in one sentence.
 pub const fn help_text(key: &str) -> &'static str {
     match key.as_bytes() {
-        b"task" => "Which data the networks learn: 2-D point sets (with a decision-boundary picture), a random teacher network, or modular addition (grokking).",
+        b"arch" => "The network: an MLP of residual blocks, or a small GPT whose attention and MLP sublayers each get the variant's residual connection.",
+        b"task" => "Which data the networks learn: 2-D point sets (with a decision-boundary picture), a random teacher network, modular addition (grokking), or text and digit puzzles for the transformer.",
         b"noise" => "How much the 2-D points scatter around their class; more noise makes the boundary harder and the test loss higher.",
         b"train_frac" => "Share of the data used for training; the rest is held out for the test loss and accuracy.",
         b"p" => "The modulus of modular addition: the task has p x p pairs and p classes, so larger p means more to learn.",
@@ -87,6 +88,8 @@ pub const fn help_text(key: &str) -> &'static str {
         b"sinkhorn_iters" => "Sinkhorn-Knopp iterations that project mHC's H_res onto doubly-stochastic matrices; too few leave column sums off and the backward gain drifts from 1.",
         b"sinkhorn_eps" => "A small number added before each Sinkhorn division so that no sum is ever zero.",
         b"precision" => "f16 rounds the residual streams to half precision after every block, as in large-model training: a growing gain then overflows.",
+        b"ctx" => "Transformer: tokens each example holds (its context); longer contexts see more text and cost more per step.",
+        b"heads" => "Transformer: attention heads per layer, each looking at a width / heads slice; they must divide the width.",
         _ => "",
     }
 }
@@ -96,6 +99,7 @@ const fn slider(step: f64) -> Widget {
 
 /// Every config key's control, in the order of DESIGN.md's table.
 pub const CONTROLS: &[Control] = &[
+    c("arch", "Architecture", Group::Model, Widget::Select, true),
     c("task", "Task", Group::Data, Widget::Select, true),
     c("noise", "Noise", Group::Data, slider(0.01), false),
     c("train_frac", "Training fraction", Group::Data, slider(0.05), false),
@@ -121,6 +125,8 @@ pub const CONTROLS: &[Control] = &[
     c("sinkhorn_iters", "Sinkhorn iterations", Group::Mhc, slider(1.0), true),
     c("sinkhorn_eps", "Sinkhorn epsilon", Group::Mhc, Widget::Number, false),
     c("precision", "Precision", Group::Mhc, Widget::Select, true),
+    c("ctx", "Context length", Group::Model, Widget::Number, false),
+    c("heads", "Attention heads", Group::Model, slider(1.0), false),
 ];
 
 /// How the page names its CPU backend (one thread of WebAssembly with 128-bit SIMD).
