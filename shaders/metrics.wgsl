@@ -15,6 +15,11 @@ struct StatsParams { count: u32, seg_len: u32, seg_stride: u32, in_off: u32, out
 struct FinalizeParams {
     rows: u32, depth: u32, loss_off: u32, correct_off: u32,
     grad_stats_off: u32, stream_stats_off: u32, metrics_off: u32, clip: f32,
+    loss_divisor: u32, acc_rows: u32, acc_divisor: u32, _pad: u32,
+}
+struct AnswerParams {
+    sequences: u32, len: u32, answer: u32, in_off: u32,
+    out_off: u32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 struct GainsParams {
     rows: u32, n: u32, depth: u32, h_off: u32,
@@ -23,6 +28,7 @@ struct GainsParams {
 @group(0) @binding(1) var<uniform> stats: StatsParams;
 @group(0) @binding(1) var<uniform> fin: FinalizeParams;
 @group(0) @binding(1) var<uniform> gp: GainsParams;
+@group(0) @binding(1) var<uniform> answer_params: AnswerParams;
 
 // Metrics-block slots (kernels.rs: slot).
 const SLOT_STEP: u32 = 0u;
@@ -84,12 +90,10 @@ fn step_finalize() {
     let mo = fin.metrics_off;
     var loss = 0.0;
     var correct = 0.0;
-    for (var b = 0u; b < fin.rows; b++) {
-        loss += arena[fin.loss_off + b];
-        correct += arena[fin.correct_off + b];
-    }
-    arena[mo + SLOT_LOSS] = loss / f32(fin.rows);
-    arena[mo + SLOT_ACC] = correct / f32(fin.rows);
+    for (var b = 0u; b < fin.rows; b++) { loss += arena[fin.loss_off + b]; }
+    for (var b = 0u; b < fin.acc_rows; b++) { correct += arena[fin.correct_off + b]; }
+    arena[mo + SLOT_LOSS] = loss / f32(fin.loss_divisor);
+    arena[mo + SLOT_ACC] = correct / f32(fin.acc_divisor);
     var sumsq = 0.0;
     for (var s = 0u; s < fin.depth + 2u; s++) { sumsq += arena[fin.grad_stats_off + 2u * s]; }
     let norm = sqrt(sumsq);
@@ -181,4 +185,13 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
     }
     arena[gp.ds_off + 2u * b] = row_err;
     arena[gp.ds_off + 2u * b + 1u] = col_err;
+}
+
+@compute @workgroup_size(WG_1D)
+fn answer_correct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let s = flat_thread(gid, groups);
+    if (s >= answer_params.sequences) { return; }
+    var right = 0.0;
+    for (var i = 0u; i < answer_params.len; i++) { right += arena[answer_params.in_off + s * answer_params.len + i]; }
+    arena[answer_params.out_off + s] = select(0.0, 1.0, right == f32(answer_params.answer));
 }

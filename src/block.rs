@@ -113,9 +113,18 @@ fn weight_grad_params(rows: u32, inputs: u32, outs: u32, dy: u32, x: u32, dw: u3
 
 /// Block forward as unfused ops: what `block_forward` in `block.wgsl` computes, op by op.
 pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
-    let (n, c, fc) = (p.n, p.c, p.fc);
+    let mut ops = wrap_forward_in(p);
+    ops.extend(ffn_forward(p));
+    ops.push(wrap_forward_out(p));
+    ops
+}
+
+/// The residual wrapping of any sublayer, before it: the variant's coefficients (HC, mHC) and
+/// the combined input `u = sum_i H_pre[i] X[i]`.
+pub fn wrap_forward_in(p: &BlockParams) -> Vec<Op> {
+    let (n, c) = (p.n, p.c);
     let pc = p.coeffs();
-    let mut ops = Vec::with_capacity(9);
+    let mut ops = Vec::with_capacity(4);
     let (hc, mhc) = coefficient_params(p);
     match p.kind {
         BLOCK_HC => {
@@ -137,66 +146,91 @@ pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
         }
         _ => {}
     }
-    let s = streams(p);
-    ops.push(Op::CombineForward(StreamParams { x_off: p.x_off, out_off: p.u_off, ..s }));
-    ops.push(Op::RmsNormForward(RmsNormParams {
-        rows: p.rows,
-        cols: c,
-        x_off: p.u_off,
-        w_off: p.norm_w,
-        y_off: p.normed_off,
-        r_off: p.norm_rms_off,
-        ..Default::default()
-    }));
-    ops.push(linear(p.rows, c, fc, p.normed_off, p.fc1_w, p.fc1_b, p.hidden_pre_off));
-    ops.push(Op::ActForward(ActParams {
-        len: p.rows * fc,
-        kind: p.act,
-        x_off: p.hidden_pre_off,
-        y_off: p.hidden_off,
-        ..Default::default()
-    }));
-    ops.push(linear(p.rows, fc, c, p.hidden_off, p.fc2_w, p.fc2_b, p.y_off));
-    ops.push(Op::UpdateForward(StreamParams { x_off: p.x_off, y_off: p.y_off, out_off: p.out_off, round_f16: p.round_f16, ..s }));
+    ops.push(Op::CombineForward(StreamParams { x_off: p.x_off, out_off: p.u_off, ..streams(p) }));
     ops
+}
+
+/// The MLP sublayer `y = fc2(act(fc1(norm(u))))`.
+pub fn ffn_forward(p: &BlockParams) -> Vec<Op> {
+    let (c, fc) = (p.c, p.fc);
+    vec![
+        Op::RmsNormForward(RmsNormParams {
+            rows: p.rows,
+            cols: c,
+            x_off: p.u_off,
+            w_off: p.norm_w,
+            y_off: p.normed_off,
+            r_off: p.norm_rms_off,
+            ..Default::default()
+        }),
+        linear(p.rows, c, fc, p.normed_off, p.fc1_w, p.fc1_b, p.hidden_pre_off),
+        Op::ActForward(ActParams { len: p.rows * fc, kind: p.act, x_off: p.hidden_pre_off, y_off: p.hidden_off, ..Default::default() }),
+        linear(p.rows, fc, c, p.hidden_off, p.fc2_w, p.fc2_b, p.y_off),
+    ]
+}
+
+/// The residual wrapping after a sublayer: `X' = H_res X + H_post y` (f16-rounded if asked).
+pub fn wrap_forward_out(p: &BlockParams) -> Op {
+    Op::UpdateForward(StreamParams { x_off: p.x_off, y_off: p.y_off, out_off: p.out_off, round_f16: p.round_f16, ..streams(p) })
 }
 
 /// Block backward as unfused ops, activation gradients only: what `block_backward` computes.
 /// `dX_l` is written (`=`) from `dX_{l+1}`; no parameter gradient is touched.
 pub fn block_backward_ops(p: &BlockParams) -> Vec<Op> {
-    let (n, c, fc) = (p.n, p.c, p.fc);
+    let mut ops = wrap_backward_out(p);
+    ops.extend(ffn_backward(p));
+    ops.extend(wrap_backward_in(p));
+    ops
+}
+
+/// Backward of [`wrap_forward_out`]: `dX_l = H_res^T dX_{l+1}` (`=`), the sublayer's output
+/// gradient `dy`, and the coefficients' (f16 rounding passes the gradient through).
+pub fn wrap_backward_out(p: &BlockParams) -> Vec<Op> {
+    let dh = if p.h_off != NONE { p.dh_off } else { NONE };
+    let update =
+        StreamParams { x_off: p.x_off, y_off: p.y_off, dout_off: p.dout_off, dx_off: p.dx_off, dy_off: p.dy_off, dh_off: dh, ..streams(p) };
+    let mut ops = vec![Op::UpdateBackward(update)];
+    if p.h_off != NONE {
+        ops.push(Op::UpdateBackwardCoeff(update));
+    }
+    ops
+}
+
+/// Backward of [`ffn_forward`], activation gradients: `dy` to `du` (`=`).
+pub fn ffn_backward(p: &BlockParams) -> Vec<Op> {
+    let (c, fc) = (p.c, p.fc);
+    vec![
+        linear_input_grad(p.rows, fc, c, p.dy_off, p.fc2_w, p.dhidden_off, false),
+        Op::ActBackward(ActParams {
+            len: p.rows * fc,
+            kind: p.act,
+            x_off: p.hidden_pre_off,
+            dy_off: p.dhidden_off,
+            dx_off: p.dhidden_pre_off,
+            ..Default::default()
+        }),
+        linear_input_grad(p.rows, c, fc, p.dhidden_pre_off, p.fc1_w, p.dnormed_off, false),
+        Op::RmsNormBackward(RmsNormParams {
+            rows: p.rows,
+            cols: c,
+            x_off: p.u_off,
+            w_off: p.norm_w,
+            r_off: p.norm_rms_off,
+            dy_off: p.dnormed_off,
+            dx_off: p.du_off,
+            accumulate: 0,
+            ..Default::default()
+        }),
+    ]
+}
+
+/// Backward of [`wrap_forward_in`]: `du` into `dX_l` (`+=`) and through the coefficients.
+pub fn wrap_backward_in(p: &BlockParams) -> Vec<Op> {
+    let (n, c) = (p.n, p.c);
     let pc = p.coeffs();
     let has_h = p.h_off != NONE;
     let dh = if has_h { p.dh_off } else { NONE };
-    let mut ops = Vec::with_capacity(14);
-    // f16 rounding passes the gradient through unchanged.
-    let update =
-        StreamParams { x_off: p.x_off, y_off: p.y_off, dout_off: p.dout_off, dx_off: p.dx_off, dy_off: p.dy_off, dh_off: dh, ..streams(p) };
-    ops.push(Op::UpdateBackward(update));
-    if has_h {
-        ops.push(Op::UpdateBackwardCoeff(update));
-    }
-    ops.push(linear_input_grad(p.rows, fc, c, p.dy_off, p.fc2_w, p.dhidden_off, false));
-    ops.push(Op::ActBackward(ActParams {
-        len: p.rows * fc,
-        kind: p.act,
-        x_off: p.hidden_pre_off,
-        dy_off: p.dhidden_off,
-        dx_off: p.dhidden_pre_off,
-        ..Default::default()
-    }));
-    ops.push(linear_input_grad(p.rows, c, fc, p.dhidden_pre_off, p.fc1_w, p.dnormed_off, false));
-    ops.push(Op::RmsNormBackward(RmsNormParams {
-        rows: p.rows,
-        cols: c,
-        x_off: p.u_off,
-        w_off: p.norm_w,
-        r_off: p.norm_rms_off,
-        dy_off: p.dnormed_off,
-        dx_off: p.du_off,
-        accumulate: 0,
-        ..Default::default()
-    }));
+    let mut ops = Vec::with_capacity(5);
     let combine = StreamParams { x_off: p.x_off, dout_off: p.du_off, dx_off: p.dx_off, dh_off: dh, ..streams(p) };
     ops.push(Op::CombineBackward(combine));
     if has_h {
@@ -242,37 +276,44 @@ pub fn partials_per_row(kind: u32, n: u32) -> u32 {
 /// every activation a gradient reads is `[blocks, rows, len]`. One op per parameter kind, so
 /// all blocks cost as many dispatches as one.
 pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, grad_shift: u32) -> Vec<Op> {
-    let p = first;
-    let (rows, n, c, fc) = (p.rows, p.n, p.c, p.fc);
-    let pc = p.coeffs();
+    let mut ops = ffn_weight_grad_ops(first, blocks, block_len, grad_shift);
+    ops.extend(coefficient_weight_grad_ops(first, blocks, block_len, grad_shift));
+    ops
+}
+
+/// `dW[outs, inputs] += dy^T x` over `k` rows for each of `blocks` blocks.
+fn batched_weight_grad(blocks: u32, block_len: u32, (outs, inputs, k): (u32, u32, u32), dy: u32, x: u32, dw: u32) -> Op {
+    let one = weight_grad_params(k, inputs, outs, dy, x, dw);
+    Op::Matmul(MatmulParams { batch: blocks, a_bs: k * outs, b_bs: k * inputs, c_bs: block_len, ..one })
+}
+
+/// `out[j] += sum over rows of in[row, j]` for each of `blocks` blocks.
+fn batched_rows_sum(rows: u32, blocks: u32, block_len: u32, cols: u32, input: u32, out: u32) -> Op {
+    Op::Reduce(ReduceParams {
+        rows,
+        cols,
+        groups: blocks,
+        in_off: input,
+        in_rs: cols,
+        in_gs: rows * cols,
+        out_off: out,
+        out_gs: block_len,
+        accumulate: 1,
+        op: REDUCE_SUM,
+        scale: 1.0,
+        ..Default::default()
+    })
+}
+
+/// The MLP sublayer's weight gradients (norm, fc1, fc2).
+pub fn ffn_weight_grad_ops(p: &BlockParams, blocks: u32, block_len: u32, grad_shift: u32) -> Vec<Op> {
+    let (rows, c, fc) = (p.rows, p.c, p.fc);
     let grad = |param: u32| param + grad_shift;
-    // dW[outs, inputs] += dy^T x over `k` rows, for every block.
-    let weight = |outs: u32, inputs: u32, k: u32, dy: u32, x: u32, dw: u32| {
-        let one = weight_grad_params(k, inputs, outs, dy, x, dw);
-        Op::Matmul(MatmulParams { batch: blocks, a_bs: k * outs, b_bs: k * inputs, c_bs: block_len, ..one })
-    };
-    // out[j] += sum over rows of in[row, j], for every block.
-    let rows_sum = |cols: u32, input: u32, out: u32| {
-        Op::Reduce(ReduceParams {
-            rows,
-            cols,
-            groups: blocks,
-            in_off: input,
-            in_rs: cols,
-            in_gs: rows * cols,
-            out_off: out,
-            out_gs: block_len,
-            accumulate: 1,
-            op: REDUCE_SUM,
-            scale: 1.0,
-            ..Default::default()
-        })
-    };
-    let mut ops = vec![
-        weight(c, fc, rows, p.dy_off, p.hidden_off, grad(p.fc2_w)),
-        rows_sum(c, p.dy_off, grad(p.fc2_b)),
-        weight(fc, c, rows, p.dhidden_pre_off, p.normed_off, grad(p.fc1_w)),
-        rows_sum(fc, p.dhidden_pre_off, grad(p.fc1_b)),
+    vec![
+        batched_weight_grad(blocks, block_len, (c, fc, rows), p.dy_off, p.hidden_off, grad(p.fc2_w)),
+        batched_rows_sum(rows, blocks, block_len, c, p.dy_off, grad(p.fc2_b)),
+        batched_weight_grad(blocks, block_len, (fc, c, rows), p.dhidden_pre_off, p.normed_off, grad(p.fc1_w)),
+        batched_rows_sum(rows, blocks, block_len, fc, p.dhidden_pre_off, grad(p.fc1_b)),
         Op::RmsNormWeightGrad(RmsNormParams {
             rows,
             cols: c,
@@ -284,13 +325,22 @@ pub fn block_weight_grad_ops(first: &BlockParams, blocks: u32, block_len: u32, g
             dw_gs: block_len,
             ..Default::default()
         }),
-    ];
+    ]
+}
+
+/// The coefficients' weight gradients (HC's projections and small parameters, mHC's phi,
+/// alpha and bias) of any wrapped sublayer.
+pub fn coefficient_weight_grad_ops(p: &BlockParams, blocks: u32, block_len: u32, grad_shift: u32) -> Vec<Op> {
+    let (rows, n, c) = (p.rows, p.n, p.c);
+    let pc = p.coeffs();
+    let grad = |param: u32| param + grad_shift;
+    let mut ops = Vec::new();
     if p.kind != BLOCK_RESIDUAL {
-        ops.push(rows_sum(partials_per_row(p.kind, n), p.part_off, grad(p.small_off)));
+        ops.push(batched_rows_sum(rows, blocks, block_len, partials_per_row(p.kind, n), p.part_off, grad(p.small_off)));
     }
     match p.kind {
-        BLOCK_HC => ops.push(weight(n + 2, c, rows * n, p.dproj_off, p.z_off, grad(p.proj_w))),
-        BLOCK_MHC => ops.push(weight(pc, n * c, rows, p.dproj_off, p.x_off, grad(p.proj_w))),
+        BLOCK_HC => ops.push(batched_weight_grad(blocks, block_len, (n + 2, c, rows * n), p.dproj_off, p.z_off, grad(p.proj_w))),
+        BLOCK_MHC => ops.push(batched_weight_grad(blocks, block_len, (pc, n * c, rows), p.dproj_off, p.x_off, grad(p.proj_w))),
         _ => {}
     }
     ops

@@ -725,7 +725,7 @@ impl Config {
             }
         }
         if self.arch == Arch::Transformer {
-            if self.width % self.heads != 0 {
+            if !self.width.is_multiple_of(self.heads) {
                 let heads = (1..=self.heads).rev().find(|h| self.width.is_multiple_of(*h)).unwrap_or(1);
                 let message = format!("heads={} does not divide width={}, so heads={heads}", self.heads, self.width);
                 notices.push(ConfigNotice::new("heads", message));

@@ -336,6 +336,26 @@ pub struct FinalizeParams {
     pub stream_stats_off: u32,
     pub metrics_off: u32,
     pub clip: f32,
+    /// The loss is the sum over `rows` divided by `loss_divisor` (the scored positions); the
+    /// accuracy the sum of `acc_rows` values at `correct_off` divided by `acc_divisor`.
+    pub loss_divisor: u32,
+    pub acc_rows: u32,
+    pub acc_divisor: u32,
+    pub _pad: u32,
+}
+
+/// Whole-answer correctness of sequences (thread per sequence): `out[s] = 1` where the `len`
+/// per-position flags of sequence `s` sum to `answer` (every scored position right), else 0.
+/// File: `metrics.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+pub struct AnswerParams {
+    pub sequences: u32,
+    pub len: u32,
+    pub answer: u32,
+    pub in_off: u32,
+    pub out_off: u32,
+    pub _pad: [u32; 3],
 }
 
 /// Composite gains per token (thread per row): prefix products forward (max abs row sum) and
@@ -429,6 +449,7 @@ pub enum Op {
     XentBackward(XentParams),
     SegmentStats(StatsParams),
     StepFinalize(FinalizeParams),
+    AnswerCorrect(AnswerParams),
     Gains(GainsParams),
     Optimizer(OptimizerParams),
     BlockForward(BlockParams),
@@ -494,6 +515,7 @@ impl Op {
             Op::XentBackward(_) => ("loss", "xent_backward"),
             Op::SegmentStats(_) => ("metrics", "segment_stats"),
             Op::StepFinalize(_) => ("metrics", "step_finalize"),
+            Op::AnswerCorrect(_) => ("metrics", "answer_correct"),
             Op::Gains(_) => ("metrics", "gains"),
             Op::Optimizer(_) => ("optimizer", "optimizer_step"),
             Op::BlockForward(_) => ("block", "block_forward"),
@@ -537,6 +559,7 @@ impl Op {
             Op::XentForward(p) | Op::XentBackward(p) => bytemuck::bytes_of(p),
             Op::SegmentStats(p) => bytemuck::bytes_of(p),
             Op::StepFinalize(p) => bytemuck::bytes_of(p),
+            Op::AnswerCorrect(p) => bytemuck::bytes_of(p),
             Op::Gains(p) => bytemuck::bytes_of(p),
             Op::Optimizer(p) => bytemuck::bytes_of(p),
             Op::BlockForward(p) | Op::BlockBackward(p) => bytemuck::bytes_of(p),
@@ -562,6 +585,7 @@ impl Op {
             Op::XentForward(p) | Op::XentBackward(p) => Grid::Threads(p.rows),
             Op::SegmentStats(p) => Grid::Workgroups(p.count),
             Op::StepFinalize(_) => Grid::Threads(1),
+            Op::AnswerCorrect(p) => Grid::Threads(p.sequences),
             Op::Gains(p) => Grid::Threads(p.rows),
             Op::Optimizer(p) => Grid::Threads(p.len),
             Op::BlockForward(p) | Op::BlockBackward(p) => Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS)),

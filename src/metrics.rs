@@ -53,11 +53,12 @@ impl StepMetrics {
     /// Decodes a metrics block read back from the arena.
     pub fn decode(program: &Program, block: &[f32], step: u64, evaluated: bool, measured: bool) -> StepMetrics {
         let kind = program.dims.kind;
-        let depth = program.dims.depth;
+        // Per residual unit: the MLP's blocks, the transformer's sublayers.
+        let depth = program.dims.units();
         let mp = &program.metrics;
         let at = |s: u32| block[s as usize];
         let grad_norm_blocks = (0..depth).map(|l| finite(at(mp.grad_stats + 2 + 2 * l as u32).sqrt())).collect();
-        let stream_len = (program.batch * program.dims.streams * program.dims.width) as f32;
+        let stream_len = (program.rows() * program.dims.streams * program.dims.width) as f32;
         let stream_rms = (0..depth).map(|l| finite((at(mp.stream_stats + 2 * l as u32) / stream_len).sqrt())).collect();
         let blocks = |base: u32| -> Vec<Option<f32>> { (0..depth).map(|l| finite(at(base + l as u32))).collect() };
         let (gain_fwd_blocks, gain_bwd_blocks) =

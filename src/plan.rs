@@ -2,7 +2,7 @@
 //! forward pass writes (the training batch's, per block; evaluation's, one block's), the metrics
 //! block, and the bound that refuses an arena too large before anything is allocated.
 
-use crate::config::{Config, ResidualKind};
+use crate::config::{Arch, Config, ResidualKind};
 use crate::kernels::slot;
 use crate::layout::{Dims, ParamLayout};
 
@@ -22,10 +22,36 @@ pub const FUSED_MAX_HIDDEN: usize = 1024;
 
 impl Kernels {
     pub fn for_config(config: &Config) -> Kernels {
-        if (config.ffn * config.width) as usize <= FUSED_MAX_HIDDEN {
+        // The fused kernels carry a row through a whole MLP block; attention mixes rows.
+        if config.arch == Arch::Mlp && (config.ffn * config.width) as usize <= FUSED_MAX_HIDDEN {
             Kernels::Fused
         } else {
             Kernels::Unfused
+        }
+    }
+}
+
+/// What one example contributes to the loss and the accuracy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scoring {
+    /// Rows (and targets) per example: 1 for the MLP, `ctx` positions for the transformer.
+    pub rows: usize,
+    /// Targets per example that count (the rest are `tokens::NO_TARGET`).
+    pub scored: usize,
+    /// An example is right only when all its scored targets are (the algorithmic tasks);
+    /// otherwise accuracy is per target.
+    pub whole_answer: bool,
+}
+
+impl Scoring {
+    pub fn of(config: &Config) -> Scoring {
+        match config.arch {
+            Arch::Mlp => Scoring { rows: 1, scored: 1, whole_answer: false },
+            Arch::Transformer => {
+                let ctx = config.ctx as usize;
+                let scored = crate::tokens::scored_per_example(config.task, ctx);
+                Scoring { rows: ctx, scored, whole_answer: config.task != crate::config::Task::Text }
+            }
         }
     }
 }
@@ -52,6 +78,9 @@ pub const ARENA_ADDRESS_LIMIT: u64 = (u32::MAX as u64) * 4;
 /// u64 so that even absurd configs cannot overflow (`usize` has 32 bits in the browser). It
 /// over-counts every region of [`ArenaPlan`] (hc and mhc terms both, alignment slack).
 pub fn arena_upper_bound(config: &Config, test_rows: usize, kernels: Kernels) -> u64 {
+    if config.arch == Arch::Transformer {
+        return transformer_upper_bound(config, test_rows);
+    }
     let (b, c, l, n) = (config.batch as u64, config.width as u64, config.depth as u64, config.streams as u64);
     let f = config.ffn as u64 * c;
     let (d_in, k) = (config.d_in() as u64, config.classes() as u64);
@@ -69,6 +98,40 @@ pub fn arena_upper_bound(config: &Config, test_rows: usize, kernels: Kernels) ->
     // evaluation's tensors: at most the budget, or one row when a row is larger
     let eval = EVAL_BUDGET_FLOATS as u64 + per_row;
     5 * params + b * per_row + rows_outside_batch + eval + metrics + 4 * 64
+}
+
+/// [`arena_upper_bound`] of a transformer: every term of the MLP's bound for twice the units
+/// (one per sublayer) at `batch * ctx` rows, plus the attention's tensors and the embeddings.
+fn transformer_upper_bound(config: &Config, test_rows: usize) -> u64 {
+    let t = config.ctx as u64;
+    let (rows, c, units, n) = (config.batch as u64 * t, config.width as u64, 2 * config.depth as u64, config.streams as u64);
+    let f = config.ffn as u64 * c;
+    let v = config.classes() as u64;
+    let pc = n * n + 2 * n;
+    let coefficients = (n + 2) * c + 2 + 2 * n + n * n + pc * n * c + 3 + pc;
+    let block_params = 5 * c + 2 * f * c + f + 4 * c * c + 4 * c + 2 * coefficients;
+    let params = (v + t) * c + config.depth as u64 * block_params + v * (c + 1);
+    let per_unit = 8 * c + 2 * f + 2 * pc + n * c + 2 * n + n * (n + 2) + 2 + config.heads as u64;
+    let per_row = (units + 1) * n * c
+        + units * per_unit
+        + 2 * config.sinkhorn_iters as u64 * n
+        + 3 * n * c
+        + 3 * pc
+        + n * (n + 2)
+        + 3
+        + pc
+        + 2 * n
+        + n * n
+        + 16 * c
+        + 2 * f
+        + 2 * v
+        + 4
+        + 2 * units
+        + 2 * config.heads as u64;
+    let held_out = test_rows.min(EVAL_MAX_ROWS) as u64 * 2 * t;
+    let metrics = slot::SCALARS as u64 + 2 * (units + 2) + 4 * units + units * pc;
+    let eval = EVAL_BUDGET_FLOATS as u64 + t * per_row;
+    5 * params + rows * per_row + held_out + eval + metrics + 4 * 64
 }
 
 /// Bump allocator over the arena.
@@ -99,16 +162,22 @@ impl ActivationShape {
         let pc = self.dims.coeffs();
         let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
         let only = |yes: bool, len: usize| if yes { len } else { 0 };
-        let block = 3 * c + 1 + 2 * fc + only(hc || mhc, pc) + only(hc, n * c + n + n * (n + 2)) + only(mhc, pc + 1);
+        let attention = only(self.dims.arch == Arch::Transformer, 4 * c + self.dims.heads);
+        let block = 3 * c + 1 + 2 * fc + attention + only(hc || mhc, pc) + only(hc, n * c + n + n * (n + 2)) + only(mhc, pc + 1);
         let outside = c + 3 * c + 1 + k + 2 + only(mhc, self.iters * 2 * n);
         (block, outside)
     }
 
-    /// Rows evaluation runs at once: all of them up to a cap, fewer where memory runs out.
+    /// Rows evaluation runs at once: all of them up to a cap, fewer where memory runs out; a
+    /// whole number of sequences for the transformer.
     fn eval_rows(&self, wanted: usize) -> usize {
         let (block, outside) = self.per_row();
         let per_row = block + outside + 2 * self.dims.streams * self.dims.width;
-        wanted.clamp(1, EVAL_MAX_ROWS_AT_ONCE).min((EVAL_BUDGET_FLOATS / per_row).max(1))
+        let rows = wanted.clamp(1, EVAL_MAX_ROWS_AT_ONCE).min((EVAL_BUDGET_FLOATS / per_row).max(1));
+        match self.dims.arch {
+            Arch::Mlp => rows,
+            Arch::Transformer => (rows / self.dims.ctx).max(1) * self.dims.ctx,
+        }
     }
 }
 
@@ -135,6 +204,10 @@ pub struct Activations {
     pub mhc_a: u32,        // [L?, R, Pc]  phi @ v (mhc)
     pub mhc_rms: u32,      // [L?, R]
     pub mhc_divisors: u32, // [R, iters * 2 * n]  Sinkhorn's divisors, scratch of one block (mhc)
+    // Transformer attention, per block (not per unit):
+    pub qkv: u32,          // [L?, R, 3C]
+    pub attn_out: u32,     // [L?, R, C]
+    pub lse: u32,          // [L?, R / ctx, heads, ctx]
     pub head_z: u32,       // [R, C]
     pub head_normed: u32,  // [R, C]
     pub head_rms: u32,     // [R]
@@ -145,31 +218,39 @@ pub struct Activations {
 
 impl Activations {
     fn take(a: &mut Alloc, shape: &ActivationShape, rows: usize, per_block: bool) -> Activations {
-        let Dims { width: c, hidden: fc, streams: n, classes: k, depth, kind, .. } = shape.dims;
+        let Dims { width: c, hidden: fc, streams: n, classes: k, depth, kind, heads, .. } = shape.dims;
         let pc = shape.dims.coeffs();
         let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
+        let transformer = shape.dims.arch == Arch::Transformer;
         let only = |yes: bool, len: usize| if yes { len } else { 0 };
+        // Tensors of a residual unit (an MLP block, a transformer sublayer) are per unit; the
+        // FFN's hidden layers and the attention's per block.
+        let units = shape.dims.units();
         let blocks = if per_block { depth } else { depth.min(1) };
-        let stream_buffers = if per_block { depth + 1 } else { 2 };
+        let unit_slots = if per_block { units } else { units.min(1) };
+        let stream_buffers = if per_block { units + 1 } else { 2 };
         let r = rows;
         Activations {
             rows: rows as u32,
             per_block,
             h0: a.take(r * c),
             streams: a.take(stream_buffers * r * n * c),
-            block_in: a.take(blocks * r * c),
-            normed: a.take(blocks * r * c),
-            norm_rms: a.take(blocks * r),
+            block_in: a.take(unit_slots * r * c),
+            normed: a.take(unit_slots * r * c),
+            norm_rms: a.take(unit_slots * r),
             hidden_pre: a.take(blocks * r * fc),
             hidden: a.take(blocks * r * fc),
-            block_out: a.take(blocks * r * c),
-            coeffs: a.take(only(hc || mhc, blocks * r * pc)),
-            hc_z: a.take(only(hc, blocks * r * n * c)),
-            hc_z_rms: a.take(only(hc, blocks * r * n)),
-            hc_d: a.take(only(hc, blocks * r * n * (n + 2))),
-            mhc_a: a.take(only(mhc, blocks * r * pc)),
-            mhc_rms: a.take(only(mhc, blocks * r)),
+            block_out: a.take(unit_slots * r * c),
+            coeffs: a.take(only(hc || mhc, unit_slots * r * pc)),
+            hc_z: a.take(only(hc, unit_slots * r * n * c)),
+            hc_z_rms: a.take(only(hc, unit_slots * r * n)),
+            hc_d: a.take(only(hc, unit_slots * r * n * (n + 2))),
+            mhc_a: a.take(only(mhc, unit_slots * r * pc)),
+            mhc_rms: a.take(only(mhc, unit_slots * r)),
             mhc_divisors: a.take(only(mhc, r * shape.iters * 2 * n)),
+            qkv: a.take(only(transformer, blocks * r * 3 * c)),
+            attn_out: a.take(only(transformer, blocks * r * c)),
+            lse: a.take(only(transformer, blocks * r * heads)),
             head_z: a.take(r * c),
             head_normed: a.take(r * c),
             head_rms: a.take(r),
@@ -179,7 +260,7 @@ impl Activations {
         }
     }
 
-    /// Block `l`'s part of a `[L, R, row_len]` tensor (the one block's, when not per block).
+    /// Unit or block `l`'s part of a `[L, R, row_len]` tensor (the one block's, when not per block).
     pub fn at(&self, base: u32, l: u32, row_len: u32) -> u32 {
         if self.per_block {
             base + l * self.rows * row_len
@@ -188,7 +269,7 @@ impl Activations {
         }
     }
 
-    /// X_l: the streams entering block l (l = depth: the streams after the last block).
+    /// X_l: the streams entering unit l (l = units: the streams after the last one).
     pub fn streams_at(&self, l: u32, row_len: u32) -> u32 {
         let buffer = if self.per_block { l } else { l % 2 };
         self.streams + buffer * self.rows * row_len
@@ -238,6 +319,11 @@ pub struct ArenaPlan {
     pub d_h0: u32,         // [B, C]
     pub gain_rows: u32,    // [B, 2L]
     pub ds_rows: u32,      // [B, 2]
+    // Transformer (B counts positions: batch * ctx):
+    pub d_qkv: u32,      // [B, 3C]
+    pub d_attn_out: u32, // [B, C]
+    pub delta: u32,      // [B / ctx, heads, ctx]
+    pub answers: u32,    // [examples]  whole-answer correctness (the training batch's, or a test chunk's)
 }
 
 /// Offsets inside the metrics block (relative to `ArenaPlan::metrics`).
@@ -267,16 +353,20 @@ impl ArenaPlan {
     pub fn new(config: &Config, layout: &ParamLayout, test_rows: usize, kernels: Kernels) -> ArenaPlan {
         let dims = layout.dims;
         let kind = dims.kind;
-        let batch = config.batch as usize;
+        let transformer = dims.arch == Arch::Transformer;
+        // Rows are examples for the MLP, positions (examples x ctx) for the transformer, whose
+        // targets are per position.
+        let per_example = Scoring::of(config).rows;
+        let batch = config.batch as usize * per_example;
         let test_rows = test_rows.min(EVAL_MAX_ROWS);
         let probe_rows = if config.task.is_2d() { PROBE_GRID * PROBE_GRID } else { 0 };
-        let (b, c, fc, n, l, k, pc) = (batch, dims.width, dims.hidden, dims.streams, dims.depth, dims.classes, dims.coeffs());
+        let (b, c, fc, n, l, k, pc) = (batch, dims.width, dims.hidden, dims.streams, dims.units(), dims.classes, dims.coeffs());
         let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
         let only = |yes: bool, len: usize| if yes { len } else { 0 };
         let metrics = MetricsPlan::new(l, pc);
         let fused = kernels == Kernels::Fused;
         let shape = ActivationShape { dims, iters: config.sinkhorn_iters as usize };
-        let eval_rows = shape.eval_rows(test_rows.max(probe_rows));
+        let eval_rows = shape.eval_rows((test_rows * per_example).max(probe_rows));
         // Blocks whose backward intermediates are kept for the batched weight gradients.
         let saved = if fused { l } else { 1 };
         let mut a = Alloc(0);
@@ -290,10 +380,10 @@ impl ArenaPlan {
             decay_mask: a.take(p),
             metrics: a.take(metrics.len as usize),
             metrics_len: metrics.len,
-            batch_x: a.take(b * dims.d_in),
+            batch_x: a.take(config.batch as usize * dims.d_in),
             batch_y: a.take(b),
             test_x: a.take(test_rows * dims.d_in),
-            test_y: a.take(test_rows),
+            test_y: a.take(test_rows * per_example),
             test_rows: test_rows as u32,
             probe_x: a.take(probe_rows * dims.d_in),
             probe_y: a.take(eval_rows),
@@ -318,6 +408,10 @@ impl ArenaPlan {
             d_h0: a.take(b * c),
             gain_rows: a.take(b * 2 * l),
             ds_rows: a.take(b * 2),
+            d_qkv: a.take(only(transformer, b * 3 * c)),
+            d_attn_out: a.take(only(transformer, b * c)),
+            delta: a.take(only(transformer, b * dims.heads)),
+            answers: a.take(only(transformer, (config.batch as usize).max(eval_rows / per_example))),
         };
         plan.len = a.0;
         plan

@@ -9,7 +9,7 @@ use crate::cpu::{CpuArena, CpuKernels};
 use crate::gpu::{GpuArena, GpuContext, GpuError};
 use crate::kernels::slot;
 use crate::metrics::{Divergence, StepMetrics};
-use crate::program::{Kernels, OpList, Program, TooLarge};
+use crate::program::{label_value, Kernels, OpList, Program, TooLarge};
 use crate::tasks::Dataset;
 use std::rc::Rc;
 
@@ -121,7 +121,7 @@ impl Variant {
     fn write_batch(&mut self, x: &[f32], y: &[u32]) {
         let plan = &self.program.plan;
         let (bx, by) = (plan.batch_x, plan.batch_y);
-        let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+        let labels: Vec<f32> = y.iter().map(|&v| label_value(v)).collect();
         self.write(bx, x);
         self.write(by, &labels);
     }
@@ -406,17 +406,23 @@ pub async fn loss_and_gradients_with(
         _ => return Err(EngineError::Input("the config's `modes` must name exactly one variant".into())),
     };
     let rows = config.batch as usize;
-    if y.len() != rows || x.len() != rows * config.d_in() {
+    let scoring = crate::program::Scoring::of(config);
+    if y.len() != rows * scoring.rows || x.len() != rows * config.d_in() {
         return Err(EngineError::Input(format!(
-            "the batch has {} rows of {} features; the config expects batch={} rows of {}",
+            "the batch has {} values of x and {} labels; the config expects batch={rows} examples of {} features and {} labels",
+            x.len(),
             y.len(),
-            x.len() / y.len().max(1),
-            rows,
-            config.d_in()
+            config.d_in(),
+            scoring.rows
         )));
     }
-    if let Some(&bad) = y.iter().find(|&&v| v as usize >= config.classes()) {
+    if let Some(&bad) = y.iter().find(|&&v| v != crate::tokens::NO_TARGET && v as usize >= config.classes()) {
         return Err(CheckpointError::Label { label: bad as i64, classes: config.classes() }.into());
+    }
+    if config.task.is_tokens() {
+        if let Some(&bad) = x.iter().find(|&&v| !(v >= 0.0 && (v as usize) < config.classes() && v.fract() == 0.0)) {
+            return Err(EngineError::Input(format!("token {bad} is outside the vocabulary 0..{}", config.classes())));
+        }
     }
     let program = Program::with_kernels(config, kind, 0, kernels)?;
     check_size(&program, gpu.map(|g| &**g))?;
@@ -424,8 +430,8 @@ pub async fn loss_and_gradients_with(
     variant.write_batch(x, y);
     variant.run(&[OpList::Gradient]);
     let plan = &variant.program.plan;
-    let loss_rows = variant.read(plan.train.loss_rows, rows).await?;
+    let loss_rows = variant.read(plan.train.loss_rows, rows * scoring.rows).await?;
     let grads = variant.read(plan.grads, variant.program.layout.total).await?;
-    let loss = loss_rows.iter().map(|&v| v as f64).sum::<f64>() / rows as f64;
+    let loss = loss_rows.iter().map(|&v| v as f64).sum::<f64>() / (rows * scoring.scored) as f64;
     Ok((loss as f32, grads))
 }

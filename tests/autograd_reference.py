@@ -17,7 +17,7 @@ from autograd import grad, value_and_grad
 from autograd.extend import primitive, defvjp
 
 DEFAULTS = dict(modes="residual,hc,mhc", streams="4", act="gelu", sinkhorn_iters="20",
-                sinkhorn_eps="1e-6", precision="f32")
+                sinkhorn_eps="1e-6", precision="f32", heads="4")
 MODES = ("residual", "hc", "mhc")
 
 # ---------------------------------------------------------------- model (DESIGN.md section 1)
@@ -41,14 +41,14 @@ def round_to_f16(X):
     return X.astype(onp.float16).astype(onp.float64)
 defvjp(round_to_f16, lambda ans, X: lambda g: g)    # straight-through backward
 
-def F_l(P, l, u, act):                               # fc2(act(fc1(norm_l(u))))   u: [B, C]
-    p = "blocks.%d." % l
+def F_l(P, l, u, act, p=None):                       # fc2(act(fc1(norm_l(u))))   u: [B, C]
+    p = p or "blocks.%d." % l
     a = u / rms(u) * P[p + "norm.weight"]
     a = act_fn(act, a @ P[p + "fc1.weight"].T + P[p + "fc1.bias"])
     return a @ P[p + "fc2.weight"].T + P[p + "fc2.bias"]
 
-def hc_coeffs(P, l, X):                              # X: [B, n, C]
-    p = "blocks.%d.hc." % l
+def hc_coeffs(P, l, X, p=None):                      # X: [B, n, C]
+    p = (p or "blocks.%d." % l) + "hc."
     z = X / rms(X)                                   # z_i = X[i] / rms(X[i]), no weight
     sa, sb = P[p + "s_alpha"], P[p + "s_beta"]
     H_pre = sa * np.tanh(np.einsum("bic,c->bi", z, P[p + "w_pre"])) + P[p + "b_pre"]
@@ -64,8 +64,8 @@ def sinkhorn(Lg, iters, eps):                        # Lg: [B, n, n], rows k, co
         M = M / (np.sum(M, axis=2, keepdims=True) + eps)   # every row (last)
     return M
 
-def mhc_coeffs(P, l, X, cfg):
-    p = "blocks.%d.mhc." % l
+def mhc_coeffs(P, l, X, cfg, p=None):
+    p = (p or "blocks.%d." % l) + "mhc."
     B, n, C = X.shape
     v = np.reshape(X, (B, n * C))                    # stream-major: v[j*C + c] = X[j][c]
     m = (v @ P[p + "phi"].T) / rms(v)                # [B, n*n + 2n]
@@ -152,6 +152,72 @@ def forward(P, cfg, x, y, return_streams=False):
     lse = np.log(np.sum(np.exp(logits - mx), axis=1)) + mx[:, 0]
     return np.mean(lse - logits[onp.arange(len(y)), y])
 
+# ---------------------------------------------------------------- the transformer (DESIGN.md section 1b)
+def attention(P, p, u, heads):                       # u: [B, T, C] -> y: [B, T, C]
+    B, T, C = u.shape
+    dh = C // heads
+    a = u / rms(u) * P[p + "norm.weight"]
+    qkv = a @ P[p + "qkv.weight"].T + P[p + "qkv.bias"]                       # [B, T, 3C]
+    split = lambda part: np.transpose(np.reshape(qkv[:, :, part * C:(part + 1) * C], (B, T, heads, dh)), (0, 2, 1, 3))
+    q, k, v = split(0), split(1), split(2)                                       # [B, H, T, dh]
+    S = np.einsum("bhid,bhjd->bhij", q, k) / onp.sqrt(dh)
+    S = np.where(onp.tril(onp.ones((T, T))) > 0, S, -1e30)                      # causal: j <= i
+    S = S - np.max(S, axis=3, keepdims=True)
+    A = np.exp(S) / np.sum(np.exp(S), axis=3, keepdims=True)
+    o = np.reshape(np.transpose(A @ v, (0, 2, 1, 3)), (B, T, C))
+    return o @ P[p + "proj.weight"].T + P[p + "proj.bias"]
+
+def wrapped(P, cfg, p, X, F):
+    """One sublayer wrapped by the variant: X [R, n, C] -> X', with F mapping u [R, C] to y."""
+    if cfg["mode"] == "residual":
+        X = X + F(X[:, 0, :])[:, None, :]
+    else:
+        H_pre, H_post, H_res = hc_coeffs(P, 0, X, p) if cfg["mode"] == "hc" else mhc_coeffs(P, 0, X, cfg, p)
+        y = F(np.einsum("bi,bic->bc", H_pre, X))
+        X = np.einsum("bki,bic->bkc", H_res, X) + H_post[:, :, None] * y[:, None, :]
+    return round_to_f16(X) if cfg["precision"] == "f16" else X
+
+def forward_transformer(P, cfg, x, y):
+    """x: [B, T] tokens, y: [B, T] targets (-1: not scored); mean loss over scored positions."""
+    B, T = x.shape
+    n, C = cfg["n"], P["tok.weight"].shape[1]
+    h0 = np.reshape(P["tok.weight"][x] + P["pos.weight"][None, :T, :], (B * T, C))
+    X = np.repeat(h0[:, None, :], n, axis=1)                                     # [B*T, n, C]
+    for l in range(cfg["depth"]):
+        p = "blocks.%d." % l
+        attn = lambda u: np.reshape(attention(P, p + "attn.", np.reshape(u, (B, T, C)), cfg["heads"]), (B * T, C))
+        X = wrapped(P, cfg, p + "attn.", X, attn)
+        X = wrapped(P, cfg, p + "ffn.", X, lambda u: F_l(P, l, u, cfg["act"], p + "ffn."))
+    z = np.sum(X, axis=1)
+    logits = (z / rms(z) * P["head.norm.weight"]) @ P["head.weight"].T + P["head.bias"]
+    mx = np.max(logits, axis=1, keepdims=True)
+    lse = np.log(np.sum(np.exp(logits - mx), axis=1)) + mx[:, 0]
+    t = onp.reshape(y, -1)
+    scored = t >= 0
+    picked = logits[onp.arange(B * T), onp.where(scored, t, 0)]
+    return np.sum(np.where(scored, lse - picked, 0.0)) / onp.sum(scored)
+
+def transformer_shapes(mode, L, n, C, T, F, V):
+    s = {"tok.weight": (V, C), "pos.weight": (T, C)}
+    for l in range(L):
+        for sub in ("attn", "ffn"):
+            p = "blocks.%d.%s." % (l, sub)
+            s[p + "norm.weight"] = (C,)
+            if sub == "attn":
+                s.update({p + "qkv.weight": (3 * C, C), p + "qkv.bias": (3 * C,), p + "proj.weight": (C, C), p + "proj.bias": (C,)})
+            else:
+                s.update({p + "fc1.weight": (F * C, C), p + "fc1.bias": (F * C,), p + "fc2.weight": (C, F * C), p + "fc2.bias": (C,)})
+            if mode == "hc":
+                s.update({p + "hc.w_pre": (C,), p + "hc.w_res": (n, C), p + "hc.w_post": (C,), p + "hc.s_alpha": (1,),
+                          p + "hc.s_beta": (1,), p + "hc.b_pre": (n,), p + "hc.b_res": (n, n), p + "hc.b_post": (n,)})
+            if mode == "mhc":
+                s.update({p + "mhc.phi": (n * n + 2 * n, n * C), p + "mhc.alpha": (3,), p + "mhc.bias": (n * n + 2 * n,)})
+    s.update({"head.norm.weight": (C,), "head.weight": (V, C), "head.bias": (V,)})
+    return s
+
+def model_loss(P, cfg, x, y):
+    return forward_transformer(P, cfg, x, y) if cfg.get("arch") == "transformer" else forward(P, cfg, x, y)
+
 # ---------------------------------------------------------------- parameters and config
 def param_shapes(mode, L, n, C, d_in, F, K):
     s = {"embed.weight": (C, d_in), "embed.bias": (C,)}
@@ -186,6 +252,22 @@ def config_from_weights(W, meta):
         q["modes"] = "mhc" if any(".mhc." in k for k in W) else "hc" if any(".hc." in k for k in W) else "residual"
     if q["modes"] not in MODES:
         raise BadInput("config modes=%r must name exactly one of %s" % (q["modes"], MODES))
+    if "tok.weight" in W:
+        try:
+            V, C = W["tok.weight"].shape
+            T = W["pos.weight"].shape[0]
+            F = W["blocks.0.ffn.fc1.weight"].shape[0] // C
+            cfg = dict(arch="transformer", mode=q["modes"], act=q["act"], precision=q["precision"], heads=int(q["heads"]),
+                       depth=len({int(m) for m in re.findall(r"^blocks\.(\d+)\.", "\n".join(W), re.M)}),
+                       n=1 if q["modes"] == "residual" else int(q["streams"]),
+                       sinkhorn_iters=int(q["sinkhorn_iters"]), sinkhorn_eps=float(q["sinkhorn_eps"]))
+        except (KeyError, ValueError, IndexError) as e:
+            raise BadInput("bad weights/config: %r" % (e,))
+        if C % cfg["heads"]:
+            raise BadInput("heads=%d does not divide width %d" % (cfg["heads"], C))
+        expect = transformer_shapes(cfg["mode"], cfg["depth"], cfg["n"], C, T, F, V)
+        check_names_shapes("weights", W, expect, "")
+        return cfg, expect
     try:
         C, d_in = W["embed.weight"].shape
         K = W["head.weight"].shape[0]
@@ -219,19 +301,28 @@ def check(wpath, bpath, gpath, tol):
     G, _ = load(gpath)
     if "x" not in Bt or "y" not in Bt:
         raise BadInput("batch: needs tensors x and y")
-    x, y = Bt["x"].astype(onp.float64), Bt["y"].astype(onp.int64)
-    d_in, K = shapes["embed.weight"][1], shapes["head.bias"][0]
-    if x.ndim != 2 or x.shape[1] != d_in or y.shape != (x.shape[0],) or x.shape[0] == 0:
-        raise BadInput("batch: x %s / y %s do not match d_in=%d" % (x.shape, y.shape, d_in))
-    if y.min() < 0 or y.max() >= K:
-        raise BadInput("batch: label out of range 0..%d" % (K - 1))
+    K = shapes["head.bias"][0]
+    if cfg.get("arch") == "transformer":
+        x, y = Bt["x"].astype(onp.int64), Bt["y"].astype(onp.int64)
+        T = shapes["pos.weight"][0]
+        if x.ndim != 2 or x.shape[1] != T or y.shape != x.shape or x.shape[0] == 0:
+            raise BadInput("batch: x %s / y %s do not match ctx=%d" % (x.shape, y.shape, T))
+        if x.min() < 0 or x.max() >= K or y.min() < -1 or y.max() >= K or not (y >= 0).any():
+            raise BadInput("batch: token or target out of range 0..%d (targets may be -1)" % (K - 1))
+    else:
+        x, y = Bt["x"].astype(onp.float64), Bt["y"].astype(onp.int64)
+        d_in = shapes["embed.weight"][1]
+        if x.ndim != 2 or x.shape[1] != d_in or y.shape != (x.shape[0],) or x.shape[0] == 0:
+            raise BadInput("batch: x %s / y %s do not match d_in=%d" % (x.shape, y.shape, d_in))
+        if y.min() < 0 or y.max() >= K:
+            raise BadInput("batch: label out of range 0..%d" % (K - 1))
     check_names_shapes("grads", {k: v for k, v in G.items() if k != "loss"}, shapes, "grad.")
     if "loss" not in G or G["loss"].size != 1:
         raise BadInput("grads: needs loss [1]")
     P = {k: v.astype(onp.float64) for k, v in W.items()}
-    loss, g = value_and_grad(lambda P: forward(P, cfg, x, y))(P)
-    print("config: mode=%s depth=%d n=%d act=%s precision=%s sinkhorn=%d/%g batch=%d"
-          % (cfg["mode"], cfg["depth"], cfg["n"], cfg["act"], cfg["precision"],
+    loss, g = value_and_grad(lambda P: model_loss(P, cfg, x, y))(P)
+    print("config: %s mode=%s depth=%d n=%d act=%s precision=%s sinkhorn=%d/%g batch=%d"
+          % (cfg.get("arch", "mlp"), cfg["mode"], cfg["depth"], cfg["n"], cfg["act"], cfg["precision"],
              cfg["sinkhorn_iters"], cfg["sinkhorn_eps"], len(y)))
     loss_err = abs(float(G["loss"].reshape(())) - loss) / max(abs(loss), 1e-12)
     print("%-28s ref=%.6e engine=%.6e relerr=%.3e" % ("loss", loss, float(G["loss"].reshape(())), loss_err))
@@ -271,8 +362,8 @@ def make_params(mode, L, n, C, d_in, F, K, rng, init):
                 P[k] = P[k] + 0.5 * vr.standard_normal(P[k].shape)
     return P
 
-def fd_check(P, cfg, x, y, rng, coords=4, h=1e-5):
-    f = lambda P: forward(P, cfg, x, y)
+def fd_check(P, cfg, x, y, rng, coords=4, h=1e-5, loss=None):
+    f = loss or (lambda P: forward(P, cfg, x, y))
     g, worst = grad(f)(P), 0.0
     for k in P:
         for _ in range(coords):
@@ -307,6 +398,26 @@ def self_test():
         g16 = grad(lambda P: forward(P, dict(cfg, precision="f16"), x, y))(P)
         fin = all(onp.all(onp.isfinite(v)) for v in g16.values())
         expect(0 < d < 1e-2 and fin, "f16 %-8s n=%d loss f32 %.8f f16 %.8f rel diff %.2e, grads finite" % (mode, n, l32, l16, d))
+    for mode, n, prec in [("residual", 1, "f32"), ("hc", 2, "f32"), ("mhc", 2, "f32"), ("hc", 2, "f16")]:   # the transformer
+        Lt, Ct, Tt, Vt, H = 2, 6, 5, 7, 2
+        cfg = dict(arch="transformer", mode=mode, depth=Lt, n=n, act="gelu", precision=prec, heads=H, sinkhorn_iters=4, sinkhorn_eps=1e-6)
+        r = onp.random.default_rng(11)
+        P = {k: (1.0 if k.endswith("norm.weight") else 0.0) + 0.5 * r.standard_normal(shp)
+             for k, shp in transformer_shapes(mode, Lt, n, Ct, Tt, 2, Vt).items()}
+        xt, yt = r.integers(0, Vt, (3, Tt)), r.integers(0, Vt, (3, Tt))
+        yt[0, :2] = -1                                # unscored positions
+        f = lambda P: forward_transformer(P, cfg, xt, yt)
+        if prec == "f32":
+            w = fd_check(P, cfg, xt, yt, r, coords=3, loss=f)
+            expect(w < 1e-3, "FD  transformer %-8s n=%d worst rel err %.2e" % (mode, n, w))
+        else:
+            g16 = grad(f)(P)
+            expect(all(onp.all(onp.isfinite(v)) for v in g16.values()), "f16 transformer %s: gradients finite" % mode)
+        # causal: a later token changes no earlier position's loss
+        y_first = onp.full_like(yt, -1); y_first[:, :2] = yt[:, :2]
+        x2 = xt.copy(); x2[:, 4] = (x2[:, 4] + 1) % Vt
+        d = abs(forward_transformer(P, cfg, xt, y_first) - forward_transformer(P, cfg, x2, y_first))
+        expect(d < 1e-12, "transformer %s: causal (later token moves earlier loss by %.1e)" % (mode, d))
     for n in (1, 3):                                  # initialisation claims
         base = dict(depth=L, act="gelu", precision="f32", sinkhorn_iters=20, sinkhorn_eps=1e-6)
         cfg_r, cfg_h, cfg_m = dict(base, mode="residual", n=1), dict(base, mode="hc", n=n), dict(base, mode="mhc", n=n)

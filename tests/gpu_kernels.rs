@@ -375,6 +375,10 @@ fn stats_finalize_and_divergence_record() {
                 stream_stats_off: stream_stats,
                 metrics_off: mo,
                 clip: 3.0,
+                loss_divisor: rows,
+                acc_rows: rows,
+                acc_divisor: rows,
+                ..Default::default()
             }),
         ];
         lab.check(&format!("stats depth={depth} poison={poison:?}"), &ops, 1e-5, 1e-4);
@@ -689,5 +693,17 @@ fn causal_attention_forward_and_backward() {
             1e-5,
             1e-4,
         );
+    }
+}
+
+#[test]
+fn whole_answer_correctness_per_sequence() {
+    for (sequences, len, answer) in [(1u32, 1u32, 1u32), (7, 5, 3), (300, 16, 9)] {
+        let mut lab = Lab::new(61);
+        let flags: Vec<f32> = (0..sequences * len).map(|e| if e % 7 == 0 || (e / len) % 3 == 0 { 1.0 } else { 0.0 }).collect();
+        let flags = lab.values(&flags);
+        let out = lab.region(sequences + 2, 1.0);
+        let p = AnswerParams { sequences, len, answer, in_off: flags, out_off: out, ..Default::default() };
+        lab.check(&format!("answers {sequences}x{len}"), &[Op::AnswerCorrect(p)], 0.0, 0.0);
     }
 }

@@ -12,15 +12,16 @@ fn main() {
 mod native {
     use clap::{Parser, Subcommand, ValueEnum};
     use mhc_playground::checkpoint::{save_checkpoint, write_tensors, CheckpointError, TensorFile};
-    use mhc_playground::config::{notices_line, Config, ResidualKind};
+    use mhc_playground::config::{notices_line, Arch, Config, ResidualKind};
     use mhc_playground::cpu::CpuKernels;
-    use mhc_playground::export::{stored_zip, torch_export};
+    use mhc_playground::export::{stored_zip, torch_export, ExportError};
     use mhc_playground::gpu::{GpuContext, GpuError};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
-    use mhc_playground::program::{Kernels, OpList, Program};
+    use mhc_playground::program::{label_value, Kernels, OpList, Program, Scoring};
     use mhc_playground::sweep::{self, CellResult, Sweep};
     use mhc_playground::tasks::Dataset;
+    use mhc_playground::tokens::NO_TARGET;
     use mhc_playground::trainer::{loss_and_gradients, EngineError, Trainer};
     use std::io::Write;
     use std::path::{Path, PathBuf};
@@ -341,7 +342,7 @@ mod native {
                             }
                             if !quiet {
                                 if let Some(d) = row.divergence() {
-                                    eprintln!("{} diverged at step {} in {}", row.mode, d.step, where_(d.block, config.depth));
+                                    eprintln!("{} diverged at step {} in {}", row.mode, d.step, where_(d.block, &config));
                                 }
                             }
                             if let Some(slot) = last.iter_mut().find(|m| m.mode == row.mode) {
@@ -397,13 +398,20 @@ mod native {
                 single_mode(&config)?;
                 let dataset = Dataset::new(&config);
                 let (x, y) = dataset.batch(step, config.batch as usize);
-                let rows = y.len();
-                let labels: Vec<i32> = y.iter().map(|&v| v as i32).collect();
-                let bytes = write_tensors(
-                    &[("x".into(), vec![rows, config.d_in()], x)],
-                    &[("y".into(), vec![rows], labels)],
-                    Some(&config.to_query()),
-                )?;
+                let rows = config.batch as usize;
+                let targets: Vec<i32> = y.iter().map(|&v| label_value(v) as i32).collect();
+                // Tokens and targets are [B, T] i32 (-1: not scored); features [B, d_in] f32.
+                let bytes = if config.task.is_tokens() {
+                    let tokens: Vec<i32> = x.iter().map(|&v| v as i32).collect();
+                    let shape = vec![rows, config.ctx as usize];
+                    write_tensors(&[], &[("x".into(), shape.clone(), tokens), ("y".into(), shape, targets)], Some(&config.to_query()))?
+                } else {
+                    write_tensors(
+                        &[("x".into(), vec![rows, config.d_in()], x)],
+                        &[("y".into(), vec![rows], targets)],
+                        Some(&config.to_query()),
+                    )?
+                };
                 write_file(&out, &bytes)
             }
             Command::Grad { experiment: e, weights, batch, out, backend } => {
@@ -422,22 +430,30 @@ mod native {
                 let batch_bytes = read_file(&batch)?;
                 let batch_file = TensorFile::parse(&batch_bytes)
                     .map_err(|err| fail(format!("{}: {err}", batch.display()), "pass a file written by `batch`"))?;
-                let (x_shape, x) = batch_file.f32("x", None)?;
-                let (_, y) = batch_file.i32("y")?;
-                if x_shape.len() != 2 || x_shape[1] != config.d_in() || x_shape[0] != y.len() || y.is_empty() {
+                let (x_shape, x) = if config.task.is_tokens() {
+                    let (shape, tokens) = batch_file.i32("x")?;
+                    (shape, tokens.iter().map(|&t| t as f32).collect::<Vec<f32>>())
+                } else {
+                    batch_file.f32("x", None)?
+                };
+                let (y_shape, y) = batch_file.i32("y")?;
+                let per_example = Scoring::of(&config).rows;
+                let examples = x_shape.first().copied().unwrap_or(0);
+                let y_expected = if config.task.is_tokens() { vec![examples, per_example] } else { vec![examples] };
+                if x_shape.len() != 2 || x_shape[1] != config.d_in() || y_shape != y_expected || examples == 0 {
                     return Err(fail(
-                        format!("batch x has shape {x_shape:?} and y {} rows; expected [rows, {}] and rows labels", y.len(), config.d_in()),
+                        format!("batch x has shape {x_shape:?} and y {y_shape:?}; expected [rows, {}] and {y_expected:?}", config.d_in()),
                         "write it with `batch` using the same config",
                     ));
                 }
-                if let Some(bad) = y.iter().find(|&&v| v < 0 || v as usize >= config.classes()) {
+                if let Some(bad) = y.iter().find(|&&v| v < -1 || (v == -1 && !config.task.is_tokens()) || v >= config.classes() as i32) {
                     return Err(fail(
                         format!("label {bad} is outside 0..{}", config.classes()),
                         "write the batch with `batch` using the same config",
                     ));
                 }
-                config.batch = y.len() as u32;
-                let labels: Vec<u32> = y.iter().map(|&v| v as u32).collect();
+                config.batch = examples as u32;
+                let labels: Vec<u32> = y.iter().map(|&v| if v < 0 { NO_TARGET } else { v as u32 }).collect();
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
                 let (loss, grads) = loss_and_gradients(&config, gpu.as_ref(), &params, &x, &labels).await?;
                 let mut tensors = vec![("loss".to_string(), vec![1], vec![loss])];
@@ -477,7 +493,10 @@ mod native {
             Command::Sweep { experiment: e, grid, steps, out, backend, quiet } => run_sweep(e, grid, steps, out, backend, quiet).await,
             Command::ExportTorch { experiment: e, out, zip } => {
                 let config = experiment(&e, false)?;
-                let files = torch_export(&config)?;
+                let files = torch_export(&config).map_err(|e| match e {
+                    ExportError::Checkpoint(e) => Failure::from(e),
+                    other => fail(other.to_string(), "export an MLP experiment (arch=mlp), or train the transformer with `train`"),
+                })?;
                 std::fs::create_dir_all(&out)
                     .map_err(|err| fail(format!("cannot create {}: {err}", out.display()), "pick a folder you can write to"))?;
                 for f in &files {
@@ -700,11 +719,13 @@ mod native {
         Ok(report)
     }
 
-    fn where_(block: u32, depth: u32) -> String {
-        if block >= depth {
-            "the head".into()
-        } else {
-            format!("block {block}")
+    /// Where a divergence appeared: a block (a transformer's sublayer), or the head.
+    fn where_(unit: u32, config: &Config) -> String {
+        let units = config.depth * if config.arch == Arch::Transformer { 2 } else { 1 };
+        match config.arch {
+            _ if unit >= units => "the head".into(),
+            Arch::Mlp => format!("block {unit}"),
+            Arch::Transformer => format!("block {} ({})", unit / 2, if unit.is_multiple_of(2) { "attention" } else { "FFN" }),
         }
     }
 

@@ -12,7 +12,7 @@
 mod zip;
 
 use crate::checkpoint::{save_checkpoint, CheckpointError};
-use crate::config::{key_specs, Config, KeyKind, ResidualKind};
+use crate::config::{key_specs, Arch, Config, KeyKind, ResidualKind};
 use crate::layout::{Dims, ParamLayout};
 use crate::tasks::Dataset;
 use safetensors::tensor::{Dtype, TensorView};
@@ -29,8 +29,20 @@ pub struct ExportFile {
     pub bytes: Vec<u8>,
 }
 
+/// Why an experiment cannot be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("the PyTorch export covers the MLP experiments; the transformer's train.py is not written yet")]
+    Transformer,
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+}
+
 /// The files of `config`'s PyTorch export.
-pub fn torch_export(config: &Config) -> Result<Vec<ExportFile>, CheckpointError> {
+pub fn torch_export(config: &Config) -> Result<Vec<ExportFile>, ExportError> {
+    if config.arch == Arch::Transformer {
+        return Err(ExportError::Transformer);
+    }
     let file = |name: &str, bytes: Vec<u8>| ExportFile { name: name.to_string(), bytes };
     let mut files = vec![file("train.py", TRAIN_PY.as_bytes().to_vec()), file("experiment.json", experiment_json(config).into_bytes())];
     for kind in ResidualKind::ALL {
@@ -66,7 +78,7 @@ fn experiment_json(config: &Config) -> String {
 }
 
 /// The data set as tensors (labels as i32; the teacher's weights in f64, as it labels in f64).
-fn data_tensors(config: &Config) -> Result<Vec<u8>, CheckpointError> {
+fn data_tensors(config: &Config) -> Result<Vec<u8>, ExportError> {
     let data = Dataset::new(config);
     let labels = |y: &[u32]| y.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect::<Vec<u8>>();
     let floats = |x: &[f32]| x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
@@ -88,7 +100,7 @@ fn data_tensors(config: &Config) -> Result<Vec<u8>, CheckpointError> {
             Ok((name.clone(), TensorView::new(*dtype, shape.clone(), bytes).map_err(|e| CheckpointError::Format(e.to_string()))?))
         })
         .collect::<Result<Vec<_>, CheckpointError>>()?;
-    safetensors::tensor::serialize(views, None).map_err(|e| CheckpointError::Format(e.to_string()))
+    Ok(safetensors::tensor::serialize(views, None).map_err(|e| CheckpointError::Format(e.to_string()))?)
 }
 
 fn readme(config: &Config) -> String {

@@ -17,15 +17,16 @@ pub fn segment_stats<T: Real>(a: &mut [T], p: &StatsParams) {
 
 pub fn step_finalize<T: Real>(a: &mut [T], p: &FinalizeParams) {
     let mo = p.metrics_off;
-    let rows = T::of(p.rows as f64);
     let mut loss = T::zero();
     let mut correct = T::zero();
     for b in 0..p.rows {
         loss = loss + a[u(p.loss_off + b)];
+    }
+    for b in 0..p.acc_rows {
         correct = correct + a[u(p.correct_off + b)];
     }
-    a[u(mo + slot::LOSS)] = loss / rows;
-    a[u(mo + slot::ACC)] = correct / rows;
+    a[u(mo + slot::LOSS)] = loss / T::of(p.loss_divisor as f64);
+    a[u(mo + slot::ACC)] = correct / T::of(p.acc_divisor as f64);
     // Gradient stats: embed (segment 0), blocks (1..=depth), head (depth+1).
     let segments = p.depth + 2;
     let mut sumsq = T::zero();
@@ -146,4 +147,11 @@ fn max_abs_row_sum<T: Real>(m: &[T], n: usize) -> T {
 
 fn max_abs_col_sum<T: Real>(m: &[T], n: usize) -> T {
     (0..n).fold(T::zero(), |best, i| max_keep_non_finite(best, (0..n).fold(T::zero(), |s, k| s + m[k * n + i].abs())))
+}
+
+pub fn answer_correct<T: Real>(a: &mut [T], p: &AnswerParams) {
+    for s in 0..p.sequences {
+        let right = (0..p.len).fold(T::zero(), |acc, i| acc + a[u(p.in_off + s * p.len + i)]);
+        a[u(p.out_off + s)] = if right == T::of(p.answer as f64) { T::one() } else { T::zero() };
+    }
 }

@@ -179,6 +179,7 @@ pub fn run_op_in<T: Real>(a: &mut [T], op: &Op, ws: &mut Workspace<T>) {
         Op::XentBackward(p) => xent_backward(a, p),
         Op::SegmentStats(p) => segment_stats(a, p),
         Op::StepFinalize(p) => step_finalize(a, p),
+        Op::AnswerCorrect(p) => answer_correct(a, p),
         Op::Gains(p) => gains(a, p, ws),
         Op::Optimizer(p) => optimizer_step(a, p),
         // The fused kernels' twin is the unfused ops they replace.

@@ -2,7 +2,7 @@
 //! generated against the config's own key table), the presets, the run history the charts
 //! draw, smoothing, axis ticks and the metrics export. No DOM here.
 
-use crate::config::{key_specs, Config, KeyKind, ResidualKind};
+use crate::config::{key_specs, Arch, Config, KeyKind, ResidualKind};
 use crate::metrics::{StepMetrics, CSV_HEADER};
 use serde::{Deserialize, Serialize};
 
@@ -139,8 +139,15 @@ pub const CPU_SWEEP_BUDGET: f64 = 3e8;
 /// Multiply-adds of one lockstep training step (forward and backward): the CPU's workload.
 pub fn multiply_adds(config: &Config) -> f64 {
     let c = config.width as f64;
-    let per_block = 2.0 * c * c * config.ffn as f64 + (config.streams as f64 * c).powi(2);
-    3.0 * config.depth as f64 * per_block * config.batch as f64 * config.modes.len() as f64
+    let coefficients = (config.streams as f64 * c).powi(2);
+    let ffn = 2.0 * c * c * config.ffn as f64 + coefficients;
+    let (per_block, rows) = match config.arch {
+        Arch::Mlp => (ffn, config.batch as f64),
+        // Per position: qkv and the projection, scores and values over the context on
+        // average half-way back, and a second set of coefficients.
+        Arch::Transformer => (ffn + 4.0 * c * c + config.ctx as f64 * c + coefficients, config.batch as f64 * config.ctx as f64),
+    };
+    3.0 * config.depth as f64 * per_block * rows * config.modes.len() as f64
 }
 
 /// Half the work of `config` for a "try this" message after the GPU ran out of memory: the
@@ -170,6 +177,11 @@ pub struct Preset {
     pub what: &'static str,
 }
 
+/// The default transformer: text, 4 blocks of width 32, context 32.
+pub const TINY_GPT: &str = "task=text&depth=4&width=32&ctx=32&batch=16&heads=4&lr=0.01";
+/// A transformer where HC diverges and mHC does not (`tests/transformer.rs` checks it).
+pub const TRANSFORMER_CRASH: &str = "task=text&depth=6&width=32&ctx=32&batch=16&heads=4&lr=0.03&precision=f16";
+
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "The story",
@@ -195,6 +207,16 @@ pub const PRESETS: &[Preset] = &[
         name: "Grokking",
         query: "task=modadd&p=23&depth=4&width=64&lr=0.003&wd=1&train_frac=0.4&eval_every=20",
         what: "Modular addition: train accuracy first, test accuracy much later.",
+    },
+    Preset {
+        name: "Tiny GPT",
+        query: TINY_GPT,
+        what: "A 4-block character-level transformer learning Cicero's Latin: HC's gain climbs into the hundreds while mHC's stays at 1.",
+    },
+    Preset {
+        name: "HC crashes in a transformer",
+        query: TRANSFORMER_CRASH,
+        what: "A 6-block transformer with f16 streams and lr 0.03: HC overflows within 30 steps; residual and mHC learn on.",
     },
 ];
 

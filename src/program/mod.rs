@@ -3,12 +3,15 @@
 //! model's math exists once, here, and the three residual variants share one code path: only
 //! how a block's coefficients are made depends on the [`ResidualKind`].
 
+mod mlp;
+mod transformer;
+
 use crate::block::{
     block_backward_ops, block_forward_ops, block_weight_grad_ops, linear, linear_input_grad, linear_weight_grad, partials_per_row,
 };
-use crate::config::{Activation, Config, OptimizerKind, Precision, ResidualKind};
+use crate::config::{Activation, Arch, Config, OptimizerKind, Precision, ResidualKind};
 use crate::kernels::*;
-use crate::layout::{BlockTensors, Dims, ParamLayout};
+use crate::layout::{AttentionTensors, BlockTensors, Dims, ParamLayout};
 pub use crate::plan::*;
 use crate::reference::ADAM_EPS;
 
@@ -34,7 +37,9 @@ pub struct Program {
     pub layout: ParamLayout,
     pub plan: ArenaPlan,
     pub metrics: MetricsPlan,
+    /// Examples per training batch (sequences for the transformer).
     pub batch: usize,
+    pub scoring: Scoring,
     pub kernels: Kernels,
     /// One training step: forward, loss, backward, stats, divergence check, optimiser.
     pub train: Vec<Op>,
@@ -64,7 +69,11 @@ struct Builder<'a> {
     layout: &'a ParamLayout,
     plan: &'a ArenaPlan,
     mp: MetricsPlan,
+    /// Rows of the training batch: examples for the MLP, positions for the transformer.
     batch: u32,
+    /// Examples (sequences) of the training batch.
+    examples: u32,
+    scoring: Scoring,
     act: u32,
     round_f16: u32,
     sinkhorn_iters: u32,
@@ -72,6 +81,7 @@ struct Builder<'a> {
     /// One fused dispatch per block each way (`block.wgsl`), or the unfused ops.
     fused: bool,
     tensors: BlockTensors,
+    attention: AttentionTensors,
 }
 
 /// An nn.Linear applied to `rows` rows: `x: [rows, inp]`, `W: [out, inp]`.
@@ -162,25 +172,12 @@ impl Builder<'_> {
         StreamParams { rows, n: self.n(), c: self.c(), h_rs: self.pc(), dh_rs: self.pc(), dh_off: NONE, h_off: NONE, ..Default::default() }
     }
 
-    /// Forward over `rows` examples at `x`, labels at `y`, into `act`: logits, per-row loss and
-    /// correctness.
-    fn forward(&self, ops: &mut Vec<Op>, rows: u32, x: u32, y: u32, act: &Activations) {
+    /// Collapse once (z = sum of the streams after the last unit), the head and the loss over
+    /// `rows` rows (positions for the transformer), its mean taken with `scale`.
+    fn head_forward(&self, ops: &mut Vec<Op>, rows: u32, y: u32, act: &Activations, scale: f32) {
         let c = self.c();
-        let nc = self.n() * c;
-        ops.push(self.embed(rows, x).forward(self.param("embed.bias"), act.h0));
-        // Expand once: every stream starts as h0.
-        ops.push(Op::Broadcast(StreamParams { x_off: act.h0, out_off: act.streams_at(0, nc), ..self.stream_params(rows) }));
-        for l in 0..self.d.depth as u32 {
-            let block = self.block_params(l, rows, act);
-            if self.fused {
-                ops.push(Op::BlockForward(block));
-            } else {
-                ops.extend(block_forward_ops(&block));
-            }
-        }
-        // Collapse once: z = sum of the streams.
         ops.push(Op::CombineForward(StreamParams {
-            x_off: act.streams_at(self.d.depth as u32, nc),
+            x_off: act.streams_at(self.d.units() as u32, self.n() * c),
             h_off: NONE,
             out_off: act.head_z,
             ..self.stream_params(rows)
@@ -194,103 +191,34 @@ impl Builder<'_> {
             r_off: act.head_rms,
             ..Default::default()
         }));
-        let k = self.d.classes as u32;
         ops.push(self.head(rows, act).forward(self.param("head.bias"), act.logits));
         ops.push(Op::XentForward(XentParams {
             rows,
-            k,
+            k: self.d.classes as u32,
             logits_off: act.logits,
             labels_off: y,
             loss_off: act.loss_rows,
             correct_off: act.correct_rows,
             dlogits_off: NONE,
-            scale: 1.0 / rows as f32,
+            scale,
         }));
     }
 
-    /// Everything block `l` reads and writes over `rows` rows of `act` (`rows <= act.rows`). The
-    /// backward's stream gradients ping-pong between two buffers, from the last block down.
-    fn block_params(&self, l: u32, rows: u32, act: &Activations) -> BlockParams {
-        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
-        let plan = self.plan;
-        let t = self.tensors;
-        let base = plan.params + self.layout.block_offset(l as usize) as u32;
-        let param = |rel: usize| base + rel as u32;
-        let (hc, mhc) = (self.d.kind == ResidualKind::Hc, self.d.kind == ResidualKind::Mhc);
-        let when = |yes: bool, off: u32| if yes { off } else { NONE };
-        let at = |base: u32, row_len: u32| act.at(base, l, row_len);
-        // Gradients the batched weight-gradient ops read are kept per block when fused.
-        let saved = |region: u32, len: u32| region + if self.fused { l * self.batch * len } else { 0 };
-        let from_top = self.d.depth as u32 - 1 - l;
-        let [even, odd] = plan.d_streams;
-        let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
-        BlockParams {
-            rows,
-            n,
-            c,
-            fc,
-            kind: self.kind_code(),
-            act: self.act,
-            round_f16: self.round_f16,
-            iters: self.sinkhorn_iters,
-            eps: self.sinkhorn_eps,
-            x_off: act.streams_at(l, n * c),
-            out_off: act.streams_at(l + 1, n * c),
-            h_off: self.coeffs_at(l, act),
-            u_off: at(act.block_in, c),
-            normed_off: at(act.normed, c),
-            norm_rms_off: at(act.norm_rms, 1),
-            hidden_pre_off: at(act.hidden_pre, fc),
-            hidden_off: at(act.hidden, fc),
-            y_off: at(act.block_out, c),
-            norm_w: param(t.norm_weight),
-            fc1_w: param(t.fc1_weight),
-            fc1_b: param(t.fc1_bias),
-            fc2_w: param(t.fc2_weight),
-            fc2_b: param(t.fc2_bias),
-            proj_w: t.projection.map_or(NONE, param),
-            small_off: t.small.map_or(NONE, param),
-            proj_off: if hc { at(act.hc_d, n * (n + 2)) } else { when(mhc, at(act.mhc_a, pc)) },
-            z_off: when(hc, at(act.hc_z, n * c)),
-            z_rms_off: if hc { at(act.hc_z_rms, n) } else { when(mhc, at(act.mhc_rms, 1)) },
-            dout_off: d_next,
-            dx_off: d_cur,
-            dy_off: saved(plan.d_block_out, c),
-            dhidden_off: plan.d_hidden,
-            dhidden_pre_off: saved(plan.d_hidden_pre, fc),
-            dnormed_off: saved(plan.d_normed, c),
-            du_off: plan.d_block_in,
-            dh_off: when(hc || mhc, plan.d_coeffs),
-            dproj_off: if hc { saved(plan.d_hc_d, n * (n + 2)) } else { when(mhc, saved(plan.d_mhc_a, pc)) },
-            dz_off: when(hc, plan.d_hc_z),
-            part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
-            div_off: when(mhc, act.mhc_divisors),
-        }
-    }
-
-    fn kind_code(&self) -> u32 {
-        match self.d.kind {
-            ResidualKind::Residual => BLOCK_RESIDUAL,
-            ResidualKind::Hc => BLOCK_HC,
-            ResidualKind::Mhc => BLOCK_MHC,
-        }
-    }
-
-    /// Backward of the training batch (after `forward`): parameter gradients `+=`.
-    fn backward(&self, ops: &mut Vec<Op>) {
+    /// Backward of [`Builder::head_forward`] over the training batch: the head's gradients, and
+    /// the streams' gradient after the last unit, which it returns.
+    fn head_backward(&self, ops: &mut Vec<Op>, scale: f32) -> u32 {
         let rows = self.batch;
         let c = self.c();
         let plan = self.plan;
-        let k = self.d.classes as u32;
         ops.push(Op::XentBackward(XentParams {
             rows,
-            k,
+            k: self.d.classes as u32,
             logits_off: plan.train.logits,
             labels_off: plan.batch_y,
             loss_off: NONE,
             correct_off: NONE,
             dlogits_off: plan.d_logits,
-            scale: 1.0 / rows as f32,
+            scale,
         }));
         self.head(rows, &plan.train).backward(
             ops,
@@ -313,57 +241,92 @@ impl Builder<'_> {
         };
         ops.push(Op::RmsNormBackward(head_norm));
         ops.push(Op::RmsNormWeightGrad(head_norm));
-        let depth = self.d.depth as u32;
         let top = plan.d_streams[0];
         ops.push(Op::Broadcast(StreamParams { x_off: plan.d_head_z, out_off: top, ..self.stream_params(rows) }));
-        let block_len = self.layout.block_len as u32;
-        let grad_shift = plan.grads - plan.params;
-        for l in (0..depth).rev() {
-            let block = self.block_params(l, rows, &plan.train);
-            if self.fused {
-                ops.push(Op::BlockBackward(block));
-            } else {
-                ops.extend(block_backward_ops(&block));
-                ops.extend(block_weight_grad_ops(&block, 1, block_len, grad_shift));
-            }
+        top
+    }
+
+    /// Forward over `rows` examples (sequences for the transformer) at `x`, labels (targets) at
+    /// `y`, into `act`: logits, per-row loss and correctness.
+    fn forward(&self, ops: &mut Vec<Op>, rows: u32, x: u32, y: u32, act: &Activations) {
+        match self.d.arch {
+            Arch::Mlp => self.mlp_forward(ops, rows, x, y, act),
+            Arch::Transformer => self.transformer_forward(ops, rows, x, y, act),
         }
-        if self.fused && depth > 0 {
-            ops.extend(block_weight_grad_ops(&self.block_params(0, rows, &plan.train), depth, block_len, grad_shift));
+    }
+
+    /// Backward of the training batch (after `forward`): parameter gradients `+=`.
+    fn backward(&self, ops: &mut Vec<Op>) {
+        match self.d.arch {
+            Arch::Mlp => self.mlp_backward(ops),
+            Arch::Transformer => self.transformer_backward(ops),
         }
-        // dX_0 is where block 0 wrote it (the top buffer when there are no blocks).
-        let d_next = if depth > 0 { self.block_params(0, rows, &plan.train).dx_off } else { top };
-        // Expand's backward: dh0 = sum of the stream gradients.
-        ops.push(Op::CombineForward(StreamParams { x_off: d_next, h_off: NONE, out_off: plan.d_h0, ..self.stream_params(rows) }));
-        self.embed(rows, plan.batch_x).backward(ops, self.grad("embed.weight"), self.grad("embed.bias"), plan.d_h0, None);
     }
 
     /// Gradient and stream statistics, then the step's loss, norm, clip scale and divergence.
     fn step_checks(&self, ops: &mut Vec<Op>, clip: f32) {
         let plan = self.plan;
         let mo = plan.metrics;
-        let depth = self.d.depth as u32;
+        let units = self.d.units() as u32;
         let g = plan.grads;
         let stats = |count: u32, seg_len: u32, seg_stride: u32, in_off: u32, out_off: u32| {
             Op::SegmentStats(StatsParams { count, seg_len, seg_stride, in_off, out_off, ..Default::default() })
         };
         let l = self.layout;
         ops.push(stats(1, l.embed_len as u32, 0, g, mo + self.mp.grad_stats));
-        if depth > 0 {
-            ops.push(stats(depth, l.block_len as u32, l.block_len as u32, g + l.block_offset(0) as u32, mo + self.mp.grad_stats + 2));
+        if units > 0 {
+            let block = l.block_len as u32;
+            match self.d.arch {
+                Arch::Mlp => ops.push(stats(units, block, block, g + l.block_offset(0) as u32, mo + self.mp.grad_stats + 2)),
+                Arch::Transformer => {
+                    // A block is its attention sublayer's tensors, then its FFN's.
+                    let attention = self.tensors.norm_weight as u32;
+                    for u in 0..units {
+                        let (start, len) = if u.is_multiple_of(2) { (0, attention) } else { (attention, block - attention) };
+                        let at = g + l.block_offset(u as usize / 2) as u32 + start;
+                        ops.push(stats(1, len, 0, at, mo + self.mp.grad_stats + 2 + 2 * u));
+                    }
+                }
+            }
             let stream_len = self.batch * self.n() * self.c();
-            ops.push(stats(depth, stream_len, stream_len, self.streams_at(1), mo + self.mp.stream_stats));
+            ops.push(stats(units, stream_len, stream_len, self.streams_at(1), mo + self.mp.stream_stats));
         }
-        ops.push(stats(1, l.head_len as u32, 0, g + l.head_offset() as u32, mo + self.mp.grad_stats + 2 * (depth + 1)));
+        ops.push(stats(1, l.head_len as u32, 0, g + l.head_offset() as u32, mo + self.mp.grad_stats + 2 * (units + 1)));
+        let Scoring { scored, whole_answer, .. } = self.scoring;
+        let examples = self.examples;
+        let (correct_off, acc_rows, acc_divisor) = if whole_answer {
+            ops.push(self.answers(examples, plan.train.correct_rows));
+            (plan.answers, examples, examples)
+        } else {
+            (plan.train.correct_rows, self.batch, examples * scored as u32)
+        };
         ops.push(Op::StepFinalize(FinalizeParams {
             rows: self.batch,
-            depth,
+            depth: units,
             loss_off: plan.train.loss_rows,
-            correct_off: plan.train.correct_rows,
+            correct_off,
             grad_stats_off: mo + self.mp.grad_stats,
             stream_stats_off: mo + self.mp.stream_stats,
             metrics_off: mo,
             clip,
+            loss_divisor: examples * scored as u32,
+            acc_rows,
+            acc_divisor,
+            ..Default::default()
         }));
+    }
+
+    /// Whole-answer correctness of `examples` sequences from their per-position flags, into
+    /// `plan.answers`.
+    fn answers(&self, examples: u32, correct_rows: u32) -> Op {
+        Op::AnswerCorrect(AnswerParams {
+            sequences: examples,
+            len: self.scoring.rows as u32,
+            answer: self.scoring.scored as u32,
+            in_off: correct_rows,
+            out_off: self.plan.answers,
+            ..Default::default()
+        })
     }
 
     fn optimizer(&self, config: &Config) -> Op {
@@ -396,9 +359,10 @@ impl Builder<'_> {
     fn chunked_forward(&self, ops: &mut Vec<Op>, total: u32, x: u32, y: u32, y_stride: u32, after: impl Fn(&mut Vec<Op>, u32, u32)) {
         let d_in = self.d.d_in as u32;
         let act = &self.plan.eval;
+        let per_chunk = (act.rows / self.scoring.rows as u32).max(1);
         let mut start = 0;
         while start < total {
-            let rows = act.rows.min(total - start);
+            let rows = per_chunk.min(total - start);
             self.forward(ops, rows, x + start * d_in, y + start * y_stride, act);
             after(ops, rows, start);
             start += rows;
@@ -409,10 +373,18 @@ impl Builder<'_> {
         let plan = self.plan;
         let mo = plan.metrics;
         let total = plan.test_rows;
+        let Scoring { rows: per_example, scored, whole_answer } = self.scoring;
+        let targets = (total * scored as u32) as f32;
         ops.push(sum_rows(0, 2, 0, mo + slot::TEST_LOSS, 1.0, false)); // zero the accumulators
-        self.chunked_forward(ops, total, plan.test_x, plan.test_y, 1, |ops, rows, _| {
-            ops.push(sum_rows(rows, 1, plan.eval.loss_rows, mo + slot::TEST_LOSS, 1.0 / total as f32, true));
-            ops.push(sum_rows(rows, 1, plan.eval.correct_rows, mo + slot::TEST_ACC, 1.0 / total as f32, true));
+        self.chunked_forward(ops, total, plan.test_x, plan.test_y, per_example as u32, |ops, examples, _| {
+            let rows = examples * per_example as u32;
+            ops.push(sum_rows(rows, 1, plan.eval.loss_rows, mo + slot::TEST_LOSS, 1.0 / targets, true));
+            if whole_answer {
+                ops.push(self.answers(examples, plan.eval.correct_rows));
+                ops.push(sum_rows(examples, 1, plan.answers, mo + slot::TEST_ACC, 1.0 / total as f32, true));
+            } else {
+                ops.push(sum_rows(rows, 1, plan.eval.correct_rows, mo + slot::TEST_ACC, 1.0 / targets, true));
+            }
         });
     }
 
@@ -427,7 +399,8 @@ impl Builder<'_> {
 
     fn measure(&self, ops: &mut Vec<Op>) {
         let plan = self.plan;
-        let depth = self.d.depth as u32;
+        // Every residual unit in order: the MLP's blocks, the transformer's sublayers.
+        let depth = self.d.units() as u32;
         if depth == 0 {
             return;
         }
@@ -477,7 +450,21 @@ impl Builder<'_> {
     }
 }
 
+/// A label or target as the arena holds it: an exact small float, -1 where nothing is scored.
+pub fn label_value(y: u32) -> f32 {
+    if y == crate::tokens::NO_TARGET {
+        -1.0
+    } else {
+        y as f32
+    }
+}
+
 impl Program {
+    /// Rows of the training batch: examples for the MLP, positions for the transformer.
+    pub fn rows(&self) -> usize {
+        self.batch * self.scoring.rows
+    }
+
     /// Plans the arena and builds the op lists of variant `kind` of `config`, with `test_rows`
     /// held-out rows to evaluate on. Refuses (before building anything) an arena that u32
     /// offsets cannot address.
@@ -498,22 +485,26 @@ impl Program {
         let dims = Dims::new(config, kind);
         let layout = ParamLayout::new(dims);
         let batch = config.batch as usize;
+        let scoring = Scoring::of(config);
         let plan = ArenaPlan::new(config, &layout, test_rows, kernels);
         debug_assert!(plan.len as u64 <= arena_upper_bound(config, test_rows, kernels), "arena_upper_bound must bound the plan");
-        let metrics = MetricsPlan::new(dims.depth, dims.coeffs());
+        let metrics = MetricsPlan::new(dims.units(), dims.coeffs());
         let fused = kernels == Kernels::Fused;
         let builder = Builder {
             d: dims,
             layout: &layout,
             plan: &plan,
             mp: metrics,
-            batch: batch as u32,
+            batch: (batch * scoring.rows) as u32,
+            examples: batch as u32,
+            scoring,
             act: act_code(config.act),
             round_f16: (config.precision == Precision::F16) as u32,
             sinkhorn_iters: config.sinkhorn_iters,
             sinkhorn_eps: config.sinkhorn_eps,
             fused,
             tensors: layout.block_tensors(),
+            attention: layout.attention_tensors(),
         };
         let mut forward = Vec::new();
         builder.forward(&mut forward, batch as u32, plan.batch_x, plan.batch_y, &plan.train);
@@ -528,7 +519,7 @@ impl Program {
         builder.measure(&mut measure);
         let mut probe = Vec::new();
         builder.probe(&mut probe);
-        Ok(Program { dims, layout, plan, metrics, batch, kernels, train, eval, measure, forward, gradient, probe })
+        Ok(Program { dims, layout, plan, metrics, batch, scoring, kernels, train, eval, measure, forward, gradient, probe })
     }
 
     /// Every op list, in [`OpList::ALL`] order (how backends index what they prepared).
@@ -562,8 +553,9 @@ impl Program {
         let rows = plan.test_rows as usize;
         let d_in = self.dims.d_in;
         arena[plan.test_x as usize..][..rows * d_in].copy_from_slice(&test_x[..rows * d_in]);
-        for (dst, &y) in arena[plan.test_y as usize..][..rows].iter_mut().zip(test_y) {
-            *dst = y as f32;
+        let targets = rows * self.scoring.rows;
+        for (dst, &y) in arena[plan.test_y as usize..][..targets].iter_mut().zip(test_y) {
+            *dst = label_value(y);
         }
         // 2-D tasks only: the grid's points are [x, y], d_in = 2.
         let probe_len = plan.probe_rows as usize * d_in;
