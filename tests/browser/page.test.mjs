@@ -118,7 +118,7 @@ test('a hostile URL shows one notice line and Play still works', async () => {
 test('the divergence preset makes HC diverge and says where', async () => {
   const page = await open('');
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
-  await page.getByRole('button', { name: 'HC crashes' }).click();
+  await page.getByRole('button', { name: 'HC crashes', exact: true }).click();
   await page.waitForFunction(() => location.search.includes('precision=f16'), null, { timeout: 5000 });
   await page.getByRole('button', { name: 'Play', exact: true }).click();
   const diverged = page.getByTestId('diverged-hc');
