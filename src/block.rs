@@ -154,15 +154,7 @@ pub fn wrap_forward_in(p: &BlockParams) -> Vec<Op> {
 pub fn ffn_forward(p: &BlockParams) -> Vec<Op> {
     let (c, fc) = (p.c, p.fc);
     vec![
-        Op::RmsNormForward(RmsNormParams {
-            rows: p.rows,
-            cols: c,
-            x_off: p.u_off,
-            w_off: p.norm_w,
-            y_off: p.normed_off,
-            r_off: p.norm_rms_off,
-            ..Default::default()
-        }),
+        sublayer_norm_forward(p),
         linear(p.rows, c, fc, p.normed_off, p.fc1_w, p.fc1_b, p.hidden_pre_off),
         Op::ActForward(ActParams { len: p.rows * fc, kind: p.act, x_off: p.hidden_pre_off, y_off: p.hidden_off, ..Default::default() }),
         linear(p.rows, fc, c, p.hidden_off, p.fc2_w, p.fc2_b, p.y_off),
@@ -210,18 +202,52 @@ pub fn ffn_backward(p: &BlockParams) -> Vec<Op> {
             ..Default::default()
         }),
         linear_input_grad(p.rows, c, fc, p.dhidden_pre_off, p.fc1_w, p.dnormed_off, false),
-        Op::RmsNormBackward(RmsNormParams {
-            rows: p.rows,
-            cols: c,
-            x_off: p.u_off,
-            w_off: p.norm_w,
-            r_off: p.norm_rms_off,
-            dy_off: p.dnormed_off,
-            dx_off: p.du_off,
-            accumulate: 0,
-            ..Default::default()
-        }),
+        sublayer_norm_backward(p),
     ]
+}
+
+/// Every sublayer's pre-norm (the MLP block's and the transformer's attention and FFN):
+/// `normed = u / rms(u) * norm.weight`.
+pub fn sublayer_norm_forward(p: &BlockParams) -> Op {
+    Op::RmsNormForward(RmsNormParams {
+        rows: p.rows,
+        cols: p.c,
+        x_off: p.u_off,
+        w_off: p.norm_w,
+        y_off: p.normed_off,
+        r_off: p.norm_rms_off,
+        ..Default::default()
+    })
+}
+
+/// Backward of [`sublayer_norm_forward`]: `dnormed` to `du` (`=`).
+pub fn sublayer_norm_backward(p: &BlockParams) -> Op {
+    Op::RmsNormBackward(RmsNormParams {
+        rows: p.rows,
+        cols: p.c,
+        x_off: p.u_off,
+        w_off: p.norm_w,
+        r_off: p.norm_rms_off,
+        dy_off: p.dnormed_off,
+        dx_off: p.du_off,
+        accumulate: 0,
+        ..Default::default()
+    })
+}
+
+/// The pre-norm's weight gradient (`+=`) of `blocks` blocks whose gradients lie `block_len` apart.
+pub fn sublayer_norm_weight_grad(p: &BlockParams, blocks: u32, block_len: u32, grad_shift: u32) -> Op {
+    Op::RmsNormWeightGrad(RmsNormParams {
+        rows: p.rows,
+        cols: p.c,
+        x_off: p.u_off,
+        r_off: p.norm_rms_off,
+        dy_off: p.dnormed_off,
+        dw_off: p.norm_w + grad_shift,
+        groups: blocks,
+        dw_gs: block_len,
+        ..Default::default()
+    })
 }
 
 /// Backward of [`wrap_forward_in`]: `du` into `dX_l` (`+=`) and through the coefficients.
@@ -314,17 +340,7 @@ pub fn ffn_weight_grad_ops(p: &BlockParams, blocks: u32, block_len: u32, grad_sh
         batched_rows_sum(rows, blocks, block_len, c, p.dy_off, grad(p.fc2_b)),
         batched_weight_grad(blocks, block_len, (fc, c, rows), p.dhidden_pre_off, p.normed_off, grad(p.fc1_w)),
         batched_rows_sum(rows, blocks, block_len, fc, p.dhidden_pre_off, grad(p.fc1_b)),
-        Op::RmsNormWeightGrad(RmsNormParams {
-            rows,
-            cols: c,
-            x_off: p.u_off,
-            r_off: p.norm_rms_off,
-            dy_off: p.dnormed_off,
-            dw_off: grad(p.norm_w),
-            groups: blocks,
-            dw_gs: block_len,
-            ..Default::default()
-        }),
+        sublayer_norm_weight_grad(p, blocks, block_len, grad_shift),
     ]
 }
 

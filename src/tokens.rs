@@ -115,9 +115,9 @@ pub struct TokenData {
 
 impl TokenData {
     pub fn new(task: Task, ctx: usize, seed: u32) -> TokenData {
-        let test = match task {
+        let (train_stream, test) = match task {
             Task::Text => {
-                let stream = text_tokens();
+                let mut stream = text_tokens();
                 let split = stream.len() * 9 / 10;
                 let windows = (stream.len() - split - 1) / ctx;
                 let mut set = TokenSet { ctx, inputs: Vec::new(), targets: Vec::new() };
@@ -126,16 +126,10 @@ impl TokenData {
                     set.inputs.extend_from_slice(&stream[start..start + ctx]);
                     set.targets.extend_from_slice(&stream[start + 1..start + ctx + 1]);
                 }
-                set
+                stream.truncate(split);
+                (stream, set)
             }
-            _ => algorithmic_set(task, ctx, &mut Rng::derive(seed, "tokens-test", 0), ALGORITHMIC_TEST_EXAMPLES),
-        };
-        let train_stream = match task {
-            Task::Text => {
-                let stream = text_tokens();
-                stream[..stream.len() * 9 / 10].to_vec()
-            }
-            _ => Vec::new(),
+            _ => (Vec::new(), algorithmic_set(task, ctx, &mut Rng::derive(seed, "tokens-test", 0), ALGORITHMIC_TEST_EXAMPLES)),
         };
         TokenData { task, ctx, seed, train_stream, test }
     }

@@ -629,9 +629,8 @@ def train_step(v, t, x, y, batch, d, cfg, evaluate_now, measure, data):
             block = 0
         if block is not None:
             v.diverged = (t, block)
+    lr = f32(cfg.lr * (min(t + 1, cfg.warmup) / cfg.warmup if cfg.warmup else 1.0))   # linear warmup
     if v.diverged is None:
-        lr = cfg.lr * (min(t + 1, cfg.warmup) / cfg.warmup if cfg.warmup else 1.0)
-        lr = f32(lr)
         bc1, bc2 = f32(1.0 - cfg.beta1 ** (t + 1)), f32(1.0 - cfg.beta2 ** (t + 1))
         clip_scale = min(1.0, cfg.clip / (grad_norm + 1e-6)) if cfg.clip > 0 else 1.0
         v.update(lr, bc1, bc2, f32(clip_scale))
@@ -672,7 +671,7 @@ def train_step(v, t, x, y, batch, d, cfg, evaluate_now, measure, data):
                     means[k].append([finite(val) for val in part[lo:hi]])
     row.update(ds_err_row=ds[0], ds_err_col=ds[1],
                diverged_at=v.diverged[0] if v.diverged else None, diverged_block=v.diverged[1] if v.diverged else None,
-               lr=finite(f32(cfg.lr * (min(t + 1, cfg.warmup) / cfg.warmup if cfg.warmup else 1.0))),
+               lr=finite(lr),
                h_pre=means[0], h_post=means[1], h_res=means[2])
     return row
 

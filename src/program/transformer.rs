@@ -6,7 +6,10 @@
 //! layers per block.
 
 use super::*;
-use crate::block::{coefficient_weight_grad_ops, wrap_backward_in, wrap_backward_out, wrap_forward_in, wrap_forward_out};
+use crate::block::{
+    coefficient_weight_grad_ops, sublayer_norm_backward, sublayer_norm_forward, sublayer_norm_weight_grad, wrap_backward_in,
+    wrap_backward_out, wrap_forward_in, wrap_forward_out,
+};
 
 impl Builder<'_> {
     fn ctx(&self) -> u32 {
@@ -106,15 +109,7 @@ impl Builder<'_> {
         let (rows, c) = (p.rows, p.c);
         let a = self.attention;
         let attn = self.attention_params(l, sequences, act);
-        ops.push(Op::RmsNormForward(RmsNormParams {
-            rows,
-            cols: c,
-            x_off: p.u_off,
-            w_off: p.norm_w,
-            y_off: p.normed_off,
-            r_off: p.norm_rms_off,
-            ..Default::default()
-        }));
+        ops.push(sublayer_norm_forward(p));
         ops.push(linear(
             rows,
             c,
@@ -142,20 +137,8 @@ impl Builder<'_> {
         ops.push(Op::AttentionBackwardKeys(attn));
         let qkv = Linear { rows, inp: c, out: 3 * c, x: p.normed_off, w: weight(a.qkv_weight) };
         qkv.backward(ops, weight(a.qkv_weight) + shift, weight(a.qkv_bias) + shift, attn.dqkv_off, Some((p.dnormed_off, false)));
-        let norm = RmsNormParams {
-            rows,
-            cols: c,
-            x_off: p.u_off,
-            w_off: p.norm_w,
-            r_off: p.norm_rms_off,
-            dy_off: p.dnormed_off,
-            dx_off: p.du_off,
-            dw_off: p.norm_w + shift,
-            accumulate: 0,
-            ..Default::default()
-        };
-        ops.push(Op::RmsNormBackward(norm));
-        ops.push(Op::RmsNormWeightGrad(norm));
+        ops.push(sublayer_norm_backward(p));
+        ops.push(sublayer_norm_weight_grad(p, 1, self.layout.block_len as u32, shift));
     }
 
     /// Forward over `sequences` sequences of tokens at `x`, targets at `y`, into `act`.
