@@ -5,7 +5,7 @@
 //! parameter table), `kernels` (the kernel list and their params), `block` (one block as data:
 //! its unfused ops and batched weight gradients), `plan` (where every tensor lives in the arena),
 //! `program` (the training step as op lists), `reference` (CPU twin of every kernel, the oracle), `cpu` (the fast CPU backend, bit-exact with the reference), `gpu` (the
-//! only wgpu code), `trainer` (lockstep training), `metrics`, `checkpoint`, `export` (the experiment as a PyTorch project), `snapshot` (a run's whole state, to resume), `sweep` (grids of runs). No UI types anywhere here.
+//! only wgpu code), `trainer` (lockstep training), `sampler` (reading a trained transformer: text, answers, attention), `metrics`, `checkpoint`, `export` (the experiment as a PyTorch project), `snapshot` (a run's whole state, to resume), `sweep` (grids of runs). No UI types anywhere here.
 
 pub mod block;
 pub mod checkpoint;
@@ -20,6 +20,7 @@ pub mod plan;
 pub mod program;
 pub mod reference;
 pub mod rng;
+pub mod sampler;
 pub mod snapshot;
 pub mod sweep;
 pub mod tasks;

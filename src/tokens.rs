@@ -89,6 +89,30 @@ pub fn scored_per_example(task: Task, ctx: usize) -> usize {
     }
 }
 
+/// Where an algorithmic example's answer starts (the position of its first token) and how many
+/// tokens it has.
+pub fn answer_span(task: Task, ctx: usize) -> (usize, usize) {
+    let k = digits(task, ctx);
+    let start = match task {
+        Task::Add => 2 * k + 2,
+        _ => k + 1,
+    };
+    (start, scored_per_example(task, ctx))
+}
+
+/// The tokens of `text`, and the characters that are not in the vocabulary (left out).
+pub fn encode(task: Task, text: &str) -> (Vec<u32>, Vec<char>) {
+    let vocabulary = vocabulary(task);
+    let (mut tokens, mut unknown) = (Vec::new(), Vec::new());
+    for ch in text.chars() {
+        match vocabulary.iter().position(|&v| v == ch) {
+            Some(t) => tokens.push(t as u32),
+            None => unknown.push(ch),
+        }
+    }
+    (tokens, unknown)
+}
+
 /// The token sequences of one split of a token task.
 pub struct TokenSet {
     pub ctx: usize,

@@ -51,6 +51,21 @@ pub fn attention_forward<T: Real>(a: &mut [T], p: &AttentionParams) {
     }
 }
 
+/// The probabilities the forward used for head `h` of sequence `b`, from the saved log-sum-exp:
+/// `[t, t]` row-major, row = query, zero above the diagonal (the attention heatmap).
+pub fn attention_probabilities<T: Real>(a: &[T], p: &AttentionParams, b: u32, h: u32) -> Vec<T> {
+    let t = p.t;
+    let g = b * p.heads + h;
+    let mut probs = vec![T::zero(); u(t * t)];
+    for i in 0..t {
+        let lse = a[u(p.lse_off + g * t + i)];
+        for j in 0..=i {
+            probs[u(i * t + j)] = (score(a, p, b, h, i, j) - lse).exp();
+        }
+    }
+    probs
+}
+
 pub fn attention_backward_queries<T: Real>(a: &mut [T], p: &AttentionParams) {
     let dh = u(p.dh);
     for (b, h, g, i) in slots(p) {
