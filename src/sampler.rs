@@ -108,31 +108,49 @@ impl Sampler {
         self.sample(prompt, count, 0.0, &mut Rng::new(0))
     }
 
-    /// Attention probabilities of head `head` in block `block` over `tokens` (their last `ctx`):
-    /// `[len, len]` row-major, row = query, zero above the diagonal.
-    pub fn attention(&mut self, tokens: &[u32], block: usize, head: usize) -> Result<Vec<f32>, EngineError> {
-        let dims = self.program.dims;
-        if block >= dims.depth || head >= dims.heads {
-            return Err(EngineError::Input(format!(
-                "block {block} head {head} does not exist ({} blocks of {} heads)",
-                dims.depth, dims.heads
-            )));
-        }
+    /// The attention probabilities of every block and head over `tokens` (their last `ctx`).
+    pub fn attention(&mut self, tokens: &[u32]) -> Result<AttentionMaps, EngineError> {
         let len = self.forward(tokens)?;
+        let dims = self.program.dims;
         let act = &self.program.plan.train;
-        let c = dims.width as u32;
-        let p = crate::kernels::AttentionParams {
-            batch: 1,
-            t: dims.ctx as u32,
-            heads: dims.heads as u32,
-            dh: c / dims.heads as u32,
-            qkv_off: act.at(act.qkv, block as u32, 3 * c),
-            lse_off: act.at(act.lse, block as u32, dims.heads as u32),
-            ..Default::default()
-        };
-        let full = attention_probabilities(&self.arena.values, &p, 0, head as u32);
-        let t = dims.ctx;
-        Ok((0..len).flat_map(|i| full[i * t..i * t + len].to_vec()).collect())
+        let (c, t, heads) = (dims.width as u32, dims.ctx, dims.heads);
+        let mut probs = Vec::with_capacity(dims.depth * heads * len * len);
+        for block in 0..dims.depth as u32 {
+            let p = crate::kernels::AttentionParams {
+                batch: 1,
+                t: t as u32,
+                heads: heads as u32,
+                dh: c / heads as u32,
+                qkv_off: act.at(act.qkv, block, 3 * c),
+                lse_off: act.at(act.lse, block, heads as u32),
+                ..Default::default()
+            };
+            for head in 0..heads as u32 {
+                let full = attention_probabilities(&self.arena.values, &p, 0, head);
+                probs.extend((0..len).flat_map(|i| full[i * t..i * t + len].iter().copied()));
+            }
+        }
+        Ok(AttentionMaps { len, depth: dims.depth, heads, probs })
+    }
+}
+
+/// Attention probabilities over one sequence: `[depth, heads, len, len]`, row = query, zero
+/// above the diagonal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttentionMaps {
+    pub len: usize,
+    pub depth: usize,
+    pub heads: usize,
+    pub probs: Vec<f32>,
+}
+
+impl AttentionMaps {
+    /// The `[len, len]` map of one head, or `None` when there is no such head.
+    pub fn map(&self, block: usize, head: usize) -> Option<&[f32]> {
+        (block < self.depth && head < self.heads).then(|| {
+            let size = self.len * self.len;
+            &self.probs[(block * self.heads + head) * size..][..size]
+        })
     }
 }
 

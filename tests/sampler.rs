@@ -19,10 +19,7 @@ fn train(config: &Config, steps: u64) -> (Trainer, Vec<(ResidualKind, f32, f32)>
         trainer.submit_with(t + 1 == steps, false);
         let rows = pollster::block_on(trainer.read_metrics()).unwrap();
         if t + 1 == steps {
-            last = rows
-                .iter()
-                .map(|m| (ResidualKind::parse(m.mode).unwrap(), m.test_loss.unwrap(), m.test_acc.unwrap()))
-                .collect();
+            last = rows.iter().map(|m| (ResidualKind::parse(m.mode).unwrap(), m.test_loss.unwrap(), m.test_acc.unwrap())).collect();
         }
     }
     (trainer, last)
@@ -119,20 +116,23 @@ fn padding_never_changes_the_outputs_and_sampling_is_reproducible() {
     longer.extend(&prompt);
     assert_eq!(sampler.next_logits(&longer).unwrap(), full[(prompt.len() - 1) * k..]);
     // Attention: causal rows that sum to 1, the same for a prefix.
+    let maps = sampler.attention(&prompt).unwrap();
+    let part = sampler.attention(&prompt[..4]).unwrap();
+    assert_eq!((maps.depth, maps.heads, maps.len, part.len), (2, 4, prompt.len(), 4));
     for (block, head) in [(0, 0), (1, 3)] {
-        let a = sampler.attention(&prompt, block, head).unwrap();
+        let a = maps.map(block, head).unwrap();
         let n = prompt.len();
         for i in 0..n {
             let sum: f32 = a[i * n..(i + 1) * n].iter().sum();
             assert!((sum - 1.0).abs() < 1e-5, "row {i} sums to {sum}");
             assert!(a[i * n + i + 1..(i + 1) * n].iter().all(|&p| p == 0.0), "row {i} looks ahead");
         }
-        let part = sampler.attention(&prompt[..4], block, head).unwrap();
+        let part = part.map(block, head).unwrap();
         for i in 0..4 {
             assert_eq!(part[i * 4..i * 4 + 4], a[i * n..i * n + 4]);
         }
     }
-    assert!(sampler.attention(&prompt, 2, 0).is_err());
+    assert!(maps.map(2, 0).is_none() && maps.map(0, 4).is_none());
     assert!(sampler.next_logits(&[]).is_err());
     assert!(sampler.next_logits(&[k as u32]).is_err());
     // Seeded draws repeat; another seed or temperature gives other text.

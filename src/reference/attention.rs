@@ -105,3 +105,27 @@ pub fn attention_backward_keys<T: Real>(a: &mut [T], p: &AttentionParams) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_probabilities_are_the_ones_the_forward_averaged_the_values_with() {
+        let p =
+            AttentionParams { batch: 2, t: 5, heads: 3, dh: 4, qkv_off: 0, out_off: 2 * 5 * 36, lse_off: 2 * 5 * 48, ..Default::default() };
+        let mut rng = crate::rng::Rng::new(9);
+        let mut a: Vec<f64> = (0..2 * 5 * 48 + 2 * 3 * 5).map(|_| 2.0 * rng.normal()).collect();
+        attention_forward(&mut a, &p);
+        for (b, h) in [(0, 0), (1, 2)] {
+            let probs = attention_probabilities(&a, &p, b, h);
+            for i in 0..5 {
+                assert!((probs[u(i * 5)..u(i * 5 + 5)].iter().sum::<f64>() - 1.0).abs() < 1e-12);
+                for d in 0..4 {
+                    let mixed: f64 = (0..5).map(|j| probs[u(i * 5 + j)] * a[part_at(&p, 0, b * 5 + j, 2, h) + d]).sum();
+                    assert!((mixed - a[out_at(&p, p.out_off, b, h, i) + d]).abs() < 1e-12, "({b}, {h}, {i}, {d})");
+                }
+            }
+        }
+    }
+}

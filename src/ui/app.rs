@@ -9,6 +9,7 @@ use super::driver;
 use super::imported::ImportedRun;
 use super::model::*;
 use super::persist::{look_for_saved_run, Persistence, ResumeOffer};
+use super::reading::{ReadingPanel, ReadingState};
 use super::results::{Cards, Charts, Explainer};
 use super::sweep::{SweepPanel, SweepState};
 use crate::config::{notices_line, Config, ResidualKind};
@@ -53,6 +54,8 @@ pub(super) struct AppState {
     /// Another run's metrics (a PyTorch run, say), drawn dashed over the live curves.
     pub(super) imported: RwSignal<Option<ImportedRun>>,
     pub(super) sweep: SweepState,
+    /// What the transformers write, and their attention.
+    pub(super) reading: ReadingState,
     pub(super) persist: Persistence,
     pub(super) backend: BackendState,
 }
@@ -75,6 +78,7 @@ impl AppState {
         self.playing.set(false);
         self.rate.set(0.0);
         self.surfaces.set(Vec::new());
+        self.reading.reset();
         self.points.set(Vec::new());
         self.history.set(History::new(&self.config.get_untracked()));
         if let Some(gpu) = self.gpu.get_value() {
@@ -203,6 +207,7 @@ pub fn App() -> impl IntoView {
         bench: RwSignal::new(None),
         imported: RwSignal::new(None),
         sweep: SweepState::new(sweep),
+        reading: ReadingState::new(),
         persist: Persistence::new(),
         backend: BackendState::new(choice, implicit),
     };
@@ -278,6 +283,7 @@ pub fn App() -> impl IntoView {
             </aside>
             <section class="results">
                 <Cards state/>
+                <ReadingPanel state/>
                 <Charts state/>
                 <SweepPanel state/>
             </section>

@@ -6,6 +6,7 @@ use super::backend::{run_cpu_work, Pick};
 use super::driver;
 use super::model::halved;
 use super::persist::{load_saved_run, save_now_and_then, save_run};
+use super::reading::refresh_reading;
 use crate::gpu::GpuError;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -91,6 +92,7 @@ pub(super) async fn play_loop(state: AppState) {
     };
     let mut window = (driver::now(), 0u64);
     let mut last_surface = 0.0;
+    let mut last_reading = 0.0;
     // Steps per slice follow the GPU's pace: one at first, then as many as fit READBACK_MS.
     let mut per_slice = 1u64;
     let mut ms_per_step: f64;
@@ -138,11 +140,17 @@ pub(super) async fn play_loop(state: AppState) {
             refresh_surfaces(state, &session).await;
             last_surface = driver::now();
         }
+        // Sampling text costs more than a step on the CPU: every few seconds at most.
+        if t - last_reading > (40.0 * ms_per_step).max(4000.0) {
+            refresh_reading(state, &session).await;
+            last_reading = driver::now();
+        }
         save_now_and_then(state);
         driver::sleep(0).await;
     }
     if state.generation.get_untracked() == generation {
         refresh_surfaces(state, &session).await;
+        refresh_reading(state, &session).await;
         // Paused or finished: keep this point for a reload.
         spawn_local(save_run(state));
     }
@@ -169,6 +177,7 @@ pub(super) async fn slice_once(state: AppState, session: &Session) -> Result<(),
     run_cpu_work(session).await;
     record(state, session).await?;
     refresh_surfaces(state, session).await;
+    refresh_reading(state, session).await;
     Ok(())
 }
 

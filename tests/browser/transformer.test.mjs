@@ -26,3 +26,59 @@ test('a text link trains a small transformer for every variant', async () => {
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+test('each variant writes after the same prompt, and its attention is drawn', async () => {
+  const page = await open('task=text&depth=2&width=16&ctx=16&batch=4&heads=2&streams=2&backend=cpu');
+  await page.getByTestId('reading-empty').waitFor();
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await waitForSteps(page, ['residual', 'hc', 'mhc'], 8, 120000);
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  const written = async (mode) => (await page.getByTestId(`written-${mode}`).textContent());
+  await page.getByTestId('written-mhc').waitFor({ timeout: 30000 });
+  const prompt = await page.getByLabel('Prompt', { exact: true }).inputValue();
+  assert.equal(prompt.length, 8, `half the context: ${prompt}`);
+  for (const mode of ['residual', 'hc', 'mhc']) {
+    const text = await written(mode);
+    assert.ok(text.startsWith(prompt), `${mode}: ${text}`);
+    assert.equal(text.length, prompt.length + 120, `${mode} writes 120 characters`);
+  }
+  // Greedy: the caption says so, and the text is read again at temperature 0.
+  await page.getByLabel('Temperature', { exact: true }).fill('0');
+  await page.getByTestId('temperature').filter({ hasText: '0 (greedy)' }).waitFor();
+  await page.locator('.reading .caption').filter({ hasText: 'at temperature 0.00' }).waitFor({ timeout: 30000 });
+  // A prompt of the user's own; one with no character of the alphabet is refused in words.
+  await page.getByLabel('Prompt', { exact: true }).fill('Quid est');
+  await page.getByLabel('Prompt', { exact: true }).press('Enter');
+  await page.locator('.reading .caption').filter({ hasText: '“Quid est”' }).waitFor({ timeout: 30000 });
+  assert.ok((await written('hc')).startsWith('Quid est'));
+  await page.getByLabel('Prompt', { exact: true }).fill('€€€');
+  await page.getByLabel('Prompt', { exact: true }).press('Enter');
+  await page.getByTestId('reading-problem').filter({ hasText: 'no character of the text' }).waitFor({ timeout: 30000 });
+  // The attention of block 1, head 1 of every variant.
+  await page.getByLabel('Attention block', { exact: true }).fill('1');
+  await page.getByLabel('Attention head', { exact: true }).fill('1');
+  for (const mode of ['residual', 'hc', 'mhc']) {
+    const label = await page.locator(`canvas[data-chart="attention-${mode}"]`).getAttribute('aria-label');
+    assert.match(label, /attention, block 1 head 1$/);
+  }
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('each variant answers a test example of an algorithmic task', async () => {
+  const page = await open('task=reverse&depth=1&width=16&ctx=8&batch=8&heads=2&streams=2&backend=cpu');
+  await page.getByRole('button', { name: 'Step', exact: true }).click();
+  const caption = page.locator('.reading .caption').filter({ hasText: 'Test example #1' });
+  await caption.waitFor({ timeout: 30000 });
+  const text = await caption.textContent();
+  const [, question, answer] = text.match(/#1: (\d+)\| → right answer (\d+)\./);
+  assert.equal(answer, [...question].reverse().join(''));
+  for (const mode of ['residual', 'hc', 'mhc']) {
+    const written = await page.getByTestId(`written-${mode}`).textContent();
+    assert.match(written, new RegExp(`^${question}\\|[0-9|+=.]{${answer.length}}$`), `${mode}: ${written}`);
+  }
+  await page.getByTestId('next-example').click();
+  await page.locator('.reading .caption').filter({ hasText: 'Test example #2' }).waitFor({ timeout: 30000 });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
