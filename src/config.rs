@@ -159,6 +159,9 @@ pub struct Config {
     pub ctx: u32,
     /// Transformer: attention heads; they divide `width`.
     pub heads: u32,
+    /// The `text` task's text: 0 for the built-in book, else the hash of a user's own text
+    /// (`tokens::text_id`), so a link says when the text differs.
+    pub text: u32,
 }
 
 /// How one key's value is stored, validated and written.
@@ -242,6 +245,7 @@ static KEYS: &[Key] = &[
     choice_key!(precision, Precision, "f32"),
     number_key!(Int,   ctx,            64,      4,    256),
     number_key!(Int,   heads,          4,       1,    16),
+    number_key!(Int,   text,           0,       0,    u32::MAX),
 ];
 
 /// The kind of value a key holds, for tools that build controls from the key table.
@@ -417,7 +421,7 @@ impl Default for Config {
             depth: 0, streams: 0, width: 0, ffn: 0, act: Activation::Gelu, batch: 0,
             optimizer: OptimizerKind::AdamW, lr: 0.0, wd: 0.0, beta1: 0.0, beta2: 0.0,
             momentum: 0.0, clip: 0.0, warmup: 0, steps: 0, eval_every: 0, sinkhorn_iters: 0,
-            sinkhorn_eps: 0.0, precision: Precision::F32, ctx: 0, heads: 0,
+            sinkhorn_eps: 0.0, precision: Precision::F32, ctx: 0, heads: 0, text: 0,
         };
         for key in KEYS {
             key.reset(&mut config);
@@ -689,7 +693,7 @@ impl Config {
             Task::Spiral | Task::Circles | Task::Xor | Task::Gauss => 2,
             Task::Teacher => TEACHER_CLASSES,
             Task::Modadd => self.p as usize,
-            Task::Text | Task::Reverse | Task::Sort | Task::Add => crate::tokens::vocabulary_size(self.task),
+            Task::Text | Task::Reverse | Task::Sort | Task::Add => crate::tokens::vocabulary_size(self),
         }
     }
 
@@ -774,7 +778,7 @@ mod tests {
             depth: 24, streams: 4, width: 64, ffn: 4, act: Activation::Gelu, batch: 128,
             optimizer: OptimizerKind::AdamW, lr: 0.003, wd: 0.0, beta1: 0.9, beta2: 0.95,
             momentum: 0.9, clip: 0.0, warmup: 0, steps: 2000, eval_every: 50, sinkhorn_iters: 20,
-            sinkhorn_eps: 1e-6, precision: Precision::F32, ctx: 64, heads: 4,
+            sinkhorn_eps: 1e-6, precision: Precision::F32, ctx: 64, heads: 4, text: 0,
         };
         assert_eq!(Config::default(), expected);
         assert_eq!(Config::default().to_query(), "v=1&seed=1");

@@ -30,6 +30,7 @@ impl Sampler {
         if config.arch != Arch::Transformer {
             return Err(EngineError::Input("only a transformer reads and writes tokens".into()));
         }
+        crate::tokens::check_text(config)?;
         let one = Config { batch: 1, ..config.clone() };
         let program = Program::new(&one, kind, 0)?;
         let params = program.layout.initial_values(config.seed);

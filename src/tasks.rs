@@ -59,7 +59,7 @@ impl Dataset {
         let mut teacher = None;
         let ((train_x, train_y), (test_x, test_y)) = match config.task {
             Task::Text | Task::Reverse | Task::Sort | Task::Add => {
-                let data = TokenData::new(config.task, config.ctx as usize, seed);
+                let data = TokenData::new(config);
                 let test_x = data.test.inputs.iter().map(|&t| t as f32).collect();
                 let test_y = data.test.targets.clone();
                 return Dataset {

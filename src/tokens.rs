@@ -16,7 +16,7 @@
 //! (`Rng::derive(seed, "batch", step)`); their test set is [`ALGORITHMIC_TEST_EXAMPLES`] fixed
 //! examples from `Rng::derive(seed, "tokens-test", 0)`.
 
-use crate::config::Task;
+use crate::config::{Config, Task};
 use crate::rng::Rng;
 
 /// The target of a position where nothing is scored (`-1` in batch files and in the arena).
@@ -33,35 +33,129 @@ const EQUALS: u32 = 12; // '='
 const PAD: u32 = 13; // '.'
 const ALGORITHMIC_SYMBOLS: [char; 14] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '|', '+', '=', '.'];
 
-/// The text of the `text` task.
-pub fn corpus() -> &'static str {
-    lipsum::LIBER_PRIMUS
+/// The `text` key's value for the built-in book.
+pub const BOOK: u32 = 0;
+/// Shortest text of a user's own: its last tenth must hold a test window at the longest context.
+pub const MIN_TEXT_CHARS: usize = 3000;
+/// Longest text of a user's own (a browser keeps it in local storage).
+pub const MAX_TEXT_CHARS: usize = 1_000_000;
+/// Most distinct characters a text may have (the transformer's vocabulary).
+pub const MAX_VOCABULARY: usize = 256;
+
+/// Why a text cannot be trained on.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TextError {
+    #[error("the text has {0} characters; it needs at least {MIN_TEXT_CHARS} (a tenth of it is the test split)")]
+    TooShort(usize),
+    #[error("the text has {0} characters; at most {MAX_TEXT_CHARS} fit")]
+    TooLong(usize),
+    #[error("the text has {0} different characters; at most {MAX_VOCABULARY} fit in the vocabulary")]
+    TooManyCharacters(usize),
+    #[error("this experiment trains on a text of its own (text={0}) that is not loaded here: paste that text again, or set text=0 for the built-in book")]
+    Unknown(u32),
+}
+
+/// A text the `text` task trains on, with its vocabulary and its tokens.
+pub struct Corpus {
+    /// The `text` key's value: [`BOOK`], or the hash of the user's text ([`text_id`]).
+    pub id: u32,
+    pub text: String,
+    /// Its distinct characters sorted by code point, in token order.
+    pub vocabulary: Vec<char>,
+    pub tokens: Vec<u32>,
+}
+
+impl Corpus {
+    fn new(id: u32, text: &str) -> Corpus {
+        let mut vocabulary: Vec<char> = text.chars().collect();
+        vocabulary.sort_unstable();
+        vocabulary.dedup();
+        let tokens = text.chars().map(|ch| vocabulary.binary_search(&ch).expect("every character is in the vocabulary") as u32).collect();
+        Corpus { id, text: text.to_string(), vocabulary, tokens }
+    }
+}
+
+/// The `text` value that names `text`: FNV-1a (32 bits) of its UTF-8 bytes, never [`BOOK`].
+pub fn text_id(text: &str) -> u32 {
+    let hash = text.bytes().fold(0x811C_9DC5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+    hash.max(1)
+}
+
+/// Texts known in this process: the book first, then users' texts as they are registered.
+fn texts() -> &'static std::sync::Mutex<Vec<std::sync::Arc<Corpus>>> {
+    static TEXTS: std::sync::OnceLock<std::sync::Mutex<Vec<std::sync::Arc<Corpus>>>> = std::sync::OnceLock::new();
+    TEXTS.get_or_init(|| std::sync::Mutex::new(vec![std::sync::Arc::new(Corpus::new(BOOK, lipsum::LIBER_PRIMUS))]))
+}
+
+/// Makes a user's text trainable in this process; returns its `text` value. Line endings are
+/// kept as given; the same text always gets the same value.
+pub fn register_text(text: &str) -> Result<u32, TextError> {
+    let chars = text.chars().count();
+    if chars < MIN_TEXT_CHARS {
+        return Err(TextError::TooShort(chars));
+    }
+    if chars > MAX_TEXT_CHARS {
+        return Err(TextError::TooLong(chars));
+    }
+    let id = text_id(text);
+    let mut known = texts().lock().unwrap_or_else(|e| e.into_inner());
+    if known.iter().any(|c| c.id == id) {
+        return Ok(id);
+    }
+    let corpus = Corpus::new(id, text);
+    if corpus.vocabulary.len() > MAX_VOCABULARY {
+        return Err(TextError::TooManyCharacters(corpus.vocabulary.len()));
+    }
+    known.push(std::sync::Arc::new(corpus));
+    Ok(id)
+}
+
+/// The text named by `id`, when it is the book or a registered text.
+pub fn corpus(id: u32) -> Result<std::sync::Arc<Corpus>, TextError> {
+    let known = texts().lock().unwrap_or_else(|e| e.into_inner());
+    known.iter().find(|c| c.id == id).cloned().ok_or(TextError::Unknown(id))
+}
+
+/// The text `config` trains on; the book stands in for a text that is not loaded (a trainer
+/// refuses it first: [`check_text`]).
+fn corpus_of(config: &Config) -> std::sync::Arc<Corpus> {
+    corpus(config.text).or_else(|_| corpus(BOOK)).expect("the book is always known")
+}
+
+/// Refuses a `text` experiment whose text is not loaded here.
+pub fn check_text(config: &Config) -> Result<(), TextError> {
+    if config.task == Task::Text {
+        corpus(config.text)?;
+    }
+    Ok(())
 }
 
 /// The characters tokens stand for, in token order: the text's distinct characters sorted by
 /// code point, or the digits and `| + = .` of the algorithmic tasks.
-pub fn vocabulary(task: Task) -> Vec<char> {
-    match task {
-        Task::Text => {
-            let mut chars: Vec<char> = corpus().chars().collect();
-            chars.sort_unstable();
-            chars.dedup();
-            chars
-        }
+pub fn vocabulary(config: &Config) -> Vec<char> {
+    match config.task {
+        Task::Text => corpus_of(config).vocabulary.clone(),
         _ => ALGORITHMIC_SYMBOLS.to_vec(),
     }
 }
 
 /// Tokens of the vocabulary (the transformer's classes).
-pub fn vocabulary_size(task: Task) -> usize {
-    match task {
-        // Counted once: the page asks for it on every control change.
-        Task::Text => {
-            static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-            *SIZE.get_or_init(|| vocabulary(Task::Text).len())
-        }
+pub fn vocabulary_size(config: &Config) -> usize {
+    match config.task {
+        Task::Text => corpus_of(config).vocabulary.len(),
         _ => ALGORITHMIC_SYMBOLS.len(),
     }
+}
+
+/// The start of the test split's first sentence, `chars` characters long: a prompt to write
+/// after that the model has not trained on.
+pub fn test_prompt(config: &Config, chars: usize) -> String {
+    let corpus = corpus_of(config);
+    let text = corpus.text.as_str();
+    let split = text.char_indices().nth(corpus.tokens.len() * 9 / 10).map_or(0, |(i, _)| i);
+    let rest = &text[split..];
+    let start = rest.find(". ").map_or(0, |i| i + 2);
+    rest[start..].chars().take(chars.max(1)).collect()
 }
 
 /// Digits per operand of an algorithmic task at context `ctx`.
@@ -101,8 +195,8 @@ pub fn answer_span(task: Task, ctx: usize) -> (usize, usize) {
 }
 
 /// The tokens of `text`, and the characters that are not in the vocabulary (left out).
-pub fn encode(task: Task, text: &str) -> (Vec<u32>, Vec<char>) {
-    let vocabulary = vocabulary(task);
+pub fn encode(config: &Config, text: &str) -> (Vec<u32>, Vec<char>) {
+    let vocabulary = vocabulary(config);
     let (mut tokens, mut unknown) = (Vec::new(), Vec::new());
     for ch in text.chars() {
         match vocabulary.iter().position(|&v| v == ch) {
@@ -138,10 +232,13 @@ pub struct TokenData {
 }
 
 impl TokenData {
-    pub fn new(task: Task, ctx: usize, seed: u32) -> TokenData {
+    /// The data of `config`'s token task (for `text`, call [`check_text`] first: a text that is
+    /// not loaded is replaced by the book).
+    pub fn new(config: &Config) -> TokenData {
+        let (task, ctx, seed) = (config.task, config.ctx as usize, config.seed);
         let (train_stream, test) = match task {
             Task::Text => {
-                let mut stream = text_tokens();
+                let mut stream = corpus_of(config).tokens.clone();
                 let split = stream.len() * 9 / 10;
                 let windows = (stream.len() - split - 1) / ctx;
                 let mut set = TokenSet { ctx, inputs: Vec::new(), targets: Vec::new() };
@@ -176,12 +273,6 @@ impl TokenData {
             task => algorithmic_set(task, ctx, &mut rng, rows),
         }
     }
-}
-
-/// The whole text as tokens.
-fn text_tokens() -> Vec<u32> {
-    let vocabulary = vocabulary(Task::Text);
-    corpus().chars().map(|ch| vocabulary.binary_search(&ch).expect("every character is in the vocabulary") as u32).collect()
 }
 
 /// `examples` fresh examples of an algorithmic task.
@@ -232,8 +323,8 @@ fn algorithmic_set(task: Task, ctx: usize, rng: &mut Rng, examples: usize) -> To
 }
 
 /// Token sequences as the text they stand for.
-pub fn decode(task: Task, tokens: &[u32]) -> String {
-    let vocabulary = vocabulary(task);
+pub fn decode(config: &Config, tokens: &[u32]) -> String {
+    let vocabulary = vocabulary(config);
     tokens.iter().map(|&t| vocabulary.get(t as usize).copied().unwrap_or('?')).collect()
 }
 
@@ -241,24 +332,55 @@ pub fn decode(task: Task, tokens: &[u32]) -> String {
 mod tests {
     use super::*;
 
+    fn token_config(task: Task, ctx: u32, seed: u32) -> Config {
+        Config { task, ctx, seed, ..Config::default() }
+    }
+
+    #[test]
+    fn a_users_text_is_named_by_its_hash_and_trains_like_the_book() {
+        let text: String = (0..800).map(|i| format!("ab{} ", i % 7)).collect::<String>() + "zz\n";
+        let id = register_text(&text).unwrap();
+        assert_eq!(id, text_id(&text));
+        assert_eq!(register_text(&text), Ok(id), "the same text, the same value");
+        assert_ne!(id, BOOK);
+        let config = Config { text: id, ..token_config(Task::Text, 8, 3) };
+        assert_eq!(vocabulary(&config), ['\n', ' ', '0', '1', '2', '3', '4', '5', '6', 'a', 'b', 'z']);
+        assert_eq!(config.classes(), 12);
+        let data = TokenData::new(&config);
+        assert_eq!(decode(&config, &data.batch(0, 1).inputs).len(), 8);
+        let start = text.chars().count() * 9 / 10;
+        assert_eq!(decode(&config, &data.test.inputs[..8]), text.chars().skip(start).take(8).collect::<String>());
+        assert_eq!(encode(&config, "ab9c"), (vec![9, 10], vec!['9', 'c']));
+        // Refusals, in words.
+        assert_eq!(register_text("short"), Err(TextError::TooShort(5)));
+        let wide: String = (0..3000u32).map(|i| char::from_u32(0x4e00 + i).unwrap()).collect();
+        assert_eq!(register_text(&wide), Err(TextError::TooManyCharacters(3000)));
+        let unknown = Config { text: 12345, ..config.clone() };
+        assert_eq!(check_text(&unknown).unwrap_err(), TextError::Unknown(12345));
+        assert!(check_text(&Config { task: Task::Add, ..unknown }).is_ok(), "only `text` reads it");
+        assert!(check_text(&Config { text: BOOK, ..config }).is_ok());
+    }
+
     #[test]
     fn text_splits_and_windows_follow_the_book() {
-        let data = TokenData::new(Task::Text, 16, 1);
-        let vocabulary = vocabulary(Task::Text);
+        let config = token_config(Task::Text, 16, 1);
+        let data = TokenData::new(&config);
+        let vocabulary = vocabulary(&config);
         assert!(vocabulary.len() > 40 && vocabulary.len() < 100, "{} characters", vocabulary.len());
-        assert!(corpus().len() > 40_000);
+        let book = lipsum::LIBER_PRIMUS;
+        assert!(book.len() > 40_000);
         // Test windows: consecutive pieces of the last tenth, targets shifted by one.
-        let first = decode(Task::Text, &data.test.inputs[..16]);
-        let start = corpus().chars().count() * 9 / 10;
-        assert_eq!(first, corpus().chars().skip(start).take(16).collect::<String>());
+        let first = decode(&config, &data.test.inputs[..16]);
+        let start = book.chars().count() * 9 / 10;
+        assert_eq!(first, book.chars().skip(start).take(16).collect::<String>());
         assert_eq!(&data.test.targets[..15], &data.test.inputs[1..16]);
         assert!(data.test.examples() > 100);
         // A batch row is a window of the train split, deterministic in (seed, step).
         let batch = data.batch(3, 4);
         assert_eq!(batch.examples(), 4);
         assert_eq!(&batch.targets[..15], &batch.inputs[1..16]);
-        let row = decode(Task::Text, &batch.inputs[..16]);
-        let train: String = corpus().chars().take(start).collect();
+        let row = decode(&config, &batch.inputs[..16]);
+        let train: String = book.chars().take(start).collect();
         assert!(train.contains(&row), "{row:?} is not in the train split");
         assert_eq!(batch.inputs, data.batch(3, 4).inputs);
         assert_ne!(batch.inputs, data.batch(4, 4).inputs);
@@ -267,14 +389,15 @@ mod tests {
     #[test]
     fn algorithmic_examples_are_right_and_score_only_the_answer() {
         for (task, ctx) in [(Task::Reverse, 20), (Task::Sort, 20), (Task::Add, 32), (Task::Reverse, 4), (Task::Add, 6)] {
-            let data = TokenData::new(task, ctx, 7);
+            let config = token_config(task, ctx as u32, 7);
+            let data = TokenData::new(&config);
             let set = data.batch(0, 50);
             let k = digits(task, ctx);
             for e in 0..50 {
                 let inputs = &set.inputs[e * ctx..(e + 1) * ctx];
                 let targets = &set.targets[e * ctx..(e + 1) * ctx];
-                let text = decode(task, inputs);
-                let scored: String = targets.iter().filter(|&&t| t != NO_TARGET).map(|&t| decode(task, &[t])).collect();
+                let text = decode(&config, inputs);
+                let scored: String = targets.iter().filter(|&&t| t != NO_TARGET).map(|&t| decode(&config, &[t])).collect();
                 assert_eq!(scored.len(), scored_per_example(task, ctx), "{text}");
                 match task {
                     Task::Add => {

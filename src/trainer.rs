@@ -27,6 +27,8 @@ pub enum EngineError {
     TooLarge(#[from] TooLarge),
     #[error("the CPU is still running the last step")]
     Busy,
+    #[error(transparent)]
+    Text(#[from] crate::tokens::TextError),
 }
 
 /// Largest arena the CPU backend takes (wasm memory is 4 GiB at most, and speed runs out first).
@@ -160,6 +162,7 @@ impl Trainer {
 
     /// [`Trainer::new`] with the kernel granularity given (benchmarks compare both).
     pub fn with_kernels(config: &Config, gpu: Option<Rc<GpuContext>>, kernels: Kernels) -> Result<Trainer, EngineError> {
+        crate::tokens::check_text(config)?;
         let dataset = Dataset::new(config);
         let mut variants = Vec::new();
         for &kind in &config.modes {
@@ -171,6 +174,7 @@ impl Trainer {
     /// Whether every variant of `config` fits the backend, checked without allocating (a sweep
     /// checks all its cells before training the first).
     pub fn check_fits(config: &Config, gpu: Option<&GpuContext>) -> Result<(), EngineError> {
+        crate::tokens::check_text(config)?;
         let n_test = Dataset::new(config).n_test();
         for &kind in &config.modes {
             check_size(&Program::new(config, kind, n_test)?, gpu)?;

@@ -103,7 +103,7 @@ fn greedy_answers_are_right_as_often_as_the_whole_answer_accuracy_says() {
 fn padding_never_changes_the_outputs_and_sampling_is_reproducible() {
     let (config, _) = Config::from_query("task=text&depth=2&width=16&ctx=10&batch=4&heads=4&modes=hc");
     let mut sampler = Sampler::new(&config, ResidualKind::Hc).unwrap();
-    let (prompt, unknown) = tokens::encode(config.task, "Sed ut per");
+    let (prompt, unknown) = tokens::encode(&config, "Sed ut per");
     assert!(unknown.is_empty());
     let k = sampler.vocabulary_size();
     let full = sampler.logits(&prompt).unwrap();
@@ -112,7 +112,7 @@ fn padding_never_changes_the_outputs_and_sampling_is_reproducible() {
         assert_eq!(next, full[(len - 1) * k..len * k], "prefix of {len}");
     }
     // A context longer than ctx keeps its last ctx tokens.
-    let mut longer = tokens::encode(config.task, "Quis ").0;
+    let mut longer = tokens::encode(&config, "Quis ").0;
     longer.extend(&prompt);
     assert_eq!(sampler.next_logits(&longer).unwrap(), full[(prompt.len() - 1) * k..]);
     // Attention: causal rows that sum to 1, the same for a prefix.

@@ -180,3 +180,63 @@ fn in_the_crash_preset_hc_diverges_and_residual_and_mhc_learn_on() {
     }
     assert!((last("mhc")["gain_fwd"].as_f64().unwrap() - 1.0).abs() < 1e-3);
 }
+
+#[test]
+fn a_users_own_text_trains_from_a_file_and_a_link_naming_a_missing_text_is_refused() {
+    let dir = scratch("own-text");
+    let text: String = (0..300).map(|i| format!("the cat sat on mat {} ", i % 10)).collect();
+    let file = dir.join("own.txt");
+    std::fs::write(&file, &text).unwrap();
+    let id = mhc_playground::tokens::text_id(&text);
+    let metrics = dir.join("m.jsonl");
+    let config = "task=text&depth=1&width=16&ctx=8&batch=4&heads=2&modes=mhc";
+    runner(&[
+        "train",
+        "--config",
+        config,
+        "--text",
+        s(&file),
+        "--steps",
+        "3",
+        "--log-every",
+        "1",
+        "--backend",
+        "cpu",
+        "--quiet",
+        "--metrics",
+        s(&metrics),
+    ]);
+    let rows = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(rows.lines().count(), 3, "{rows}");
+    // The link names the text by its hash; the same file reproduces it, another is refused.
+    let linked = format!("{config}&text={id}");
+    runner(&["train", "--config", &linked, "--text", s(&file), "--steps", "1", "--backend", "cpu", "--quiet"]);
+    let fails = |args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_mhc-playground")).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let missing = fails(&["train", "--config", &linked, "--steps", "1", "--backend", "cpu"]);
+    assert!(missing.contains(&format!("text={id}")) && missing.contains("--text FILE"), "{missing}");
+    let other = dir.join("other.txt");
+    std::fs::write(&other, text.replace("cat", "dog")).unwrap();
+    let mismatch = fails(&["train", "--config", &linked, "--text", s(&other), "--steps", "1", "--backend", "cpu"]);
+    assert!(mismatch.contains("but the experiment names"), "{mismatch}");
+    std::fs::write(&other, "too short").unwrap();
+    let short = fails(&["train", "--config", config, "--text", s(&other), "--steps", "1", "--backend", "cpu"]);
+    assert!(short.contains("at least 3000"), "{short}");
+    // The batch file holds windows of the text, in its own vocabulary (its sorted characters).
+    let batch = dir.join("b.safetensors");
+    runner(&["batch", "--config", config, "--text", s(&file), "--step", "0", "--out", s(&batch)]);
+    let bytes = std::fs::read(&batch).unwrap();
+    let (shape, x) = TensorFile::parse(&bytes).unwrap().i32("x").unwrap();
+    assert_eq!(shape, vec![4, 8]);
+    let mut vocabulary: Vec<char> = text.chars().collect();
+    vocabulary.sort_unstable();
+    vocabulary.dedup();
+    assert_eq!(vocabulary.len(), 20);
+    for row in x.chunks(8) {
+        let window: String = row.iter().map(|&t| vocabulary[t as usize]).collect();
+        assert!(text.contains(&window), "{window:?}");
+    }
+}

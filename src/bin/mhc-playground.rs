@@ -21,7 +21,7 @@ mod native {
     use mhc_playground::program::{label_value, Kernels, OpList, Program, Scoring};
     use mhc_playground::sweep::{self, CellResult, Sweep};
     use mhc_playground::tasks::Dataset;
-    use mhc_playground::tokens::NO_TARGET;
+    use mhc_playground::tokens::{check_text, register_text, BOOK, NO_TARGET};
     use mhc_playground::trainer::{loss_and_gradients, EngineError, Trainer};
     use std::io::Write;
     use std::path::{Path, PathBuf};
@@ -56,6 +56,10 @@ mod native {
         /// Overrides one key (repeatable), e.g. --set depth=12.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// A UTF-8 text file for task=text to train on instead of the built-in book (the config's
+        /// `text` key is then its hash; a link made on the page with a pasted text names it).
+        #[arg(long, value_name = "FILE")]
+        text: Option<PathBuf>,
     }
 
     #[derive(Subcommand)]
@@ -183,6 +187,7 @@ mod native {
                 EngineError::Input(_) => "check that the config and the files given belong together",
                 EngineError::TooLarge(_) => SIZE_HINT,
                 EngineError::Busy => "this is a bug in the runner: it read a step before running it; please report it",
+                EngineError::Text(_) => "pass the text with --text FILE",
             };
             fail(e.to_string(), hint)
         }
@@ -250,6 +255,20 @@ mod native {
                 }
             }
         }
+        if let Some(path) = &e.text {
+            let bytes = read_file(path)?;
+            let text =
+                String::from_utf8(bytes).map_err(|_| fail(format!("{}: not UTF-8 text", path.display()), "save the text as UTF-8"))?;
+            let id = register_text(&text).map_err(|e| fail(format!("{}: {e}", path.display()), "use a longer or plainer text"))?;
+            if config.text != BOOK && config.text != id {
+                return Err(fail(
+                    format!("{} is text={id}, but the experiment names text={}", path.display(), config.text),
+                    "pass the text the link was made with, or drop text= from the config",
+                ));
+            }
+            config.text = id;
+        }
+        check_text(&config).map_err(|e| fail(e.to_string(), "pass the text with --text FILE"))?;
         Ok(config)
     }
 

@@ -8,6 +8,7 @@ use super::controls::{Buttons, Controls, Presets};
 use super::driver;
 use super::imported::ImportedRun;
 use super::model::*;
+use super::own_text;
 use super::persist::{look_for_saved_run, Persistence, ResumeOffer};
 use super::reading::{ReadingPanel, ReadingState};
 use super::results::{Cards, Charts, Explainer};
@@ -170,6 +171,12 @@ pub(super) async fn probe_gpu(state: AppState) {
 pub fn App() -> impl IntoView {
     let query = driver::query();
     let (config, mut notices) = Config::from_query(&query);
+    if config.task == crate::config::Task::Text && !own_text::load(config.text) {
+        notices.push(crate::config::ConfigNotice::new(
+            "text",
+            format!("text={}: this link trains on a text of its own that this browser does not have; paste it under More settings › Text to reproduce the run", config.text),
+        ));
+    }
     let (sweep, sweep_notices) = Sweep::from_query(&query);
     notices.extend(sweep_notices);
     let choice = match driver::query_value(&query, "backend") {

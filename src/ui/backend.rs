@@ -84,6 +84,11 @@ impl BackendState {
 pub(super) async fn prepare(state: AppState) -> bool {
     let b = state.backend;
     let config = state.config.get_untracked();
+    // Nothing to time or pick for an experiment that cannot be built here.
+    if let Err(e) = crate::tokens::check_text(&config) {
+        state.fail(e.to_string());
+        return false;
+    }
     let pick = pick_for(state, &config).await;
     if !pick.cpu || b.confirmed.get_value().as_ref() == Some(&config) {
         return true;

@@ -6,6 +6,7 @@ use super::backend::prepare;
 use super::driver;
 use super::imported::parse_metrics;
 use super::model::*;
+use super::own_text::OwnTextInput;
 use super::run::{play_loop, slice_once};
 use crate::checkpoint::{save_checkpoint, TensorFile};
 use crate::config::{Config, KeyKind, ResidualKind};
@@ -252,6 +253,7 @@ fn ControlView(state: AppState, control: Control) -> impl IntoView {
             }
             .into_any()
         }
+        Widget::OwnText => view! { <OwnTextInput state label=control.label help_id=help_id.clone()/> }.into_any(),
         Widget::Toggles => view! {
             <span class="toggles" role="group" aria-label=control.label aria-describedby=help_id.clone()>
                 {ResidualKind::ALL.into_iter().map(|kind| {

@@ -96,10 +96,13 @@ pub fn load(key: &str) -> Option<String> {
 }
 
 pub fn save(key: &str, value: &str) {
-    if let Some(s) = storage() {
-        // A full quota only costs the saved run; never an error for the user.
-        let _ = s.set_item(key, value);
-    }
+    // A full quota only costs the saved run; never an error for the user.
+    let _ = try_save(key, value);
+}
+
+/// [`save`], saying whether the value was kept (false: no storage, or its quota is full).
+pub fn try_save(key: &str, value: &str) -> bool {
+    storage().is_some_and(|s| s.set_item(key, value).is_ok())
 }
 
 /// Calls `target.method(args...)` and awaits the result when it is a promise.

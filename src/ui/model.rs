@@ -40,6 +40,8 @@ pub enum Widget {
     Select,
     /// One checkbox per variant (`modes`).
     Toggles,
+    /// The `text` task's text: the book, or one the user pastes (the key holds its hash).
+    OwnText,
 }
 
 /// One control: config key, visible label (also its accessible name), group, widget, whether
@@ -90,6 +92,7 @@ pub const fn help_text(key: &str) -> &'static str {
         b"precision" => "f16 rounds the residual streams to half precision after every block, as in large-model training: a growing gain then overflows.",
         b"ctx" => "Transformer: tokens each example holds (its context); longer contexts see more text and cost more per step.",
         b"heads" => "Transformer: attention heads per layer, each looking at a width / heads slice; they must divide the width.",
+        b"text" => "Task text: what it learns to write. 0 is Cicero's De finibus (book I); paste your own and the link carries its hash, so a shared link says when the text differs (the text stays in your browser).",
         _ => "",
     }
 }
@@ -127,6 +130,7 @@ pub const CONTROLS: &[Control] = &[
     c("precision", "Precision", Group::Mhc, Widget::Select, true),
     c("ctx", "Context length", Group::Model, Widget::Number, false),
     c("heads", "Attention heads", Group::Model, slider(1.0), false),
+    c("text", "Text", Group::Data, Widget::OwnText, false),
 ];
 
 /// How the page names its CPU backend (one thread of WebAssembly with 128-bit SIMD).
@@ -477,6 +481,7 @@ mod tests {
                 (Widget::Select, KeyKind::Choice(_))
                     | (Widget::Toggles, KeyKind::Modes)
                     | (Widget::Slider { .. } | Widget::Number, KeyKind::Float { .. } | KeyKind::Int { .. })
+                    | (Widget::OwnText, KeyKind::Int { .. })
             );
             assert!(fits, "{} has a {:?} for a {:?}", control.key, control.widget, kind);
         }

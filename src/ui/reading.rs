@@ -86,14 +86,10 @@ impl ReadingState {
     }
 }
 
-/// The prompt of `text` when the user has not typed one: the start of the test split's first
-/// sentence, as many characters as half the context.
+/// The prompt of `text` when the user has not typed one: the start of a test-split sentence,
+/// half a context long.
 fn default_prompt(config: &Config) -> String {
-    let text = tokens::corpus();
-    let split: usize = text.char_indices().nth(text.chars().count() * 9 / 10).map_or(0, |(i, _)| i);
-    let rest = &text[split..];
-    let start = rest.find(". ").map_or(0, |i| i + 2);
-    rest[start..].chars().take((config.ctx as usize / 2).max(1)).collect()
+    tokens::test_prompt(config, config.ctx as usize / 2)
 }
 
 /// Reads every running variant's weights and what they write. Skips quietly when the CPU is
@@ -172,7 +168,7 @@ async fn write_with(
     let task = config.task;
     let (prompt, expected, attend) = if task == Task::Text {
         let typed = r.prompt.get_untracked().unwrap_or_else(|| default_prompt(config));
-        let (tokens, _) = tokens::encode(task, &typed);
+        let (tokens, _) = tokens::encode(config, &typed);
         if tokens.is_empty() {
             return Err("the prompt has no character of the text's alphabet: type a few letters".into());
         }
@@ -211,7 +207,7 @@ async fn write_with(
         let attention = sampler.attention(&attend).map_err(|e| e.to_string())?;
         variants.push(VariantReading {
             kind: *kind,
-            written: tokens::decode(task, &written),
+            written: tokens::decode(config, &written),
             right: expected.as_ref().map(|want| *want == written),
             attention,
         });
@@ -219,9 +215,9 @@ async fn write_with(
     let shown = &attend[attend.len().saturating_sub(config.ctx as usize)..];
     Ok(Some(Reading {
         step,
-        prompt: tokens::decode(task, &prompt),
-        expected: expected.map(|want| tokens::decode(task, &want)),
-        attended: tokens::decode(task, shown).chars().collect(),
+        prompt: tokens::decode(config, &prompt),
+        expected: expected.map(|want| tokens::decode(config, &want)),
+        attended: tokens::decode(config, shown).chars().collect(),
         variants,
     }))
 }

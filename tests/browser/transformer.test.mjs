@@ -82,3 +82,42 @@ test('each variant answers a test example of an algorithmic task', async () => {
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+test('a pasted text trains, its hash is in the link, and a link to a text this browser lacks says so', async () => {
+  const page = await open('task=text&depth=1&width=16&ctx=8&batch=4&heads=2&streams=2&backend=cpu');
+  assert.match(await page.getByTestId('text-status').textContent(), /De finibus/);
+  await page.getByText('More settings').click();
+  await page.getByText('Paste your own text').click();
+  const box = page.getByLabel('Your own text', { exact: true });
+  await box.fill('too short');
+  await page.getByRole('button', { name: 'Train on this text', exact: true }).click();
+  await page.getByTestId('message').filter({ hasText: 'needs at least 3000' }).waitFor();
+  const text = Array.from({ length: 400 }, (_, i) => `the cat sat on mat ${i % 10} `).join('');
+  await box.fill(text);
+  await page.getByRole('button', { name: 'Train on this text', exact: true }).click();
+  await page.getByTestId('text-status').filter({ hasText: `your text: ${text.length} characters, 20 different` }).waitFor();
+  const status = await page.getByTestId('text-status').textContent();
+  const id = status.match(/text=(\d+)/)[1];
+  await page.waitForFunction((id) => location.search.includes(`text=${id}`), id);
+  await page.getByRole('button', { name: 'Step', exact: true }).click();
+  await page.locator('.reading .caption').filter({ hasText: 'Step 1.' }).waitFor({ timeout: 30000 });
+  // The default prompt comes from the pasted text's test split, and so does the writing.
+  const prompt = await page.getByLabel('Prompt', { exact: true }).inputValue();
+  assert.ok(text.includes(prompt), prompt);
+  for (const mode of ['residual', 'hc', 'mhc']) {
+    assert.match(await page.getByTestId(`written-${mode}`).textContent(), /^[the casonm0-9]+$/);
+  }
+  // A reload finds the text in this browser's storage.
+  await page.reload();
+  await page.getByTestId('text-status').filter({ hasText: `text=${id}` }).waitFor({ state: 'attached' });
+  assert.match(await page.getByTestId('text-status').textContent(), /^your text/);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+  // Another browser (no such text stored): the link says so, and Play explains what to do.
+  const stranger = await open(`task=text&depth=1&width=16&ctx=8&batch=4&heads=2&text=${id}&backend=cpu`);
+  await stranger.getByTestId('config-notice').filter({ hasText: `text=${id}: this link trains on a text of its own` }).waitFor();
+  await stranger.getByRole('button', { name: 'Play', exact: true }).click();
+  await stranger.getByTestId('message').filter({ hasText: 'paste that text again, or set text=0' }).waitFor({ timeout: 10000 });
+  assert.deepEqual(stranger.errors, []);
+  await stranger.close();
+});
