@@ -90,6 +90,12 @@ fn the_script_reproduces_the_engines_losses_and_gradients() {
         "task=spiral&depth=3&width=16&ffn=2&batch=32&streams=4&eval_every=5",
         "task=teacher&depth=2&width=12&batch=20&streams=3&precision=f16&act=relu&sinkhorn_iters=7",
         "task=modadd&p=7&depth=2&width=8&batch=16&optimizer=sgd&act=tanh&wd=0.1&clip=0.5&warmup=5",
+        // The transformer: every position of the text scored; the sum's digits only. In f32: with
+        // f16 streams a value within f32 rounding of an f16 boundary rounds one way here and the
+        // other way there (summation order), which moves tiny gradients by 1e-4 of their norm;
+        // the f16 path itself (RoundToF16) is the MLP's, checked by the teacher config above.
+        "task=text&depth=2&width=16&ctx=8&batch=4&heads=2&streams=3&eval_every=5&lr=0.01&wd=0.05&sinkhorn_iters=7",
+        "task=add&depth=2&width=12&ctx=9&batch=6&heads=3&lr=0.01&seed=3",
     ] {
         let ex = export(config, &dir);
         let (ours, theirs) = (dir.join("engine.jsonl"), dir.join("torch.jsonl"));
@@ -270,6 +276,37 @@ for step in (0, 7):
     x, y = saved.batch(step, 9)
     want = load_file({dir:?} + "/b%d.safetensors" % step)
     assert torch.equal(x, want["x"]) and torch.equal(y, want["y"].long()), step
+print("same")
+"#,
+            ex = s(&ex),
+            dir = s(&dir)
+        );
+        let out = run(&python(), &["-c", &check]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "same", "{config}");
+    }
+    // The token tasks: the script cuts the text's splits and draws its windows, or makes the
+    // digit puzzles, exactly as the playground does.
+    for config in ["task=text&ctx=8", "task=reverse&ctx=9", "task=sort&ctx=12", "task=add&ctx=12"] {
+        let config = format!("{config}&depth=1&width=4&heads=1&batch=5");
+        let ex = export(&config, &dir);
+        for step in [0, 7] {
+            let out = dir.join(format!("b{step}.safetensors"));
+            runner(&["batch", "--config", &format!("{config}&modes=mhc"), "--step", &step.to_string(), "--out", s(&out)]);
+        }
+        let check = format!(
+            r#"
+import sys, json, torch
+sys.path.insert(0, {ex:?})
+import train
+from safetensors.torch import load_file
+cfg = train.Config(json.load(open({ex:?} + "/experiment.json")))
+shipped = load_file({ex:?} + "/data.safetensors")
+data = train.TokenData(cfg, shipped["text_tokens"].long())
+assert torch.equal(data.test_x, shipped["test_x"].long()) and torch.equal(data.test_y, shipped["test_y"].long())
+for step in (0, 7):
+    x, y = data.batch(step, 5)
+    want = load_file({dir:?} + "/b%d.safetensors" % step)
+    assert torch.equal(x, want["x"].long()) and torch.equal(y, want["y"].long()), step
 print("same")
 "#,
             ex = s(&ex),

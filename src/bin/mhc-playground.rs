@@ -514,7 +514,7 @@ mod native {
                 let config = experiment(&e, false)?;
                 let files = torch_export(&config).map_err(|e| match e {
                     ExportError::Checkpoint(e) => Failure::from(e),
-                    other => fail(other.to_string(), "export an MLP experiment (arch=mlp), or train the transformer with `train`"),
+                    ExportError::Text(e) => fail(e.to_string(), "pass the text with --text FILE"),
                 })?;
                 std::fs::create_dir_all(&out)
                     .map_err(|err| fail(format!("cannot create {}: {err}", out.display()), "pick a folder you can write to"))?;

@@ -7,13 +7,15 @@
 //! `init.<mode>.safetensors` for all three variants (checkpoints in DESIGN.md's names, whatever
 //! `modes` says, so `--set modes=...` still starts from the playground's weights),
 //! `data.safetensors` (`train_x [N, d_in] f32`, `train_y [N] i32`, `test_x`, `test_y`; teacher:
-//! also `teacher.{k}.weight [out, in] f64`, `teacher.{k}.bias [out] f64`), `README.md`.
+//! also `teacher.{k}.weight [out, in] f64`, `teacher.{k}.bias [out] f64`; the transformer: see
+//! [`data_tensors`]), `README.md`.
 
 mod zip;
 
 use crate::checkpoint::{save_checkpoint, CheckpointError};
-use crate::config::{key_specs, Arch, Config, KeyKind, ResidualKind};
+use crate::config::{key_specs, Arch, Config, KeyKind, ResidualKind, Task};
 use crate::layout::{Dims, ParamLayout};
+use crate::program::label_value;
 use crate::tasks::Dataset;
 use safetensors::tensor::{Dtype, TensorView};
 use serde_json::json;
@@ -32,17 +34,15 @@ pub struct ExportFile {
 /// Why an experiment cannot be exported.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
-    #[error("the PyTorch export covers the MLP experiments; the transformer's train.py is not written yet")]
-    Transformer,
+    #[error(transparent)]
+    Text(#[from] crate::tokens::TextError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
 }
 
 /// The files of `config`'s PyTorch export.
 pub fn torch_export(config: &Config) -> Result<Vec<ExportFile>, ExportError> {
-    if config.arch == Arch::Transformer {
-        return Err(ExportError::Transformer);
-    }
+    crate::tokens::check_text(config)?;
     let file = |name: &str, bytes: Vec<u8>| ExportFile { name: name.to_string(), bytes };
     let mut files = vec![file("train.py", TRAIN_PY.as_bytes().to_vec()), file("experiment.json", experiment_json(config).into_bytes())];
     for kind in ResidualKind::ALL {
@@ -78,17 +78,34 @@ fn experiment_json(config: &Config) -> String {
 }
 
 /// The data set as tensors (labels as i32; the teacher's weights in f64, as it labels in f64).
+/// The transformer's: `test_x`, `test_y [E, T] i32` (-1: no target), and the whole text the
+/// script cuts its splits from (`text_tokens [L] i32`, `vocabulary [V] i32` code points; the
+/// book for the digit puzzles, so `--set task=text` works too).
 fn data_tensors(config: &Config) -> Result<Vec<u8>, ExportError> {
     let data = Dataset::new(config);
-    let labels = |y: &[u32]| y.iter().flat_map(|&v| (v as i32).to_le_bytes()).collect::<Vec<u8>>();
+    let labels = |y: &[u32]| y.iter().flat_map(|&v| (label_value(v) as i32).to_le_bytes()).collect::<Vec<u8>>();
     let floats = |x: &[f32]| x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
     let doubles = |x: &[f64]| x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
-    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![
-        ("train_x".into(), Dtype::F32, vec![data.n_train(), data.d_in], floats(&data.train_x)),
-        ("train_y".into(), Dtype::I32, vec![data.n_train()], labels(&data.train_y)),
-        ("test_x".into(), Dtype::F32, vec![data.n_test(), data.d_in], floats(&data.test_x)),
-        ("test_y".into(), Dtype::I32, vec![data.n_test()], labels(&data.test_y)),
-    ];
+    let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    if config.arch == Arch::Transformer {
+        let ctx = config.ctx as usize;
+        let tokens: Vec<u32> = data.test_x.iter().map(|&t| t as u32).collect();
+        let corpus = crate::tokens::corpus(if config.task == Task::Text { config.text } else { crate::tokens::BOOK })?;
+        let code_points: Vec<u32> = corpus.vocabulary.iter().map(|&ch| ch as u32).collect();
+        tensors = vec![
+            ("test_x".into(), Dtype::I32, vec![data.n_test(), ctx], labels(&tokens)),
+            ("test_y".into(), Dtype::I32, vec![data.n_test(), ctx], labels(&data.test_y)),
+            ("text_tokens".into(), Dtype::I32, vec![corpus.tokens.len()], labels(&corpus.tokens)),
+            ("vocabulary".into(), Dtype::I32, vec![code_points.len()], labels(&code_points)),
+        ];
+    } else {
+        tensors.extend([
+            ("train_x".into(), Dtype::F32, vec![data.n_train(), data.d_in], floats(&data.train_x)),
+            ("train_y".into(), Dtype::I32, vec![data.n_train()], labels(&data.train_y)),
+            ("test_x".into(), Dtype::F32, vec![data.n_test(), data.d_in], floats(&data.test_x)),
+            ("test_y".into(), Dtype::I32, vec![data.n_test()], labels(&data.test_y)),
+        ]);
+    }
     for (k, (weight, bias)) in data.teacher_layers().iter().enumerate() {
         let fan_out = bias.len();
         tensors.push((format!("teacher.{k}.weight"), Dtype::F64, vec![fan_out, weight.len() / fan_out], doubles(weight)));

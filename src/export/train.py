@@ -2,7 +2,8 @@
 """An mHC Playground experiment, exported for PyTorch.
 
 Residual, Hyper-Connection (HC) and Manifold-Constrained Hyper-Connection (mHC) networks of
-DESIGN.md section 1, trained in lockstep exactly as the playground trains them: the same initial
+DESIGN.md section 1 (the MLP) or section 1b (the transformer on text and digit puzzles), trained
+in lockstep exactly as the playground trains them: the same initial
 weights (init.<mode>.safetensors), the same data (data.safetensors), the same batch at every step
 (a port of the playground's SplitMix64 generator), the same AdamW/SGD, and metrics in the
 playground's JSON-lines schema, so a run here and a run in the browser sit on one chart.
@@ -33,6 +34,11 @@ EVAL_MAX_ROWS = 2048      # test metrics use at most this many held-out examples
 ADAM_EPS = 1e-8           # PyTorch's default, as in the playground
 N_POINTS = 1000           # points of a 2-D data set, and of the teacher's fixed samples
 TEACHER_SIZES = (16, 32, 32, 10)
+TOKEN_TASKS = ("text", "reverse", "sort", "add")
+ALGORITHMIC_SYMBOLS = "0123456789|+=."   # tokens of reverse, sort and add: digits are their own values
+SEPARATOR, PLUS, EQUALS, PAD = 10, 11, 12, 13
+MAX_DIGITS = 8
+ALGORITHMIC_TEST_EXAMPLES = 512
 
 
 def f32(x):
@@ -99,11 +105,23 @@ class Config:
         keys = [k for k in self.order if k == "seed" or (text[k] != self.defaults[k] and not same(k))]
         return "&".join(["v=1"] + ["%s=%s" % (k, text[k]) for k in keys])
 
+    def transformer(self):
+        return self.arch == "transformer"
+
     def d_in(self):
         return {"teacher": 16, "modadd": 2 * self.p}.get(self.task, 2)
 
     def classes(self):
+        """Classes of the MLP's tasks; the vocabulary of the token tasks (text: its characters)."""
+        if self.task == "text":
+            return self.__dict__["vocabulary_size"]
+        if self.task in TOKEN_TASKS:
+            return len(ALGORITHMIC_SYMBOLS)
         return {"teacher": 10, "modadd": self.p}.get(self.task, 2)
+
+    def units(self):
+        """Residual units: the MLP's blocks, or the transformer's sublayers (2 per block)."""
+        return self.depth * (2 if self.transformer() else 1)
 
     def streams_for(self, mode):
         return 1 if mode == "residual" else self.streams
@@ -285,6 +303,76 @@ class Data:
         return self.train_x[picks], self.train_y[picks]
 
 
+# ------------------------------------------------------------------ the token tasks (src/tokens.rs)
+def digits(task, ctx):
+    """Digits per operand of an algorithmic task at context `ctx`."""
+    if task == "add":
+        return max(1, min(MAX_DIGITS, (ctx - 3) // 3))
+    return max(1, min(MAX_DIGITS, (ctx - 1) // 2))
+
+
+def scoring(cfg):
+    """(positions per example, scored positions per example, whether accuracy counts whole answers)."""
+    if not cfg.transformer():
+        return 1, 1, False
+    if cfg.task == "text":
+        return cfg.ctx, cfg.ctx, False
+    k = digits(cfg.task, cfg.ctx)
+    return cfg.ctx, k + 1 if cfg.task == "add" else k, True
+
+
+def algorithmic_set(task, ctx, rng, examples):
+    """`examples` fresh examples: `k` digits, `|`, the digits reversed or sorted; or `a+b=` and
+    the `k + 1`-digit sum; padded with `.`. Only the answer's positions have targets (-1 else)."""
+    k = digits(task, ctx)
+    scored = k + 1 if task == "add" else k
+    inputs, targets = [], []
+    for _ in range(examples):
+        operand = lambda: [rng.below(10) for _ in range(k)]
+        if task == "add":
+            a, b = operand(), operand()
+            total = int("".join(map(str, a))) + int("".join(map(str, b)))
+            sequence = a + [PLUS] + b + [EQUALS]
+            start = len(sequence)
+            sequence += [total // 10 ** p % 10 for p in reversed(range(k + 1))]
+        else:
+            a = operand()
+            sequence = a + [SEPARATOR]
+            start = len(sequence)
+            sequence += sorted(a) if task == "sort" else a[::-1]
+        sequence = (sequence + [PAD] * (ctx + 1))[:ctx + 1]
+        inputs.append(sequence[:ctx])
+        targets.append([sequence[i + 1] if start <= i + 1 < start + scored else -1 for i in range(ctx)])
+    return torch.tensor(inputs, dtype=torch.int64), torch.tensor(targets, dtype=torch.int64)
+
+
+class TokenData:
+    """A token task's data: the text's splits (first 90% train, windows drawn per batch; last
+    10% test, consecutive windows), or the puzzles' fixed test set and fresh training examples."""
+
+    def __init__(self, cfg, text_tokens):
+        self.task, self.ctx, self.seed = cfg.task, cfg.ctx, cfg.seed
+        ctx = self.ctx
+        if self.task == "text":
+            split = len(text_tokens) * 9 // 10
+            windows = (len(text_tokens) - split - 1) // ctx
+            starts = [split + w * ctx for w in range(windows)]
+            self.test_x = torch.stack([text_tokens[s:s + ctx] for s in starts])
+            self.test_y = torch.stack([text_tokens[s + 1:s + ctx + 1] for s in starts])
+            self.train = text_tokens[:split]
+        else:
+            self.test_x, self.test_y = algorithmic_set(self.task, ctx, Rng.derive(self.seed, "tokens-test", 0), ALGORITHMIC_TEST_EXAMPLES)
+
+    def batch(self, step, rows):
+        """Step `step`'s `rows` examples, `[rows, ctx]` tokens and targets, from Rng.derive(seed, "batch", step)."""
+        rng, ctx = Rng.derive(self.seed, "batch", step), self.ctx
+        if self.task != "text":
+            return algorithmic_set(self.task, ctx, rng, rows)
+        starts = [rng.below(len(self.train) - ctx) for _ in range(rows)]
+        return (torch.stack([self.train[s:s + ctx] for s in starts]),
+                torch.stack([self.train[s + 1:s + ctx + 1] for s in starts]))
+
+
 # ------------------------------------------------------------------ the model (DESIGN.md section 1)
 def rms(v):
     return torch.sqrt(torch.mean(v * v, dim=-1, keepdim=True) + 1e-6)
@@ -362,32 +450,69 @@ class ManifoldHyperConnection(nn.Module):
         return h_pre, h_post, sinkhorn(logits, self.iters, self.eps)
 
 
-class Block(nn.Module):
-    def __init__(self, cfg, mode, l):
+class Wrapped(nn.Module):
+    """A residual unit: a sublayer wrapped by the variant, with its own coefficients. `index` is
+    the unit's number (the MLP's block l; the transformer's sublayer 2l + s), which sets the
+    coefficients' initial values."""
+
+    def __init__(self, cfg, mode, index):
         super().__init__()
         c, n = cfg.width, cfg.streams_for(mode)
-        self.mode, self.act, self.f16 = mode, cfg.act, cfg.precision == "f16"
+        self.mode, self.f16 = mode, cfg.precision == "f16"
         self.norm = RMSNorm(c)
-        self.fc1, self.fc2 = nn.Linear(c, cfg.ffn * c), nn.Linear(cfg.ffn * c, c)
         if mode == "hc":
-            self.hc = HyperConnection(n, c, l)
+            self.hc = HyperConnection(n, c, index)
         elif mode == "mhc":
-            self.mhc = ManifoldHyperConnection(n, c, l, cfg.sinkhorn_iters, cfg.sinkhorn_eps)
+            self.mhc = ManifoldHyperConnection(n, c, index, cfg.sinkhorn_iters, cfg.sinkhorn_eps)
 
-    def ffn(self, u):
+    def forward(self, X):
+        """X: [R, n, C] (R rows: examples, or positions) -> X', and the coefficients (None for residual)."""
+        if self.mode == "residual":
+            X, coeffs = X + self.sublayer(X[:, 0])[:, None], None
+        else:
+            h_pre, h_post, h_res = coeffs = (self.hc if self.mode == "hc" else self.mhc)(X)
+            y = self.sublayer(torch.einsum("bi,bic->bc", h_pre, X))
+            X = torch.einsum("bki,bic->bkc", h_res, X) + h_post[:, :, None] * y[:, None, :]
+        return (RoundToF16.apply(X) if self.f16 else X), coeffs
+
+
+class Block(Wrapped):
+    """The MLP's block, and the transformer's FFN sublayer: fc2(act(fc1(norm(u))))."""
+
+    def __init__(self, cfg, mode, index):
+        super().__init__(cfg, mode, index)
+        self.act = cfg.act
+        self.fc1, self.fc2 = nn.Linear(cfg.width, cfg.ffn * cfg.width), nn.Linear(cfg.ffn * cfg.width, cfg.width)
+
+    def sublayer(self, u):
         a = self.fc1(self.norm(u))
         a = {"gelu": lambda t: F.gelu(t, approximate="tanh"), "relu": F.relu, "tanh": torch.tanh}[self.act](a)
         return self.fc2(a)
 
-    def forward(self, X):
-        """X: [B, n, C] -> X', and the coefficients (None for residual)."""
-        if self.mode == "residual":
-            X, coeffs = X + self.ffn(X[:, 0])[:, None], None
-        else:
-            h_pre, h_post, h_res = coeffs = (self.hc if self.mode == "hc" else self.mhc)(X)
-            y = self.ffn(torch.einsum("bi,bic->bc", h_pre, X))
-            X = torch.einsum("bki,bic->bkc", h_res, X) + h_post[:, :, None] * y[:, None, :]
-        return (RoundToF16.apply(X) if self.f16 else X), coeffs
+
+class Attention(Wrapped):
+    """Causal multi-head self-attention over each sequence: proj(attend(qkv(norm(u))))."""
+
+    def __init__(self, cfg, mode, index):
+        super().__init__(cfg, mode, index)
+        c = cfg.width
+        self.t, self.heads = cfg.ctx, cfg.heads
+        self.qkv, self.proj = nn.Linear(c, 3 * c), nn.Linear(c, c)
+
+    def sublayer(self, u):                                               # u: [B*T, C]
+        c, t, h = u.shape[1], self.t, self.heads
+        qkv = self.qkv(self.norm(u)).reshape(-1, t, 3, h, c // h)        # [B, T, q|k|v, H, dh]
+        q, k, v = (qkv[:, :, part].transpose(1, 2) for part in range(3))  # [B, H, T, dh]
+        scores = (q @ k.transpose(2, 3)) * (1.0 / math.sqrt(c // h))
+        future = torch.triu(torch.ones(t, t, dtype=torch.bool, device=u.device), diagonal=1)
+        attended = torch.softmax(scores.masked_fill(future, float("-inf")), dim=3) @ v
+        return self.proj(attended.transpose(1, 2).reshape(-1, c))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, cfg, mode, l):
+        super().__init__()
+        self.attn, self.ffn = Attention(cfg, mode, 2 * l), Block(cfg, mode, 2 * l + 1)
 
 
 class Head(nn.Module):
@@ -425,11 +550,49 @@ class Net(nn.Module):
         return self.head(X.sum(dim=1)), streams, coeffs                 # collapse ONCE
 
 
+class TransformerNet(nn.Module):
+    """DESIGN.md section 1b; parameter names are its checkpoint names."""
+
+    def __init__(self, cfg, mode):
+        super().__init__()
+        self.n = cfg.streams_for(mode)
+        self.tok, self.pos = nn.Embedding(cfg.classes(), cfg.width), nn.Embedding(cfg.ctx, cfg.width)
+        self.blocks = nn.ModuleList(TransformerBlock(cfg, mode, l) for l in range(cfg.depth))
+        self.head = Head(cfg.width, cfg.classes())
+        for name, p in self.named_parameters():          # DESIGN.md: biases start at 0
+            if name.endswith(".bias") and not name.startswith("head.") and ".hc." not in name and ".mhc." not in name:
+                nn.init.zeros_(p)
+
+    def forward(self, x):
+        """x: [B, T] tokens -> logits [B*T, V], and per sublayer the streams after it and the coefficients."""
+        b, t = x.shape
+        h0 = (self.tok(x) + self.pos.weight[:t]).reshape(b * t, -1)
+        X = h0[:, None, :].expand(-1, self.n, -1)                       # expand ONCE, per position
+        streams, coeffs = [], []
+        for block in self.blocks:
+            for unit in (block.attn, block.ffn):
+                X, c = unit(X)
+                streams.append(X)
+                coeffs.append(c)
+        return self.head(X.sum(dim=1)), streams, coeffs                 # collapse ONCE
+
+
 def fresh_weights(cfg, generator):
     """DESIGN.md's initial weights from torch's seeded generator (shared tensors identical
-    across variants): N(0, 1/fan_in), fc2 N(0, 1/(F C 2 depth)), biases 0, norms 1."""
+    across variants): N(0, 1/fan_in), fc2 N(0, 1/(F C 2 depth)), biases 0, norms 1; the
+    transformer's of section 1b."""
     c, fc, depth = cfg.width, cfg.ffn * cfg.width, cfg.depth
     normal = lambda shape, std: torch.randn(shape, generator=generator) * std
+    if cfg.transformer():
+        w = {"tok.weight": normal((cfg.classes(), c), 1.0), "pos.weight": normal((cfg.ctx, c), 0.01)}
+        out_std = lambda fan_in: 1 / (math.sqrt(fan_in) * math.sqrt(4 * depth))
+        for l in range(depth):
+            w["blocks.%d.attn.qkv.weight" % l] = normal((3 * c, c), 1 / math.sqrt(c))
+            w["blocks.%d.attn.proj.weight" % l] = normal((c, c), out_std(c))
+            w["blocks.%d.ffn.fc1.weight" % l] = normal((fc, c), 1 / math.sqrt(c))
+            w["blocks.%d.ffn.fc2.weight" % l] = normal((c, fc), out_std(fc))
+        w["head.weight"] = normal((cfg.classes(), c), 1 / math.sqrt(c))
+        return w
     w = {"embed.weight": normal((c, cfg.d_in()), 1 / math.sqrt(cfg.d_in()))}
     for l in range(depth):
         w["blocks.%d.fc1.weight" % l] = normal((fc, c), 1 / math.sqrt(c))
@@ -473,7 +636,7 @@ class Variant:
 
     def __init__(self, cfg, mode, weights, device, ddp, complete=True):
         self.mode, self.cfg = mode, cfg
-        net = Net(cfg, mode)
+        net = TransformerNet(cfg, mode) if cfg.transformer() else Net(cfg, mode)
         with torch.no_grad():
             state = net.state_dict()
             missing = sorted(set(state) - set(weights))
@@ -487,16 +650,25 @@ class Variant:
         self.net = net.to(device)
         self.model = ddp(self.net)
         self.params = list(self.net.named_parameters())
-        decayed = ("embed.weight", "fc1.weight", "fc2.weight", "head.weight", "hc.w_pre", "hc.w_res", "hc.w_post", "mhc.phi")
+        decayed = ("embed.weight", "tok.weight", "qkv.weight", "proj.weight", "fc1.weight", "fc2.weight", "head.weight",
+                   "hc.w_pre", "hc.w_res", "hc.w_post", "mhc.phi")
         self.decay = [any(name.endswith(d) for d in decayed) for name, _ in self.params]
         self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for _, p in self.params]
         self.diverged = None            # (step, block)
         self.stopped = False
 
     def segments(self):
-        """Gradient segments of the metrics: embed, each block, the head."""
-        depth = self.cfg.depth
-        seg = lambda name: 0 if name.startswith("embed.") else depth + 1 if name.startswith("head.") else 1 + int(name.split(".")[1])
+        """Gradient segments of the metrics: the embeddings, each unit (block; or sublayer,
+        attention then FFN), the head."""
+        units = self.cfg.units()
+
+        def seg(name):
+            parts = name.split(".")
+            if parts[0] == "head":
+                return units + 1
+            if parts[0] != "blocks":
+                return 0
+            return 1 + (2 * int(parts[1]) + (parts[2] == "ffn") if self.cfg.transformer() else int(parts[1]))
         return [seg(name) for name, _ in self.params]
 
     def update(self, lr, bc1, bc2, clip_scale):
@@ -578,27 +750,42 @@ def whole(t):
     return t.full_tensor() if hasattr(t, "full_tensor") else t
 
 
+def loss_and_correct(logits, y, cfg):
+    """Per-row losses (0 where the target is -1) and the number right: rows, scored positions,
+    or whole answers of the digit puzzles. Their divisors come from `scoring`."""
+    y = y.reshape(-1)
+    loss_rows = F.cross_entropy(logits, y, reduction="none", ignore_index=-1)
+    right = logits.argmax(1) == y
+    per_example, _, whole = scoring(cfg)
+    if whole:
+        return loss_rows, (right | (y < 0)).reshape(-1, per_example).all(1).sum().float()
+    return loss_rows, (right & (y >= 0)).sum().float()
+
+
 def evaluate(v, data, d):
-    """Mean test loss and accuracy over the first EVAL_MAX_ROWS test examples."""
+    """Mean test loss (per scored target) and accuracy over the first EVAL_MAX_ROWS test examples."""
     total = min(len(data.test_y), EVAL_MAX_ROWS)
     part = d.rows(total)
     x, y = data.test_x[:total][part].to(d.device), data.test_y[:total][part].to(d.device)
     with torch.no_grad():
-        logits = v.net(x)[0]
-        sums = torch.stack([F.cross_entropy(logits, y, reduction="sum"), (logits.argmax(1) == y).sum().float()])
+        loss_rows, correct = loss_and_correct(v.net(x)[0], y, v.cfg)
+        sums = torch.stack([loss_rows.sum(), correct])
     sums = d.sum(sums.cpu().double())
-    return finite(sums[0] / total), finite(sums[1] / total)
+    _, scored, whole = scoring(v.cfg)
+    return finite(sums[0] / (total * scored)), finite(sums[1] / (total if whole else total * scored))
 
 
 def train_step(v, t, x, y, batch, d, cfg, evaluate_now, measure, data):
     """One step of one variant; returns its metrics row when `measure`."""
     test = evaluate(v, data, d) if evaluate_now else (None, None)
-    depth = cfg.depth
+    depth = cfg.units()                     # residual units: blocks, or the transformer's sublayers
+    per_example, scored, whole = scoring(cfg)
+    rows_total = batch * per_example        # rows of the global batch: examples, or positions
     logits, streams, coeffs = v.model(x)
-    loss_rows = F.cross_entropy(logits, y, reduction="none")
+    loss_rows, correct = loss_and_correct(logits, y, cfg)
     # DDP averages gradients over ranks, so each rank's loss is scaled to make that average the
-    # global batch mean, whatever the split.
-    (loss_rows.sum() * (d.world / batch)).backward()
+    # global mean over the scored targets, whatever the split.
+    (loss_rows.sum() * (d.world / (batch * scored))).backward()
     # Gradient sums of squares and non-finite counts per segment (embed, blocks, head), and the
     # streams' after each block: one transfer to the host.
     grads = [p.grad for _, p in v.params]
@@ -610,11 +797,11 @@ def train_step(v, t, x, y, batch, d, cfg, evaluate_now, measure, data):
         sq[s] += sumsq
         bad_grad[s] += bad
     n_c = streams[0].shape[1] * streams[0].shape[2] if depth else 1
-    local = [loss_rows.detach().sum(), (logits.argmax(1) == y).sum().float()]      # loss, correct
+    local = [loss_rows.detach().sum(), correct]                                      # loss, correct
     local += [(X.detach() * X.detach()).sum() for X in streams]                      # stream sumsq
     local += [(~torch.isfinite(X.detach())).sum().float() for X in streams]          # stream non-finite
     local = d.sum(torch.stack(local).cpu().double())
-    loss = local[0] / batch
+    loss = local[0] / (batch * scored)
     grad_norm = math.sqrt(float(sq.sum()))
     # Divergence (DESIGN.md section 3): the first block whose streams are not finite, else the
     # loss or the head's gradients (block = depth), else the last block with bad gradients,
@@ -638,19 +825,19 @@ def train_step(v, t, x, y, batch, d, cfg, evaluate_now, measure, data):
         p.grad = None
     if not measure:
         return None
-    row = dict(step=t, mode=v.mode, loss=finite(loss), acc=finite(local[1] / batch),
+    row = dict(step=t, mode=v.mode, loss=finite(loss), acc=finite(local[1] / (batch if whole else batch * scored)),
                test_loss=test[0], test_acc=test[1], grad_norm=finite(grad_norm),
                grad_norm_blocks=[finite(math.sqrt(sq[1 + l])) for l in range(depth)],
-               stream_rms=[finite(math.sqrt(local[2 + l] / (batch * n_c))) for l in range(depth)])
+               stream_rms=[finite(math.sqrt(local[2 + l] / (rows_total * n_c))) for l in range(depth)])
     # Gains of the batch's H_res (identity for residual), averaged over all rows of all ranks.
     with torch.no_grad():
-        rows = x.shape[0]
+        rows = logits.shape[0]
         n = cfg.streams_for(v.mode)
         h_res = [c[2].detach() if c is not None else torch.eye(n).expand(rows, n, n) for c in coeffs]
         if depth:
             fwd, bwd = composite_gains([h.cpu() for h in h_res])
             sums = d.sum(torch.cat([fwd.double().sum(0), bwd.double().sum(0)]))
-            gf, gb = [finite(g / batch) for g in sums[:depth]], [finite(g / batch) for g in sums[depth:]]
+            gf, gb = [finite(g / rows_total) for g in sums[:depth]], [finite(g / rows_total) for g in sums[depth:]]
         else:
             gf = gb = []
         complete = lambda g: None if not g or None in g else max(g)
@@ -666,7 +853,7 @@ def train_step(v, t, x, y, batch, d, cfg, evaluate_now, measure, data):
         if v.mode != "residual":
             for c in coeffs:
                 part = torch.cat([c[0], c[1], c[2].flatten(1)], 1).detach().cpu().double().sum(0)
-                part = d.sum(part) / batch
+                part = d.sum(part) / rows_total
                 for k, (lo, hi) in enumerate(((0, n), (n, 2 * n), (2 * n, n * n + 2 * n))):
                     means[k].append([finite(val) for val in part[lo:hi]])
     row.update(ds_err_row=ds[0], ds_err_col=ds[1],
@@ -713,13 +900,22 @@ def main(argv=None):
     torch.manual_seed(cfg.seed)
 
     data_keys = {"task", "noise", "train_frac", "p", "seed"}
-    if data_keys & set(cfg.changed):
+    if (cfg.task in TOKEN_TASKS) != cfg.transformer():
+        raise SystemExit("error: task=%s trains %s; --set arch=%s too" % (cfg.task, "the transformer" if cfg.task in TOKEN_TASKS else "the MLP",
+                                                                            "transformer" if cfg.task in TOKEN_TASKS else "mlp"))
+    if cfg.transformer():
+        if "text" in cfg.changed:
+            raise SystemExit("error: the text is part of the export; export again from a page that trains on the other text")
+        shipped = load_file(os.path.join(HERE, "data.safetensors"))
+        cfg.__dict__["vocabulary_size"] = shipped["vocabulary"].numel()
+        data = TokenData(cfg, shipped["text_tokens"].long())
+    elif data_keys & set(cfg.changed):
         log("note: %s changed, so the data set is generated here by the playground's own generators"
             % ", ".join(sorted(data_keys & set(cfg.changed))))
         data = make_data(cfg)
     else:
         data = Data.load(os.path.join(HERE, "data.safetensors"), cfg.seed)
-    shape_keys = {"task", "p", "depth", "width", "ffn", "streams", "seed"}
+    shape_keys = {"arch", "task", "p", "depth", "width", "ffn", "streams", "seed", "ctx"}
     fresh = None
     if shape_keys & set(cfg.changed):
         log("note: %s changed, so the initial weights follow DESIGN.md's rules from torch's generator "
@@ -753,9 +949,10 @@ def main(argv=None):
         part = d.rows(batch)
         for v in variants:
             logits, _, _ = v.model(x[part].to(d.device))
-            loss_rows = F.cross_entropy(logits, y[part].to(d.device), reduction="none")
-            (loss_rows.sum() * (d.world / batch)).backward()
-            loss = d.sum(loss_rows.detach().sum().double().cpu()) / batch
+            loss_rows, _ = loss_and_correct(logits, y[part].to(d.device), cfg)
+            scored = scoring(cfg)[1]
+            (loss_rows.sum() * (d.world / (batch * scored))).backward()
+            loss = d.sum(loss_rows.detach().sum().double().cpu()) / (batch * scored)
             out = {"loss": torch.tensor([float(loss)], dtype=torch.float32)}
             out.update({"grad." + name: whole(p.grad).detach().cpu().contiguous() for name, p in v.params})   # every rank gathers
             if d.rank == 0:
@@ -787,8 +984,10 @@ def main(argv=None):
                 sink.flush()
             if v.diverged is not None:
                 v.stopped = True
-                log("%s diverged at step %d in %s" % (v.mode, v.diverged[0],
-                    "the head" if v.diverged[1] >= cfg.depth else "block %d" % v.diverged[1]))
+                unit = v.diverged[1]
+                where = ("the head" if unit >= cfg.units() else
+                         "block %d, %s" % (unit // 2, ("attention", "FFN")[unit % 2]) if cfg.transformer() else "block %d" % unit)
+                log("%s diverged at step %d in %s" % (v.mode, v.diverged[0], where))
     elapsed = time.time() - start
     if d.rank == 0 and steps:
         print("%-9s %6s %9s %7s %9s %10s" % ("variant", "step", "loss", "acc", "test_loss", "gain_fwd"))
