@@ -67,7 +67,8 @@ test('each variant writes after the same prompt, and its attention is drawn', as
 });
 
 test('each variant answers a test example of an algorithmic task', async () => {
-  const page = await open('task=reverse&depth=1&width=16&ctx=8&batch=8&heads=2&streams=2&backend=cpu');
+  // On the GPU backend: the weights come back from the device to the CPU sampler.
+  const page = await open('task=reverse&depth=1&width=16&ctx=8&batch=8&heads=2&streams=2&backend=gpu');
   await page.getByRole('button', { name: 'Step', exact: true }).click();
   const caption = page.locator('.reading .caption').filter({ hasText: 'Test example #1' });
   await caption.waitFor({ timeout: 30000 });
