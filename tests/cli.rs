@@ -2,38 +2,15 @@
 //! clear one-line errors for bad input. `grad` on both backends is checked against an
 //! independent autograd of DESIGN.md section 1 (tests/autograd_reference.py, float64).
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn runner(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mhc-playground"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the runner starts")
-}
+mod common;
 
-fn ok(args: &[&str]) -> Output {
-    let out = runner(args);
-    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
-
-/// A fresh scratch folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mhc-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{attempt, runner as ok, s, scratch};
 
 #[test]
 fn grad_matches_an_independent_autograd_on_both_backends() {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = common::python();
     let dir = scratch("grad");
     for (kind, extra) in [
         ("residual", "act=relu"),
@@ -172,7 +149,7 @@ fn a_shared_url_reproduces_the_same_run() {
 fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
     let dir = scratch("bad");
     let expect_error = |args: &[&str], needle: &str| {
-        let out = runner(args);
+        let out = attempt(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(err.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{err}");
@@ -212,7 +189,7 @@ fn bad_input_gives_a_clear_message_and_a_nonzero_exit() {
     expect_error(&["train", "--config", "depth=256&width=1024&batch=4096&streams=8&ffn=8", "--steps", "1"], "addressing limit");
     expect_error(&["train", "--config", "depth=64&width=512&batch=512", "--steps", "1", "--backend", "cpu"], "CPU backend's limit");
     // ... and the hint names a smaller experiment that fits, which then trains.
-    let out = runner(&["train", "--config", "depth=64&width=512&batch=512&modes=mhc", "--steps", "1", "--backend", "cpu"]);
+    let out = attempt(&["train", "--config", "depth=64&width=512&batch=512&modes=mhc", "--steps", "1", "--backend", "cpu"]);
     let err = String::from_utf8_lossy(&out.stderr);
     let hint = err.lines().find_map(|l| l.strip_prefix("hint: this fits: ")).unwrap_or_else(|| panic!("{err}"));
     assert!(hint.starts_with("--set ") && hint.contains("batch="), "{hint}");
@@ -347,7 +324,7 @@ fn an_impossible_sweep_is_one_error_with_a_hint_and_writes_nothing() {
         if says.is_empty() {
             *full.iter_mut().find(|a| a.ends_with("sweep.csv")).unwrap() = s(&target);
         }
-        let result = runner(&full);
+        let result = attempt(&full);
         let err = String::from_utf8_lossy(&result.stderr);
         assert_eq!(result.status.code(), Some(1), "{args:?}: {err}");
         assert_eq!(err.lines().filter(|l| l.starts_with("error:")).count(), 1, "{err}");
@@ -361,7 +338,7 @@ fn an_impossible_sweep_is_one_error_with_a_hint_and_writes_nothing() {
 
 #[test]
 fn composite_gains_match_an_independent_reference_from_the_weights() {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = common::python();
     let dir = scratch("gains");
     for (kind, extra) in [("hc", "lr=0.05"), ("mhc", "lr=0.05&sinkhorn_iters=3"), ("hc", "precision=f16&lr=0.05")] {
         let config = format!("task=teacher&depth=4&width=8&streams=3&ffn=2&batch=6&modes={kind}&{extra}");

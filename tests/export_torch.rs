@@ -8,45 +8,15 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn python() -> String {
-    std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
-}
+mod common;
 
-fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (the README's set-up installs python3 with torch and safetensors): {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn runner(args: &[&str]) -> Output {
-    run(env!("CARGO_BIN_EXE_mhc-playground"), args)
-}
+use common::{python, run, runner, s, scratch};
 
 fn script(dir: &Path, args: &[&str]) -> Output {
     let train = dir.join("train.py");
     let mut all = vec![s(&train)];
     all.extend_from_slice(args);
     run(&python(), &all)
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mhc-torch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn export(config: &str, dir: &Path) -> PathBuf {

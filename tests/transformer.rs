@@ -4,33 +4,15 @@
 //! that learns text on both backends alike.
 
 use mhc_playground::checkpoint::TensorFile;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn runner(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_mhc-playground"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("the runner starts");
-    assert!(out.status.success(), "{args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    out
-}
+mod common;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mhc-transformer-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::{runner, s, scratch};
 
 #[test]
 fn gradients_match_an_independent_autograd_for_every_variant_precision_and_backend() {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = common::python();
     let dir = scratch("grad");
     // Seed 2: at seed 1 one of HC's f16 stream values lies within f32 rounding of an f16
     // boundary, so the f64 reference rounds it the other way and HC's scalars differ by up to
@@ -212,7 +194,7 @@ fn a_users_own_text_trains_from_a_file_and_a_link_naming_a_missing_text_is_refus
     let linked = format!("{config}&text={id}");
     runner(&["train", "--config", &linked, "--text", s(&file), "--steps", "1", "--backend", "cpu", "--quiet"]);
     let fails = |args: &[&str]| -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_mhc-playground")).args(args).output().unwrap();
+        let out = common::attempt(args);
         assert!(!out.status.success(), "{args:?} should fail");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
