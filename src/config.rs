@@ -843,7 +843,7 @@ mod tests {
         let changed = "task=modadd&noise=0.25&train_frac=0.3&p=113&seed=4294967295&modes=residual,mhc\
             &depth=48&streams=2&width=128&ffn=2&act=tanh&batch=64&optimizer=sgd&lr=0.01&wd=0.1\
             &beta1=0.8&beta2=0.9999&momentum=0.5&clip=1&warmup=100&steps=5000&eval_every=10\
-            &sinkhorn_iters=5&sinkhorn_eps=0.001&precision=f16&ctx=32&heads=2";
+            &sinkhorn_iters=5&sinkhorn_eps=0.001&precision=f16&ctx=32&heads=2&text=77";
         let (config, notices) = Config::from_query(changed);
         assert_eq!(notices, vec![]);
         // An MLP task keeps the MLP (`the_task_and_the_architecture_agree` covers `arch`).

@@ -23,64 +23,18 @@ impl Builder<'_> {
         self.head_forward(ops, rows, y, act, 1.0 / rows as f32);
     }
 
-    /// Everything block `l` reads and writes over `rows` rows of `act` (`rows <= act.rows`). The
-    /// backward's stream gradients ping-pong between two buffers, from the last block down.
+    /// Everything block `l` reads and writes over `rows` rows of `act` (`rows <= act.rows`).
     pub(super) fn block_params(&self, l: u32, rows: u32, act: &Activations) -> BlockParams {
-        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
-        let plan = self.plan;
         let t = self.tensors;
-        let base = plan.params + self.layout.block_offset(l as usize) as u32;
-        let param = |rel: usize| base + rel as u32;
-        let (hc, mhc) = (self.d.kind == ResidualKind::Hc, self.d.kind == ResidualKind::Mhc);
-        let when = |yes: bool, off: u32| if yes { off } else { NONE };
-        let at = |base: u32, row_len: u32| act.at(base, l, row_len);
-        // Gradients the batched weight-gradient ops read are kept per block when fused.
-        let saved = |region: u32, len: u32| region + if self.fused { l * self.batch * len } else { 0 };
-        let from_top = self.d.depth as u32 - 1 - l;
-        let [even, odd] = plan.d_streams;
-        let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
-        BlockParams {
-            rows,
-            n,
-            c,
-            fc,
-            kind: self.kind_code(),
-            act: self.act,
-            round_f16: self.round_f16,
-            iters: self.sinkhorn_iters,
-            eps: self.sinkhorn_eps,
-            x_off: act.streams_at(l, n * c),
-            out_off: act.streams_at(l + 1, n * c),
-            h_off: self.coeffs_at(l, act),
-            u_off: at(act.block_in, c),
-            normed_off: at(act.normed, c),
-            norm_rms_off: at(act.norm_rms, 1),
-            hidden_pre_off: at(act.hidden_pre, fc),
-            hidden_off: at(act.hidden, fc),
-            y_off: at(act.block_out, c),
-            norm_w: param(t.norm_weight),
-            fc1_w: param(t.fc1_weight),
-            fc1_b: param(t.fc1_bias),
-            fc2_w: param(t.fc2_weight),
-            fc2_b: param(t.fc2_bias),
-            proj_w: t.projection.map_or(NONE, param),
-            small_off: t.small.map_or(NONE, param),
-            proj_off: if hc { at(act.hc_d, n * (n + 2)) } else { when(mhc, at(act.mhc_a, pc)) },
-            z_off: when(hc, at(act.hc_z, n * c)),
-            z_rms_off: if hc { at(act.hc_z_rms, n) } else { when(mhc, at(act.mhc_rms, 1)) },
-            dout_off: d_next,
-            dx_off: d_cur,
-            dy_off: saved(plan.d_block_out, c),
-            dhidden_off: plan.d_hidden,
-            dhidden_pre_off: saved(plan.d_hidden_pre, fc),
-            dnormed_off: saved(plan.d_normed, c),
-            du_off: plan.d_block_in,
-            dh_off: when(hc || mhc, plan.d_coeffs),
-            dproj_off: if hc { saved(plan.d_hc_d, n * (n + 2)) } else { when(mhc, saved(plan.d_mhc_a, pc)) },
-            dz_off: when(hc, plan.d_hc_z),
-            part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
-            div_off: when(mhc, act.mhc_divisors),
-        }
+        let unit = Unit {
+            index: l,
+            block: l,
+            norm: t.norm_weight,
+            ffn: Some([t.fc1_weight, t.fc1_bias, t.fc2_weight, t.fc2_bias]),
+            projection: t.projection,
+            small: t.small,
+        };
+        self.unit_block_params(unit, rows, act)
     }
 
     pub(super) fn kind_code(&self) -> u32 {

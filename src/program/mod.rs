@@ -132,6 +132,20 @@ fn sum_rows(rows: u32, cols: u32, input: u32, out: u32, scale: f32, accumulate: 
     })
 }
 
+/// One residual unit (the MLP's block, or one of the transformer's sublayers): its number among
+/// the units (its activations, its stream buffers), the block it belongs to (its parameters and
+/// hidden layer) and where its parameters lie in the block, relative to the block's start.
+#[derive(Clone, Copy)]
+struct Unit {
+    index: u32,
+    block: u32,
+    norm: usize,
+    /// `fc1.weight, fc1.bias, fc2.weight, fc2.bias`; none for the attention sublayer.
+    ffn: Option<[usize; 4]>,
+    projection: Option<usize>,
+    small: Option<usize>,
+}
+
 impl Builder<'_> {
     fn n(&self) -> u32 {
         self.d.streams as u32
@@ -168,6 +182,67 @@ impl Builder<'_> {
             _ => act.at(act.coeffs, l, self.pc()),
         }
     }
+    /// Everything `unit` reads and writes over `rows` rows of `act` (`rows <= act.rows`): one
+    /// place for every variant's plumbing, whichever sublayer the unit wraps. The backward's
+    /// stream gradients ping-pong between two buffers, from the last unit down; gradients the
+    /// batched weight-gradient ops read are kept per unit when fused.
+    fn unit_block_params(&self, unit: Unit, rows: u32, act: &Activations) -> BlockParams {
+        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
+        let plan = self.plan;
+        let base = plan.params + self.layout.block_offset(unit.block as usize) as u32;
+        let param = |rel: usize| base + rel as u32;
+        let ffn = |k: usize| unit.ffn.map_or(NONE, |rel| param(rel[k]));
+        let (hc, mhc) = (self.d.kind == ResidualKind::Hc, self.d.kind == ResidualKind::Mhc);
+        let when = |yes: bool, off: u32| if yes { off } else { NONE };
+        let at = |base: u32, row_len: u32| act.at(base, unit.index, row_len);
+        let saved = |region: u32, len: u32| region + if self.fused { unit.index * self.batch * len } else { 0 };
+        let from_top = self.d.units() as u32 - 1 - unit.index;
+        let [even, odd] = plan.d_streams;
+        let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
+        BlockParams {
+            rows,
+            n,
+            c,
+            fc,
+            kind: self.kind_code(),
+            act: self.act,
+            round_f16: self.round_f16,
+            iters: self.sinkhorn_iters,
+            eps: self.sinkhorn_eps,
+            x_off: act.streams_at(unit.index, n * c),
+            out_off: act.streams_at(unit.index + 1, n * c),
+            h_off: self.coeffs_at(unit.index, act),
+            u_off: at(act.block_in, c),
+            normed_off: at(act.normed, c),
+            norm_rms_off: at(act.norm_rms, 1),
+            hidden_pre_off: act.at(act.hidden_pre, unit.block, fc),
+            hidden_off: act.at(act.hidden, unit.block, fc),
+            y_off: at(act.block_out, c),
+            norm_w: param(unit.norm),
+            fc1_w: ffn(0),
+            fc1_b: ffn(1),
+            fc2_w: ffn(2),
+            fc2_b: ffn(3),
+            proj_w: unit.projection.map_or(NONE, param),
+            small_off: unit.small.map_or(NONE, param),
+            proj_off: if hc { at(act.hc_d, n * (n + 2)) } else { when(mhc, at(act.mhc_a, pc)) },
+            z_off: when(hc, at(act.hc_z, n * c)),
+            z_rms_off: if hc { at(act.hc_z_rms, n) } else { when(mhc, at(act.mhc_rms, 1)) },
+            dout_off: d_next,
+            dx_off: d_cur,
+            dy_off: saved(plan.d_block_out, c),
+            dhidden_off: plan.d_hidden,
+            dhidden_pre_off: saved(plan.d_hidden_pre, fc),
+            dnormed_off: saved(plan.d_normed, c),
+            du_off: plan.d_block_in,
+            dh_off: when(hc || mhc, plan.d_coeffs),
+            dproj_off: if hc { saved(plan.d_hc_d, n * (n + 2)) } else { when(mhc, saved(plan.d_mhc_a, pc)) },
+            dz_off: when(hc, plan.d_hc_z),
+            part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
+            div_off: when(mhc, act.mhc_divisors),
+        }
+    }
+
     fn stream_params(&self, rows: u32) -> StreamParams {
         StreamParams { rows, n: self.n(), c: self.c(), h_rs: self.pc(), dh_rs: self.pc(), dh_off: NONE, h_off: NONE, ..Default::default() }
     }

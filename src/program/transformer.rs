@@ -22,63 +22,20 @@ impl Builder<'_> {
     /// Everything unit `u` reads and writes over `rows` positions of `act`: for the FFN unit a
     /// whole MLP block, for the attention unit its wrapping (the FFN fields are `NONE`).
     fn unit_params(&self, u: u32, rows: u32, act: &Activations) -> BlockParams {
-        let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
-        let plan = self.plan;
-        let l = u / 2;
-        let attention = u.is_multiple_of(2);
-        let base = plan.params + self.layout.block_offset(l as usize) as u32;
-        let param = |rel: usize| base + rel as u32;
         let (t, a) = (self.tensors, self.attention);
-        let ffn = |rel: usize| if attention { NONE } else { param(rel) };
-        let (projection, small) = if attention { (a.projection, a.small) } else { (t.projection, t.small) };
-        let (hc, mhc) = (self.d.kind == ResidualKind::Hc, self.d.kind == ResidualKind::Mhc);
-        let when = |yes: bool, off: u32| if yes { off } else { NONE };
-        let unit = |base: u32, row_len: u32| act.at(base, u, row_len);
-        let from_top = self.d.units() as u32 - 1 - u;
-        let [even, odd] = plan.d_streams;
-        let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
-        BlockParams {
-            rows,
-            n,
-            c,
-            fc,
-            kind: self.kind_code(),
-            act: self.act,
-            round_f16: self.round_f16,
-            iters: self.sinkhorn_iters,
-            eps: self.sinkhorn_eps,
-            x_off: act.streams_at(u, n * c),
-            out_off: act.streams_at(u + 1, n * c),
-            h_off: self.coeffs_at(u, act),
-            u_off: unit(act.block_in, c),
-            normed_off: unit(act.normed, c),
-            norm_rms_off: unit(act.norm_rms, 1),
-            hidden_pre_off: act.at(act.hidden_pre, l, fc),
-            hidden_off: act.at(act.hidden, l, fc),
-            y_off: unit(act.block_out, c),
-            norm_w: param(if attention { a.norm_weight } else { t.norm_weight }),
-            fc1_w: ffn(t.fc1_weight),
-            fc1_b: ffn(t.fc1_bias),
-            fc2_w: ffn(t.fc2_weight),
-            fc2_b: ffn(t.fc2_bias),
-            proj_w: projection.map_or(NONE, param),
-            small_off: small.map_or(NONE, param),
-            proj_off: if hc { unit(act.hc_d, n * (n + 2)) } else { when(mhc, unit(act.mhc_a, pc)) },
-            z_off: when(hc, unit(act.hc_z, n * c)),
-            z_rms_off: if hc { unit(act.hc_z_rms, n) } else { when(mhc, unit(act.mhc_rms, 1)) },
-            dout_off: d_next,
-            dx_off: d_cur,
-            dy_off: plan.d_block_out,
-            dhidden_off: plan.d_hidden,
-            dhidden_pre_off: plan.d_hidden_pre,
-            dnormed_off: plan.d_normed,
-            du_off: plan.d_block_in,
-            dh_off: when(hc || mhc, plan.d_coeffs),
-            dproj_off: if hc { plan.d_hc_d } else { when(mhc, plan.d_mhc_a) },
-            dz_off: when(hc, plan.d_hc_z),
-            part_off: when(hc || mhc, plan.partials),
-            div_off: when(mhc, act.mhc_divisors),
-        }
+        let unit = if u.is_multiple_of(2) {
+            Unit { index: u, block: u / 2, norm: a.norm_weight, ffn: None, projection: a.projection, small: a.small }
+        } else {
+            Unit {
+                index: u,
+                block: u / 2,
+                norm: t.norm_weight,
+                ffn: Some([t.fc1_weight, t.fc1_bias, t.fc2_weight, t.fc2_bias]),
+                projection: t.projection,
+                small: t.small,
+            }
+        };
+        self.unit_block_params(unit, rows, act)
     }
 
     /// The attention sublayer's own tensors of block `l` in `act`: qkv `[R, 3C]`, the heads'
