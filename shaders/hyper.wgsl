@@ -289,3 +289,38 @@ fn mhc_coeff_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
         arena[o] = arena[o] + k * arena[mhc_params.v_off + b * width + e];
     }
 }
+
+// The same a thread per row, in workgroups of MHC_SLOTS threads, each with its state at its own
+// slot: no barriers, which CPU-emulated GPUs pay dearly for (kernels.rs: MHC_ROW_MAX_WIDTH).
+// rms(v) sums in the reference's order.
+fn mhc_rms_thread(mhc: MhcCoeffParams, b: u32) -> f32 {
+    let width = mhc.n * mhc.c;
+    let v0 = mhc.v_off + b * width;
+    var ss = 0.0;
+    for (var e = 0u; e < width; e++) {
+        let v = arena[v0 + e];
+        ss += v * v;
+    }
+    return sqrt(ss / f32(width) + RMS_EPS);
+}
+
+@compute @workgroup_size(MHC_SLOTS)
+fn mhc_coeff_forward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                          @builtin(local_invocation_index) lid: u32) {
+    let b = flat_group(wid, groups) * MHC_SLOTS + lid;
+    if (b >= mhc_params.rows) { return; }
+    mhc_row_forward(mhc_params, b, mhc_rms_thread(mhc_params, b), lid);
+}
+
+@compute @workgroup_size(MHC_SLOTS)
+fn mhc_coeff_backward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                           @builtin(local_invocation_index) lid: u32) {
+    let b = flat_group(wid, groups) * MHC_SLOTS + lid;
+    if (b >= mhc_params.rows) { return; }
+    let k = mhc_row_backward(mhc_params, b, mhc_rms_thread(mhc_params, b), lid);
+    let width = mhc_params.n * mhc_params.c;
+    for (var e = 0u; e < width; e++) {
+        let o = mhc_params.dv_off + b * width + e;
+        arena[o] = arena[o] + k * arena[mhc_params.v_off + b * width + e];
+    }
+}

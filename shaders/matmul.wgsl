@@ -10,13 +10,16 @@
 // memory 16 values of k at a time. Every output still sums k in order, as the CPU reference.
 // Batched: workgroup z computes product z, operands offset by z * (a_bs, b_bs, c_bs); the
 // weight gradients of all blocks are one dispatch this way.
+// matmul_direct: the same products, a thread per output straight from the arena, for skinny
+// products and few outputs (kernels.rs: MatmulParams::with_kernel_for_shape). It sums k in the
+// same order, so both entry points give the same values.
 struct MatmulParams {
     m: u32, n: u32, k: u32,
     a_off: u32, a_rs: u32, a_cs: u32,
     b_off: u32, b_rs: u32, b_cs: u32,
     c_off: u32, c_rs: u32, bias_off: u32,
     accumulate: u32, batch: u32, a_bs: u32, b_bs: u32,
-    c_bs: u32, _pad0: u32, _pad1: u32, _pad2: u32,
+    c_bs: u32, direct: u32, _pad1: u32, _pad2: u32,
 }
 @group(0) @binding(1) var<uniform> params: MatmulParams;
 
@@ -96,5 +99,30 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
                 }
             }
         }
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let t = flat_thread(gid, groups);
+    let outputs = params.m * params.n;
+    if (t >= outputs * max(params.batch, 1u)) { return; }
+    let z = t / outputs;
+    let row = (t % outputs) / params.n;
+    let col = t % params.n;
+    let a0 = params.a_off + z * params.a_bs + row * params.a_rs;
+    let b0 = params.b_off + z * params.b_bs + col * params.b_cs;
+    var value = 0.0;
+    for (var k = 0u; k < params.k; k++) {
+        value += arena[a0 + k * params.a_cs] * arena[b0 + k * params.b_rs];
+    }
+    if (params.bias_off != NONE) {
+        value += arena[params.bias_off + col];
+    }
+    let o = params.c_off + z * params.c_bs + row * params.c_rs + col;
+    if (params.accumulate != 0u) {
+        arena[o] = arena[o] + value;
+    } else {
+        arena[o] = value;
     }
 }

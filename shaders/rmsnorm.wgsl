@@ -4,7 +4,10 @@
 //                          g = dy * w, xhat = x / r        (activation gradient)
 // rmsnorm_backward_weight: dw[c] += sum_rows dy * xhat      (parameter gradient), for `groups`
 //                          norms stored back to back (the norms of every block: one dispatch)
-// Forward and input-backward run one workgroup per row; the weight gradient a thread per column.
+// Forward and input-backward run one workgroup per row; for short rows (kernels.rs:
+// RMSNORM_ROW_MAX_COLS) the `_rows` entry points run a thread per row instead, with no workgroup
+// memory and no barriers, which CPU-emulated GPUs pay dearly for, and sum in the reference's
+// order. The weight gradient runs a thread per column.
 struct RmsNormParams {
     rows: u32, cols: u32, x_off: u32, w_off: u32,
     y_off: u32, r_off: u32, dy_off: u32, dx_off: u32,
@@ -49,6 +52,43 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     }
     let mean = workgroup_sum(lid, dot) / f32(params.cols);
     for (var c = lid; c < params.cols; c += WG_ROW) {
+        let g = arena[dy0 + c] * weight(c);
+        let dx = (g - arena[x0 + c] / r * mean) / r;
+        let o = params.dx_off + row * params.cols + c;
+        if (params.accumulate != 0u) { arena[o] = arena[o] + dx; } else { arena[o] = dx; }
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn rmsnorm_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = flat_thread(gid, groups);
+    if (row >= params.rows) { return; }
+    let x0 = params.x_off + row * params.cols;
+    var ss = 0.0;
+    for (var c = 0u; c < params.cols; c++) {
+        let x = arena[x0 + c];
+        ss += x * x;
+    }
+    let r = sqrt(ss / f32(params.cols) + RMS_EPS);
+    arena[params.r_off + row] = r;
+    for (var c = 0u; c < params.cols; c++) {
+        arena[params.y_off + row * params.cols + c] = arena[x0 + c] / r * weight(c);
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn rmsnorm_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let row = flat_thread(gid, groups);
+    if (row >= params.rows) { return; }
+    let r = arena[params.r_off + row];
+    let x0 = params.x_off + row * params.cols;
+    let dy0 = params.dy_off + row * params.cols;
+    var dot = 0.0;
+    for (var c = 0u; c < params.cols; c++) {
+        dot += arena[dy0 + c] * weight(c) * (arena[x0 + c] / r);
+    }
+    let mean = dot / f32(params.cols);
+    for (var c = 0u; c < params.cols; c++) {
         let g = arena[dy0 + c] * weight(c);
         let dx = (g - arena[x0 + c] / r * mean) / r;
         let o = params.dx_off + row * params.cols + c;

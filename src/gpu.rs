@@ -382,6 +382,20 @@ impl GpuArena {
         ctx.run(&[(self, lists)]);
     }
 
+    /// Records dispatch `index` of `list` `times` times in one pass and submits it (profiling in
+    /// the page, which has no blocking wait: it reads back after this to time it).
+    pub fn run_one(&self, ctx: &GpuContext, list: OpList, index: usize, times: u32) {
+        let Some(d) = self.lists[list as usize].get(index) else { return };
+        let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(d.label) });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(d.label), timestamp_writes: None });
+            for _ in 0..times {
+                d.record(&mut pass, &self.bind_group);
+            }
+        }
+        ctx.submit(encoder);
+    }
+
     /// Entry-point names of a list, in dispatch order (for per-kernel timing reports).
     pub fn labels(&self, list: OpList) -> Vec<&'static str> {
         self.lists[list as usize].iter().map(|d| d.label).collect()

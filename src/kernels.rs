@@ -39,8 +39,29 @@ pub struct MatmulParams {
     pub a_bs: u32,
     pub b_bs: u32,
     pub c_bs: u32,
-    pub _pad: [u32; 3],
+    /// 1: the direct kernel (a thread per output, no workgroup memory), else the tiled one;
+    /// set by [`MatmulParams::with_kernel_for_shape`].
+    pub direct: u32,
+    pub _pad: [u32; 2],
 }
+
+impl MatmulParams {
+    /// The kernel that suits this shape: the direct one for skinny products (fewer than 16
+    /// columns or a reduction shorter than 16, where a 64 x 64 x 16 tile is mostly padding) and
+    /// for few outputs (a tile or two, one workgroup walking all of k); the tiled one, which
+    /// reuses each operand from workgroup memory, for the rest. Both sum k in order, so both
+    /// give the same values.
+    pub fn with_kernel_for_shape(self) -> MatmulParams {
+        let skinny = self.n < MATMUL_SKINNY || self.k < MATMUL_SKINNY;
+        let few = self.m as u64 * self.n as u64 <= MATMUL_DIRECT_MAX_OUTPUTS;
+        MatmulParams { direct: (skinny || few) as u32, ..self }
+    }
+}
+
+/// Products with fewer columns, or a shorter reduction, than this run the direct kernel.
+pub const MATMUL_SKINNY: u32 = 16;
+/// Products with at most this many outputs run the direct kernel.
+pub const MATMUL_DIRECT_MAX_OUTPUTS: u64 = 4096;
 
 /// `out[g*out_gs + j] (+)= scale * reduce_i in[g*in_gs + i*in_rs + j]` with reduce = sum or max.
 /// Used for bias gradients, per-row partial gradients, batch means and maxima. File: `reduce.wgsl`.
@@ -465,6 +486,20 @@ pub enum Op {
 pub const WORKGROUP_1D: u32 = 256;
 /// Threads per workgroup of the row-reduction kernels (one workgroup per row).
 pub const WORKGROUP_ROW: u32 = 64;
+/// Rows at most this long are normalised a thread per row (`rmsnorm.wgsl`'s `_rows` entry
+/// points), longer ones a workgroup per row.
+pub const RMSNORM_ROW_MAX_COLS: u32 = 128;
+/// mHC rows whose streams hold at most this many values (`n * C`) get their coefficients a
+/// thread per row (`hyper.wgsl`'s `_rows` entry points, in workgroups of `MHC_SLOTS`); longer
+/// ones a workgroup per row, which shares the rms and the gradient's update over 64 threads.
+pub const MHC_ROW_MAX_WIDTH: u32 = 256;
+/// Rows per workgroup of the thread-per-row mHC kernels (`MHC_SLOTS` in `hyper.wgsl`).
+pub const MHC_SLOTS: u32 = 8;
+
+fn mhc_by_thread(p: &MhcCoeffParams) -> bool {
+    p.n * p.c <= MHC_ROW_MAX_WIDTH
+}
+
 /// Matmul output tile edge (a workgroup of 16 x 16 threads, 4 x 4 outputs each).
 pub const MATMUL_TILE: u32 = 64;
 
@@ -493,8 +528,11 @@ impl Op {
     /// Shader file and entry point (`file::entry`) of this op; the GPU kernel cache key.
     pub fn entry(&self) -> (&'static str, &'static str) {
         match self {
+            Op::Matmul(p) if p.direct != 0 => ("matmul", "matmul_direct"),
             Op::Matmul(_) => ("matmul", "matmul"),
             Op::Reduce(_) => ("reduce", "reduce_rows"),
+            Op::RmsNormForward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => ("rmsnorm", "rmsnorm_forward_rows"),
+            Op::RmsNormBackward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => ("rmsnorm", "rmsnorm_backward_rows"),
             Op::RmsNormForward(_) => ("rmsnorm", "rmsnorm_forward"),
             Op::RmsNormBackward(_) => ("rmsnorm", "rmsnorm_backward"),
             Op::RmsNormWeightGrad(_) => ("rmsnorm", "rmsnorm_backward_weight"),
@@ -509,6 +547,8 @@ impl Op {
             Op::UpdateBackwardCoeff(_) => ("streams", "update_backward_coeff"),
             Op::HcCoeffForward(_) => ("hyper", "hc_coeff_forward"),
             Op::HcCoeffBackward(_) => ("hyper", "hc_coeff_backward"),
+            Op::MhcCoeffForward(p) if mhc_by_thread(p) => ("hyper", "mhc_coeff_forward_rows"),
+            Op::MhcCoeffBackward(p) if mhc_by_thread(p) => ("hyper", "mhc_coeff_backward_rows"),
             Op::MhcCoeffForward(_) => ("hyper", "mhc_coeff_forward"),
             Op::MhcCoeffBackward(_) => ("hyper", "mhc_coeff_backward"),
             Op::XentForward(_) => ("loss", "xent_forward"),
@@ -531,6 +571,7 @@ impl Op {
     /// Values of the WGSL pipeline-overridable constants this op's pipeline needs.
     pub fn overrides(&self) -> &'static [(&'static str, f64)] {
         match self {
+            Op::Matmul(p) if p.direct != 0 => &[],
             Op::Matmul(p) => match matmul_rows_per_thread(p.m) {
                 1 => &[("ROWS_PER_THREAD", 1.0)],
                 2 => &[("ROWS_PER_THREAD", 2.0)],
@@ -571,8 +612,10 @@ impl Op {
     /// The thread layout the WGSL entry point expects.
     pub fn grid(&self) -> Grid {
         match self {
+            Op::Matmul(p) if p.direct != 0 => Grid::Threads(p.m * p.n * p.batch.max(1)),
             Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(16 * matmul_rows_per_thread(p.m)), p.batch.max(1)),
             Op::Reduce(p) => Grid::Threads(p.groups * p.cols),
+            Op::RmsNormForward(p) | Op::RmsNormBackward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => Grid::Threads(p.rows),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) => Grid::Workgroups(p.rows),
             Op::RmsNormWeightGrad(p) => Grid::Threads(p.cols * p.groups.max(1)),
             Op::ActForward(p) | Op::ActBackward(p) => Grid::Threads(p.len),
@@ -581,6 +624,7 @@ impl Op {
             Op::CombineBackwardCoeff(p) => Grid::Threads(p.rows * p.n),
             Op::UpdateBackwardCoeff(p) => Grid::Threads(p.rows * (p.n + p.n * p.n)),
             Op::HcCoeffForward(p) | Op::HcCoeffBackward(p) => Grid::Threads(p.rows),
+            Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) if mhc_by_thread(p) => Grid::Workgroups(p.rows.div_ceil(MHC_SLOTS)),
             Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) => Grid::Workgroups(p.rows),
             Op::XentForward(p) | Op::XentBackward(p) => Grid::Threads(p.rows),
             Op::SegmentStats(p) => Grid::Workgroups(p.count),

@@ -137,6 +137,27 @@ impl Variant {
         }
     }
 
+    /// Milliseconds of each dispatch of `list` on its own, `(entry point, ms)`: each is run
+    /// `times` times in one submit and read back, less a readback alone (the page's per-kernel
+    /// benchmark; `now` is its clock in milliseconds). Empty on the CPU. The arena's values are
+    /// garbage afterwards: profile a trainer of its own.
+    pub async fn profile_each(&self, list: OpList, times: u32, now: &dyn Fn() -> f64) -> Result<Vec<(&'static str, f64)>, EngineError> {
+        let Store::Gpu(arena, ctx) = &self.store else { return Ok(Vec::new()) };
+        let readback = {
+            let start = now();
+            arena.read(ctx, 0, 1).await?;
+            now() - start
+        };
+        let mut out = Vec::new();
+        for (index, label) in arena.labels(list).into_iter().enumerate() {
+            let start = now();
+            arena.run_one(ctx, list, index, times);
+            arena.read(ctx, 0, 1).await?;
+            out.push((label, ((now() - start - readback) / times as f64).max(0.0)));
+        }
+        Ok(out)
+    }
+
     /// Current parameters, in the layout's order.
     pub async fn params(&self) -> Result<Vec<f32>, EngineError> {
         self.read(self.program.plan.params, self.program.layout.total).await

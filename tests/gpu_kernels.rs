@@ -62,23 +62,27 @@ fn matmul_on_awkward_shapes_with_transposes() {
             let c = lab.region(m * n + 7, 1.0);
             let (a_rs, a_cs) = if transpose_a { (1, m) } else { (k, 1) };
             let (b_rs, b_cs) = if transpose_b { (1, k) } else { (n, 1) };
-            let op = Op::Matmul(MatmulParams {
-                m,
-                n,
-                k,
-                a_off: a,
-                a_rs,
-                a_cs,
-                b_off: b,
-                b_rs,
-                b_cs,
-                c_off: c,
-                c_rs: n,
-                bias_off,
-                accumulate: accumulate as u32,
-                ..Default::default()
-            });
-            lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b}"), &[op], 1e-5, 1e-5);
+            // Both kernels on every shape: tiled, and direct (a thread per output).
+            for direct in [0, 1] {
+                let op = Op::Matmul(MatmulParams {
+                    m,
+                    n,
+                    k,
+                    a_off: a,
+                    a_rs,
+                    a_cs,
+                    b_off: b,
+                    b_rs,
+                    b_cs,
+                    c_off: c,
+                    c_rs: n,
+                    bias_off,
+                    accumulate: accumulate as u32,
+                    direct,
+                    ..Default::default()
+                });
+                lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b} direct={direct}"), &[op], 1e-5, 1e-5);
+            }
         }
     }
 }
@@ -109,7 +113,16 @@ fn reduce_sum_and_max() {
 
 #[test]
 fn rmsnorm_forward_and_backward() {
-    for (rows, cols, weighted, accumulate) in [(1, 1, true, 0), (5, 63, true, 1), (3, 130, false, 0), (70, 4, true, 0)] {
+    // Both kernels: a thread per row up to RMSNORM_ROW_MAX_COLS (128), a workgroup per row beyond.
+    for (rows, cols, weighted, accumulate) in [
+        (1, 1, true, 0),
+        (5, 63, true, 1),
+        (3, 130, false, 0),
+        (70, 4, true, 0),
+        (300, 128, false, 1),
+        (9, 129, true, 0),
+        (513, 32, true, 0),
+    ] {
         let mut lab = Lab::new(11);
         let x = lab.region(rows * cols, 2.0);
         let w = if weighted { lab.region(cols, 1.0) } else { NONE };
@@ -237,9 +250,10 @@ fn hc_coefficients_for_every_stream_count() {
 
 #[test]
 fn mhc_coefficients_for_every_stream_count_and_iteration_count() {
+    // Both kernels: a thread per row up to n * C = MHC_ROW_MAX_WIDTH (256), a workgroup beyond;
+    // 37 rows are several workgroups of the first.
     for n in 1..=8u32 {
-        for (iters, eps) in [(1u32, 1e-6f32), (7, 1e-3), (20, 1e-6)] {
-            let (rows, c) = (3u32, 5u32);
+        for (iters, eps, rows, c) in [(1u32, 1e-6f32, 3u32, 5u32), (7, 1e-3, 37, 5), (20, 1e-6, 3, 5), (20, 1e-6, 5, 70)] {
             let pc = n * n + 2 * n;
             let mut lab = Lab::new(29 + n as u64 * 7 + iters as u64);
             let v = lab.region(rows * n * c, 1.0);
@@ -541,6 +555,9 @@ fn batched_matmul_and_grouped_norm_weight_gradients() {
             ..Default::default()
         });
         lab.check(&format!("batched matmul {m}x{n}x{k} x{batch}"), &[op], 1e-5, 1e-5);
+        if let Op::Matmul(p) = op {
+            lab.check(&format!("batched direct matmul {m}x{n}x{k} x{batch}"), &[Op::Matmul(MatmulParams { direct: 1, ..p })], 1e-5, 1e-5);
+        }
     }
     for (rows, cols, groups) in [(1, 1, 1), (9, 13, 3), (130, 5, 2)] {
         let mut lab = Lab::new(rows as u64 + 77);

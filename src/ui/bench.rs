@@ -65,6 +65,34 @@ fn kernels(query: &str, config: &Config) -> Kernels {
     }
 }
 
+/// `per_kernel=1` (benchmark mode, GPU only): each variant's milliseconds per training step by
+/// entry point (products also by `m x n x k`), every dispatch timed on its own (4 runs in one
+/// submit, then a readback).
+async fn profile(config: &Config, gpu: Option<Rc<GpuContext>>, kernels: Kernels) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for &kind in &config.modes {
+        let Ok(mut trainer) = Trainer::with_kernels(&config.with_single_mode(kind), gpu.clone(), kernels) else { continue };
+        trainer.submit_step(false);
+        let Some(variant) = trainer.variant(kind) else { continue };
+        let _ = variant.profile_each(OpList::Train, 1, &driver::now).await;
+        let Ok(times) = variant.profile_each(OpList::Train, 4, &driver::now).await else { continue };
+        let mut by_entry = serde_json::Map::new();
+        // Products by shape too: their cost depends on it more than on anything else.
+        for ((label, ms), op) in times.into_iter().zip(variant.program.list(OpList::Train)) {
+            let key = match op {
+                Op::Matmul(p) => {
+                    format!("{label} {}x{}x{}{}", p.m, p.n, p.k, if p.batch > 1 { format!(" x{}", p.batch) } else { String::new() })
+                }
+                _ => label.to_string(),
+            };
+            let total = by_entry.get(&key).and_then(|v| v.as_f64()).unwrap_or(0.0) + ms;
+            by_entry.insert(key, serde_json::json!(total));
+        }
+        out.insert(kind.name().into(), by_entry.into());
+    }
+    out.into()
+}
+
 /// `?bench=N`: N steps per variant alone and in lockstep, as fast as possible, no drawing, on
 /// the GPU, or on the CPU backend with `backend=cpu` (or when there is no GPU).
 /// `query` is the page's query string at start-up (`backend=`, `kernels=`, `matmul_reps=`).
@@ -103,6 +131,10 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
             Err(e) => return serde_json::json!({ "error": e.to_string() }).to_string(),
         }
     }
+    let per_kernel = match (&gpu, query_value(query, "per_kernel")) {
+        (Some(_), Some("1")) => Some(profile(&config, gpu.clone(), kernels).await),
+        _ => None,
+    };
     let (mut dispatches, mut submits) = (None, None);
     let mut arena_bytes = serde_json::Map::new();
     let lockstep = match Trainer::with_kernels(&config, gpu.clone(), kernels) {
@@ -129,6 +161,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
             None => format!("{cpu_kernels:?}").to_lowercase(),
         },
         "matmul1024_ms": matmul1024_ms,
+        "kernel_ms_per_step": per_kernel,
         "matmul_error": matmul_error,
         "steps": steps,
         "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
