@@ -44,6 +44,9 @@ pub(super) struct SweepState {
     hover: RwSignal<Option<String>>,
     /// Bumped by every start and cancel: a running loop that sees another value stops.
     run_id: RwSignal<u64>,
+    /// The loop has seen the pause and holds, no step in flight: until then the panel says
+    /// "pausing", as a step already sent to the GPU still finishes and counts.
+    holding: RwSignal<bool>,
 }
 
 impl SweepState {
@@ -62,6 +65,7 @@ impl SweepState {
             metric: RwSignal::new(SweepMetric::GainFwd),
             hover: RwSignal::new(None),
             run_id: RwSignal::new(0),
+            holding: RwSignal::new(false),
         };
         if let Some(sweep) = spec {
             state.show(sweep);
@@ -166,9 +170,11 @@ async fn run_sweep(state: AppState) {
                 return;
             }
             if sw.status.get_untracked() == SweepStatus::Paused {
+                sw.holding.set(true);
                 driver::sleep(200).await;
                 continue;
             }
+            sw.holding.set(false);
             let started = driver::now();
             let before = run.steps_done();
             loop {
@@ -179,7 +185,8 @@ async fn run_sweep(state: AppState) {
                         return state.message.set(Some(format!("sweep stopped at {}: {e}", where_of(&sweep, &cell))));
                     }
                 }
-                if run.finished() || (due && driver::now() - started > SLICE_MS) {
+                let paused = sw.status.get_untracked() == SweepStatus::Paused;
+                if run.finished() || (due && (paused || driver::now() - started > SLICE_MS)) {
                     break;
                 }
             }
@@ -349,7 +356,8 @@ pub(super) fn SweepPanel(state: AppState) -> impl IntoView {
                     <span data-testid="sweep-status">{move || {
                         let status = match sw.status.get() {
                             SweepStatus::Running => "running",
-                            SweepStatus::Paused => "paused",
+                            SweepStatus::Paused if sw.holding.get() => "paused",
+                            SweepStatus::Paused => "pausing",
                             SweepStatus::Cancelled => "cancelled",
                             SweepStatus::Done => "Sweep done",
                             SweepStatus::Idle => "",

@@ -100,7 +100,8 @@ test('a sweep from the panel pauses, resumes and cancels; a bad value is refused
   console.log(`a click during a sweep answered in ${Date.now() - clickStart} ms`);
 
   await page.getByRole('button', { name: 'Pause sweep' }).click();
-  await sweepStatus(page).filter({ hasText: 'paused' }).waitFor({ timeout: 5000 });
+  // 'pausing' until the step already sent to the GPU has finished and counted; then nothing runs.
+  await sweepStatus(page).filter({ hasText: 'paused' }).waitFor({ timeout: 30000 });
   const progress = () => page.getByLabel('Sweep progress').evaluate((p) => p.value);
   await page.waitForTimeout(500);
   const held = await progress();
