@@ -612,7 +612,7 @@ impl Config {
             match (key.as_str(), known) {
                 // Reserved for the page (benchmark mode, its kernel choice, the backend to train
                 // on): accepted, never written back.
-                ("bench", _) | ("kernels", _) | ("matmul_reps", _) | ("backend", _) => {}
+                ("bench", _) | ("kernels", _) | ("matmul", _) | ("matmul_reps", _) | ("backend", _) => {}
                 // A sweep's own keys: read (and reported on) by `Sweep::from_query`.
                 (key, _) if SWEEP_KEYS.contains(&key) => {}
                 ("v", _) => match decoded.ok().and_then(|text| text.trim().parse::<u32>().ok()) {

@@ -3,7 +3,7 @@
 //! (`map_async` + a channel): in the browser it is simply awaited, natively the device is
 //! polled first. Nothing here blocks a browser thread.
 
-use crate::kernels::{shader_source, Grid, Op, WORKGROUP_1D};
+use crate::kernels::{shader_source, Grid, MatmulKernel, Op, WORKGROUP_1D};
 use crate::program::OpList;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -65,6 +65,9 @@ pub struct GpuContext {
     submits: Cell<u64>,
     /// Readback staging buffers, reused: a step's metrics readback creates no buffer.
     staging: RefCell<Vec<wgpu::Buffer>>,
+    /// Runs every product of arenas prepared from now on with this kernel instead of the op's
+    /// own (the benchmarks' `matmul` option).
+    matmul_kernel: Cell<Option<MatmulKernel>>,
 }
 
 impl GpuContext {
@@ -155,12 +158,19 @@ impl GpuContext {
             dispatches: Cell::new(0),
             submits: Cell::new(0),
             staging: RefCell::new(Vec::new()),
+            matmul_kernel: Cell::new(None),
         })
     }
 
     /// Marks the adapter as a software one (the browser says so where wgpu cannot tell).
     pub fn set_software(&mut self, software: bool) {
         self.software |= software;
+    }
+
+    /// Products of arenas prepared after this run `kernel` (None: each op's own); benchmarks
+    /// compare the matmul kernels with it.
+    pub fn set_matmul_kernel(&self, kernel: Option<MatmulKernel>) {
+        self.matmul_kernel.set(kernel);
     }
 
     /// `(dispatches, submits)` since the device was opened.
@@ -294,6 +304,7 @@ fn workgroups(grid: Grid) -> [u32; 3] {
     };
     match grid {
         Grid::Threads(n) => fold(n.div_ceil(WORKGROUP_1D)),
+        Grid::ThreadsIn(n, per_group) => fold(n.div_ceil(per_group)),
         Grid::Workgroups(n) => fold(n),
         Grid::Tiles(x, y, z) => [x.max(1), y.max(1), z.max(1)],
     }
@@ -325,6 +336,7 @@ impl GpuArena {
         for list in lists {
             let mut dispatches = Vec::with_capacity(list.len());
             for op in list.iter() {
+                let op = ctx.matmul_kernel.get().map_or(*op, |kernel| op.with_matmul_kernel(kernel));
                 let (file, entry) = op.entry();
                 let at = (slot * PARAM_SLOT) as usize;
                 let bytes = op.params_bytes();

@@ -39,29 +39,73 @@ pub struct MatmulParams {
     pub a_bs: u32,
     pub b_bs: u32,
     pub c_bs: u32,
-    /// 1: the direct kernel (a thread per output, no workgroup memory), else the tiled one;
-    /// set by [`MatmulParams::with_kernel_for_shape`].
-    pub direct: u32,
+    /// Which entry point runs it, a [`MatmulKernel`] code (0, the default: registers).
+    pub kernel: u32,
     pub _pad: [u32; 2],
 }
 
 impl MatmulParams {
-    /// The kernel that suits this shape: the direct one for skinny products (fewer than 16
-    /// columns or a reduction shorter than 16, where a 64 x 64 x 16 tile is mostly padding) and
-    /// for few outputs (a tile or two, one workgroup walking all of k); the tiled one, which
-    /// reuses each operand from workgroup memory, for the rest. Both sum k in order, so both
-    /// give the same values.
-    pub fn with_kernel_for_shape(self) -> MatmulParams {
-        let skinny = self.n < MATMUL_SKINNY || self.k < MATMUL_SKINNY;
-        let few = self.m as u64 * self.n as u64 <= MATMUL_DIRECT_MAX_OUTPUTS;
-        MatmulParams { direct: (skinny || few) as u32, ..self }
+    pub fn with_kernel(self, kernel: MatmulKernel) -> MatmulParams {
+        MatmulParams { kernel: kernel as u32, ..self }
+    }
+
+    pub fn kernel(&self) -> MatmulKernel {
+        MatmulKernel::from_code(self.kernel)
     }
 }
 
-/// Products with fewer columns, or a shorter reduction, than this run the direct kernel.
-pub const MATMUL_SKINNY: u32 = 16;
-/// Products with at most this many outputs run the direct kernel.
-pub const MATMUL_DIRECT_MAX_OUTPUTS: u64 = 4096;
+/// The matmul entry points of `matmul.wgsl` (the `kernel` code of [`MatmulParams`]). All sum
+/// k in order, so all give the same values.
+///
+/// Registers is every product's kernel: on both software GPUs at hand it beat the tiled
+/// kernel and the direct one at every shape our models have, skinny ones included (README,
+/// "Speed"). The other two stay, tested alike, for `bench --matmul` and the page's
+/// `?bench=N&matmul=`: on a real GPU, workgroup memory may win for large products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// `matmul_registers`: a thread per 4 x 4 block of outputs, no workgroup memory.
+    Registers = 0,
+    /// `matmul`: 16 x 16 threads, a 64-wide tile through workgroup memory.
+    Tiled = 1,
+    /// `matmul_direct`: a thread per output.
+    Direct = 2,
+}
+
+impl MatmulKernel {
+    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Registers, MatmulKernel::Tiled, MatmulKernel::Direct];
+
+    fn from_code(code: u32) -> MatmulKernel {
+        MatmulKernel::ALL.into_iter().find(|k| *k as u32 == code).unwrap_or(MatmulKernel::Registers)
+    }
+
+    /// `registers`, `tiled` or `direct` (the benchmarks' `matmul` option).
+    pub fn parse(name: &str) -> Option<MatmulKernel> {
+        MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Registers => "registers",
+            MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Direct => "direct",
+        }
+    }
+
+    pub fn entry(self) -> &'static str {
+        match self {
+            MatmulKernel::Tiled => "matmul",
+            MatmulKernel::Direct => "matmul_direct",
+            MatmulKernel::Registers => "matmul_registers",
+        }
+    }
+}
+
+/// Outputs per thread of `matmul_registers`, along each side.
+pub const MATMUL_REGISTER_BLOCK: u32 = 4;
+/// Threads per workgroup of `matmul_registers`: a weight gradient of 32 x 32 outputs is 64
+/// threads, and a software GPU runs a workgroup on one core, so small workgroups keep every
+/// core busy.
+pub const MATMUL_REGISTER_WORKGROUP: u32 = 64;
 
 /// `out[g*out_gs + j] (+)= scale * reduce_i in[g*in_gs + i*in_rs + j]` with reduce = sum or max.
 /// Used for bias gradients, per-row partial gradients, batch means and maxima. File: `reduce.wgsl`.
@@ -518,6 +562,9 @@ pub fn matmul_rows_per_thread(m: u32) -> u32 {
 pub enum Grid {
     /// One thread per item, `WORKGROUP_1D` per workgroup.
     Threads(u32),
+    /// One thread per item, the given number per workgroup (the entry point's `WG_1D`
+    /// override, from [`Op::overrides`]).
+    ThreadsIn(u32, u32),
     /// One workgroup (of `WORKGROUP_ROW` or `WORKGROUP_1D` threads) per item.
     Workgroups(u32),
     /// Matmul tiles: (columns of tiles, rows of tiles, products).
@@ -528,8 +575,7 @@ impl Op {
     /// Shader file and entry point (`file::entry`) of this op; the GPU kernel cache key.
     pub fn entry(&self) -> (&'static str, &'static str) {
         match self {
-            Op::Matmul(p) if p.direct != 0 => ("matmul", "matmul_direct"),
-            Op::Matmul(_) => ("matmul", "matmul"),
+            Op::Matmul(p) => ("matmul", p.kernel().entry()),
             Op::Reduce(_) => ("reduce", "reduce_rows"),
             Op::RmsNormForward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => ("rmsnorm", "rmsnorm_forward_rows"),
             Op::RmsNormBackward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => ("rmsnorm", "rmsnorm_backward_rows"),
@@ -568,10 +614,19 @@ impl Op {
         }
     }
 
+    /// This op with its product run by `kernel` (other ops unchanged).
+    pub fn with_matmul_kernel(self, kernel: MatmulKernel) -> Op {
+        match self {
+            Op::Matmul(p) => Op::Matmul(p.with_kernel(kernel)),
+            other => other,
+        }
+    }
+
     /// Values of the WGSL pipeline-overridable constants this op's pipeline needs.
     pub fn overrides(&self) -> &'static [(&'static str, f64)] {
         match self {
-            Op::Matmul(p) if p.direct != 0 => &[],
+            Op::Matmul(p) if p.kernel() == MatmulKernel::Registers => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
+            Op::Matmul(p) if p.kernel() == MatmulKernel::Direct => &[],
             Op::Matmul(p) => match matmul_rows_per_thread(p.m) {
                 1 => &[("ROWS_PER_THREAD", 1.0)],
                 2 => &[("ROWS_PER_THREAD", 2.0)],
@@ -612,7 +667,11 @@ impl Op {
     /// The thread layout the WGSL entry point expects.
     pub fn grid(&self) -> Grid {
         match self {
-            Op::Matmul(p) if p.direct != 0 => Grid::Threads(p.m * p.n * p.batch.max(1)),
+            Op::Matmul(p) if p.kernel() == MatmulKernel::Direct => Grid::Threads(p.m * p.n * p.batch.max(1)),
+            Op::Matmul(p) if p.kernel() == MatmulKernel::Registers => Grid::ThreadsIn(
+                p.m.div_ceil(MATMUL_REGISTER_BLOCK) * p.n.div_ceil(MATMUL_REGISTER_BLOCK) * p.batch.max(1),
+                MATMUL_REGISTER_WORKGROUP,
+            ),
             Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(16 * matmul_rows_per_thread(p.m)), p.batch.max(1)),
             Op::Reduce(p) => Grid::Threads(p.groups * p.cols),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => Grid::Threads(p.rows),

@@ -7,7 +7,7 @@ use crate::checkpoint::CheckpointError;
 use crate::config::{Config, ResidualKind};
 use crate::cpu::{CpuArena, CpuKernels};
 use crate::gpu::{GpuArena, GpuContext, GpuError};
-use crate::kernels::slot;
+use crate::kernels::{slot, Op};
 use crate::metrics::{Divergence, StepMetrics};
 use crate::program::{label_value, Kernels, OpList, Program, TooLarge};
 use crate::tasks::Dataset;
@@ -135,6 +135,25 @@ impl Variant {
             Store::Gpu(arena, ctx) => arena.time_each(ctx, list),
             Store::Cpu(_) => Vec::new(),
         }
+    }
+
+    /// Per-dispatch times of `list` (from [`Variant::time_kernels`] or
+    /// [`Variant::profile_each`]) summed by entry point, products also by `m x n x k` (their
+    /// cost depends on the shape more than on anything else), in order of first appearance.
+    pub fn times_by_kernel(&self, list: OpList, times: Vec<(&'static str, f64)>) -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = Vec::new();
+        for ((entry, time), op) in times.into_iter().zip(self.program.list(list)) {
+            let label = match op {
+                Op::Matmul(p) if p.batch > 1 => format!("{entry} {}x{}x{} x{}", p.m, p.n, p.k, p.batch),
+                Op::Matmul(p) => format!("{entry} {}x{}x{}", p.m, p.n, p.k),
+                _ => entry.to_string(),
+            };
+            match out.iter_mut().find(|(l, _)| *l == label) {
+                Some(slot) => slot.1 += time,
+                None => out.push((label, time)),
+            }
+        }
+        out
     }
 
     /// Milliseconds of each dispatch of `list` on its own, `(entry point, ms)`: each is run

@@ -237,13 +237,51 @@ fn bench_prints_one_json_object() {
     assert!(fused == 97 && unfused > 2 * fused, "{fused} fused, {unfused} unfused dispatches: {report}");
     for mode in ["residual", "hc", "mhc"] {
         assert!(report["kernel_ms_per_step"][mode]["block_forward"].as_f64().unwrap() > 0.0, "{report}");
-        // Products run the tiled or the direct kernel by shape.
-        let products: f64 =
-            ["matmul", "matmul_direct"].iter().filter_map(|k| report["other"]["kernel_ms_per_step"][mode][k].as_f64()).sum();
-        assert!(products > 0.0, "{report}");
+        // Every product runs the register kernel, timed by shape.
+        let products = product_times(&report["other"]["kernel_ms_per_step"][mode]);
+        assert!(!products.is_empty() && products.iter().all(|(entry, _, ms)| entry == "matmul_registers" && *ms >= 0.0), "{report}");
+        assert!(products.iter().any(|(_, shape, _)| shape == "8x32x8"), "fc1 forward: 8 rows, 32 outputs, 8 inputs: {products:?}");
         assert!(report["variant_ms_per_step"][mode].as_f64().unwrap() > 0.0, "{report}");
         assert!(report["arena_bytes"][mode].as_u64().unwrap() > 0, "{report}");
     }
+}
+
+/// `(entry point, shape, ms)` of every product in a per-kernel report of one variant.
+fn product_times(by_kernel: &serde_json::Value) -> Vec<(String, String, f64)> {
+    let entries = by_kernel.as_object().into_iter().flatten();
+    entries
+        .filter(|(label, _)| label.starts_with("matmul"))
+        .map(|(label, ms)| {
+            let (entry, shape) = label.split_once(' ').unwrap_or((label, ""));
+            (entry.to_string(), shape.to_string(), ms.as_f64().unwrap_or(f64::NAN))
+        })
+        .collect()
+}
+
+#[test]
+fn bench_runs_every_product_with_the_chosen_matmul_kernel() {
+    for (choice, entry) in [("tiled", "matmul"), ("direct", "matmul_direct")] {
+        let out = ok(&[
+            "bench",
+            "--config",
+            "depth=2&width=8&streams=2&batch=8&modes=hc",
+            "--steps",
+            "1",
+            "--kernels",
+            "unfused",
+            "--per-kernel",
+            "--matmul",
+            choice,
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["matmul"], choice, "{report}");
+        let products = product_times(&report["kernel_ms_per_step"]["hc"]);
+        assert!(!products.is_empty() && products.iter().all(|(e, _, _)| e == entry), "{choice}: {products:?}");
+    }
+    let out = attempt(&["bench", "--matmul", "cubic", "--steps", "1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("'cubic' is not a matmul kernel: registers, tiled or direct"), "{err}");
 }
 
 /// The rows of a sweep CSV as maps from column to text.

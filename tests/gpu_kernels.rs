@@ -62,26 +62,28 @@ fn matmul_on_awkward_shapes_with_transposes() {
             let c = lab.region(m * n + 7, 1.0);
             let (a_rs, a_cs) = if transpose_a { (1, m) } else { (k, 1) };
             let (b_rs, b_cs) = if transpose_b { (1, k) } else { (n, 1) };
-            // Both kernels on every shape: tiled, and direct (a thread per output).
-            for direct in [0, 1] {
-                let op = Op::Matmul(MatmulParams {
-                    m,
-                    n,
-                    k,
-                    a_off: a,
-                    a_rs,
-                    a_cs,
-                    b_off: b,
-                    b_rs,
-                    b_cs,
-                    c_off: c,
-                    c_rs: n,
-                    bias_off,
-                    accumulate: accumulate as u32,
-                    direct,
-                    ..Default::default()
-                });
-                lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b} direct={direct}"), &[op], 1e-5, 1e-5);
+            // Every kernel on every shape: tiled, direct (a thread per output), registers.
+            for kernel in MatmulKernel::ALL {
+                let op = Op::Matmul(
+                    MatmulParams {
+                        m,
+                        n,
+                        k,
+                        a_off: a,
+                        a_rs,
+                        a_cs,
+                        b_off: b,
+                        b_rs,
+                        b_cs,
+                        c_off: c,
+                        c_rs: n,
+                        bias_off,
+                        accumulate: accumulate as u32,
+                        ..Default::default()
+                    }
+                    .with_kernel(kernel),
+                );
+                lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b} {kernel:?}"), &[op], 1e-5, 1e-5);
             }
         }
     }
@@ -556,7 +558,9 @@ fn batched_matmul_and_grouped_norm_weight_gradients() {
         });
         lab.check(&format!("batched matmul {m}x{n}x{k} x{batch}"), &[op], 1e-5, 1e-5);
         if let Op::Matmul(p) = op {
-            lab.check(&format!("batched direct matmul {m}x{n}x{k} x{batch}"), &[Op::Matmul(MatmulParams { direct: 1, ..p })], 1e-5, 1e-5);
+            for kernel in [MatmulKernel::Direct, MatmulKernel::Registers] {
+                lab.check(&format!("batched matmul {m}x{n}x{k} x{batch} {kernel:?}"), &[Op::Matmul(p.with_kernel(kernel))], 1e-5, 1e-5);
+            }
         }
     }
     for (rows, cols, groups) in [(1, 1, 1), (9, 13, 3), (130, 5, 2)] {

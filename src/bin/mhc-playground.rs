@@ -16,6 +16,7 @@ mod native {
     use mhc_playground::cpu::CpuKernels;
     use mhc_playground::export::{stored_zip, torch_export, ExportError};
     use mhc_playground::gpu::{GpuContext, GpuError};
+    use mhc_playground::kernels::MatmulKernel;
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
     use mhc_playground::program::{label_value, Kernels, OpList, Program, Scoring};
@@ -46,6 +47,10 @@ mod native {
         Auto,
         Fused,
         Unfused,
+    }
+
+    fn parse_matmul_kernel(name: &str) -> Result<MatmulKernel, String> {
+        MatmulKernel::parse(name).ok_or_else(|| format!("'{name}' is not a matmul kernel: registers, tiled or direct"))
     }
 
     #[derive(clap::Args)]
@@ -128,6 +133,10 @@ mod native {
             /// Also time every dispatch of one training step on its own (slow; GPU only).
             #[arg(long)]
             per_kernel: bool,
+            /// Run every product with this matmul kernel (registers, tiled or direct) instead
+            /// of each op's own, to compare them.
+            #[arg(long, value_parser = parse_matmul_kernel)]
+            matmul: Option<MatmulKernel>,
             /// Where to train: the GPU, or the CPU backend the page uses without WebGPU.
             #[arg(long, value_enum, default_value = "gpu")]
             backend: Backend,
@@ -482,9 +491,12 @@ mod native {
                 let bytes = write_tensors(&tensors, &[], Some(&config.to_query()))?;
                 write_file(&out, &bytes)
             }
-            Command::Bench { experiment: e, steps, kernels, compare, per_kernel, backend } => {
+            Command::Bench { experiment: e, steps, kernels, compare, per_kernel, matmul, backend } => {
                 let config = experiment(&e, true)?;
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
+                if let Some(gpu) = &gpu {
+                    gpu.set_matmul_kernel(matmul);
+                }
                 let kernels = match kernels {
                     KernelChoice::Auto => Kernels::for_config(&config),
                     KernelChoice::Fused => Kernels::Fused,
@@ -504,6 +516,7 @@ mod native {
                     report["other"] = baseline;
                 }
                 report["adapter"] = serde_json::json!(gpu.map(|g| g.adapter_name.clone()).unwrap_or_else(|| "CPU (one thread)".into()));
+                report["matmul"] = serde_json::json!(gpu.map(|_| matmul.map_or("each op's own", MatmulKernel::name)));
                 report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");
@@ -697,15 +710,9 @@ mod native {
         for variant in &trainer.variants {
             arena_bytes.insert(variant.kind.name().into(), serde_json::json!(variant.program.arena_bytes()));
             if per_kernel {
-                let mut by_kernel: Vec<(&str, f64)> = Vec::new();
-                for (name, s) in variant.time_kernels(OpList::Train) {
-                    match by_kernel.iter_mut().find(|(n, _)| *n == name) {
-                        Some(slot) => slot.1 += s,
-                        None => by_kernel.push((name, s)),
-                    }
-                }
+                let times = variant.time_kernels(OpList::Train);
                 let obj: serde_json::Map<String, serde_json::Value> =
-                    by_kernel.into_iter().map(|(n, s)| (n.to_string(), serde_json::json!(s * 1e3))).collect();
+                    variant.times_by_kernel(OpList::Train, times).into_iter().map(|(n, s)| (n, serde_json::json!(s * 1e3))).collect();
                 kernel_ms.insert(variant.kind.name().into(), serde_json::Value::Object(obj));
             }
         }

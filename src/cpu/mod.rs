@@ -196,7 +196,7 @@ mod tests {
                 a_bs: m * k,
                 b_bs: 0,
                 c_bs: m * (n + 3),
-                direct: 0,
+                kernel: 0,
                 _pad: [0; 2],
             };
             let mut expected = arena_for(case as u64);

@@ -525,15 +525,6 @@ impl Builder<'_> {
     }
 }
 
-/// Picks each product's kernel (tiled or direct) for its shape: one rule, applied once here.
-fn choose_matmul_kernels(ops: &mut [Op]) {
-    for op in ops {
-        if let Op::Matmul(p) = op {
-            *p = p.with_kernel_for_shape();
-        }
-    }
-}
-
 /// A label or target as the arena holds it: an exact small float, -1 where nothing is scored.
 pub fn label_value(y: u32) -> f32 {
     if y == crate::tokens::NO_TARGET {
@@ -603,9 +594,6 @@ impl Program {
         builder.measure(&mut measure);
         let mut probe = Vec::new();
         builder.probe(&mut probe);
-        for list in [&mut train, &mut eval, &mut measure, &mut forward, &mut gradient, &mut probe] {
-            choose_matmul_kernels(list);
-        }
         Ok(Program { dims, layout, plan, metrics, batch, scoring, kernels, train, eval, measure, forward, gradient, probe })
     }
 

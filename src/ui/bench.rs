@@ -6,7 +6,7 @@ use super::model::CPU_NAME;
 use crate::config::Config;
 use crate::cpu::CpuKernels;
 use crate::gpu::{GpuArena, GpuContext};
-use crate::kernels::{MatmulParams, Op, NONE};
+use crate::kernels::{MatmulKernel, MatmulParams, Op, NONE};
 use crate::program::{Kernels, OpList};
 use crate::trainer::Trainer;
 use std::cell::RefCell;
@@ -76,18 +76,8 @@ async fn profile(config: &Config, gpu: Option<Rc<GpuContext>>, kernels: Kernels)
         let Some(variant) = trainer.variant(kind) else { continue };
         let _ = variant.profile_each(OpList::Train, 1, &driver::now).await;
         let Ok(times) = variant.profile_each(OpList::Train, 4, &driver::now).await else { continue };
-        let mut by_entry = serde_json::Map::new();
-        // Products by shape too: their cost depends on it more than on anything else.
-        for ((label, ms), op) in times.into_iter().zip(variant.program.list(OpList::Train)) {
-            let key = match op {
-                Op::Matmul(p) => {
-                    format!("{label} {}x{}x{}{}", p.m, p.n, p.k, if p.batch > 1 { format!(" x{}", p.batch) } else { String::new() })
-                }
-                _ => label.to_string(),
-            };
-            let total = by_entry.get(&key).and_then(|v| v.as_f64()).unwrap_or(0.0) + ms;
-            by_entry.insert(key, serde_json::json!(total));
-        }
+        let by_entry: serde_json::Map<String, serde_json::Value> =
+            variant.times_by_kernel(OpList::Train, times).into_iter().map(|(label, ms)| (label, serde_json::json!(ms))).collect();
         out.insert(kind.name().into(), by_entry.into());
     }
     out.into()
@@ -95,7 +85,8 @@ async fn profile(config: &Config, gpu: Option<Rc<GpuContext>>, kernels: Kernels)
 
 /// `?bench=N`: N steps per variant alone and in lockstep, as fast as possible, no drawing, on
 /// the GPU, or on the CPU backend with `backend=cpu` (or when there is no GPU).
-/// `query` is the page's query string at start-up (`backend=`, `kernels=`, `matmul_reps=`).
+/// `query` is the page's query string at start-up (`backend=`, `kernels=`, `matmul=`,
+/// `matmul_reps=`).
 /// Returns the report, one JSON object.
 pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query: &str) -> String {
     let gpu = gpu.filter(|_| query_value(query, "backend") != Some("cpu"));
@@ -103,6 +94,11 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
     // `kernels=reference` on the CPU: the plain reference, for the speed-up of the fast kernels.
     let cpu_kernels = if query_value(query, "kernels") == Some("reference") { CpuKernels::Reference } else { CpuKernels::Fast };
     let matmul_reps = matmul_reps(query);
+    // `matmul=tiled|direct|registers`: every product with that kernel, to compare them.
+    let matmul_kernel = query_value(query, "matmul").and_then(MatmulKernel::parse);
+    if let Some(gpu) = &gpu {
+        gpu.set_matmul_kernel(matmul_kernel);
+    }
     #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
     let time = |trainer: Rc<RefCell<Trainer>>| async move {
         for _ in 0..2 {
@@ -156,6 +152,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         },
     };
     let report = serde_json::json!({
+        "matmul": gpu.as_ref().map(|_| matmul_kernel.map_or("each op's own", MatmulKernel::name)),
         "kernels": match gpu {
             Some(_) => format!("{kernels:?}").to_lowercase(),
             None => format!("{cpu_kernels:?}").to_lowercase(),
