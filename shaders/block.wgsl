@@ -34,7 +34,6 @@ struct BlockParams {
 
 const TILE_ROWS: u32 = 8u;  // kernels.rs: BLOCK_TILE_ROWS
 const COLS_PER_THREAD: u32 = 4u;
-const TILE_COLS: u32 = 32u;  // TILE_ROWS * COLS_PER_THREAD
 const BLOCK_HC: u32 = 1u;
 const BLOCK_MHC: u32 = 2u;
 
@@ -76,44 +75,73 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
     return coefficient(b, 2u * blk.n + k * blk.n + i, select(0.0, 1.0, k == i));
 }
 
+// The register block both directions of a linear layer share: acc[r][q] = sum_e X(r, e) W(e, q)
+// for the TILE_ROWS rows of a tile and COLS_PER_THREAD columns, e in order, with
+// X(r, e) = arena[x_base + min(r, last) * x_stride + e] (rows past the tile's end re-read its
+// last row) and W(e, q) = arena[w_base + min(col0 + q, cols - 1) * w_col_stride + e * w_step].
+// Per e a thread reads COLS_PER_THREAD weights and TILE_ROWS inputs for TILE_ROWS *
+// COLS_PER_THREAD multiply-adds. The accumulators are eight named vectors (TILE_ROWS of them,
+// COLS_PER_THREAD lanes), not an indexed array: a software GPU keeps a dynamically indexed
+// array in memory, and that cost the loop 6x on SwiftShader.
+fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, w_col_stride: u32,
+                  w_step: u32, col0: u32, cols: u32) -> array<vec4<f32>, TILE_ROWS> {
+    let x0 = x_base;
+    let x1 = x_base + min(1u, last) * x_stride;
+    let x2 = x_base + min(2u, last) * x_stride;
+    let x3 = x_base + min(3u, last) * x_stride;
+    let x4 = x_base + min(4u, last) * x_stride;
+    let x5 = x_base + min(5u, last) * x_stride;
+    let x6 = x_base + min(6u, last) * x_stride;
+    let x7 = x_base + min(7u, last) * x_stride;
+    let w0 = w_base + min(col0, cols - 1u) * w_col_stride;
+    let w1 = w_base + min(col0 + 1u, cols - 1u) * w_col_stride;
+    let w2 = w_base + min(col0 + 2u, cols - 1u) * w_col_stride;
+    let w3 = w_base + min(col0 + 3u, cols - 1u) * w_col_stride;
+    var a0 = vec4<f32>();
+    var a1 = vec4<f32>();
+    var a2 = vec4<f32>();
+    var a3 = vec4<f32>();
+    var a4 = vec4<f32>();
+    var a5 = vec4<f32>();
+    var a6 = vec4<f32>();
+    var a7 = vec4<f32>();
+    for (var e = 0u; e < len; e++) {
+        let we = e * w_step;
+        let w = vec4<f32>(arena[w0 + we], arena[w1 + we], arena[w2 + we], arena[w3 + we]);
+        a0 += arena[x0 + e] * w;
+        a1 += arena[x1 + e] * w;
+        a2 += arena[x2 + e] * w;
+        a3 += arena[x3 + e] * w;
+        a4 += arena[x4 + e] * w;
+        a5 += arena[x5 + e] * w;
+        a6 += arena[x6 + e] * w;
+        a7 += arena[x7 + e] * w;
+    }
+    return array<vec4<f32>, TILE_ROWS>(a0, a1, a2, a3, a4, a5, a6, a7);
+}
+
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
 // j < outs. (A row-major linear layer forward: y = x W^T + b.) With `activate`, act_out gets
-// act(out). Each thread holds a TILE_ROWS x COLS_PER_THREAD block of outputs in registers:
-// per input e it reads COLS_PER_THREAD weights and TILE_ROWS inputs (the same for every
-// thread) for TILE_ROWS * COLS_PER_THREAD multiply-adds. The loops run to constants (rows
-// past the end re-read the last row and are not written) so compilers unroll them.
+// act(out). A thread computes a register block of TILE_ROWS rows and COLS_PER_THREAD outputs.
 fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32, bias_off: u32,
                outs: u32, out_off: u32, activate: bool, act_out: u32) {
     let col_groups = (outs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
     for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
         let last = min(TILE_ROWS, r0 + rows - first) - 1u;
         for (var group = lid; group < col_groups; group += WG_ROW) {
-            var acc = array<f32, TILE_COLS>();
-            var w_row = array<u32, COLS_PER_THREAD>();
+            let col0 = group * COLS_PER_THREAD;
+            let acc = register_block(x_off + first * inputs, inputs, last, inputs, w_off, inputs, 1u, col0, outs);
             for (var q = 0u; q < COLS_PER_THREAD; q++) {
-                w_row[q] = w_off + min(group * COLS_PER_THREAD + q, outs - 1u) * inputs;
-            }
-            for (var e = 0u; e < inputs; e++) {
-                var w = array<f32, COLS_PER_THREAD>();
-                for (var q = 0u; q < COLS_PER_THREAD; q++) { w[q] = arena[w_row[q] + e]; }
-                for (var r = 0u; r < TILE_ROWS; r++) {
-                    let x = arena[x_off + (first + min(r, last)) * inputs + e];
-                    for (var q = 0u; q < COLS_PER_THREAD; q++) { acc[r * COLS_PER_THREAD + q] += x * w[q]; }
-                }
-            }
-            for (var q = 0u; q < COLS_PER_THREAD; q++) {
-                let j = group * COLS_PER_THREAD + q;
+                let j = col0 + q;
                 if (j < outs) {
                     var bias = 0.0;
                     if (bias_off != NONE) { bias = arena[bias_off + j]; }
-                    for (var r = 0u; r < TILE_ROWS; r++) {
-                        if (r <= last) {
-                            var value = acc[r * COLS_PER_THREAD + q];
-                            if (bias_off != NONE) { value += bias; }
-                            let o = (first + r) * outs + j;
-                            arena[out_off + o] = value;
-                            if (activate) { arena[act_out + o] = activation(blk.act, value); }
-                        }
+                    for (var r = 0u; r <= last; r++) {
+                        var value = acc[r][q];
+                        if (bias_off != NONE) { value += bias; }
+                        let o = (first + r) * outs + j;
+                        arena[out_off + o] = value;
+                        if (activate) { arena[act_out + o] = activation(blk.act, value); }
                     }
                 }
             }
@@ -129,26 +157,15 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
     for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
         let last = min(TILE_ROWS, r0 + rows - first) - 1u;
         for (var group = lid; group < col_groups; group += WG_ROW) {
-            var acc = array<f32, TILE_COLS>();
-            var col = array<u32, COLS_PER_THREAD>();
-            for (var q = 0u; q < COLS_PER_THREAD; q++) { col[q] = min(group * COLS_PER_THREAD + q, inputs - 1u); }
-            for (var j = 0u; j < outs; j++) {
-                var w = array<f32, COLS_PER_THREAD>();
-                for (var q = 0u; q < COLS_PER_THREAD; q++) { w[q] = arena[w_off + j * inputs + col[q]]; }
-                for (var r = 0u; r < TILE_ROWS; r++) {
-                    let dy = arena[dy_off + (first + min(r, last)) * outs + j];
-                    for (var q = 0u; q < COLS_PER_THREAD; q++) { acc[r * COLS_PER_THREAD + q] += dy * w[q]; }
-                }
-            }
+            let col0 = group * COLS_PER_THREAD;
+            let acc = register_block(dy_off + first * outs, outs, last, outs, w_off, 1u, inputs, col0, inputs);
             for (var q = 0u; q < COLS_PER_THREAD; q++) {
-                let e = group * COLS_PER_THREAD + q;
+                let e = col0 + q;
                 if (e < inputs) {
-                    for (var r = 0u; r < TILE_ROWS; r++) {
-                        if (r <= last) {
-                            let o = dx_off + (first + r) * inputs + e;
-                            let value = acc[r * COLS_PER_THREAD + q];
-                            if (accumulate) { arena[o] = arena[o] + value; } else { arena[o] = value; }
-                        }
+                    for (var r = 0u; r <= last; r++) {
+                        let o = dx_off + (first + r) * inputs + e;
+                        let value = acc[r][q];
+                        if (accumulate) { arena[o] = arena[o] + value; } else { arena[o] = value; }
                     }
                 }
             }
