@@ -33,6 +33,12 @@ struct BlockParams {
 @group(0) @binding(1) var<uniform> blk: BlockParams;
 
 const TILE_ROWS: u32 = 8u;  // kernels.rs: BLOCK_TILE_ROWS
+// Threads of a workgroup, set per adapter (kernels.rs: block_threads): a workgroup's threads
+// share its rows' work, so any count computes the same values. SwiftShader runs a workgroup's
+// threads four at a time and switches between those groups at every barrier; with four threads
+// there is nothing to switch (the default experiment 1.3x faster there), while lavapipe's
+// eight-wide groups and real GPUs want 64.
+override BLOCK_THREADS: u32 = 64u;
 const COLS_PER_THREAD: u32 = 4u;
 const BLOCK_HC: u32 = 1u;
 const BLOCK_MHC: u32 = 2u;
@@ -76,23 +82,20 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
 }
 
 // The register block both directions of a linear layer share: acc[r][q] = sum_e X(r, e) W(e, q)
-// for the TILE_ROWS rows of a tile and COLS_PER_THREAD columns, e in order, with
-// X(r, e) = arena[x_base + min(r, last) * x_stride + e] (rows past the tile's end re-read its
-// last row) and W(e, q) = arena[w_base + min(col0 + q, cols - 1) * w_col_stride + e * w_step].
-// Per e a thread reads COLS_PER_THREAD weights and TILE_ROWS inputs for TILE_ROWS *
-// COLS_PER_THREAD multiply-adds. The accumulators are eight named vectors (TILE_ROWS of them,
-// COLS_PER_THREAD lanes), not an indexed array: a software GPU keeps a dynamically indexed
-// array in memory, and that cost the loop 6x on SwiftShader.
+// for BLOCK_ROWS rows and COLS_PER_THREAD columns, e in order, with
+// X(r, e) = arena[x_base + min(r, last) * x_stride + e] (rows past `last` re-read it) and
+// W(e, q) = arena[w_base + min(col0 + q, cols - 1) * w_col_stride + e * w_step].
+// Per e a thread reads COLS_PER_THREAD weights and BLOCK_ROWS inputs for BLOCK_ROWS *
+// COLS_PER_THREAD multiply-adds. The accumulators are four named vectors, not an indexed
+// array: a software GPU keeps a dynamically indexed array in memory (that cost the block
+// kernels 2.5x on SwiftShader). Eight rows a block measured no faster than four there.
+const BLOCK_ROWS: u32 = 4u;
 fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, w_col_stride: u32,
-                  w_step: u32, col0: u32, cols: u32) -> array<vec4<f32>, TILE_ROWS> {
+                  w_step: u32, col0: u32, cols: u32) -> array<vec4<f32>, BLOCK_ROWS> {
     let x0 = x_base;
     let x1 = x_base + min(1u, last) * x_stride;
     let x2 = x_base + min(2u, last) * x_stride;
     let x3 = x_base + min(3u, last) * x_stride;
-    let x4 = x_base + min(4u, last) * x_stride;
-    let x5 = x_base + min(5u, last) * x_stride;
-    let x6 = x_base + min(6u, last) * x_stride;
-    let x7 = x_base + min(7u, last) * x_stride;
     let w0 = w_base + min(col0, cols - 1u) * w_col_stride;
     let w1 = w_base + min(col0 + 1u, cols - 1u) * w_col_stride;
     let w2 = w_base + min(col0 + 2u, cols - 1u) * w_col_stride;
@@ -101,10 +104,6 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     var a1 = vec4<f32>();
     var a2 = vec4<f32>();
     var a3 = vec4<f32>();
-    var a4 = vec4<f32>();
-    var a5 = vec4<f32>();
-    var a6 = vec4<f32>();
-    var a7 = vec4<f32>();
     for (var e = 0u; e < len; e++) {
         let we = e * w_step;
         let w = vec4<f32>(arena[w0 + we], arena[w1 + we], arena[w2 + we], arena[w3 + we]);
@@ -112,37 +111,33 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
         a1 += arena[x1 + e] * w;
         a2 += arena[x2 + e] * w;
         a3 += arena[x3 + e] * w;
-        a4 += arena[x4 + e] * w;
-        a5 += arena[x5 + e] * w;
-        a6 += arena[x6 + e] * w;
-        a7 += arena[x7 + e] * w;
     }
-    return array<vec4<f32>, TILE_ROWS>(a0, a1, a2, a3, a4, a5, a6, a7);
+    return array<vec4<f32>, BLOCK_ROWS>(a0, a1, a2, a3);
 }
 
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
 // j < outs. (A row-major linear layer forward: y = x W^T + b.) With `activate`, act_out gets
-// act(out). A thread computes a register block of TILE_ROWS rows and COLS_PER_THREAD outputs.
+// act(out). A thread computes a register block of BLOCK_ROWS rows and COLS_PER_THREAD outputs.
 fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32, bias_off: u32,
                outs: u32, out_off: u32, activate: bool, act_out: u32) {
     let col_groups = (outs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
-    for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
-        let last = min(TILE_ROWS, r0 + rows - first) - 1u;
-        for (var group = lid; group < col_groups; group += WG_ROW) {
-            let col0 = group * COLS_PER_THREAD;
-            let acc = register_block(x_off + first * inputs, inputs, last, inputs, w_off, inputs, 1u, col0, outs);
-            for (var q = 0u; q < COLS_PER_THREAD; q++) {
-                let j = col0 + q;
-                if (j < outs) {
-                    var bias = 0.0;
-                    if (bias_off != NONE) { bias = arena[bias_off + j]; }
-                    for (var r = 0u; r <= last; r++) {
-                        var value = acc[r][q];
-                        if (bias_off != NONE) { value += bias; }
-                        let o = (first + r) * outs + j;
-                        arena[out_off + o] = value;
-                        if (activate) { arena[act_out + o] = activation(blk.act, value); }
-                    }
+    let row_groups = (rows + BLOCK_ROWS - 1u) / BLOCK_ROWS;
+    for (var item = lid; item < row_groups * col_groups; item += BLOCK_THREADS) {
+        let first = r0 + (item / col_groups) * BLOCK_ROWS;
+        let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
+        let col0 = (item % col_groups) * COLS_PER_THREAD;
+        let acc = register_block(x_off + first * inputs, inputs, last, inputs, w_off, inputs, 1u, col0, outs);
+        for (var q = 0u; q < COLS_PER_THREAD; q++) {
+            let j = col0 + q;
+            if (j < outs) {
+                var bias = 0.0;
+                if (bias_off != NONE) { bias = arena[bias_off + j]; }
+                for (var r = 0u; r <= last; r++) {
+                    var value = acc[r][q];
+                    if (bias_off != NONE) { value += bias; }
+                    let o = (first + r) * outs + j;
+                    arena[out_off + o] = value;
+                    if (activate) { arena[act_out + o] = activation(blk.act, value); }
                 }
             }
         }
@@ -154,19 +149,19 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
 fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, w_off: u32,
                           inputs: u32, dx_off: u32, accumulate: bool) {
     let col_groups = (inputs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
-    for (var first = r0; first < r0 + rows; first += TILE_ROWS) {
-        let last = min(TILE_ROWS, r0 + rows - first) - 1u;
-        for (var group = lid; group < col_groups; group += WG_ROW) {
-            let col0 = group * COLS_PER_THREAD;
-            let acc = register_block(dy_off + first * outs, outs, last, outs, w_off, 1u, inputs, col0, inputs);
-            for (var q = 0u; q < COLS_PER_THREAD; q++) {
-                let e = col0 + q;
-                if (e < inputs) {
-                    for (var r = 0u; r <= last; r++) {
-                        let o = dx_off + (first + r) * inputs + e;
-                        let value = acc[r][q];
-                        if (accumulate) { arena[o] = arena[o] + value; } else { arena[o] = value; }
-                    }
+    let row_groups = (rows + BLOCK_ROWS - 1u) / BLOCK_ROWS;
+    for (var item = lid; item < row_groups * col_groups; item += BLOCK_THREADS) {
+        let first = r0 + (item / col_groups) * BLOCK_ROWS;
+        let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
+        let col0 = (item % col_groups) * COLS_PER_THREAD;
+        let acc = register_block(dy_off + first * outs, outs, last, outs, w_off, 1u, inputs, col0, inputs);
+        for (var q = 0u; q < COLS_PER_THREAD; q++) {
+            let e = col0 + q;
+            if (e < inputs) {
+                for (var r = 0u; r <= last; r++) {
+                    let o = dx_off + (first + r) * inputs + e;
+                    let value = acc[r][q];
+                    if (accumulate) { arena[o] = arena[o] + value; } else { arena[o] = value; }
                 }
             }
         }
@@ -187,7 +182,7 @@ fn rms_at(off: u32, len: u32) -> f32 {
 // dx (= or +=) (g - xhat mean(g xhat)) / r with g = dy w. Rows are numbered from `first`.
 fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32, w_off: u32,
                          r_off: u32, dy_off: u32, dx_off: u32, accumulate: bool) {
-    for (var item = lid; item < items; item += WG_ROW) {
+    for (var item = lid; item < items; item += BLOCK_THREADS) {
         let row = first + item;
         let r = arena[r_off + row];
         var dot = 0.0;
@@ -199,7 +194,7 @@ fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32,
         tile_scalars[item] = dot / f32(len);
     }
     phase_end();
-    for (var t = lid; t < items * len; t += WG_ROW) {
+    for (var t = lid; t < items * len; t += BLOCK_THREADS) {
         let item = t / len;
         let e = t % len;
         let row = first + item;
@@ -214,7 +209,7 @@ fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32,
     phase_end();
 }
 
-@compute @workgroup_size(WG_ROW)
+@compute @workgroup_size(BLOCK_THREADS)
 fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
     let r0 = flat_group(wid, groups) * TILE_ROWS;
@@ -226,7 +221,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 
     // Coefficients of this block.
     if (blk.kind == BLOCK_HC) {
-        for (var item = lid; item < tile * n; item += WG_ROW) {
+        for (var item = lid; item < tile * n; item += BLOCK_THREADS) {
             let row = r0 * n + item;  // (b, i) flattened
             let r = rms_at(blk.x_off + row * c, c);
             arena[blk.z_rms_off + row] = r;
@@ -238,14 +233,14 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         // D = Z W^T over the rows (b, i).
         tile_linear(r0 * n, tile * n, lid, blk.z_off, c, blk.proj_w, NONE, n + 2u, blk.proj_off, false, NONE);
         phase_end();
-        for (var r = lid; r < tile; r += WG_ROW) { hc_coeff_forward_row(hc_of_block(), r0 + r); }
+        for (var r = lid; r < tile; r += BLOCK_THREADS) { hc_coeff_forward_row(hc_of_block(), r0 + r); }
         phase_end();
     } else if (blk.kind == BLOCK_MHC) {
         // A = phi v, v = X_l[b] flattened.
         tile_linear(r0, tile, lid, blk.x_off, n * c, blk.proj_w, NONE, pc, blk.proj_off, false, NONE);
         phase_end();
         // Each row's coefficients (Sinkhorn included) by one thread: the tile's rows at once.
-        for (var r = lid; r < tile; r += WG_ROW) {
+        for (var r = lid; r < tile; r += BLOCK_THREADS) {
             let b = r0 + r;
             mhc_row_forward(mhc_of_block(), b, rms_at(blk.x_off + b * n * c, n * c), r);
         }
@@ -253,7 +248,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
 
     // u = sum_i pre_i X_i, then its RMSNorm.
-    for (var t = lid; t < tile * c; t += WG_ROW) {
+    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
         var acc = 0.0;
@@ -261,11 +256,11 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         arena[blk.u_off + b * c + e] = acc;
     }
     phase_end();
-    for (var r = lid; r < tile; r += WG_ROW) {
+    for (var r = lid; r < tile; r += BLOCK_THREADS) {
         arena[blk.norm_rms_off + r0 + r] = rms_at(blk.u_off + (r0 + r) * c, c);
     }
     phase_end();
-    for (var t = lid; t < tile * c; t += WG_ROW) {
+    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
         arena[blk.normed_off + b * c + e] = arena[blk.u_off + b * c + e] / arena[blk.norm_rms_off + b] * arena[blk.norm_w + e];
@@ -279,7 +274,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     phase_end();
 
     // X' = res X + post y, optionally rounded to f16.
-    for (var t = lid; t < tile * c; t += WG_ROW) {
+    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
         let y = arena[blk.y_off + b * c + e];
@@ -292,7 +287,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
-@compute @workgroup_size(WG_ROW)
+@compute @workgroup_size(BLOCK_THREADS)
 fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
     let r0 = flat_group(wid, groups) * TILE_ROWS;
@@ -304,7 +299,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     let has_h = blk.h_off != NONE;
 
     // The stream update: dy and dX (=), then d post and d res.
-    for (var t = lid; t < tile * c; t += WG_ROW) {
+    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
         var dy = 0.0;
@@ -318,7 +313,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     if (has_h) {
         let per_row = n + n * n;
-        for (var t = lid; t < tile * per_row; t += WG_ROW) {
+        for (var t = lid; t < tile * per_row; t += BLOCK_THREADS) {
             let b = r0 + t / per_row;
             let j = t % per_row;
             var acc = 0.0;
@@ -337,7 +332,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     // The FFN's input gradients: through fc2, the activation, fc1.
     tile_linear_input_grad(r0, tile, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false);
     phase_end();
-    for (var t = lid; t < tile * blk.fc; t += WG_ROW) {
+    for (var t = lid; t < tile * blk.fc; t += BLOCK_THREADS) {
         let o = r0 * blk.fc + t;
         arena[blk.dhidden_pre_off + o] = arena[blk.dhidden_off + o] * activation_grad(blk.act, arena[blk.hidden_pre_off + o]);
     }
@@ -347,7 +342,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 
     // The RMSNorm, then the combine: dX += pre du, d pre.
     tile_rmsnorm_backward(lid, r0, tile, c, blk.u_off, blk.norm_w, blk.norm_rms_off, blk.dnormed_off, blk.du_off, false);
-    for (var t = lid; t < tile * c; t += WG_ROW) {
+    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
         let du = arena[blk.du_off + b * c + e];
@@ -357,7 +352,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         }
     }
     if (has_h) {
-        for (var t = lid; t < tile * n; t += WG_ROW) {
+        for (var t = lid; t < tile * n; t += BLOCK_THREADS) {
             let b = r0 + t / n;
             let i = t % n;
             var acc = 0.0;
@@ -369,7 +364,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 
     // The coefficients' own gradients flow back into X.
     if (blk.kind == BLOCK_HC) {
-        for (var r = lid; r < tile; r += WG_ROW) { hc_coeff_backward_row(hc_of_block(), r0 + r); }
+        for (var r = lid; r < tile; r += BLOCK_THREADS) { hc_coeff_backward_row(hc_of_block(), r0 + r); }
         phase_end();
         // dZ = dD W: rows (b, i), W: [n+2, c].
         tile_linear_input_grad(r0 * n, tile * n, lid, blk.dproj_off, n + 2u, blk.proj_w, c, blk.dz_off, false);
@@ -377,13 +372,13 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         tile_rmsnorm_backward(lid, r0 * n, tile * n, c, blk.x_off, NONE, blk.z_rms_off, blk.dz_off, blk.dx_off, true);
     } else if (blk.kind == BLOCK_MHC) {
         let width = n * c;
-        for (var r = lid; r < tile; r += WG_ROW) {
+        for (var r = lid; r < tile; r += BLOCK_THREADS) {
             let b = r0 + r;
             tile_scalars[r] = mhc_row_backward(mhc_of_block(), b, rms_at(blk.x_off + b * width, width), r);
         }
         phase_end();
         // The rms path (dX += k X), then dX += dA phi, in the unfused kernels' order.
-        for (var t = lid; t < tile * width; t += WG_ROW) {
+        for (var t = lid; t < tile * width; t += BLOCK_THREADS) {
             let o = r0 * width + t;
             arena[blk.dx_off + o] = arena[blk.dx_off + o] + tile_scalars[t / width] * arena[blk.x_off + o];
         }

@@ -3,7 +3,7 @@
 //! (`map_async` + a channel): in the browser it is simply awaited, natively the device is
 //! polled first. Nothing here blocks a browser thread.
 
-use crate::kernels::{shader_source, Grid, MatmulKernel, Op, WORKGROUP_1D};
+use crate::kernels::{block_threads, shader_source, Grid, MatmulKernel, Op, WORKGROUP_1D};
 use crate::program::OpList;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -68,6 +68,9 @@ pub struct GpuContext {
     /// Runs every product of arenas prepared from now on with this kernel instead of the op's
     /// own (the benchmarks' `matmul` option).
     matmul_kernel: Cell<Option<MatmulKernel>>,
+    /// Threads per workgroup of the fused block kernels in arenas prepared from now on, where
+    /// set (tests run both counts); else [`block_threads`] for this adapter.
+    block_threads: Cell<Option<u32>>,
 }
 
 impl GpuContext {
@@ -159,6 +162,7 @@ impl GpuContext {
             submits: Cell::new(0),
             staging: RefCell::new(Vec::new()),
             matmul_kernel: Cell::new(None),
+            block_threads: Cell::new(None),
         })
     }
 
@@ -171,6 +175,17 @@ impl GpuContext {
     /// compare the matmul kernels with it.
     pub fn set_matmul_kernel(&self, kernel: Option<MatmulKernel>) {
         self.matmul_kernel.set(kernel);
+    }
+
+    /// Threads per workgroup of the fused block kernels: fewest on SwiftShader (a software
+    /// adapter in a browser), see [`block_threads`].
+    pub fn block_threads(&self) -> u32 {
+        self.block_threads.get().unwrap_or_else(|| block_threads(cfg!(target_arch = "wasm32") && self.software))
+    }
+
+    /// Fixes [`GpuContext::block_threads`] for arenas prepared after this (None: the adapter's).
+    pub fn set_block_threads(&self, threads: Option<u32>) {
+        self.block_threads.set(threads);
     }
 
     /// `(dispatches, submits)` since the device was opened.
@@ -342,7 +357,7 @@ impl GpuArena {
                 let bytes = op.params_bytes();
                 params[at..at + bytes.len()].copy_from_slice(bytes);
                 dispatches.push(Dispatch {
-                    pipeline: ctx.pipeline(file, entry, op.overrides()),
+                    pipeline: ctx.pipeline(file, entry, &op.overrides(ctx.block_threads())),
                     param_offset: (slot * PARAM_SLOT) as u32,
                     groups: workgroups(op.grid()),
                     label: entry,

@@ -528,6 +528,17 @@ pub enum Op {
 
 /// Threads per workgroup of the 1-D kernels (the browser allows at most 256).
 pub const WORKGROUP_1D: u32 = 256;
+/// Threads per workgroup of the fused block kernels (`BLOCK_THREADS` in `block.wgsl`): 64,
+/// but 4 on a software adapter in a browser (SwiftShader), which runs a workgroup four threads
+/// at a time and pays for every switch between those groups at a barrier.
+pub fn block_threads(software_in_browser: bool) -> u32 {
+    if software_in_browser {
+        4
+    } else {
+        64
+    }
+}
+
 /// Threads per workgroup of the row-reduction kernels (one workgroup per row).
 pub const WORKGROUP_ROW: u32 = 64;
 /// Rows at most this long are normalised a thread per row (`rmsnorm.wgsl`'s `_rows` entry
@@ -622,9 +633,11 @@ impl Op {
         }
     }
 
-    /// Values of the WGSL pipeline-overridable constants this op's pipeline needs.
-    pub fn overrides(&self) -> &'static [(&'static str, f64)] {
-        match self {
+    /// Values of the WGSL pipeline-overridable constants this op's pipeline needs; the fused
+    /// block kernels run `block_threads` threads a workgroup ([`block_threads`]).
+    pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
+        let constants: &[(&'static str, f64)] = match self {
+            Op::BlockForward(_) | Op::BlockBackward(_) => return vec![("BLOCK_THREADS", block_threads as f64)],
             Op::Matmul(p) if p.kernel() == MatmulKernel::Registers => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
             Op::Matmul(p) if p.kernel() == MatmulKernel::Direct => &[],
             Op::Matmul(p) => match matmul_rows_per_thread(p.m) {
@@ -633,7 +646,8 @@ impl Op {
                 _ => &[],
             },
             _ => &[],
-        }
+        };
+        constants.to_vec()
     }
 
     /// The params struct's bytes, as uploaded to the uniform slot of this dispatch.

@@ -646,10 +646,17 @@ fn fused_block_kernels_equal_their_unfused_ops_on_awkward_shapes() {
     for (kind, rows, n, c, fc, act, round_f16, iters) in cases {
         let mut lab = Lab::new(rows as u64 * 100 + n as u64 * 10 + kind as u64);
         let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
-        let what = format!("block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters}");
-        lab.check(&format!("{what} forward"), &[Op::BlockForward(p)], 1e-4, 1e-4);
-        // Backward after forward: the saved tensors are then the real ones.
-        lab.check(&format!("{what} forward+backward"), &[Op::BlockForward(p), Op::BlockBackward(p)], 1e-4, 1e-4);
+        // Every workgroup size an adapter may get: SwiftShader's 4 and everyone else's 64
+        // (and 16, which shares neither's multiples of the tile).
+        for threads in [block_threads(false), block_threads(true), 16] {
+            gpu().set_block_threads(Some(threads));
+            let what =
+                format!("block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads}");
+            lab.check(&format!("{what} forward"), &[Op::BlockForward(p)], 1e-4, 1e-4);
+            // Backward after forward: the saved tensors are then the real ones.
+            lab.check(&format!("{what} forward+backward"), &[Op::BlockForward(p), Op::BlockBackward(p)], 1e-4, 1e-4);
+        }
+        gpu().set_block_threads(None);
     }
 }
 
