@@ -185,10 +185,15 @@ async fn run_sweep(state: AppState) {
                         return state.message.set(Some(format!("sweep stopped at {}: {e}", where_of(&sweep, &cell))));
                     }
                 }
-                let paused = sw.status.get_untracked() == SweepStatus::Paused;
-                if run.finished() || (due && (paused || driver::now() - started > SLICE_MS)) {
+                // A pause or a cancel ends the slice at the next readback.
+                let stopping = sw.status.get_untracked() == SweepStatus::Paused || sw.run_id.get_untracked() != id;
+                if run.finished() || (due && (stopping || driver::now() - started > SLICE_MS)) {
                     break;
                 }
+            }
+            if sw.run_id.get_untracked() != id {
+                // Cancelled (or restarted) during the slice: what it ran counts for nothing.
+                return;
             }
             let spent = driver::now() - started;
             cell_ms += spent;
@@ -198,6 +203,9 @@ async fn run_sweep(state: AppState) {
             sw.progress
                 .set((done_steps as f64 / total_steps as f64, progress_line(cell.index, cell_count, done_steps, total_steps, active_ms)));
             driver::sleep(0).await;
+        }
+        if sw.run_id.get_untracked() != id {
+            return;
         }
         // A cell whose variants all diverged ends early: its remaining steps count as done.
         done_steps = (cell.index as u64 + 1) * u64::from(sweep.steps);
