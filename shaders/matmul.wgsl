@@ -10,11 +10,11 @@
 // memory 16 values of k at a time. Every output still sums k in order, as the CPU reference.
 // Batched: workgroup z computes product z, operands offset by z * (a_bs, b_bs, c_bs); the
 // weight gradients of all blocks are one dispatch this way.
-// matmul_direct: the same products, a thread per output straight from the arena, for skinny
-// products and few outputs (kernels.rs: MatmulParams::with_kernel_for_shape).
-// matmul_registers: the same products, a thread per 4 x 4 block of C straight from the arena:
-// no workgroup memory and so no barrier, which software GPUs (SwiftShader, lavapipe) pay for
-// dearly; 8 operand loads per 16 multiply-adds where matmul_direct needs 32.
+// matmul_direct: the same products, a thread per output straight from the arena.
+// matmul_registers (every product's kernel, kernels.rs: MatmulKernel): the same products, a
+// thread per 4 x 4 block of C straight from the arena: no workgroup memory and so no barrier,
+// which software GPUs (SwiftShader, lavapipe) pay for dearly; 8 operand loads per 16
+// multiply-adds where matmul_direct needs 32.
 // Every entry point sums k in the same order, so all three give the same values.
 struct MatmulParams {
     m: u32, n: u32, k: u32,
@@ -25,6 +25,21 @@ struct MatmulParams {
     c_bs: u32, kernel: u32, _pad1: u32, _pad2: u32,
 }
 @group(0) @binding(1) var<uniform> params: MatmulParams;
+
+// Output (row, col) of product z: its sum over k plus the bias, stored or added (every entry
+// point's epilogue).
+fn store_product(z: u32, row: u32, col: u32, sum: f32) {
+    var value = sum;
+    if (params.bias_off != NONE) {
+        value += arena[params.bias_off + col];
+    }
+    let o = params.c_off + z * params.c_bs + row * params.c_rs + col;
+    if (params.accumulate != 0u) {
+        arena[o] = arena[o] + value;
+    } else {
+        arena[o] = value;
+    }
+}
 
 const TILE: u32 = 64u;      // output tile width, and the most rows (kernels.rs: MATMUL_TILE)
 const TILE_K: u32 = 16u;
@@ -43,7 +58,6 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     let col0 = wid.x * TILE;
     let a_off = params.a_off + wid.z * params.a_bs;
     let b_off = params.b_off + wid.z * params.b_bs;
-    let c_off = params.c_off + wid.z * params.c_bs;
     var acc = array<f32, 16>();
     let tiles = (params.k + TILE_K - 1u) / TILE_K;
     for (var t = 0u; t < tiles; t++) {
@@ -90,16 +104,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x * 4u + j;
             if (row < params.m && col < params.n) {
-                var value = acc[i * 4u + j];
-                if (params.bias_off != NONE) {
-                    value += arena[params.bias_off + col];
-                }
-                let o = c_off + row * params.c_rs + col;
-                if (params.accumulate != 0u) {
-                    arena[o] = arena[o] + value;
-                } else {
-                    arena[o] = value;
-                }
+                store_product(wid.z, row, col, acc[i * 4u + j]);
             }
         }
     }
@@ -119,15 +124,7 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     for (var k = 0u; k < params.k; k++) {
         value += arena[a0 + k * params.a_cs] * arena[b0 + k * params.b_rs];
     }
-    if (params.bias_off != NONE) {
-        value += arena[params.bias_off + col];
-    }
-    let o = params.c_off + z * params.c_bs + row * params.c_rs + col;
-    if (params.accumulate != 0u) {
-        arena[o] = arena[o] + value;
-    } else {
-        arena[o] = value;
-    }
+    store_product(z, row, col, value);
 }
 
 // 4 x 4 outputs a thread; rows and columns past C's edge re-read its last row or column (so the
@@ -173,16 +170,7 @@ fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + j;
             if (row < params.m && col < params.n) {
-                var value = acc[i][j];
-                if (params.bias_off != NONE) {
-                    value += arena[params.bias_off + col];
-                }
-                let o = params.c_off + z * params.c_bs + row * params.c_rs + col;
-                if (params.accumulate != 0u) {
-                    arena[o] = arena[o] + value;
-                } else {
-                    arena[o] = value;
-                }
+                store_product(z, row, col, acc[i][j]);
             }
         }
     }
