@@ -638,12 +638,12 @@ impl Op {
     pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
             Op::BlockForward(_) | Op::BlockBackward(_) => return vec![("BLOCK_THREADS", block_threads as f64)],
-            Op::Matmul(p) if p.kernel() == MatmulKernel::Registers => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
-            Op::Matmul(p) if p.kernel() == MatmulKernel::Direct => &[],
-            Op::Matmul(p) => match matmul_rows_per_thread(p.m) {
-                1 => &[("ROWS_PER_THREAD", 1.0)],
-                2 => &[("ROWS_PER_THREAD", 2.0)],
-                _ => &[],
+            Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
+                (MatmulKernel::Registers, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
+                (MatmulKernel::Direct, _) => &[],
+                (MatmulKernel::Tiled, 1) => &[("ROWS_PER_THREAD", 1.0)],
+                (MatmulKernel::Tiled, 2) => &[("ROWS_PER_THREAD", 2.0)],
+                (MatmulKernel::Tiled, _) => &[],
             },
             _ => &[],
         };
@@ -681,12 +681,16 @@ impl Op {
     /// The thread layout the WGSL entry point expects.
     pub fn grid(&self) -> Grid {
         match self {
-            Op::Matmul(p) if p.kernel() == MatmulKernel::Direct => Grid::Threads(p.m * p.n * p.batch.max(1)),
-            Op::Matmul(p) if p.kernel() == MatmulKernel::Registers => Grid::ThreadsIn(
-                p.m.div_ceil(MATMUL_REGISTER_BLOCK) * p.n.div_ceil(MATMUL_REGISTER_BLOCK) * p.batch.max(1),
-                MATMUL_REGISTER_WORKGROUP,
-            ),
-            Op::Matmul(p) => Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(16 * matmul_rows_per_thread(p.m)), p.batch.max(1)),
+            Op::Matmul(p) => match p.kernel() {
+                MatmulKernel::Registers => Grid::ThreadsIn(
+                    p.m.div_ceil(MATMUL_REGISTER_BLOCK) * p.n.div_ceil(MATMUL_REGISTER_BLOCK) * p.batch.max(1),
+                    MATMUL_REGISTER_WORKGROUP,
+                ),
+                MatmulKernel::Direct => Grid::Threads(p.m * p.n * p.batch.max(1)),
+                MatmulKernel::Tiled => {
+                    Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(16 * matmul_rows_per_thread(p.m)), p.batch.max(1))
+                }
+            },
             Op::Reduce(p) => Grid::Threads(p.groups * p.cols),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => Grid::Threads(p.rows),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) => Grid::Workgroups(p.rows),

@@ -147,6 +147,8 @@ async fn run_sweep(state: AppState) {
     }
     sw.run_id.update(|id| *id += 1);
     let id = sw.run_id.get_untracked();
+    // A cancel, or another start, bumps the id: this loop then stops and counts nothing more.
+    let superseded = move || sw.run_id.get_untracked() != id;
     let total_steps = cells.len() as u64 * u64::from(sweep.steps);
     sw.results.set(Vec::new());
     sw.ran.set(Some((sweep.clone(), base)));
@@ -166,7 +168,7 @@ async fn run_sweep(state: AppState) {
         };
         let mut cell_ms = 0.0;
         while !run.finished() {
-            if sw.run_id.get_untracked() != id {
+            if superseded() {
                 return;
             }
             if sw.status.get_untracked() == SweepStatus::Paused {
@@ -186,12 +188,12 @@ async fn run_sweep(state: AppState) {
                     }
                 }
                 // A pause or a cancel ends the slice at the next readback.
-                let stopping = sw.status.get_untracked() == SweepStatus::Paused || sw.run_id.get_untracked() != id;
+                let stopping = sw.status.get_untracked() == SweepStatus::Paused || superseded();
                 if run.finished() || (due && (stopping || driver::now() - started > SLICE_MS)) {
                     break;
                 }
             }
-            if sw.run_id.get_untracked() != id {
+            if superseded() {
                 // Cancelled (or restarted) during the slice: what it ran counts for nothing.
                 return;
             }
@@ -204,7 +206,7 @@ async fn run_sweep(state: AppState) {
                 .set((done_steps as f64 / total_steps as f64, progress_line(cell.index, cell_count, done_steps, total_steps, active_ms)));
             driver::sleep(0).await;
         }
-        if sw.run_id.get_untracked() != id {
+        if superseded() {
             return;
         }
         // A cell whose variants all diverged ends early: its remaining steps count as done.
@@ -212,7 +214,7 @@ async fn run_sweep(state: AppState) {
         let variants = run.into_summaries();
         sw.results.update(|r| r.push(CellResult { cell, variants, seconds: cell_ms / 1000.0 }));
     }
-    if sw.run_id.get_untracked() == id {
+    if !superseded() {
         sw.status.set(SweepStatus::Done);
         sw.progress.set((1.0, format!("{cell_count} cells in {:.1} s", active_ms / 1000.0)));
         state.message.set(Some(format!("Sweep done: {cell_count} cells in {:.1} s. Click a square to open that run.", active_ms / 1000.0)));
