@@ -17,6 +17,10 @@
 // backward: dy, dX (=) and d post/res; d_hidden = dy W2; d_hidden_pre = d_hidden act';
 //           d_normed = d_hidden_pre W1; du (=); dX += pre du and d pre; then HC: dD, partials,
 //           dZ = dD W, dX += rmsnorm'(dZ); mHC: dA, partials, dX += rms path + dA phi.
+// A sublayer that mixes rows (the transformer's attention) cannot live in a row tile, so the
+// wrapping around it is fused on each side instead: wrap_in_forward (coefficients, combine, norm),
+// wrap_out_backward (the update's backward) and wrap_in_backward (norm, combine, coefficients);
+// the update's forward is streams.wgsl's one kernel already. block.rs: wrap_*_ops are their twins.
 // Every sum runs in the order of the CPU reference.
 struct BlockParams {
     rows: u32, n: u32, c: u32, fc: u32,
@@ -209,17 +213,18 @@ fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32,
     phase_end();
 }
 
-@compute @workgroup_size(BLOCK_THREADS)
-fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
+// The rows r0 .. r0 + tile a workgroup owns; tile = 0 past the end.
+struct Tile { r0: u32, rows: u32 }
+fn tile_of(wid: vec3<u32>, groups: vec3<u32>) -> Tile {
     let r0 = flat_group(wid, groups) * TILE_ROWS;
-    if (r0 >= blk.rows) { return; }
-    let tile = min(TILE_ROWS, blk.rows - r0);
+    if (r0 >= blk.rows) { return Tile(r0, 0u); }
+    return Tile(r0, min(TILE_ROWS, blk.rows - r0));
+}
+
+// Everything in front of the sublayer: the coefficients, u = sum_i pre_i X_i and its RMSNorm.
+fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
     let n = blk.n;
     let c = blk.c;
-    let pc = n * n + 2u * n;
-
-    // Coefficients of this block.
     if (blk.kind == BLOCK_HC) {
         for (var item = lid; item < tile * n; item += BLOCK_THREADS) {
             let row = r0 * n + item;  // (b, i) flattened
@@ -237,7 +242,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         phase_end();
     } else if (blk.kind == BLOCK_MHC) {
         // A = phi v, v = X_l[b] flattened.
-        tile_linear(r0, tile, lid, blk.x_off, n * c, blk.proj_w, NONE, pc, blk.proj_off, false, NONE);
+        tile_linear(r0, tile, lid, blk.x_off, n * c, blk.proj_w, NONE, n * n + 2u * n, blk.proj_off, false, NONE);
         phase_end();
         // Each row's coefficients (Sinkhorn included) by one thread: the tile's rows at once.
         for (var r = lid; r < tile; r += BLOCK_THREADS) {
@@ -247,7 +252,6 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         phase_end();
     }
 
-    // u = sum_i pre_i X_i, then its RMSNorm.
     for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
@@ -266,15 +270,26 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         arena[blk.normed_off + b * c + e] = arena[blk.u_off + b * c + e] / arena[blk.norm_rms_off + b] * arena[blk.norm_w + e];
     }
     phase_end();
+}
+
+@compute @workgroup_size(BLOCK_THREADS)
+fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tile = tile_of(wid, groups);
+    if (tile.rows == 0u) { return; }
+    let r0 = tile.r0;
+    let n = blk.n;
+    let c = blk.c;
+    tile_wrap_in_forward(r0, tile.rows, lid);
 
     // The FFN: fc1 with bias and activation, fc2 with bias.
-    tile_linear(r0, tile, lid, blk.normed_off, c, blk.fc1_w, blk.fc1_b, blk.fc, blk.hidden_pre_off, true, blk.hidden_off);
+    tile_linear(r0, tile.rows, lid, blk.normed_off, c, blk.fc1_w, blk.fc1_b, blk.fc, blk.hidden_pre_off, true, blk.hidden_off);
     phase_end();
-    tile_linear(r0, tile, lid, blk.hidden_off, blk.fc, blk.fc2_w, blk.fc2_b, c, blk.y_off, false, NONE);
+    tile_linear(r0, tile.rows, lid, blk.hidden_off, blk.fc, blk.fc2_w, blk.fc2_b, c, blk.y_off, false, NONE);
     phase_end();
 
     // X' = res X + post y, optionally rounded to f16.
-    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
+    for (var t = lid; t < tile.rows * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
         let y = arena[blk.y_off + b * c + e];
@@ -287,18 +302,20 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     }
 }
 
+// A sublayer that mixes rows (attention) between the wrapping's two halves: its input here.
 @compute @workgroup_size(BLOCK_THREADS)
-fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-    let r0 = flat_group(wid, groups) * TILE_ROWS;
-    if (r0 >= blk.rows) { return; }
-    let tile = min(TILE_ROWS, blk.rows - r0);
+fn wrap_in_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let tile = tile_of(wid, groups);
+    if (tile.rows == 0u) { return; }
+    tile_wrap_in_forward(tile.r0, tile.rows, lid);
+}
+
+// Backward of the stream update: dy and dX (=), then d post and d res.
+fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
     let n = blk.n;
     let c = blk.c;
     let pc = n * n + 2u * n;
-    let has_h = blk.h_off != NONE;
-
-    // The stream update: dy and dX (=), then d post and d res.
     for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
@@ -311,7 +328,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             arena[at_stream(blk.dx_off, b, i, e)] = acc;
         }
     }
-    if (has_h) {
+    if (blk.h_off != NONE) {
         let per_row = n + n * n;
         for (var t = lid; t < tile * per_row; t += BLOCK_THREADS) {
             let b = r0 + t / per_row;
@@ -328,19 +345,14 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         }
     }
     phase_end();
+}
 
-    // The FFN's input gradients: through fc2, the activation, fc1.
-    tile_linear_input_grad(r0, tile, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false);
-    phase_end();
-    for (var t = lid; t < tile * blk.fc; t += BLOCK_THREADS) {
-        let o = r0 * blk.fc + t;
-        arena[blk.dhidden_pre_off + o] = arena[blk.dhidden_off + o] * activation_grad(blk.act, arena[blk.hidden_pre_off + o]);
-    }
-    phase_end();
-    tile_linear_input_grad(r0, tile, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false);
-    phase_end();
-
-    // The RMSNorm, then the combine: dX += pre du, d pre.
+// Backward of tile_wrap_in_forward: the RMSNorm's (dnormed to du), the combine's (dX += pre du,
+// d pre), then the coefficients' own gradients flow back into X.
+fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
+    let n = blk.n;
+    let c = blk.c;
+    let pc = n * n + 2u * n;
     tile_rmsnorm_backward(lid, r0, tile, c, blk.u_off, blk.norm_w, blk.norm_rms_off, blk.dnormed_off, blk.du_off, false);
     for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
@@ -351,7 +363,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
             arena[o] = arena[o] + h_pre(b, i) * du;
         }
     }
-    if (has_h) {
+    if (blk.h_off != NONE) {
         for (var t = lid; t < tile * n; t += BLOCK_THREADS) {
             let b = r0 + t / n;
             let i = t % n;
@@ -362,7 +374,6 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     }
     phase_end();
 
-    // The coefficients' own gradients flow back into X.
     if (blk.kind == BLOCK_HC) {
         for (var r = lid; r < tile; r += BLOCK_THREADS) { hc_coeff_backward_row(hc_of_block(), r0 + r); }
         phase_end();
@@ -385,4 +396,44 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         phase_end();
         tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true);
     }
+}
+
+@compute @workgroup_size(BLOCK_THREADS)
+fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+    let tile = tile_of(wid, groups);
+    if (tile.rows == 0u) { return; }
+    let r0 = tile.r0;
+    let c = blk.c;
+    tile_wrap_out_backward(r0, tile.rows, lid);
+
+    // The FFN's input gradients: through fc2, the activation, fc1.
+    tile_linear_input_grad(r0, tile.rows, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false);
+    phase_end();
+    for (var t = lid; t < tile.rows * blk.fc; t += BLOCK_THREADS) {
+        let o = r0 * blk.fc + t;
+        arena[blk.dhidden_pre_off + o] = arena[blk.dhidden_off + o] * activation_grad(blk.act, arena[blk.hidden_pre_off + o]);
+    }
+    phase_end();
+    tile_linear_input_grad(r0, tile.rows, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false);
+    phase_end();
+
+    tile_wrap_in_backward(r0, tile.rows, lid);
+}
+
+// The two backward halves of a wrapping around a sublayer that mixes rows.
+@compute @workgroup_size(BLOCK_THREADS)
+fn wrap_out_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let tile = tile_of(wid, groups);
+    if (tile.rows == 0u) { return; }
+    tile_wrap_out_backward(tile.r0, tile.rows, lid);
+}
+
+@compute @workgroup_size(BLOCK_THREADS)
+fn wrap_in_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let tile = tile_of(wid, groups);
+    if (tile.rows == 0u) { return; }
+    tile_wrap_in_backward(tile.r0, tile.rows, lid);
 }

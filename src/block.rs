@@ -111,11 +111,40 @@ fn weight_grad_params(rows: u32, inputs: u32, outs: u32, dy: u32, x: u32, dw: u3
     }
 }
 
+/// The unfused ops a fused `block.wgsl` op computes, in its order (its CPU twin); `None` for
+/// every other op.
+pub fn unfused_twin(op: &Op) -> Option<Vec<Op>> {
+    match op {
+        Op::BlockForward(p) => Some(block_forward_ops(p)),
+        Op::BlockBackward(p) => Some(block_backward_ops(p)),
+        Op::WrapInForward(p) => Some(wrap_in_forward_ops(p)),
+        Op::WrapOutBackward(p) => Some(wrap_backward_out(p)),
+        Op::WrapInBackward(p) => Some(wrap_in_backward_ops(p)),
+        _ => None,
+    }
+}
+
 /// Block forward as unfused ops: what `block_forward` in `block.wgsl` computes, op by op.
 pub fn block_forward_ops(p: &BlockParams) -> Vec<Op> {
     let mut ops = wrap_forward_in(p);
     ops.extend(ffn_forward(p));
     ops.push(wrap_forward_out(p));
+    ops
+}
+
+/// What the fused `wrap_in_forward` kernel computes in front of a sublayer that mixes rows
+/// (attention): [`wrap_forward_in`] and the sublayer's pre-norm.
+pub fn wrap_in_forward_ops(p: &BlockParams) -> Vec<Op> {
+    let mut ops = wrap_forward_in(p);
+    ops.push(sublayer_norm_forward(p));
+    ops
+}
+
+/// What the fused `wrap_in_backward` kernel computes: the pre-norm's backward (`dnormed` to
+/// `du`), then [`wrap_backward_in`].
+pub fn wrap_in_backward_ops(p: &BlockParams) -> Vec<Op> {
+    let mut ops = vec![sublayer_norm_backward(p)];
+    ops.extend(wrap_backward_in(p));
     ops
 }
 

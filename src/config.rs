@@ -243,7 +243,7 @@ static KEYS: &[Key] = &[
     number_key!(Int,   sinkhorn_iters, 20,      1,    100),
     number_key!(Float, sinkhorn_eps,   1e-6,    0.0,  0.01),
     choice_key!(precision, Precision, "f32"),
-    number_key!(Int,   ctx,            64,      4,    256),
+    number_key!(Int,   ctx,            64,      4,    crate::kernels::ATTENTION_MAX_CTX),
     number_key!(Int,   heads,          4,       1,    16),
     number_key!(Int,   text,           0,       0,    u32::MAX),
 ];

@@ -313,6 +313,9 @@ pub const BLOCK_TILE_ROWS: u32 = 8;
 /// Largest Sinkhorn iteration count and stream count the kernels hold state for.
 pub const MAX_SINKHORN_ITERS: usize = 100;
 pub const MAX_STREAMS: usize = 8;
+/// Longest context the attention kernels hold a row of scores for (`MAX_CTX` in
+/// `attention.wgsl`): the config's largest `ctx`.
+pub const ATTENTION_MAX_CTX: u32 = 256;
 
 /// Softmax cross-entropy per row: loss and correctness (forward), `dlogits = scale*(p - onehot)`
 /// (backward). Labels are stored in the arena as exact small floats; a negative label (the
@@ -519,6 +522,10 @@ pub enum Op {
     Optimizer(OptimizerParams),
     BlockForward(BlockParams),
     BlockBackward(BlockParams),
+    /// The fused wrapping around a sublayer that mixes rows (`block.wgsl`; twins in `block.rs`).
+    WrapInForward(BlockParams),
+    WrapOutBackward(BlockParams),
+    WrapInBackward(BlockParams),
     EmbedForward(EmbedParams),
     EmbedBackwardTokens(EmbedParams),
     AttentionForward(AttentionParams),
@@ -617,6 +624,9 @@ impl Op {
             Op::Optimizer(_) => ("optimizer", "optimizer_step"),
             Op::BlockForward(_) => ("block", "block_forward"),
             Op::BlockBackward(_) => ("block", "block_backward"),
+            Op::WrapInForward(_) => ("block", "wrap_in_forward"),
+            Op::WrapOutBackward(_) => ("block", "wrap_out_backward"),
+            Op::WrapInBackward(_) => ("block", "wrap_in_backward"),
             Op::EmbedForward(_) => ("embed", "embed_forward"),
             Op::EmbedBackwardTokens(_) => ("embed", "embed_backward_tokens"),
             Op::AttentionForward(_) => ("attention", "attention_forward"),
@@ -637,7 +647,9 @@ impl Op {
     /// block kernels run `block_threads` threads a workgroup ([`block_threads`]).
     pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
-            Op::BlockForward(_) | Op::BlockBackward(_) => return vec![("BLOCK_THREADS", block_threads as f64)],
+            Op::BlockForward(_) | Op::BlockBackward(_) | Op::WrapInForward(_) | Op::WrapOutBackward(_) | Op::WrapInBackward(_) => {
+                return vec![("BLOCK_THREADS", block_threads as f64)]
+            }
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
                 (MatmulKernel::Registers, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
                 (MatmulKernel::Direct, _) => &[],
@@ -672,7 +684,9 @@ impl Op {
             Op::AnswerCorrect(p) => bytemuck::bytes_of(p),
             Op::Gains(p) => bytemuck::bytes_of(p),
             Op::Optimizer(p) => bytemuck::bytes_of(p),
-            Op::BlockForward(p) | Op::BlockBackward(p) => bytemuck::bytes_of(p),
+            Op::BlockForward(p) | Op::BlockBackward(p) | Op::WrapInForward(p) | Op::WrapOutBackward(p) | Op::WrapInBackward(p) => {
+                bytemuck::bytes_of(p)
+            }
             Op::EmbedForward(p) | Op::EmbedBackwardTokens(p) => bytemuck::bytes_of(p),
             Op::AttentionForward(p) | Op::AttentionBackwardQueries(p) | Op::AttentionBackwardKeys(p) => bytemuck::bytes_of(p),
         }
@@ -709,7 +723,9 @@ impl Op {
             Op::AnswerCorrect(p) => Grid::Threads(p.sequences),
             Op::Gains(p) => Grid::Threads(p.rows),
             Op::Optimizer(p) => Grid::Threads(p.len),
-            Op::BlockForward(p) | Op::BlockBackward(p) => Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS)),
+            Op::BlockForward(p) | Op::BlockBackward(p) | Op::WrapInForward(p) | Op::WrapOutBackward(p) | Op::WrapInBackward(p) => {
+                Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS))
+            }
             Op::EmbedForward(p) => Grid::Threads(p.rows * p.c),
             Op::EmbedBackwardTokens(p) => Grid::Threads(p.vocab * p.c),
             Op::AttentionForward(p) | Op::AttentionBackwardQueries(p) | Op::AttentionBackwardKeys(p) => {

@@ -9,7 +9,9 @@ use crate::layout::{Dims, ParamLayout};
 /// How a block becomes dispatches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
-    /// One `block.wgsl` dispatch per block each way, weight gradients batched over all blocks.
+    /// `block.wgsl` kernels: an MLP block one dispatch each way with weight gradients batched
+    /// over all blocks; a transformer's FFN sublayer one dispatch each way and the wrapping
+    /// around its attention one dispatch a side.
     Fused,
     /// A kernel per op (6 to 19 per block), with tiled matmuls that spread one wide layer over
     /// the whole GPU.
@@ -22,8 +24,7 @@ pub const FUSED_MAX_HIDDEN: usize = 1024;
 
 impl Kernels {
     pub fn for_config(config: &Config) -> Kernels {
-        // The fused kernels carry a row through a whole MLP block; attention mixes rows.
-        if config.arch == Arch::Mlp && (config.ffn * config.width) as usize <= FUSED_MAX_HIDDEN {
+        if (config.ffn * config.width) as usize <= FUSED_MAX_HIDDEN {
             Kernels::Fused
         } else {
             Kernels::Unfused
@@ -305,7 +306,7 @@ pub struct ArenaPlan {
     pub d_logits: u32,       // [B, K]
     pub d_head_normed: u32,  // [B, C]
     pub d_head_z: u32,       // [B, C]
-    // Fused: kept per block ([L, ...]) for the batched weight gradients; unfused: one block's.
+    // Fused MLP: kept per block ([L, ...]) for the batched weight gradients; else one unit's.
     pub d_block_out: u32,  // [L?, B, C]
     pub d_hidden: u32,     // [B, FC]
     pub d_hidden_pre: u32, // [L?, B, FC]
@@ -368,7 +369,7 @@ impl ArenaPlan {
         let shape = ActivationShape { dims, iters: config.sinkhorn_iters as usize };
         let eval_rows = shape.eval_rows((test_rows * per_example).max(probe_rows));
         // Blocks whose backward intermediates are kept for the batched weight gradients.
-        let saved = if fused { l } else { 1 };
+        let saved = if fused && !transformer { l } else { 1 };
         let mut a = Alloc(0);
         let p = layout.total;
         let mut plan = ArenaPlan {

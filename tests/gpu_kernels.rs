@@ -630,7 +630,7 @@ fn random_block(lab: &mut Lab, shape: BlockParams) -> BlockParams {
 }
 
 #[test]
-fn fused_block_kernels_equal_their_unfused_ops_on_awkward_shapes() {
+fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
     // Rows below, at and across the 8-row tile; widths not a multiple of 4; n = 1..8.
     let cases = [
         (BLOCK_RESIDUAL, 1, 1, 5, 7, ACT_GELU, 0, 0),
@@ -655,6 +655,10 @@ fn fused_block_kernels_equal_their_unfused_ops_on_awkward_shapes() {
             lab.check(&format!("{what} forward"), &[Op::BlockForward(p)], 1e-4, 1e-4);
             // Backward after forward: the saved tensors are then the real ones.
             lab.check(&format!("{what} forward+backward"), &[Op::BlockForward(p), Op::BlockBackward(p)], 1e-4, 1e-4);
+            // The wrapping around a sublayer that mixes rows, each side on its own.
+            let wraps = [Op::WrapInForward(p), Op::WrapOutBackward(p), Op::WrapInBackward(p)];
+            lab.check(&format!("{what} wrap in forward"), &wraps[..1], 1e-4, 1e-4);
+            lab.check(&format!("{what} wraps forward+backward"), &wraps, 1e-4, 1e-4);
         }
         gpu().set_block_threads(None);
     }
@@ -692,8 +696,11 @@ fn token_and_position_embeddings() {
 
 #[test]
 fn causal_attention_forward_and_backward() {
-    // One position; a head wider than a workgroup (dh 300); the longest context and past it; odd shapes.
-    for (batch, t, heads, dh) in [(1u32, 1u32, 1u32, 1u32), (3, 5, 2, 3), (2, 17, 3, 300), (1, 256, 2, 8), (5, 9, 4, 16), (1, 300, 1, 4)] {
+    // One position; a head wider than a workgroup (dh 300); the longest context (the kernels
+    // keep a row of scores up to it) at two head sizes; odd shapes.
+    for (batch, t, heads, dh) in
+        [(1u32, 1u32, 1u32, 1u32), (3, 5, 2, 3), (2, 17, 3, 300), (1, ATTENTION_MAX_CTX, 2, 8), (5, 9, 4, 16), (2, ATTENTION_MAX_CTX, 1, 5)]
+    {
         let mut lab = Lab::new(51 + t as u64);
         let width = heads * dh;
         let qkv = lab.region(batch * t * 3 * width, 1.0);

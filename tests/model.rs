@@ -25,6 +25,21 @@ fn small(kind: ResidualKind, extra: &str) -> Config {
     config
 }
 
+/// Both architectures at awkward sizes (width not a multiple of 4, rows not of the 8-row tile):
+/// the MLP, and a transformer whose FFN sublayers and attention wrappings can run fused.
+const SHAPES: [&str; 2] = [
+    "depth=3&width=13&streams=4&ffn=2&batch=9&sinkhorn_iters=5&act=gelu",
+    "arch=transformer&task=text&depth=2&width=12&streams=3&ffn=2&batch=3&ctx=7&heads=3&sinkhorn_iters=5&act=gelu",
+];
+
+/// Variant `kind` alone of the experiment `query`, which must need no correction.
+fn shaped(kind: ResidualKind, query: &str) -> Config {
+    let (mut config, notices) = Config::from_query(query);
+    assert!(notices.is_empty(), "{query}: {notices:?}");
+    config.modes = vec![kind];
+    config
+}
+
 /// Random but moderate parameters, so the dynamic HC/mHC terms (zero at init) matter.
 fn perturbed_params(config: &Config, kind: ResidualKind) -> Vec<f32> {
     let program = Program::new(config, kind, 0).unwrap();
@@ -111,9 +126,13 @@ fn worst_tensor_error(program: &Program, got: &[f32], want: &[f32]) -> (String, 
 #[test]
 fn gpu_and_cpu_gradients_agree_for_every_variant_and_precision() {
     let ctx = gpu();
+    // The MLP only: in a transformer the first attention's pre gradients nearly cancel over the
+    // positions (f32 on the CPU is itself 3% off float64 there), so a per-tensor relative error
+    // says nothing; tests/transformer.rs judges the GPU transformer against float64 autograd.
+    let shape = SHAPES[0];
     for kind in KINDS {
         for (precision, tolerance) in [("f32", 1e-4), ("f16", 2e-3)] {
-            let config = small(kind, &format!("precision={precision}&width=13&streams=4&batch=9&act=gelu"));
+            let config = shaped(kind, &format!("{shape}&precision={precision}"));
             let program = Program::new(&config, kind, 0).unwrap();
             let params = perturbed_params(&config, kind);
             let (x, y) = Dataset::new(&config).batch(3, config.batch as usize);
@@ -135,8 +154,8 @@ fn gpu_and_cpu_gradients_agree_for_every_variant_and_precision() {
 
 #[test]
 fn fused_and_unfused_kernels_give_the_same_gradients_on_the_cpu() {
-    for kind in KINDS {
-        let config = small(kind, "width=13&streams=3&batch=11&act=gelu");
+    for (kind, shape) in KINDS.iter().flat_map(|&kind| SHAPES.map(|shape| (kind, shape))) {
+        let config = shaped(kind, shape);
         let params = perturbed_params(&config, kind);
         let (x, y) = Dataset::new(&config).batch(2, config.batch as usize);
         let run = |kernels: Kernels| pollster::block_on(loss_and_gradients_with(&config, None, &params, &x, &y, kernels)).unwrap();
@@ -144,8 +163,8 @@ fn fused_and_unfused_kernels_give_the_same_gradients_on_the_cpu() {
         // sum each block's rows in the same order: bit for bit the same.
         let (fused_loss, fused) = run(Kernels::Fused);
         let (unfused_loss, unfused) = run(Kernels::Unfused);
-        assert_eq!(fused_loss.to_bits(), unfused_loss.to_bits(), "{kind:?}");
-        assert!(fused.iter().zip(&unfused).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind:?}: CPU gradients differ");
+        assert_eq!(fused_loss.to_bits(), unfused_loss.to_bits(), "{kind:?} {shape}");
+        assert!(fused.iter().zip(&unfused).all(|(a, b)| a.to_bits() == b.to_bits()), "{kind:?} {shape}: CPU gradients differ");
     }
 }
 

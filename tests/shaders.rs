@@ -71,6 +71,9 @@ fn all_ops() -> Vec<Op> {
         Op::Optimizer(OptimizerParams::default()),
         Op::BlockForward(BlockParams::default()),
         Op::BlockBackward(BlockParams::default()),
+        Op::WrapInForward(BlockParams::default()),
+        Op::WrapOutBackward(BlockParams::default()),
+        Op::WrapInBackward(BlockParams::default()),
         Op::EmbedForward(EmbedParams::default()),
         Op::EmbedBackwardTokens(EmbedParams::default()),
         Op::AttentionForward(AttentionParams::default()),
@@ -173,4 +176,5 @@ fn metrics_slots_match_the_wgsl_constants() {
     assert_eq!(constant(&hyper, "MAX_N") as usize, MAX_STREAMS);
     assert!(constant(&hyper, "MHC_SLOTS") >= BLOCK_TILE_ROWS, "a fused tile's rows need an mHC slot each");
     assert_eq!(constant(&hyper, "MAX_ITERS") as usize, MAX_SINKHORN_ITERS);
+    assert_eq!(constant(&module("attention").0, "MAX_CTX"), ATTENTION_MAX_CTX);
 }

@@ -126,12 +126,11 @@ impl CpuArena {
 fn compile(ops: &[Op]) -> Vec<Op> {
     let mut units = Vec::with_capacity(ops.len());
     for op in ops {
-        match op {
-            // The fused kernels' twin is the unfused ops they replace (as in the reference).
-            Op::BlockForward(p) => units.extend(compile(&crate::block::block_forward_ops(p))),
-            Op::BlockBackward(p) => units.extend(compile(&crate::block::block_backward_ops(p))),
-            Op::Matmul(p) if p.batch > 1 => units.extend((0..p.batch).map(|z| Op::Matmul(single_product(p, z)))),
-            op => units.push(*op),
+        // The fused kernels' twin is the unfused ops they replace (as in the reference).
+        match (crate::block::unfused_twin(op), op) {
+            (Some(twin), _) => units.extend(compile(&twin)),
+            (None, Op::Matmul(p)) if p.batch > 1 => units.extend((0..p.batch).map(|z| Op::Matmul(single_product(p, z)))),
+            (None, op) => units.push(*op),
         }
     }
     units

@@ -13,12 +13,7 @@ impl Builder<'_> {
         // Expand once: every stream starts as h0.
         ops.push(Op::Broadcast(StreamParams { x_off: act.h0, out_off: act.streams_at(0, nc), ..self.stream_params(rows) }));
         for l in 0..self.d.depth as u32 {
-            let block = self.block_params(l, rows, act);
-            if self.fused {
-                ops.push(Op::BlockForward(block));
-            } else {
-                ops.extend(block_forward_ops(&block));
-            }
+            self.ffn_unit_forward(ops, &self.block_params(l, rows, act));
         }
         self.head_forward(ops, rows, y, act, 1.0 / rows as f32);
     }
@@ -54,15 +49,9 @@ impl Builder<'_> {
         let block_len = self.layout.block_len as u32;
         let grad_shift = plan.grads - plan.params;
         for l in (0..depth).rev() {
-            let block = self.block_params(l, rows, &plan.train);
-            if self.fused {
-                ops.push(Op::BlockBackward(block));
-            } else {
-                ops.extend(block_backward_ops(&block));
-                ops.extend(block_weight_grad_ops(&block, 1, block_len, grad_shift));
-            }
+            self.ffn_unit_backward(ops, &self.block_params(l, rows, &plan.train));
         }
-        if self.fused && depth > 0 {
+        if self.batched_weight_grads && depth > 0 {
             ops.extend(block_weight_grad_ops(&self.block_params(0, rows, &plan.train), depth, block_len, grad_shift));
         }
         // dX_0 is where block 0 wrote it (the top buffer when there are no blocks).

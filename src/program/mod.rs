@@ -78,8 +78,12 @@ struct Builder<'a> {
     round_f16: u32,
     sinkhorn_iters: u32,
     sinkhorn_eps: f32,
-    /// One fused dispatch per block each way (`block.wgsl`), or the unfused ops.
+    /// Fused `block.wgsl` dispatches (an MLP block, the transformer's FFN sublayer, the wrapping
+    /// around its attention), or the unfused ops.
     fused: bool,
+    /// The MLP's weight gradients of all blocks as one op per kind (their inputs kept per block);
+    /// the transformer's follow each unit's backward.
+    batched_weight_grads: bool,
     tensors: BlockTensors,
     attention: AttentionTensors,
 }
@@ -185,7 +189,7 @@ impl Builder<'_> {
     /// Everything `unit` reads and writes over `rows` rows of `act` (`rows <= act.rows`): one
     /// place for every variant's plumbing, whichever sublayer the unit wraps. The backward's
     /// stream gradients ping-pong between two buffers, from the last unit down; gradients the
-    /// batched weight-gradient ops read are kept per unit when fused.
+    /// batched weight-gradient ops read are kept per unit when batched.
     fn unit_block_params(&self, unit: Unit, rows: u32, act: &Activations) -> BlockParams {
         let (n, c, fc, pc) = (self.n(), self.c(), self.fc(), self.pc());
         let plan = self.plan;
@@ -195,7 +199,7 @@ impl Builder<'_> {
         let (hc, mhc) = (self.d.kind == ResidualKind::Hc, self.d.kind == ResidualKind::Mhc);
         let when = |yes: bool, off: u32| if yes { off } else { NONE };
         let at = |base: u32, row_len: u32| act.at(base, unit.index, row_len);
-        let saved = |region: u32, len: u32| region + if self.fused { unit.index * self.batch * len } else { 0 };
+        let saved = |region: u32, len: u32| region + if self.batched_weight_grads { unit.index * self.batch * len } else { 0 };
         let from_top = self.d.units() as u32 - 1 - unit.index;
         let [even, odd] = plan.d_streams;
         let (d_next, d_cur) = if from_top.is_multiple_of(2) { (even, odd) } else { (odd, even) };
@@ -240,6 +244,30 @@ impl Builder<'_> {
             dz_off: when(hc, plan.d_hc_z),
             part_off: when(hc || mhc, saved(plan.partials, partials_per_row(self.kind_code(), n))),
             div_off: when(mhc, act.mhc_divisors),
+        }
+    }
+
+    /// A unit whose sublayer is the FFN (an MLP block, a transformer's second sublayer): one
+    /// fused dispatch or its unfused ops.
+    fn ffn_unit_forward(&self, ops: &mut Vec<Op>, p: &BlockParams) {
+        if self.fused {
+            ops.push(Op::BlockForward(*p));
+        } else {
+            ops.extend(block_forward_ops(p));
+        }
+    }
+
+    /// Backward of [`Builder::ffn_unit_forward`]; its weight gradients follow at once unless
+    /// they are batched over all blocks.
+    fn ffn_unit_backward(&self, ops: &mut Vec<Op>, p: &BlockParams) {
+        if self.fused {
+            ops.push(Op::BlockBackward(*p));
+        } else {
+            ops.extend(block_backward_ops(p));
+        }
+        if !self.batched_weight_grads {
+            let shift = self.plan.grads - self.plan.params;
+            ops.extend(block_weight_grad_ops(p, 1, self.layout.block_len as u32, shift));
         }
     }
 
@@ -578,6 +606,7 @@ impl Program {
             sinkhorn_iters: config.sinkhorn_iters,
             sinkhorn_eps: config.sinkhorn_eps,
             fused,
+            batched_weight_grads: fused && config.arch == Arch::Mlp,
             tensors: layout.block_tensors(),
             attention: layout.attention_tensors(),
         };

@@ -7,8 +7,7 @@
 
 use super::*;
 use crate::block::{
-    coefficient_weight_grad_ops, sublayer_norm_backward, sublayer_norm_forward, sublayer_norm_weight_grad, wrap_backward_in,
-    wrap_backward_out, wrap_forward_in, wrap_forward_out,
+    coefficient_weight_grad_ops, sublayer_norm_weight_grad, wrap_backward_out, wrap_forward_out, wrap_in_backward_ops, wrap_in_forward_ops,
 };
 
 impl Builder<'_> {
@@ -61,12 +60,11 @@ impl Builder<'_> {
         self.plan.params + (self.layout.block_offset(l as usize) + rel) as u32
     }
 
-    /// `y = proj(attention(qkv(norm(u))))` of block `l`.
+    /// `y = proj(attention(qkv(normed)))` of block `l` (the wrapping in front computed `normed`).
     fn attention_forward(&self, ops: &mut Vec<Op>, p: &BlockParams, l: u32, sequences: u32, act: &Activations) {
         let (rows, c) = (p.rows, p.c);
         let a = self.attention;
         let attn = self.attention_params(l, sequences, act);
-        ops.push(sublayer_norm_forward(p));
         ops.push(linear(
             rows,
             c,
@@ -80,7 +78,7 @@ impl Builder<'_> {
         ops.push(linear(rows, c, c, attn.out_off, self.attention_weight(l, a.proj_weight), self.attention_weight(l, a.proj_bias), p.y_off));
     }
 
-    /// Backward of [`Builder::attention_forward`]: `dy` to `du` (`=`), weight gradients `+=`.
+    /// Backward of [`Builder::attention_forward`]: `dy` to `dnormed` (`=`), weight gradients `+=`.
     fn attention_backward(&self, ops: &mut Vec<Op>, p: &BlockParams, l: u32) {
         let (rows, c) = (p.rows, p.c);
         let plan = self.plan;
@@ -94,8 +92,6 @@ impl Builder<'_> {
         ops.push(Op::AttentionBackwardKeys(attn));
         let qkv = Linear { rows, inp: c, out: 3 * c, x: p.normed_off, w: weight(a.qkv_weight) };
         qkv.backward(ops, weight(a.qkv_weight) + shift, weight(a.qkv_bias) + shift, attn.dqkv_off, Some((p.dnormed_off, false)));
-        ops.push(sublayer_norm_backward(p));
-        ops.push(sublayer_norm_weight_grad(p, 1, self.layout.block_len as u32, shift));
     }
 
     /// Forward over `sequences` sequences of tokens at `x`, targets at `y`, into `act`.
@@ -117,10 +113,14 @@ impl Builder<'_> {
         ops.push(Op::Broadcast(StreamParams { x_off: act.h0, out_off: act.streams_at(0, self.n() * c), ..self.stream_params(rows) }));
         for l in 0..self.d.depth as u32 {
             let attention = self.unit_params(2 * l, rows, act);
-            ops.extend(wrap_forward_in(&attention));
+            if self.fused {
+                ops.push(Op::WrapInForward(attention));
+            } else {
+                ops.extend(wrap_in_forward_ops(&attention));
+            }
             self.attention_forward(ops, &attention, l, sequences, act);
             ops.push(wrap_forward_out(&attention));
-            ops.extend(block_forward_ops(&self.unit_params(2 * l + 1, rows, act)));
+            self.ffn_unit_forward(ops, &self.unit_params(2 * l + 1, rows, act));
         }
         let scored = sequences * self.scoring.scored as u32;
         self.head_forward(ops, rows, y, act, 1.0 / scored as f32);
@@ -134,13 +134,20 @@ impl Builder<'_> {
         let block_len = self.layout.block_len as u32;
         let shift = plan.grads - plan.params;
         for l in (0..self.d.depth as u32).rev() {
-            let ffn = self.unit_params(2 * l + 1, rows, &plan.train);
-            ops.extend(block_backward_ops(&ffn));
-            ops.extend(block_weight_grad_ops(&ffn, 1, block_len, shift));
+            self.ffn_unit_backward(ops, &self.unit_params(2 * l + 1, rows, &plan.train));
             let attention = self.unit_params(2 * l, rows, &plan.train);
-            ops.extend(wrap_backward_out(&attention));
+            if self.fused {
+                ops.push(Op::WrapOutBackward(attention));
+            } else {
+                ops.extend(wrap_backward_out(&attention));
+            }
             self.attention_backward(ops, &attention, l);
-            ops.extend(wrap_backward_in(&attention));
+            if self.fused {
+                ops.push(Op::WrapInBackward(attention));
+            } else {
+                ops.extend(wrap_in_backward_ops(&attention));
+            }
+            ops.push(sublayer_norm_weight_grad(&attention, 1, block_len, shift));
             ops.extend(coefficient_weight_grad_ops(&attention, 1, block_len, shift));
         }
         // dX_0 is where unit 0 wrote it (the top buffer when there are no blocks).

@@ -1,4 +1,5 @@
-//! The CPU twin of `attention.wgsl`: the same loops, every sum in the same order.
+//! The CPU twin of `attention.wgsl`: the same sums in the same order (the kernels keep a row of
+//! scores where this recomputes them).
 
 use super::*;
 

@@ -7,7 +7,7 @@
 //! Each function mirrors one WGSL entry point, loop for loop, so that "GPU against CPU" compares
 //! the same arithmetic (up to summation order in the tree reductions).
 
-use crate::block::{block_backward_ops, block_forward_ops};
+use crate::block::unfused_twin;
 use crate::kernels::*;
 use num_traits::Float;
 
@@ -183,8 +183,10 @@ pub fn run_op_in<T: Real>(a: &mut [T], op: &Op, ws: &mut Workspace<T>) {
         Op::Gains(p) => gains(a, p, ws),
         Op::Optimizer(p) => optimizer_step(a, p),
         // The fused kernels' twin is the unfused ops they replace.
-        Op::BlockForward(p) => block_forward_ops(p).iter().for_each(|op| run_op_in(a, op, ws)),
-        Op::BlockBackward(p) => block_backward_ops(p).iter().for_each(|op| run_op_in(a, op, ws)),
+        Op::BlockForward(_) | Op::BlockBackward(_) | Op::WrapInForward(_) | Op::WrapOutBackward(_) | Op::WrapInBackward(_) => {
+            let twin = unfused_twin(op).expect("a fused op has an unfused twin");
+            twin.iter().for_each(|op| run_op_in(a, op, ws))
+        }
         Op::EmbedForward(p) => embed_forward(a, p),
         Op::EmbedBackwardTokens(p) => embed_backward_tokens(a, p),
         Op::AttentionForward(p) => attention_forward(a, p),
