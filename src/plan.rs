@@ -30,6 +30,12 @@ impl Kernels {
             Kernels::Unfused
         }
     }
+
+    /// Whether the weight gradients of all blocks are one op per parameter kind, their inputs
+    /// kept per block: the fused MLP's. A transformer's follow each unit's backward.
+    pub fn batches_weight_grads(self, arch: Arch) -> bool {
+        self == Kernels::Fused && arch == Arch::Mlp
+    }
 }
 
 /// What one example contributes to the loss and the accuracy.
@@ -365,11 +371,10 @@ impl ArenaPlan {
         let (hc, mhc) = (kind == ResidualKind::Hc, kind == ResidualKind::Mhc);
         let only = |yes: bool, len: usize| if yes { len } else { 0 };
         let metrics = MetricsPlan::new(l, pc);
-        let fused = kernels == Kernels::Fused;
         let shape = ActivationShape { dims, iters: config.sinkhorn_iters as usize };
         let eval_rows = shape.eval_rows((test_rows * per_example).max(probe_rows));
         // Blocks whose backward intermediates are kept for the batched weight gradients.
-        let saved = if fused && !transformer { l } else { 1 };
+        let saved = if kernels.batches_weight_grads(dims.arch) { l } else { 1 };
         let mut a = Alloc(0);
         let p = layout.total;
         let mut plan = ArenaPlan {

@@ -6,9 +6,7 @@
 mod mlp;
 mod transformer;
 
-use crate::block::{
-    block_backward_ops, block_forward_ops, block_weight_grad_ops, linear, linear_input_grad, linear_weight_grad, partials_per_row,
-};
+use crate::block::{block_weight_grad_ops, linear, linear_input_grad, linear_weight_grad, partials_per_row, unfused_twin};
 use crate::config::{Activation, Arch, Config, OptimizerKind, Precision, ResidualKind};
 use crate::kernels::*;
 use crate::layout::{AttentionTensors, BlockTensors, Dims, ParamLayout};
@@ -247,24 +245,19 @@ impl Builder<'_> {
         }
     }
 
-    /// A unit whose sublayer is the FFN (an MLP block, a transformer's second sublayer): one
-    /// fused dispatch or its unfused ops.
-    fn ffn_unit_forward(&self, ops: &mut Vec<Op>, p: &BlockParams) {
+    /// A fused `block.wgsl` op as one dispatch, or the unfused ops it stands for.
+    fn push_fused(&self, ops: &mut Vec<Op>, fused: Op) {
         if self.fused {
-            ops.push(Op::BlockForward(*p));
+            ops.push(fused);
         } else {
-            ops.extend(block_forward_ops(p));
+            ops.extend(unfused_twin(&fused).expect("a fused block.wgsl op"));
         }
     }
 
-    /// Backward of [`Builder::ffn_unit_forward`]; its weight gradients follow at once unless
-    /// they are batched over all blocks.
+    /// Backward of a unit whose sublayer is the FFN (an MLP block, a transformer's second
+    /// sublayer); its weight gradients follow at once unless they are batched over all blocks.
     fn ffn_unit_backward(&self, ops: &mut Vec<Op>, p: &BlockParams) {
-        if self.fused {
-            ops.push(Op::BlockBackward(*p));
-        } else {
-            ops.extend(block_backward_ops(p));
-        }
+        self.push_fused(ops, Op::BlockBackward(*p));
         if !self.batched_weight_grads {
             let shift = self.plan.grads - self.plan.params;
             ops.extend(block_weight_grad_ops(p, 1, self.layout.block_len as u32, shift));
@@ -606,7 +599,7 @@ impl Program {
             sinkhorn_iters: config.sinkhorn_iters,
             sinkhorn_eps: config.sinkhorn_eps,
             fused,
-            batched_weight_grads: fused && config.arch == Arch::Mlp,
+            batched_weight_grads: kernels.batches_weight_grads(config.arch),
             tensors: layout.block_tensors(),
             attention: layout.attention_tensors(),
         };
