@@ -111,16 +111,14 @@ fn weight_grad_params(rows: u32, inputs: u32, outs: u32, dy: u32, x: u32, dw: u3
     }
 }
 
-/// The unfused ops a fused `block.wgsl` op computes, in its order (its CPU twin); `None` for
-/// every other op.
-pub fn unfused_twin(op: &Op) -> Option<Vec<Op>> {
-    match op {
-        Op::BlockForward(p) => Some(block_forward_ops(p)),
-        Op::BlockBackward(p) => Some(block_backward_ops(p)),
-        Op::WrapInForward(p) => Some(wrap_in_forward_ops(p)),
-        Op::WrapOutBackward(p) => Some(wrap_backward_out(p)),
-        Op::WrapInBackward(p) => Some(wrap_in_backward_ops(p)),
-        _ => None,
+/// The unfused ops a fused `block.wgsl` kernel computes, in its order (its CPU twin).
+pub fn unfused_twin(kernel: FusedKernel, p: &BlockParams) -> Vec<Op> {
+    match kernel {
+        FusedKernel::BlockForward => block_forward_ops(p),
+        FusedKernel::BlockBackward => block_backward_ops(p),
+        FusedKernel::WrapInForward => wrap_in_forward_ops(p),
+        FusedKernel::WrapOutBackward => wrap_backward_out(p),
+        FusedKernel::WrapInBackward => wrap_in_backward_ops(p),
     }
 }
 

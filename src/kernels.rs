@@ -54,6 +54,43 @@ impl MatmulParams {
     }
 }
 
+/// The fused kernels of `block.wgsl`, one entry point each; their CPU twins are
+/// `block::unfused_twin`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FusedKernel {
+    /// A whole block (or a transformer's FFN sublayer) forward: coefficients, combine, norm, FFN, update.
+    BlockForward,
+    /// Its backward: every activation gradient (weight gradients are products elsewhere).
+    BlockBackward,
+    /// In front of a sublayer that mixes rows (attention): coefficients, combine, norm.
+    WrapInForward,
+    /// Behind it, backward: the stream update's backward.
+    WrapOutBackward,
+    /// In front of it, backward: the norm's, the combine's and the coefficients' backward.
+    WrapInBackward,
+}
+
+impl FusedKernel {
+    pub const ALL: [FusedKernel; 5] = [
+        FusedKernel::BlockForward,
+        FusedKernel::BlockBackward,
+        FusedKernel::WrapInForward,
+        FusedKernel::WrapOutBackward,
+        FusedKernel::WrapInBackward,
+    ];
+
+    /// Its entry point in `block.wgsl`.
+    pub fn entry(self) -> &'static str {
+        match self {
+            FusedKernel::BlockForward => "block_forward",
+            FusedKernel::BlockBackward => "block_backward",
+            FusedKernel::WrapInForward => "wrap_in_forward",
+            FusedKernel::WrapOutBackward => "wrap_out_backward",
+            FusedKernel::WrapInBackward => "wrap_in_backward",
+        }
+    }
+}
+
 /// The matmul entry points of `matmul.wgsl` (the `kernel` code of [`MatmulParams`]). All sum
 /// k in order, so all give the same values.
 ///
@@ -520,12 +557,8 @@ pub enum Op {
     AnswerCorrect(AnswerParams),
     Gains(GainsParams),
     Optimizer(OptimizerParams),
-    BlockForward(BlockParams),
-    BlockBackward(BlockParams),
-    /// The fused wrapping around a sublayer that mixes rows (`block.wgsl`; twins in `block.rs`).
-    WrapInForward(BlockParams),
-    WrapOutBackward(BlockParams),
-    WrapInBackward(BlockParams),
+    /// One of `block.wgsl`'s fused kernels (twins in `block.rs`): all share one parameter block.
+    Fused(FusedKernel, BlockParams),
     EmbedForward(EmbedParams),
     EmbedBackwardTokens(EmbedParams),
     AttentionForward(AttentionParams),
@@ -622,11 +655,7 @@ impl Op {
             Op::AnswerCorrect(_) => ("metrics", "answer_correct"),
             Op::Gains(_) => ("metrics", "gains"),
             Op::Optimizer(_) => ("optimizer", "optimizer_step"),
-            Op::BlockForward(_) => ("block", "block_forward"),
-            Op::BlockBackward(_) => ("block", "block_backward"),
-            Op::WrapInForward(_) => ("block", "wrap_in_forward"),
-            Op::WrapOutBackward(_) => ("block", "wrap_out_backward"),
-            Op::WrapInBackward(_) => ("block", "wrap_in_backward"),
+            Op::Fused(kernel, _) => ("block", kernel.entry()),
             Op::EmbedForward(_) => ("embed", "embed_forward"),
             Op::EmbedBackwardTokens(_) => ("embed", "embed_backward_tokens"),
             Op::AttentionForward(_) => ("attention", "attention_forward"),
@@ -647,9 +676,7 @@ impl Op {
     /// block kernels run `block_threads` threads a workgroup ([`block_threads`]).
     pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
-            Op::BlockForward(_) | Op::BlockBackward(_) | Op::WrapInForward(_) | Op::WrapOutBackward(_) | Op::WrapInBackward(_) => {
-                return vec![("BLOCK_THREADS", block_threads as f64)]
-            }
+            Op::Fused(..) => return vec![("BLOCK_THREADS", block_threads as f64)],
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
                 (MatmulKernel::Registers, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
                 (MatmulKernel::Direct, _) => &[],
@@ -684,9 +711,7 @@ impl Op {
             Op::AnswerCorrect(p) => bytemuck::bytes_of(p),
             Op::Gains(p) => bytemuck::bytes_of(p),
             Op::Optimizer(p) => bytemuck::bytes_of(p),
-            Op::BlockForward(p) | Op::BlockBackward(p) | Op::WrapInForward(p) | Op::WrapOutBackward(p) | Op::WrapInBackward(p) => {
-                bytemuck::bytes_of(p)
-            }
+            Op::Fused(_, p) => bytemuck::bytes_of(p),
             Op::EmbedForward(p) | Op::EmbedBackwardTokens(p) => bytemuck::bytes_of(p),
             Op::AttentionForward(p) | Op::AttentionBackwardQueries(p) | Op::AttentionBackwardKeys(p) => bytemuck::bytes_of(p),
         }
@@ -723,9 +748,7 @@ impl Op {
             Op::AnswerCorrect(p) => Grid::Threads(p.sequences),
             Op::Gains(p) => Grid::Threads(p.rows),
             Op::Optimizer(p) => Grid::Threads(p.len),
-            Op::BlockForward(p) | Op::BlockBackward(p) | Op::WrapInForward(p) | Op::WrapOutBackward(p) | Op::WrapInBackward(p) => {
-                Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS))
-            }
+            Op::Fused(_, p) => Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS)),
             Op::EmbedForward(p) => Grid::Threads(p.rows * p.c),
             Op::EmbedBackwardTokens(p) => Grid::Threads(p.vocab * p.c),
             Op::AttentionForward(p) | Op::AttentionBackwardQueries(p) | Op::AttentionBackwardKeys(p) => {

@@ -5,7 +5,7 @@
 
 use mhc_playground::config::Config;
 use mhc_playground::cpu::CpuKernels;
-use mhc_playground::kernels::Op;
+use mhc_playground::kernels::{FusedKernel, Op};
 use mhc_playground::metrics::StepMetrics;
 use mhc_playground::program::{Kernels, OpList};
 use mhc_playground::trainer::{EngineError, Trainer};
@@ -110,7 +110,9 @@ fn no_unit_of_a_default_step_is_long() {
     let config = Config::default();
     let program = mhc_playground::program::Program::new(&config, config.modes[2], 0).unwrap();
     let arena = mhc_playground::cpu::CpuArena::new(&program, vec![0.0; 1], CpuKernels::Fast);
-    let whole = |op: &Op| matches!(op, Op::BlockForward(_) | Op::BlockBackward(_)) || matches!(op, Op::Matmul(p) if p.batch > 1);
+    let whole = |op: &Op| {
+        matches!(op, Op::Fused(FusedKernel::BlockForward | FusedKernel::BlockBackward, _)) || matches!(op, Op::Matmul(p) if p.batch > 1)
+    };
     for list in OpList::ALL {
         assert!(program.list(list).iter().any(whole) || list != OpList::Train, "the default train list has fused and batched ops");
         assert!(!arena.units(list).iter().any(whole), "{list:?} keeps a fused block or a batched product as one unit");

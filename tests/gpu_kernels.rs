@@ -652,11 +652,16 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
             gpu().set_block_threads(Some(threads));
             let what =
                 format!("block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads}");
-            lab.check(&format!("{what} forward"), &[Op::BlockForward(p)], 1e-4, 1e-4);
+            lab.check(&format!("{what} forward"), &[Op::Fused(FusedKernel::BlockForward, p)], 1e-4, 1e-4);
             // Backward after forward: the saved tensors are then the real ones.
-            lab.check(&format!("{what} forward+backward"), &[Op::BlockForward(p), Op::BlockBackward(p)], 1e-4, 1e-4);
+            lab.check(
+                &format!("{what} forward+backward"),
+                &[Op::Fused(FusedKernel::BlockForward, p), Op::Fused(FusedKernel::BlockBackward, p)],
+                1e-4,
+                1e-4,
+            );
             // The wrapping around a sublayer that mixes rows, each side on its own.
-            let wraps = [Op::WrapInForward(p), Op::WrapOutBackward(p), Op::WrapInBackward(p)];
+            let wraps = [FusedKernel::WrapInForward, FusedKernel::WrapOutBackward, FusedKernel::WrapInBackward].map(|k| Op::Fused(k, p));
             lab.check(&format!("{what} wrap in forward"), &wraps[..1], 1e-4, 1e-4);
             lab.check(&format!("{what} wraps forward+backward"), &wraps, 1e-4, 1e-4);
         }

@@ -69,17 +69,15 @@ fn all_ops() -> Vec<Op> {
         Op::AnswerCorrect(AnswerParams::default()),
         Op::Gains(GainsParams::default()),
         Op::Optimizer(OptimizerParams::default()),
-        Op::BlockForward(BlockParams::default()),
-        Op::BlockBackward(BlockParams::default()),
-        Op::WrapInForward(BlockParams::default()),
-        Op::WrapOutBackward(BlockParams::default()),
-        Op::WrapInBackward(BlockParams::default()),
         Op::EmbedForward(EmbedParams::default()),
         Op::EmbedBackwardTokens(EmbedParams::default()),
         Op::AttentionForward(AttentionParams::default()),
         Op::AttentionBackwardQueries(AttentionParams::default()),
         Op::AttentionBackwardKeys(AttentionParams::default()),
     ]
+    .into_iter()
+    .chain(FusedKernel::ALL.map(|kernel| Op::Fused(kernel, BlockParams::default())))
+    .collect()
 }
 
 #[test]

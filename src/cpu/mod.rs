@@ -127,10 +127,10 @@ fn compile(ops: &[Op]) -> Vec<Op> {
     let mut units = Vec::with_capacity(ops.len());
     for op in ops {
         // The fused kernels' twin is the unfused ops they replace (as in the reference).
-        match (crate::block::unfused_twin(op), op) {
-            (Some(twin), _) => units.extend(compile(&twin)),
-            (None, Op::Matmul(p)) if p.batch > 1 => units.extend((0..p.batch).map(|z| Op::Matmul(single_product(p, z)))),
-            (None, op) => units.push(*op),
+        match op {
+            Op::Fused(kernel, p) => units.extend(compile(&crate::block::unfused_twin(*kernel, p))),
+            Op::Matmul(p) if p.batch > 1 => units.extend((0..p.batch).map(|z| Op::Matmul(single_product(p, z)))),
+            op => units.push(*op),
         }
     }
     units

@@ -13,7 +13,7 @@ impl Builder<'_> {
         // Expand once: every stream starts as h0.
         ops.push(Op::Broadcast(StreamParams { x_off: act.h0, out_off: act.streams_at(0, nc), ..self.stream_params(rows) }));
         for l in 0..self.d.depth as u32 {
-            self.push_fused(ops, Op::BlockForward(self.block_params(l, rows, act)));
+            self.push_fused(ops, FusedKernel::BlockForward, self.block_params(l, rows, act));
         }
         self.head_forward(ops, rows, y, act, 1.0 / rows as f32);
     }

@@ -246,18 +246,18 @@ impl Builder<'_> {
     }
 
     /// A fused `block.wgsl` op as one dispatch, or the unfused ops it stands for.
-    fn push_fused(&self, ops: &mut Vec<Op>, fused: Op) {
+    fn push_fused(&self, ops: &mut Vec<Op>, kernel: FusedKernel, p: BlockParams) {
         if self.fused {
-            ops.push(fused);
+            ops.push(Op::Fused(kernel, p));
         } else {
-            ops.extend(unfused_twin(&fused).expect("a fused block.wgsl op"));
+            ops.extend(unfused_twin(kernel, &p));
         }
     }
 
     /// Backward of a unit whose sublayer is the FFN (an MLP block, a transformer's second
     /// sublayer); its weight gradients follow at once unless they are batched over all blocks.
     fn ffn_unit_backward(&self, ops: &mut Vec<Op>, p: &BlockParams) {
-        self.push_fused(ops, Op::BlockBackward(*p));
+        self.push_fused(ops, FusedKernel::BlockBackward, *p);
         if !self.batched_weight_grads {
             let shift = self.plan.grads - self.plan.params;
             ops.extend(block_weight_grad_ops(p, 1, self.layout.block_len as u32, shift));

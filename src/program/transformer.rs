@@ -111,10 +111,10 @@ impl Builder<'_> {
         ops.push(Op::Broadcast(StreamParams { x_off: act.h0, out_off: act.streams_at(0, self.n() * c), ..self.stream_params(rows) }));
         for l in 0..self.d.depth as u32 {
             let attention = self.unit_params(2 * l, rows, act);
-            self.push_fused(ops, Op::WrapInForward(attention));
+            self.push_fused(ops, FusedKernel::WrapInForward, attention);
             self.attention_forward(ops, &attention, l, sequences, act);
             ops.push(wrap_forward_out(&attention));
-            self.push_fused(ops, Op::BlockForward(self.unit_params(2 * l + 1, rows, act)));
+            self.push_fused(ops, FusedKernel::BlockForward, self.unit_params(2 * l + 1, rows, act));
         }
         let scored = sequences * self.scoring.scored as u32;
         self.head_forward(ops, rows, y, act, 1.0 / scored as f32);
@@ -130,9 +130,9 @@ impl Builder<'_> {
         for l in (0..self.d.depth as u32).rev() {
             self.ffn_unit_backward(ops, &self.unit_params(2 * l + 1, rows, &plan.train));
             let attention = self.unit_params(2 * l, rows, &plan.train);
-            self.push_fused(ops, Op::WrapOutBackward(attention));
+            self.push_fused(ops, FusedKernel::WrapOutBackward, attention);
             self.attention_backward(ops, &attention, l);
-            self.push_fused(ops, Op::WrapInBackward(attention));
+            self.push_fused(ops, FusedKernel::WrapInBackward, attention);
             ops.push(sublayer_norm_weight_grad(&attention, 1, block_len, shift));
             ops.extend(coefficient_weight_grad_ops(&attention, 1, block_len, shift));
         }

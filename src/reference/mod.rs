@@ -183,10 +183,7 @@ pub fn run_op_in<T: Real>(a: &mut [T], op: &Op, ws: &mut Workspace<T>) {
         Op::Gains(p) => gains(a, p, ws),
         Op::Optimizer(p) => optimizer_step(a, p),
         // The fused kernels' twin is the unfused ops they replace.
-        Op::BlockForward(_) | Op::BlockBackward(_) | Op::WrapInForward(_) | Op::WrapOutBackward(_) | Op::WrapInBackward(_) => {
-            let twin = unfused_twin(op).expect("a fused op has an unfused twin");
-            twin.iter().for_each(|op| run_op_in(a, op, ws))
-        }
+        Op::Fused(kernel, p) => unfused_twin(*kernel, p).iter().for_each(|op| run_op_in(a, op, ws)),
         Op::EmbedForward(p) => embed_forward(a, p),
         Op::EmbedBackwardTokens(p) => embed_backward_tokens(a, p),
         Op::AttentionForward(p) => attention_forward(a, p),
