@@ -8,8 +8,8 @@
 // carries them through every phase; between phases a storage barrier makes the workgroup's own
 // arena writes visible to itself. Intermediates go to the arena exactly where the unfused op
 // list puts them (the backward and the metrics read them, and the CPU twin,
-// program.rs: block_forward_ops / block_backward_ops, checks every one). Weight gradients sum
-// over rows, so they are not here: program.rs batches them over all blocks.
+// block.rs: unfused_twin, checks every one). Weight gradients sum
+// over rows, so they are not here: program/ batches them over all blocks.
 //
 // forward:  H = coefficients(X)  [HC: Z = X_i / rms(X_i), D = Z W^T, tanh; mHC: A = phi v,
 //           sigmoids, Sinkhorn]; u = sum_i pre_i X_i; normed = u / rms(u) * w;
