@@ -36,12 +36,12 @@ fn activation_grad(kind: u32, x: f32) -> f32 {
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let e = flat_thread(gid, groups);
     if (e >= params.len) { return; }
-    arena[params.y_off + e] = activation(params.kind, arena[params.x_off + e]);
+    st(params.y_off + e, activation(params.kind, ld(params.x_off + e)));
 }
 
 @compute @workgroup_size(WG_1D)
 fn act_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let e = flat_thread(gid, groups);
     if (e >= params.len) { return; }
-    arena[params.dx_off + e] = arena[params.dy_off + e] * activation_grad(params.kind, arena[params.x_off + e]);
+    st(params.dx_off + e, ld(params.dy_off + e) * activation_grad(params.kind, ld(params.x_off + e)));
 }

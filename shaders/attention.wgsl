@@ -27,7 +27,7 @@ fn part_at(base: u32, r: u32, part: u32, h: u32) -> u32 {
 
 fn dot_rows(a: u32, b: u32) -> f32 {
     var acc = 0.0;
-    for (var d = 0u; d < params.dh; d++) { acc += arena[a + d] * arena[b + d]; }
+    for (var d = 0u; d < params.dh; d++) { acc += ld(a + d) * ld(b + d); }
     return acc;
 }
 
@@ -72,10 +72,10 @@ fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let row = 3u * params.heads * params.dh;  // from one position's v to the next
     for (var d = 0u; d < params.dh; d++) {
         var acc = 0.0;
-        for (var j = 0u; j <= s.i; j++) { acc += probs[j] * arena[v0 + j * row + d]; }
-        arena[out + d] = acc;
+        for (var j = 0u; j <= s.i; j++) { acc += probs[j] * ld(v0 + j * row + d); }
+        st(out + d, acc);
     }
-    arena[params.lse_off + s.g * params.t + s.i] = m + log(l);
+    st(params.lse_off + s.g * params.t + s.i, m + log(l));
 }
 
 @compute @workgroup_size(WG_1D)
@@ -83,7 +83,7 @@ fn attention_backward_queries(@builtin(global_invocation_id) gid: vec3<u32>, @bu
     let s = slot_of(gid, groups);
     if (!s.ok) { return; }
     let scale = 1.0 / sqrt(f32(params.dh));
-    let lse = arena[params.lse_off + s.g * params.t + s.i];
+    let lse = ld(params.lse_off + s.g * params.t + s.i);
     let dout = out_at(params.dout_off, s.b, s.h, s.i);
     // p_ij, then ds_ij = p_ij (dp_ij - delta_i); value_grads[j] = dp_ij.
     var probs: array<f32, MAX_CTX>;
@@ -96,15 +96,15 @@ fn attention_backward_queries(@builtin(global_invocation_id) gid: vec3<u32>, @bu
         value_grads[j] = dp;
         delta += p * dp;
     }
-    arena[params.delta_off + s.g * params.t + s.i] = delta;
+    st(params.delta_off + s.g * params.t + s.i, delta);
     for (var j = 0u; j <= s.i; j++) { probs[j] = probs[j] * (value_grads[j] - delta); }
     let dq = part_at(params.dqkv_off, s.b * params.t + s.i, 0u, s.h);
     let k0 = part_at(params.qkv_off, s.b * params.t, 1u, s.h);
     let row = 3u * params.heads * params.dh;
     for (var d = 0u; d < params.dh; d++) {
         var acc = 0.0;
-        for (var j = 0u; j <= s.i; j++) { acc += probs[j] * arena[k0 + j * row + d] * scale; }
-        arena[dq + d] = acc;
+        for (var j = 0u; j <= s.i; j++) { acc += probs[j] * ld(k0 + j * row + d) * scale; }
+        st(dq + d, acc);
     }
 }
 
@@ -119,10 +119,10 @@ fn attention_backward_keys(@builtin(global_invocation_id) gid: vec3<u32>, @built
     var probs: array<f32, MAX_CTX>;
     var score_grads: array<f32, MAX_CTX>;
     for (var i = j; i < params.t; i++) {
-        let p = exp(score(s.b, s.h, i, j) - arena[params.lse_off + s.g * params.t + i]);
+        let p = exp(score(s.b, s.h, i, j) - ld(params.lse_off + s.g * params.t + i));
         let dout = out_at(params.dout_off, s.b, s.h, i);
         probs[i - j] = p;
-        score_grads[i - j] = p * (dot_rows(dout, v) - arena[params.delta_off + s.g * params.t + i]);
+        score_grads[i - j] = p * (dot_rows(dout, v) - ld(params.delta_off + s.g * params.t + i));
     }
     let dk = part_at(params.dqkv_off, s.b * params.t + j, 1u, s.h);
     let dv = part_at(params.dqkv_off, s.b * params.t + j, 2u, s.h);
@@ -134,10 +134,10 @@ fn attention_backward_keys(@builtin(global_invocation_id) gid: vec3<u32>, @built
         var dk_acc = 0.0;
         var dv_acc = 0.0;
         for (var i = j; i < params.t; i++) {
-            dk_acc += score_grads[i - j] * arena[q0 + i * row + d] * scale;
-            dv_acc += probs[i - j] * arena[dout0 + i * out_row + d];
+            dk_acc += score_grads[i - j] * ld(q0 + i * row + d) * scale;
+            dv_acc += probs[i - j] * ld(dout0 + i * out_row + d);
         }
-        arena[dk + d] = dk_acc;
-        arena[dv + d] = dv_acc;
+        st(dk + d, dk_acc);
+        st(dv + d, dv_acc);
     }
 }

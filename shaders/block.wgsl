@@ -77,7 +77,7 @@ fn at_stream(base: u32, b: u32, i: u32, e: u32) -> u32 {
 // Coefficient j of row b in [pre (n) | post (n) | res (n*n)]; the identity's without H.
 fn coefficient(b: u32, j: u32, identity: f32) -> f32 {
     if (blk.h_off == NONE) { return identity; }
-    return arena[blk.h_off + b * (blk.n * blk.n + 2u * blk.n) + j];
+    return ld(blk.h_off + b * (blk.n * blk.n + 2u * blk.n) + j);
 }
 fn h_pre(b: u32, i: u32) -> f32 { return coefficient(b, i, 1.0); }
 fn h_post(b: u32, k: u32) -> f32 { return coefficient(b, blk.n + k, 1.0); }
@@ -87,8 +87,8 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
 
 // The register block both directions of a linear layer share: acc[r][q] = sum_e X(r, e) W(e, q)
 // for BLOCK_ROWS rows and COLS_PER_THREAD columns, e in order, with
-// X(r, e) = arena[x_base + min(r, last) * x_stride + e] (rows past `last` re-read it) and
-// W(e, q) = arena[w_base + min(col0 + q, cols - 1) * w_col_stride + e * w_step].
+// X(r, e) = ld(x_base + min(r, last) * x_stride + e) (rows past `last` re-read it) and
+// W(e, q) = ld(w_base + min(col0 + q, cols - 1) * w_col_stride + e * w_step).
 // Per e a thread reads COLS_PER_THREAD weights and BLOCK_ROWS inputs for BLOCK_ROWS *
 // COLS_PER_THREAD multiply-adds. The accumulators are four named vectors, not an indexed
 // array: a software GPU keeps a dynamically indexed array in memory (that cost the block
@@ -104,19 +104,35 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     let w1 = w_base + min(col0 + 1u, cols - 1u) * w_col_stride;
     let w2 = w_base + min(col0 + 2u, cols - 1u) * w_col_stride;
     let w3 = w_base + min(col0 + 3u, cols - 1u) * w_col_stride;
-    var a0 = vec4<f32>();
-    var a1 = vec4<f32>();
-    var a2 = vec4<f32>();
-    var a3 = vec4<f32>();
-    for (var e = 0u; e < len; e++) {
-        let we = e * w_step;
-        let w = vec4<f32>(arena[w0 + we], arena[w1 + we], arena[w2 + we], arena[w3 + we]);
-        a0 += arena[x0 + e] * w;
-        a1 += arena[x1 + e] * w;
-        a2 += arena[x2 + e] * w;
-        a3 += arena[x3 + e] * w;
+    var acc = mat4x4<f32>();  // acc[r]: row r's COLS_PER_THREAD sums
+    var e = 0u;
+    // Aligned operands go four steps of e at a time, in vec4 loads (prelude.wgsl: arena).
+    let x_runs = x_base % 4u == 0u && x_stride % 4u == 0u;
+    // Each column's weights run along e (a forward layer), or each e's along the columns (an
+    // input gradient).
+    let w_runs = w_step == 1u && w_base % 4u == 0u && w_col_stride % 4u == 0u;
+    let w_rows = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + 3u < cols;
+    if (x_runs && (w_runs || w_rows)) {
+        for (; e + 4u <= len; e += 4u) {
+            var w: mat4x4<f32>;
+            if (w_runs) {
+                w = transpose(runs4(w0 + e, w1 + e, w2 + e, w3 + e));
+            } else {
+                let s = w0 + e * w_step;
+                w = runs4(s, s + w_step, s + 2u * w_step, s + 3u * w_step);
+            }
+            acc = quad_steps(acc, runs4(x0 + e, x1 + e, x2 + e, x3 + e), w);
+        }
     }
-    return array<vec4<f32>, BLOCK_ROWS>(a0, a1, a2, a3);
+    for (; e < len; e++) {
+        let we = e * w_step;
+        let w = vec4<f32>(ld(w0 + we), ld(w1 + we), ld(w2 + we), ld(w3 + we));
+        acc[0] += ld(x0 + e) * w;
+        acc[1] += ld(x1 + e) * w;
+        acc[2] += ld(x2 + e) * w;
+        acc[3] += ld(x3 + e) * w;
+    }
+    return array<vec4<f32>, BLOCK_ROWS>(acc[0], acc[1], acc[2], acc[3]);
 }
 
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
@@ -135,13 +151,13 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
             let j = col0 + q;
             if (j < outs) {
                 var bias = 0.0;
-                if (bias_off != NONE) { bias = arena[bias_off + j]; }
+                if (bias_off != NONE) { bias = ld(bias_off + j); }
                 for (var r = 0u; r <= last; r++) {
                     var value = acc[r][q];
                     if (bias_off != NONE) { value += bias; }
                     let o = (first + r) * outs + j;
-                    arena[out_off + o] = value;
-                    if (activate) { arena[act_out + o] = activation(blk.act, value); }
+                    st(out_off + o, value);
+                    if (activate) { st(act_out + o, activation(blk.act, value)); }
                 }
             }
         }
@@ -165,7 +181,7 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
                 for (var r = 0u; r <= last; r++) {
                     let o = dx_off + (first + r) * inputs + e;
                     let value = acc[r][q];
-                    if (accumulate) { arena[o] = arena[o] + value; } else { arena[o] = value; }
+                    if (accumulate) { st(o, ld(o) + value); } else { st(o, value); }
                 }
             }
         }
@@ -176,7 +192,7 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
 fn rms_at(off: u32, len: u32) -> f32 {
     var ss = 0.0;
     for (var e = 0u; e < len; e++) {
-        let x = arena[off + e];
+        let x = ld(off + e);
         ss += x * x;
     }
     return sqrt(ss / f32(len) + RMS_EPS);
@@ -188,12 +204,12 @@ fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32,
                          r_off: u32, dy_off: u32, dx_off: u32, accumulate: bool) {
     for (var item = lid; item < items; item += BLOCK_THREADS) {
         let row = first + item;
-        let r = arena[r_off + row];
+        let r = ld(r_off + row);
         var dot = 0.0;
         for (var e = 0u; e < len; e++) {
             var w = 1.0;
-            if (w_off != NONE) { w = arena[w_off + e]; }
-            dot += arena[dy_off + row * len + e] * w * (arena[x_off + row * len + e] / r);
+            if (w_off != NONE) { w = ld(w_off + e); }
+            dot += ld(dy_off + row * len + e) * w * (ld(x_off + row * len + e) / r);
         }
         tile_scalars[item] = dot / f32(len);
     }
@@ -202,13 +218,13 @@ fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32,
         let item = t / len;
         let e = t % len;
         let row = first + item;
-        let r = arena[r_off + row];
+        let r = ld(r_off + row);
         var w = 1.0;
-        if (w_off != NONE) { w = arena[w_off + e]; }
-        let g = arena[dy_off + row * len + e] * w;
-        let dx = (g - arena[x_off + row * len + e] / r * tile_scalars[item]) / r;
+        if (w_off != NONE) { w = ld(w_off + e); }
+        let g = ld(dy_off + row * len + e) * w;
+        let dx = (g - ld(x_off + row * len + e) / r * tile_scalars[item]) / r;
         let o = dx_off + row * len + e;
-        if (accumulate) { arena[o] = arena[o] + dx; } else { arena[o] = dx; }
+        if (accumulate) { st(o, ld(o) + dx); } else { st(o, dx); }
     }
     phase_end();
 }
@@ -229,9 +245,9 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
         for (var item = lid; item < tile * n; item += BLOCK_THREADS) {
             let row = r0 * n + item;  // (b, i) flattened
             let r = rms_at(blk.x_off + row * c, c);
-            arena[blk.z_rms_off + row] = r;
+            st(blk.z_rms_off + row, r);
             for (var e = 0u; e < c; e++) {
-                arena[blk.z_off + row * c + e] = arena[blk.x_off + row * c + e] / r;
+                st(blk.z_off + row * c + e, ld(blk.x_off + row * c + e) / r);
             }
         }
         phase_end();
@@ -256,18 +272,18 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
         let b = r0 + t / c;
         let e = t % c;
         var acc = 0.0;
-        for (var i = 0u; i < n; i++) { acc += h_pre(b, i) * arena[at_stream(blk.x_off, b, i, e)]; }
-        arena[blk.u_off + b * c + e] = acc;
+        for (var i = 0u; i < n; i++) { acc += h_pre(b, i) * ld(at_stream(blk.x_off, b, i, e)); }
+        st(blk.u_off + b * c + e, acc);
     }
     phase_end();
     for (var r = lid; r < tile; r += BLOCK_THREADS) {
-        arena[blk.norm_rms_off + r0 + r] = rms_at(blk.u_off + (r0 + r) * c, c);
+        st(blk.norm_rms_off + r0 + r, rms_at(blk.u_off + (r0 + r) * c, c));
     }
     phase_end();
     for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
-        arena[blk.normed_off + b * c + e] = arena[blk.u_off + b * c + e] / arena[blk.norm_rms_off + b] * arena[blk.norm_w + e];
+        st(blk.normed_off + b * c + e, ld(blk.u_off + b * c + e) / ld(blk.norm_rms_off + b) * ld(blk.norm_w + e));
     }
     phase_end();
 }
@@ -292,12 +308,12 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     for (var t = lid; t < tile.rows * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
-        let y = arena[blk.y_off + b * c + e];
+        let y = ld(blk.y_off + b * c + e);
         for (var k = 0u; k < n; k++) {
             var acc = h_post(b, k) * y;
-            for (var i = 0u; i < n; i++) { acc += h_res(b, k, i) * arena[at_stream(blk.x_off, b, i, e)]; }
+            for (var i = 0u; i < n; i++) { acc += h_res(b, k, i) * ld(at_stream(blk.x_off, b, i, e)); }
             if (blk.round_f16 != 0u) { acc = round_to_f16(acc); }
-            arena[at_stream(blk.out_off, b, k, e)] = acc;
+            st(at_stream(blk.out_off, b, k, e), acc);
         }
     }
 }
@@ -320,12 +336,12 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
         let b = r0 + t / c;
         let e = t % c;
         var dy = 0.0;
-        for (var k = 0u; k < n; k++) { dy += h_post(b, k) * arena[at_stream(blk.dout_off, b, k, e)]; }
-        arena[blk.dy_off + b * c + e] = dy;
+        for (var k = 0u; k < n; k++) { dy += h_post(b, k) * ld(at_stream(blk.dout_off, b, k, e)); }
+        st(blk.dy_off + b * c + e, dy);
         for (var i = 0u; i < n; i++) {
             var acc = 0.0;
-            for (var k = 0u; k < n; k++) { acc += h_res(b, k, i) * arena[at_stream(blk.dout_off, b, k, e)]; }
-            arena[at_stream(blk.dx_off, b, i, e)] = acc;
+            for (var k = 0u; k < n; k++) { acc += h_res(b, k, i) * ld(at_stream(blk.dout_off, b, k, e)); }
+            st(at_stream(blk.dx_off, b, i, e), acc);
         }
     }
     if (blk.h_off != NONE) {
@@ -335,13 +351,13 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
             let j = t % per_row;
             var acc = 0.0;
             if (j < n) {
-                for (var e = 0u; e < c; e++) { acc += arena[at_stream(blk.dout_off, b, j, e)] * arena[blk.y_off + b * c + e]; }
+                for (var e = 0u; e < c; e++) { acc += ld(at_stream(blk.dout_off, b, j, e)) * ld(blk.y_off + b * c + e); }
             } else {
                 let k = (j - n) / n;
                 let i = (j - n) % n;
-                for (var e = 0u; e < c; e++) { acc += arena[at_stream(blk.dout_off, b, k, e)] * arena[at_stream(blk.x_off, b, i, e)]; }
+                for (var e = 0u; e < c; e++) { acc += ld(at_stream(blk.dout_off, b, k, e)) * ld(at_stream(blk.x_off, b, i, e)); }
             }
-            arena[blk.dh_off + b * pc + n + j] = acc;
+            st(blk.dh_off + b * pc + n + j, acc);
         }
     }
     phase_end();
@@ -357,10 +373,10 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
     for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
         let b = r0 + t / c;
         let e = t % c;
-        let du = arena[blk.du_off + b * c + e];
+        let du = ld(blk.du_off + b * c + e);
         for (var i = 0u; i < n; i++) {
             let o = at_stream(blk.dx_off, b, i, e);
-            arena[o] = arena[o] + h_pre(b, i) * du;
+            st(o, ld(o) + h_pre(b, i) * du);
         }
     }
     if (blk.h_off != NONE) {
@@ -368,8 +384,8 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
             let b = r0 + t / n;
             let i = t % n;
             var acc = 0.0;
-            for (var e = 0u; e < c; e++) { acc += arena[blk.du_off + b * c + e] * arena[at_stream(blk.x_off, b, i, e)]; }
-            arena[blk.dh_off + b * pc + i] = acc;
+            for (var e = 0u; e < c; e++) { acc += ld(blk.du_off + b * c + e) * ld(at_stream(blk.x_off, b, i, e)); }
+            st(blk.dh_off + b * pc + i, acc);
         }
     }
     phase_end();
@@ -391,7 +407,7 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
         // The rms path (dX += k X), then dX += dA phi, in the unfused kernels' order.
         for (var t = lid; t < tile * width; t += BLOCK_THREADS) {
             let o = r0 * width + t;
-            arena[blk.dx_off + o] = arena[blk.dx_off + o] + tile_scalars[t / width] * arena[blk.x_off + o];
+            st(blk.dx_off + o, ld(blk.dx_off + o) + tile_scalars[t / width] * ld(blk.x_off + o));
         }
         phase_end();
         tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true);
@@ -412,7 +428,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     phase_end();
     for (var t = lid; t < tile.rows * blk.fc; t += BLOCK_THREADS) {
         let o = r0 * blk.fc + t;
-        arena[blk.dhidden_pre_off + o] = arena[blk.dhidden_off + o] * activation_grad(blk.act, arena[blk.hidden_pre_off + o]);
+        st(blk.dhidden_pre_off + o, ld(blk.dhidden_off + o) * activation_grad(blk.act, ld(blk.hidden_pre_off + o)));
     }
     phase_end();
     tile_linear_input_grad(r0, tile.rows, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false);

@@ -17,8 +17,8 @@ fn embed_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     if (e >= params.rows * params.c) { return; }
     let r = e / params.c;
     let j = e % params.c;
-    let token = u32(arena[params.tokens_off + r]);
-    arena[params.out_off + e] = arena[params.tok_off + token * params.c + j] + arena[params.pos_off + (r % params.t) * params.c + j];
+    let token = u32(ld(params.tokens_off + r));
+    st(params.out_off + e, ld(params.tok_off + token * params.c + j) + ld(params.pos_off + (r % params.t) * params.c + j));
 }
 
 @compute @workgroup_size(WG_1D)
@@ -29,7 +29,7 @@ fn embed_backward_tokens(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     let j = e % params.c;
     var acc = 0.0;
     for (var r = 0u; r < params.rows; r++) {
-        if (u32(arena[params.tokens_off + r]) == v) { acc += arena[params.dout_off + r * params.c + j]; }
+        if (u32(ld(params.tokens_off + r)) == v) { acc += ld(params.dout_off + r * params.c + j); }
     }
-    arena[params.dtok_off + e] += acc;
+    st(params.dtok_off + e, ld(params.dtok_off + e) + acc);
 }

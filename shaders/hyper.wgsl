@@ -51,17 +51,17 @@ fn hc_coeff_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
 
 fn hc_coeff_forward_row(hc: HcCoeffParams, b: u32) {
     let n = hc.n;
-    let sa = arena[hc.p_off];
-    let sb = arena[hc.p_off + 1u];
+    let sa = ld(hc.p_off);
+    let sb = ld(hc.p_off + 1u);
     let b_pre = hc.p_off + 2u;
     let b_res = b_pre + n;
     let b_post = b_res + n * n;
     let h = hc.h_off + b * hc.h_rs;
     for (var i = 0u; i < n; i++) {
-        arena[h + i] = sa * stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 0u)]) + arena[b_pre + i];
-        arena[h + n + i] = sb * stable_tanh(arena[hc.d_off + hc_d(hc, b, i, n + 1u)]) + arena[b_post + i];
+        st(h + i, sa * stable_tanh(ld(hc.d_off + hc_d(hc, b, i, 0u))) + ld(b_pre + i));
+        st(h + n + i, sb * stable_tanh(ld(hc.d_off + hc_d(hc, b, i, n + 1u))) + ld(b_post + i));
         for (var k = 0u; k < n; k++) {
-            arena[h + 2u * n + k * n + i] = sa * stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 1u + k)]) + arena[b_res + k * n + i];
+            st(h + 2u * n + k * n + i, sa * stable_tanh(ld(hc.d_off + hc_d(hc, b, i, 1u + k))) + ld(b_res + k * n + i));
         }
     }
 }
@@ -76,33 +76,33 @@ fn hc_coeff_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 fn hc_coeff_backward_row(hc: HcCoeffParams, b: u32) {
     let n = hc.n;
     let q = 2u + 2u * n + n * n;
-    let sa = arena[hc.p_off];
-    let sb = arena[hc.p_off + 1u];
+    let sa = ld(hc.p_off);
+    let sb = ld(hc.p_off + 1u);
     let dh = hc.dh_off + b * hc.h_rs;
     let part = hc.part_off + b * q;
     var dsa = 0.0;
     var dsb = 0.0;
     for (var i = 0u; i < n; i++) {
-        let g_pre = arena[dh + i];
-        let t_pre = stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 0u)]);
-        arena[hc.dd_off + hc_d(hc, b, i, 0u)] = g_pre * sa * (1.0 - t_pre * t_pre);
+        let g_pre = ld(dh + i);
+        let t_pre = stable_tanh(ld(hc.d_off + hc_d(hc, b, i, 0u)));
+        st(hc.dd_off + hc_d(hc, b, i, 0u), g_pre * sa * (1.0 - t_pre * t_pre));
         dsa += g_pre * t_pre;
-        arena[part + 2u + i] = g_pre;
-        let g_post = arena[dh + n + i];
-        let t_post = stable_tanh(arena[hc.d_off + hc_d(hc, b, i, n + 1u)]);
-        arena[hc.dd_off + hc_d(hc, b, i, n + 1u)] = g_post * sb * (1.0 - t_post * t_post);
+        st(part + 2u + i, g_pre);
+        let g_post = ld(dh + n + i);
+        let t_post = stable_tanh(ld(hc.d_off + hc_d(hc, b, i, n + 1u)));
+        st(hc.dd_off + hc_d(hc, b, i, n + 1u), g_post * sb * (1.0 - t_post * t_post));
         dsb += g_post * t_post;
-        arena[part + 2u + n + n * n + i] = g_post;
+        st(part + 2u + n + n * n + i, g_post);
         for (var k = 0u; k < n; k++) {
-            let g = arena[dh + 2u * n + k * n + i];
-            let t = stable_tanh(arena[hc.d_off + hc_d(hc, b, i, 1u + k)]);
-            arena[hc.dd_off + hc_d(hc, b, i, 1u + k)] = g * sa * (1.0 - t * t);
+            let g = ld(dh + 2u * n + k * n + i);
+            let t = stable_tanh(ld(hc.d_off + hc_d(hc, b, i, 1u + k)));
+            st(hc.dd_off + hc_d(hc, b, i, 1u + k), g * sa * (1.0 - t * t));
             dsa += g * t;
-            arena[part + 2u + n + k * n + i] = g;
+            st(part + 2u + n + k * n + i, g);
         }
     }
-    arena[part] = dsa;
-    arena[part + 1u] = dsb;
+    st(part, dsa);
+    st(part + 1u, dsb);
 }
 
 // ---- mHC: one row's n x n math is one thread's, so that the fused block kernel (block.wgsl)
@@ -123,7 +123,7 @@ fn mhc_rms_workgroup(mhc: MhcCoeffParams, b: u32, lid: u32) -> f32 {
     let v0 = mhc.v_off + b * width;
     var ss = 0.0;
     for (var e = lid; e < width; e += WG_ROW) {
-        let v = arena[v0 + e];
+        let v = ld(v0 + e);
         ss += v * v;
     }
     return sqrt(workgroup_sum(lid, ss) / f32(width) + RMS_EPS);
@@ -133,11 +133,11 @@ fn mhc_rms_workgroup(mhc: MhcCoeffParams, b: u32, lid: u32) -> f32 {
 fn mhc_row_projection(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
     let n = mhc.n;
     for (var j = 0u; j < mhc.h_rs; j++) {
-        mhc_m[slot * 80u + j] = arena[mhc.a_off + b * mhc.h_rs + j] / r;
+        mhc_m[slot * 80u + j] = ld(mhc.a_off + b * mhc.h_rs + j) / r;
     }
-    let alpha2 = arena[mhc.p_off + 2u];
+    let alpha2 = ld(mhc.p_off + 2u);
     for (var j = 0u; j < n * n; j++) {
-        mhc_logits[slot * 64u + j] = alpha2 * mhc_m[slot * 80u + 2u * n + j] + arena[mhc.p_off + 3u + 2u * n + j];
+        mhc_logits[slot * 64u + j] = alpha2 * mhc_m[slot * 80u + 2u * n + j] + ld(mhc.p_off + 3u + 2u * n + j);
     }
 }
 
@@ -154,14 +154,14 @@ fn sinkhorn_forward(mhc: MhcCoeffParams, b: u32, slot: u32) {
             var col = 0.0;
             for (var k = 0u; k < n; k++) { col += mhc_sk[sk + k * n + i]; }
             let s = col + mhc.eps;
-            arena[div + (t * 2u) * n + i] = s;
+            st(div + (t * 2u) * n + i, s);
             for (var k = 0u; k < n; k++) { mhc_sk[sk + k * n + i] = mhc_sk[sk + k * n + i] / s; }
         }
         for (var k = 0u; k < n; k++) {
             var sum = 0.0;
             for (var i = 0u; i < n; i++) { sum += mhc_sk[sk + k * n + i]; }
             let s = sum + mhc.eps;
-            arena[div + (t * 2u + 1u) * n + k] = s;
+            st(div + (t * 2u + 1u) * n + k, s);
             for (var i = 0u; i < n; i++) { mhc_sk[sk + k * n + i] = mhc_sk[sk + k * n + i] / s; }
         }
     }
@@ -174,16 +174,16 @@ fn mhc_row_forward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
     let sk = slot * 64u;
     let n = mhc.n;
     let h = mhc.h_off + b * mhc.h_rs;
-    arena[mhc.r_off + b] = r;
-    let alpha0 = arena[mhc.p_off];
-    let alpha1 = arena[mhc.p_off + 1u];
+    st(mhc.r_off + b, r);
+    let alpha0 = ld(mhc.p_off);
+    let alpha1 = ld(mhc.p_off + 1u);
     let bias = mhc.p_off + 3u;
     for (var i = 0u; i < n; i++) {
-        arena[h + i] = sigmoid(alpha0 * mhc_m[m + i] + arena[bias + i]);
-        arena[h + n + i] = 2.0 * sigmoid(alpha1 * mhc_m[m + n + i] + arena[bias + n + i]);
+        st(h + i, sigmoid(alpha0 * mhc_m[m + i] + ld(bias + i)));
+        st(h + n + i, 2.0 * sigmoid(alpha1 * mhc_m[m + n + i] + ld(bias + n + i)));
     }
     sinkhorn_forward(mhc, b, slot);
-    for (var j = 0u; j < n * n; j++) { arena[h + 2u * n + j] = mhc_sk[sk + j]; }
+    for (var j = 0u; j < n * n; j++) { st(h + 2u * n + j, mhc_sk[sk + j]); }
 }
 
 // One thread: dA (=) and the per-row partials (=) of row b, given r = rms(v); returns the
@@ -204,22 +204,22 @@ fn mhc_row_backward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) -> f32 {
     // pre (sigmoid) and post (2 sigmoid): dA = dm / r with dm = alpha dz.
     for (var j = 0u; j < 2u * n; j++) {
         let which = j / n;
-        let alpha = arena[mhc.p_off + which];
-        let s = sigmoid(alpha * mhc_m[m + j] + arena[bias + j]);
-        let dz = arena[dh + j] * f32(which + 1u) * s * (1.0 - s);
+        let alpha = ld(mhc.p_off + which);
+        let s = sigmoid(alpha * mhc_m[m + j] + ld(bias + j));
+        let dz = ld(dh + j) * f32(which + 1u) * s * (1.0 - s);
         dalpha[which] += dz * mhc_m[m + j];
         let dm = dz * alpha;
-        arena[part + 3u + j] = dz;
-        arena[mhc.da_off + b * pc + j] = dm / r;
+        st(part + 3u + j, dz);
+        st(mhc.da_off + b * pc + j, dm / r);
         dm_dot_m += dm * mhc_m[m + j];
     }
     // res: recompute the forward, then unwind it (for y = x / s: dx = (g - sum(g y)) / s).
     sinkhorn_forward(mhc, b, slot);
-    for (var j = 0u; j < n * n; j++) { mhc_grad[sk + j] = arena[dh + 2u * n + j]; }
+    for (var j = 0u; j < n * n; j++) { mhc_grad[sk + j] = ld(dh + 2u * n + j); }
     for (var tt = 0u; tt < mhc.iters; tt++) {
         let t = mhc.iters - 1u - tt;
         for (var k = 0u; k < n; k++) {
-            let s = arena[div + (t * 2u + 1u) * n + k];
+            let s = ld(div + (t * 2u + 1u) * n + k);
             var dot = 0.0;
             for (var i = 0u; i < n; i++) { dot += mhc_grad[sk + k * n + i] * mhc_sk[sk + k * n + i]; }
             for (var i = 0u; i < n; i++) {
@@ -228,7 +228,7 @@ fn mhc_row_backward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) -> f32 {
             }
         }
         for (var i = 0u; i < n; i++) {
-            let s = arena[div + (t * 2u) * n + i];
+            let s = ld(div + (t * 2u) * n + i);
             var dot = 0.0;
             for (var k = 0u; k < n; k++) { dot += mhc_grad[sk + k * n + i] * mhc_sk[sk + k * n + i]; }
             for (var k = 0u; k < n; k++) {
@@ -250,17 +250,17 @@ fn mhc_row_backward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) -> f32 {
         total += d;
     }
     mhc_grad[sk + argmax] -= total;
-    let alpha2 = arena[mhc.p_off + 2u];
+    let alpha2 = ld(mhc.p_off + 2u);
     for (var j = 0u; j < n * n; j++) {
         let coeff = 2u * n + j;
         let dl = mhc_grad[sk + j];
         dalpha[2] += dl * mhc_m[m + coeff];
         let dm = dl * alpha2;
-        arena[part + 3u + coeff] = dl;
-        arena[mhc.da_off + b * pc + coeff] = dm / r;
+        st(part + 3u + coeff, dl);
+        st(mhc.da_off + b * pc + coeff, dm / r);
         dm_dot_m += dm * mhc_m[m + coeff];
     }
-    for (var w = 0u; w < 3u; w++) { arena[part + w] = dalpha[w]; }
+    for (var w = 0u; w < 3u; w++) { st(part + w, dalpha[w]); }
     // r = rms(v): dr = -sum(dm m) / r, dv += dr v / (width r).
     return (-dm_dot_m / r) / (f32(width) * r);
 }
@@ -286,7 +286,7 @@ fn mhc_coeff_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
     let width = mhc_params.n * mhc_params.c;
     for (var e = lid; e < width; e += WG_ROW) {
         let o = mhc_params.dv_off + b * width + e;
-        arena[o] = arena[o] + k * arena[mhc_params.v_off + b * width + e];
+        st(o, ld(o) + k * ld(mhc_params.v_off + b * width + e));
     }
 }
 
@@ -298,7 +298,7 @@ fn mhc_rms_thread(mhc: MhcCoeffParams, b: u32) -> f32 {
     let v0 = mhc.v_off + b * width;
     var ss = 0.0;
     for (var e = 0u; e < width; e++) {
-        let v = arena[v0 + e];
+        let v = ld(v0 + e);
         ss += v * v;
     }
     return sqrt(ss / f32(width) + RMS_EPS);
@@ -321,6 +321,6 @@ fn mhc_coeff_backward_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_w
     let width = mhc_params.n * mhc_params.c;
     for (var e = 0u; e < width; e++) {
         let o = mhc_params.dv_off + b * width + e;
-        arena[o] = arena[o] + k * arena[mhc_params.v_off + b * width + e];
+        st(o, ld(o) + k * ld(mhc_params.v_off + b * width + e));
     }
 }

@@ -17,20 +17,20 @@ fn xent_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let l0 = params.logits_off + b * params.k;
     var best = 0u;
     for (var j = 1u; j < params.k; j++) {
-        if (arena[l0 + j] > arena[l0 + best]) { best = j; }
+        if (ld(l0 + j) > ld(l0 + best)) { best = j; }
     }
-    let label = arena[params.labels_off + b];
+    let label = ld(params.labels_off + b);
     if (label < 0.0) {
-        arena[params.loss_off + b] = 0.0;
-        arena[params.correct_off + b] = 0.0;
+        st(params.loss_off + b, 0.0);
+        st(params.correct_off + b, 0.0);
         return;
     }
-    let max_logit = arena[l0 + best];
+    let max_logit = ld(l0 + best);
     var sum = 0.0;
-    for (var j = 0u; j < params.k; j++) { sum += exp(arena[l0 + j] - max_logit); }
+    for (var j = 0u; j < params.k; j++) { sum += exp(ld(l0 + j) - max_logit); }
     let y = u32(label);
-    arena[params.loss_off + b] = max_logit + log(sum) - arena[l0 + y];
-    arena[params.correct_off + b] = select(0.0, 1.0, best == y);
+    st(params.loss_off + b, max_logit + log(sum) - ld(l0 + y));
+    st(params.correct_off + b, select(0.0, 1.0, best == y));
 }
 
 @compute @workgroup_size(WG_1D)
@@ -38,18 +38,18 @@ fn xent_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let b = flat_thread(gid, groups);
     if (b >= params.rows) { return; }
     let l0 = params.logits_off + b * params.k;
-    let label = arena[params.labels_off + b];
+    let label = ld(params.labels_off + b);
     if (label < 0.0) {
-        for (var j = 0u; j < params.k; j++) { arena[params.dlogits_off + b * params.k + j] = 0.0; }
+        for (var j = 0u; j < params.k; j++) { st(params.dlogits_off + b * params.k + j, 0.0); }
         return;
     }
-    var max_logit = arena[l0];
-    for (var j = 1u; j < params.k; j++) { max_logit = max(max_logit, arena[l0 + j]); }
+    var max_logit = ld(l0);
+    for (var j = 1u; j < params.k; j++) { max_logit = max(max_logit, ld(l0 + j)); }
     var sum = 0.0;
-    for (var j = 0u; j < params.k; j++) { sum += exp(arena[l0 + j] - max_logit); }
+    for (var j = 0u; j < params.k; j++) { sum += exp(ld(l0 + j) - max_logit); }
     let y = u32(label);
     for (var j = 0u; j < params.k; j++) {
-        let p = exp(arena[l0 + j] - max_logit) / sum;
-        arena[params.dlogits_off + b * params.k + j] = params.scale * (p - select(0.0, 1.0, j == y));
+        let p = exp(ld(l0 + j) - max_logit) / sum;
+        st(params.dlogits_off + b * params.k + j, params.scale * (p - select(0.0, 1.0, j == y)));
     }
 }

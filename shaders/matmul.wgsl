@@ -1,6 +1,6 @@
 // matmul: C[m, n] (+)= sum_k A[m, k] * B[k, n] (+ bias[n])
-// A(i, k) = arena[a_off + i*a_rs + k*a_cs], B(k, j) = arena[b_off + k*b_rs + j*b_cs],
-// C(i, j) = arena[c_off + i*c_rs + j]. Strides express every transpose backward needs:
+// A(i, k) = ld(a_off + i*a_rs + k*a_cs), B(k, j) = ld(b_off + k*b_rs + j*b_cs),
+// C(i, j) = ld(c_off + i*c_rs + j). Strides express every transpose backward needs:
 //   linear forward   y[B,out]  = x[B,in] @ W[out,in]^T + b
 //   linear backward  dW[out,in] += dy^T @ x      dx[B,in] (+)= dy @ W
 // Accumulate rule: parameter gradients +=, activation outputs = (the `accumulate` flag).
@@ -14,7 +14,8 @@
 // matmul_registers (every product's kernel, kernels.rs: MatmulKernel): the same products, a
 // thread per 4 x 4 block of C straight from the arena: no workgroup memory and so no barrier,
 // which software GPUs (SwiftShader, lavapipe) pay for dearly; 8 operand loads per 16
-// multiply-adds where matmul_direct needs 32.
+// multiply-adds where matmul_direct needs 32, and where operands are aligned (every side a
+// multiple of 4, as the arena plan lays them out) 8 vec4 loads per 64.
 // Every entry point sums k in the same order, so all three give the same values.
 struct MatmulParams {
     m: u32, n: u32, k: u32,
@@ -31,13 +32,13 @@ struct MatmulParams {
 fn store_product(z: u32, row: u32, col: u32, sum: f32) {
     var value = sum;
     if (params.bias_off != NONE) {
-        value += arena[params.bias_off + col];
+        value += ld(params.bias_off + col);
     }
     let o = params.c_off + z * params.c_bs + row * params.c_rs + col;
     if (params.accumulate != 0u) {
-        arena[o] = arena[o] + value;
+        st(o, ld(o) + value);
     } else {
-        arena[o] = value;
+        st(o, value);
     }
 }
 
@@ -69,7 +70,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             let ka = e % TILE_K;
             var av = 0.0;
             if (row0 + r < params.m && k0 + ka < params.k) {
-                av = arena[a_off + (row0 + r) * params.a_rs + (k0 + ka) * params.a_cs];
+                av = ld(a_off + (row0 + r) * params.a_rs + (k0 + ka) * params.a_cs);
             }
             tile_a[ka * TILE + r] = av;
         }
@@ -80,7 +81,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             let c = e % TILE;
             var bv = 0.0;
             if (col0 + c < params.n && k0 + kb < params.k) {
-                bv = arena[b_off + (k0 + kb) * params.b_rs + (col0 + c) * params.b_cs];
+                bv = ld(b_off + (k0 + kb) * params.b_rs + (col0 + c) * params.b_cs);
             }
             tile_b[kb * TILE + c] = bv;
         }
@@ -122,7 +123,7 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let b0 = params.b_off + z * params.b_bs + col * params.b_cs;
     var value = 0.0;
     for (var k = 0u; k < params.k; k++) {
-        value += arena[a0 + k * params.a_cs] * arena[b0 + k * params.b_rs];
+        value += ld(a0 + k * params.a_cs) * ld(b0 + k * params.b_rs);
     }
     store_product(z, row, col, value);
 }
@@ -151,20 +152,45 @@ fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let b1 = b_base + min(col0 + 1u, params.n - 1u) * params.b_cs;
     let b2 = b_base + min(col0 + 2u, params.n - 1u) * params.b_cs;
     let b3 = b_base + min(col0 + 3u, params.n - 1u) * params.b_cs;
-    var acc0 = vec4<f32>();  // row row0, columns col0 .. col0 + 3
-    var acc1 = vec4<f32>();
-    var acc2 = vec4<f32>();
-    var acc3 = vec4<f32>();
-    for (var k = 0u; k < params.k; k++) {
+    var acc = mat4x4<f32>();  // acc[i]: row row0 + i, columns col0 .. col0 + 3
+    var k = 0u;
+    // Aligned operands go four steps of k at a time, in vec4 loads (prelude.wgsl: arena): A's
+    // rows run along k (a_runs) or its k's along the rows (a_rows); B's columns run along k
+    // (b_runs) or its k's along the columns (b_rows).
+    let a_runs = params.a_cs == 1u && a_base % 4u == 0u && params.a_rs % 4u == 0u;
+    let a_rows = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + 3u < params.m;
+    let b_runs = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
+    let b_rows = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + 3u < params.n;
+    if ((a_runs || a_rows) && (b_runs || b_rows)) {
+        let a_step = params.a_cs;
+        let b_step = params.b_rs;
+        for (; k + 4u <= params.k; k += 4u) {
+            var x: mat4x4<f32>;
+            if (a_runs) {
+                x = runs4(a0 + k, a1 + k, a2 + k, a3 + k);
+            } else {
+                let s = a0 + k * a_step;
+                x = transpose(runs4(s, s + a_step, s + 2u * a_step, s + 3u * a_step));
+            }
+            var w: mat4x4<f32>;
+            if (b_rows) {
+                let s = b0 + k * b_step;
+                w = runs4(s, s + b_step, s + 2u * b_step, s + 3u * b_step);
+            } else {
+                w = transpose(runs4(b0 + k, b1 + k, b2 + k, b3 + k));
+            }
+            acc = quad_steps(acc, x, w);
+        }
+    }
+    for (; k < params.k; k++) {
         let ka = k * params.a_cs;
         let kb = k * params.b_rs;
-        let b = vec4<f32>(arena[b0 + kb], arena[b1 + kb], arena[b2 + kb], arena[b3 + kb]);
-        acc0 += arena[a0 + ka] * b;
-        acc1 += arena[a1 + ka] * b;
-        acc2 += arena[a2 + ka] * b;
-        acc3 += arena[a3 + ka] * b;
+        let b = vec4<f32>(ld(b0 + kb), ld(b1 + kb), ld(b2 + kb), ld(b3 + kb));
+        acc[0] += ld(a0 + ka) * b;
+        acc[1] += ld(a1 + ka) * b;
+        acc[2] += ld(a2 + ka) * b;
+        acc[3] += ld(a3 + ka) * b;
     }
-    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
         for (var j = 0u; j < 4u; j++) {

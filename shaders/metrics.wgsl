@@ -61,7 +61,7 @@ fn segment_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     var ss = 0.0;
     var bad = 0u;
     for (var e = lid; e < stats.seg_len; e += WG_1D) {
-        let x = arena[start + e];
+        let x = ld(start + e);
         ss += x * x;
         bad += select(0u, 1u, !is_finite(x));
     }
@@ -76,13 +76,13 @@ fn segment_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         workgroupBarrier();
     }
     if (lid == 0u) {
-        arena[stats.out_off + 2u * s] = sumsq_partial[0];
-        arena[stats.out_off + 2u * s + 1u] = f32(bad_partial[0]);
+        st(stats.out_off + 2u * s, sumsq_partial[0]);
+        st(stats.out_off + 2u * s + 1u, f32(bad_partial[0]));
     }
 }
 
 fn grad_bad(segment: u32) -> bool {
-    return arena[fin.grad_stats_off + 2u * segment + 1u] > 0.0;
+    return ld(fin.grad_stats_off + 2u * segment + 1u) > 0.0;
 }
 
 @compute @workgroup_size(1)
@@ -90,21 +90,21 @@ fn step_finalize() {
     let mo = fin.metrics_off;
     var loss = 0.0;
     var correct = 0.0;
-    for (var b = 0u; b < fin.rows; b++) { loss += arena[fin.loss_off + b]; }
-    for (var b = 0u; b < fin.acc_rows; b++) { correct += arena[fin.correct_off + b]; }
-    arena[mo + SLOT_LOSS] = loss / f32(fin.loss_divisor);
-    arena[mo + SLOT_ACC] = correct / f32(fin.acc_divisor);
+    for (var b = 0u; b < fin.rows; b++) { loss += ld(fin.loss_off + b); }
+    for (var b = 0u; b < fin.acc_rows; b++) { correct += ld(fin.correct_off + b); }
+    st(mo + SLOT_LOSS, loss / f32(fin.loss_divisor));
+    st(mo + SLOT_ACC, correct / f32(fin.acc_divisor));
     var sumsq = 0.0;
-    for (var s = 0u; s < fin.depth + 2u; s++) { sumsq += arena[fin.grad_stats_off + 2u * s]; }
+    for (var s = 0u; s < fin.depth + 2u; s++) { sumsq += ld(fin.grad_stats_off + 2u * s); }
     let norm = sqrt(sumsq);
-    arena[mo + SLOT_GRAD_NORM] = norm;
+    st(mo + SLOT_GRAD_NORM, norm);
     var scale = 1.0;
     if (fin.clip > 0.0) { scale = min(1.0, fin.clip / (norm + 1e-6)); }
-    arena[mo + SLOT_CLIP_SCALE] = scale;
-    if (arena[mo + SLOT_DIVERGED_STEP] >= 0.0) { return; }
+    st(mo + SLOT_CLIP_SCALE, scale);
+    if (ld(mo + SLOT_DIVERGED_STEP) >= 0.0) { return; }
     var block = NONE;
     for (var l = 0u; l < fin.depth; l++) {
-        if (arena[fin.stream_stats_off + 2u * l + 1u] > 0.0) { block = l; break; }
+        if (ld(fin.stream_stats_off + 2u * l + 1u) > 0.0) { block = l; break; }
     }
     if (block == NONE && !is_finite(loss)) { block = fin.depth; }
     if (block == NONE && grad_bad(fin.depth + 1u)) { block = fin.depth; }
@@ -116,14 +116,14 @@ fn step_finalize() {
     }
     if (block == NONE && grad_bad(0u)) { block = 0u; }
     if (block != NONE) {
-        arena[mo + SLOT_DIVERGED_STEP] = arena[mo + SLOT_STEP];
-        arena[mo + SLOT_DIVERGED_BLOCK] = f32(block);
+        st(mo + SLOT_DIVERGED_STEP, ld(mo + SLOT_STEP));
+        st(mo + SLOT_DIVERGED_BLOCK, f32(block));
     }
 }
 
 fn h_res(b: u32, l: u32, k: u32, i: u32) -> f32 {
     if (gp.h_off == NONE) { return select(0.0, 1.0, k == i); }
-    return arena[gp.h_off + l * gp.h_block_stride + b * gp.h_rs + 2u * gp.n + k * gp.n + i];
+    return ld(gp.h_off + l * gp.h_block_stride + b * gp.h_rs + 2u * gp.n + k * gp.n + i);
 }
 
 @compute @workgroup_size(WG_1D)
@@ -160,7 +160,7 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
             row_err = max_keep_non_finite(row_err, abs(row_sum - 1.0));
             col_err = max_keep_non_finite(col_err, abs(col_sum - 1.0));
         }
-        arena[out + l] = gain;
+        st(out + l, gain);
     }
     for (var j = 0u; j < n * n; j++) { acc[j] = select(0.0, 1.0, j % (n + 1u) == 0u); }
     for (var ll = 0u; ll < gp.depth; ll++) {
@@ -181,10 +181,10 @@ fn gains(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
             }
             gain = max_keep_non_finite(gain, col_abs);
         }
-        arena[out + gp.depth + l] = gain;
+        st(out + gp.depth + l, gain);
     }
-    arena[gp.ds_off + 2u * b] = row_err;
-    arena[gp.ds_off + 2u * b + 1u] = col_err;
+    st(gp.ds_off + 2u * b, row_err);
+    st(gp.ds_off + 2u * b + 1u, col_err);
 }
 
 @compute @workgroup_size(WG_1D)
@@ -192,6 +192,6 @@ fn answer_correct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let s = flat_thread(gid, groups);
     if (s >= answer_params.sequences) { return; }
     var right = 0.0;
-    for (var i = 0u; i < answer_params.len; i++) { right += arena[answer_params.in_off + s * answer_params.len + i]; }
-    arena[answer_params.out_off + s] = select(0.0, 1.0, right == f32(answer_params.answer));
+    for (var i = 0u; i < answer_params.len; i++) { right += ld(answer_params.in_off + s * answer_params.len + i); }
+    st(answer_params.out_off + s, select(0.0, 1.0, right == f32(answer_params.answer)));
 }

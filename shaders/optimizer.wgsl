@@ -26,26 +26,26 @@ fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     if (e >= params.len) { return; }
     let mo = params.metrics_off;
     let gi = params.g_off + e;
-    if (arena[mo + SLOT_DIVERGED_STEP] >= 0.0) {
-        arena[gi] = 0.0;
+    if (ld(mo + SLOT_DIVERGED_STEP) >= 0.0) {
+        st(gi, 0.0);
         return;
     }
-    let lr = arena[mo + SLOT_LR];
-    let g = arena[gi] * arena[mo + SLOT_CLIP_SCALE];
-    var w = arena[params.p_off + e];
-    if (arena[params.mask_off + e] > 0.0) { w = w - lr * params.wd * w; }
+    let lr = ld(mo + SLOT_LR);
+    let g = ld(gi) * ld(mo + SLOT_CLIP_SCALE);
+    var w = ld(params.p_off + e);
+    if (ld(params.mask_off + e) > 0.0) { w = w - lr * params.wd * w; }
     if (params.kind == OPT_ADAMW) {
-        let m = params.beta1 * arena[params.m_off + e] + (1.0 - params.beta1) * g;
-        let v = params.beta2 * arena[params.v_off + e] + (1.0 - params.beta2) * g * g;
-        arena[params.m_off + e] = m;
-        arena[params.v_off + e] = v;
-        let denom = sqrt(v) / sqrt(arena[mo + SLOT_BC2]) + params.eps;
-        w = w - (lr / arena[mo + SLOT_BC1]) * (m / denom);
+        let m = params.beta1 * ld(params.m_off + e) + (1.0 - params.beta1) * g;
+        let v = params.beta2 * ld(params.v_off + e) + (1.0 - params.beta2) * g * g;
+        st(params.m_off + e, m);
+        st(params.v_off + e, v);
+        let denom = sqrt(v) / sqrt(ld(mo + SLOT_BC2)) + params.eps;
+        w = w - (lr / ld(mo + SLOT_BC1)) * (m / denom);
     } else {
-        let m = params.momentum * arena[params.m_off + e] + g;
-        arena[params.m_off + e] = m;
+        let m = params.momentum * ld(params.m_off + e) + g;
+        st(params.m_off + e, m);
         w = w - lr * m;
     }
-    arena[params.p_off + e] = w;
-    arena[gi] = 0.0;
+    st(params.p_off + e, w);
+    st(gi, 0.0);
 }

@@ -2,7 +2,32 @@
 // All kernels address one flat f32 arena per variant: parameters, gradients, moments,
 // activations, scratch and metrics. Offsets in the params structs are element indices;
 // NONE marks an absent operand. Labels live in the arena as exact small floats.
-@group(0) @binding(0) var<storage, read_write> arena: array<f32>;
+// The arena is declared as vec4s so that kernels can load four aligned floats at once
+// (`arena[i4]`, i4 = float index / 4): a software GPU (lavapipe) runs one scalar loop over
+// its SIMD lanes per load instruction, whatever its width, so a vec4 load costs about what a
+// float does. ld / st address single floats.
+@group(0) @binding(0) var<storage, read_write> arena: array<vec4<f32>>;
+fn ld(i: u32) -> f32 { return arena[i >> 2u][i & 3u]; }
+fn st(i: u32, value: f32) { arena[i >> 2u][i & 3u] = value; }
+
+// Four aligned runs of four floats from float indices s0 .. s3 (multiples of 4) as the columns
+// of a matrix: column i holds floats s_i .. s_i + 3. One vec4 load a run.
+fn runs4(s0: u32, s1: u32, s2: u32, s3: u32) -> mat4x4<f32> {
+    return mat4x4<f32>(arena[s0 >> 2u], arena[s1 >> 2u], arena[s2 >> 2u], arena[s3 >> 2u]);
+}
+
+// Four steps of a 4 x 4 register block: acc[r] += x[r][q] * w[q] for q = 0, 1, 2, 3 in turn,
+// where column r of x holds row r's operands of the four steps and column q of w the four
+// columns' operands of step q. Each output still sums its steps in order. Written out, not
+// looped: a software GPU keeps a dynamically indexed matrix in memory.
+fn quad_steps(acc: mat4x4<f32>, x: mat4x4<f32>, w: mat4x4<f32>) -> mat4x4<f32> {
+    var a = acc;
+    a[0] += x[0].x * w[0]; a[0] += x[0].y * w[1]; a[0] += x[0].z * w[2]; a[0] += x[0].w * w[3];
+    a[1] += x[1].x * w[0]; a[1] += x[1].y * w[1]; a[1] += x[1].z * w[2]; a[1] += x[1].w * w[3];
+    a[2] += x[2].x * w[0]; a[2] += x[2].y * w[1]; a[2] += x[2].z * w[2]; a[2] += x[2].w * w[3];
+    a[3] += x[3].x * w[0]; a[3] += x[3].y * w[1]; a[3] += x[3].z * w[2]; a[3] += x[3].w * w[3];
+    return a;
+}
 
 const NONE: u32 = 0xffffffffu;
 const RMS_EPS: f32 = 1e-6;

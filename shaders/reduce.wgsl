@@ -22,7 +22,7 @@ fn reduce_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     var acc = 0.0;
     if (is_max) { acc = bitcast<f32>(0xff7fffffu); } // -f32::MAX, exact (Tint rejects the rounded decimal)
     for (var i = 0u; i < params.rows; i++) {
-        let x = arena[base + i * params.in_rs];
+        let x = ld(base + i * params.in_rs);
         if (is_max) {
             // max() need not propagate NaN; a non-finite value must show, so keep it.
             if (!is_finite(x) || x > acc) { acc = x; }
@@ -33,10 +33,10 @@ fn reduce_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let value = acc * params.scale;
     let o = params.out_off + g * params.out_gs + j;
     if (params.accumulate == 0u) {
-        arena[o] = value;
+        st(o, value);
     } else if (is_max) {
-        arena[o] = max(arena[o], value);
+        st(o, max(ld(o), value));
     } else {
-        arena[o] = arena[o] + value;
+        st(o, ld(o) + value);
     }
 }

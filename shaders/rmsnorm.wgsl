@@ -17,7 +17,7 @@ struct RmsNormParams {
 
 fn weight(c: u32) -> f32 {
     if (params.w_off == NONE) { return 1.0; }
-    return arena[params.w_off + c];
+    return ld(params.w_off + c);
 }
 
 @compute @workgroup_size(WG_ROW)
@@ -28,13 +28,13 @@ fn rmsnorm_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let x0 = params.x_off + row * params.cols;
     var ss = 0.0;
     for (var c = lid; c < params.cols; c += WG_ROW) {
-        let x = arena[x0 + c];
+        let x = ld(x0 + c);
         ss += x * x;
     }
     let r = sqrt(workgroup_sum(lid, ss) / f32(params.cols) + RMS_EPS);
-    if (lid == 0u) { arena[params.r_off + row] = r; }
+    if (lid == 0u) { st(params.r_off + row, r); }
     for (var c = lid; c < params.cols; c += WG_ROW) {
-        arena[params.y_off + row * params.cols + c] = arena[x0 + c] / r * weight(c);
+        st(params.y_off + row * params.cols + c, ld(x0 + c) / r * weight(c));
     }
 }
 
@@ -43,19 +43,19 @@ fn rmsnorm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
                     @builtin(local_invocation_index) lid: u32) {
     let row = flat_group(wid, groups);
     if (row >= params.rows) { return; }
-    let r = arena[params.r_off + row];
+    let r = ld(params.r_off + row);
     let x0 = params.x_off + row * params.cols;
     let dy0 = params.dy_off + row * params.cols;
     var dot = 0.0;
     for (var c = lid; c < params.cols; c += WG_ROW) {
-        dot += arena[dy0 + c] * weight(c) * (arena[x0 + c] / r);
+        dot += ld(dy0 + c) * weight(c) * (ld(x0 + c) / r);
     }
     let mean = workgroup_sum(lid, dot) / f32(params.cols);
     for (var c = lid; c < params.cols; c += WG_ROW) {
-        let g = arena[dy0 + c] * weight(c);
-        let dx = (g - arena[x0 + c] / r * mean) / r;
+        let g = ld(dy0 + c) * weight(c);
+        let dx = (g - ld(x0 + c) / r * mean) / r;
         let o = params.dx_off + row * params.cols + c;
-        if (params.accumulate != 0u) { arena[o] = arena[o] + dx; } else { arena[o] = dx; }
+        if (params.accumulate != 0u) { st(o, ld(o) + dx); } else { st(o, dx); }
     }
 }
 
@@ -66,13 +66,13 @@ fn rmsnorm_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     let x0 = params.x_off + row * params.cols;
     var ss = 0.0;
     for (var c = 0u; c < params.cols; c++) {
-        let x = arena[x0 + c];
+        let x = ld(x0 + c);
         ss += x * x;
     }
     let r = sqrt(ss / f32(params.cols) + RMS_EPS);
-    arena[params.r_off + row] = r;
+    st(params.r_off + row, r);
     for (var c = 0u; c < params.cols; c++) {
-        arena[params.y_off + row * params.cols + c] = arena[x0 + c] / r * weight(c);
+        st(params.y_off + row * params.cols + c, ld(x0 + c) / r * weight(c));
     }
 }
 
@@ -80,19 +80,19 @@ fn rmsnorm_forward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
 fn rmsnorm_backward_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let row = flat_thread(gid, groups);
     if (row >= params.rows) { return; }
-    let r = arena[params.r_off + row];
+    let r = ld(params.r_off + row);
     let x0 = params.x_off + row * params.cols;
     let dy0 = params.dy_off + row * params.cols;
     var dot = 0.0;
     for (var c = 0u; c < params.cols; c++) {
-        dot += arena[dy0 + c] * weight(c) * (arena[x0 + c] / r);
+        dot += ld(dy0 + c) * weight(c) * (ld(x0 + c) / r);
     }
     let mean = dot / f32(params.cols);
     for (var c = 0u; c < params.cols; c++) {
-        let g = arena[dy0 + c] * weight(c);
-        let dx = (g - arena[x0 + c] / r * mean) / r;
+        let g = ld(dy0 + c) * weight(c);
+        let dx = (g - ld(x0 + c) / r * mean) / r;
         let o = params.dx_off + row * params.cols + c;
-        if (params.accumulate != 0u) { arena[o] = arena[o] + dx; } else { arena[o] = dx; }
+        if (params.accumulate != 0u) { st(o, ld(o) + dx); } else { st(o, dx); }
     }
 }
 
@@ -106,9 +106,9 @@ fn rmsnorm_backward_weight(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let r_off = params.r_off + g * params.rows;
     var acc = 0.0;
     for (var row = 0u; row < params.rows; row++) {
-        let xhat = arena[params.x_off + values + row * params.cols + c] / arena[r_off + row];
-        acc += arena[params.dy_off + values + row * params.cols + c] * xhat;
+        let xhat = ld(params.x_off + values + row * params.cols + c) / ld(r_off + row);
+        acc += ld(params.dy_off + values + row * params.cols + c) * xhat;
     }
     let o = params.dw_off + g * params.dw_gs + c;
-    arena[o] = arena[o] + acc;
+    st(o, ld(o) + acc);
 }

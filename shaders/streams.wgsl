@@ -20,15 +20,15 @@ struct StreamParams {
 
 fn pre(b: u32, i: u32) -> f32 {
     if (params.h_off == NONE) { return 1.0; }
-    return arena[params.h_off + b * params.h_rs + i];
+    return ld(params.h_off + b * params.h_rs + i);
 }
 fn post(b: u32, k: u32) -> f32 {
     if (params.h_off == NONE) { return 1.0; }
-    return arena[params.h_off + b * params.h_rs + params.n + k];
+    return ld(params.h_off + b * params.h_rs + params.n + k);
 }
 fn res(b: u32, k: u32, i: u32) -> f32 {
     if (params.h_off == NONE) { return select(0.0, 1.0, k == i); }
-    return arena[params.h_off + b * params.h_rs + 2u * params.n + k * params.n + i];
+    return ld(params.h_off + b * params.h_rs + 2u * params.n + k * params.n + i);
 }
 fn stream(base: u32, b: u32, i: u32, c: u32) -> u32 {
     return base + (b * params.n + i) * params.c + c;
@@ -40,9 +40,9 @@ fn broadcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (t >= params.rows * params.c) { return; }
     let b = t / params.c;
     let c = t % params.c;
-    let v = arena[params.x_off + t];
+    let v = ld(params.x_off + t);
     for (var k = 0u; k < params.n; k++) {
-        arena[stream(params.out_off, b, k, c)] = v;
+        st(stream(params.out_off, b, k, c), v);
     }
 }
 
@@ -54,9 +54,9 @@ fn combine_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let c = t % params.c;
     var acc = 0.0;
     for (var i = 0u; i < params.n; i++) {
-        acc += pre(b, i) * arena[stream(params.x_off, b, i, c)];
+        acc += pre(b, i) * ld(stream(params.x_off, b, i, c));
     }
-    arena[params.out_off + t] = acc;
+    st(params.out_off + t, acc);
 }
 
 @compute @workgroup_size(WG_1D)
@@ -65,10 +65,10 @@ fn combine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     if (t >= params.rows * params.c) { return; }
     let b = t / params.c;
     let c = t % params.c;
-    let du = arena[params.dout_off + t];
+    let du = ld(params.dout_off + t);
     for (var i = 0u; i < params.n; i++) {
         let o = stream(params.dx_off, b, i, c);
-        arena[o] = arena[o] + pre(b, i) * du;
+        st(o, ld(o) + pre(b, i) * du);
     }
 }
 
@@ -80,9 +80,9 @@ fn combine_backward_coeff(@builtin(global_invocation_id) gid: vec3<u32>, @builti
     let i = t % params.n;
     var acc = 0.0;
     for (var c = 0u; c < params.c; c++) {
-        acc += arena[params.dout_off + b * params.c + c] * arena[stream(params.x_off, b, i, c)];
+        acc += ld(params.dout_off + b * params.c + c) * ld(stream(params.x_off, b, i, c));
     }
-    arena[params.dh_off + b * params.dh_rs + i] = acc;
+    st(params.dh_off + b * params.dh_rs + i, acc);
 }
 
 @compute @workgroup_size(WG_1D)
@@ -91,14 +91,14 @@ fn update_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     if (t >= params.rows * params.c) { return; }
     let b = t / params.c;
     let c = t % params.c;
-    let y = arena[params.y_off + t];
+    let y = ld(params.y_off + t);
     for (var k = 0u; k < params.n; k++) {
         var acc = post(b, k) * y;
         for (var i = 0u; i < params.n; i++) {
-            acc += res(b, k, i) * arena[stream(params.x_off, b, i, c)];
+            acc += res(b, k, i) * ld(stream(params.x_off, b, i, c));
         }
         if (params.round_f16 != 0u) { acc = round_to_f16(acc); }
-        arena[stream(params.out_off, b, k, c)] = acc;
+        st(stream(params.out_off, b, k, c), acc);
     }
 }
 
@@ -110,15 +110,15 @@ fn update_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let c = t % params.c;
     var dy = 0.0;
     for (var k = 0u; k < params.n; k++) {
-        dy += post(b, k) * arena[stream(params.dout_off, b, k, c)];
+        dy += post(b, k) * ld(stream(params.dout_off, b, k, c));
     }
-    arena[params.dy_off + t] = dy;
+    st(params.dy_off + t, dy);
     for (var i = 0u; i < params.n; i++) {
         var acc = 0.0;
         for (var k = 0u; k < params.n; k++) {
-            acc += res(b, k, i) * arena[stream(params.dout_off, b, k, c)];
+            acc += res(b, k, i) * ld(stream(params.dout_off, b, k, c));
         }
-        arena[stream(params.dx_off, b, i, c)] = acc;
+        st(stream(params.dx_off, b, i, c), acc);
     }
 }
 
@@ -132,14 +132,14 @@ fn update_backward_coeff(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
     var acc = 0.0;
     if (j < params.n) {
         for (var c = 0u; c < params.c; c++) {
-            acc += arena[stream(params.dout_off, b, j, c)] * arena[params.y_off + b * params.c + c];
+            acc += ld(stream(params.dout_off, b, j, c)) * ld(params.y_off + b * params.c + c);
         }
     } else {
         let k = (j - params.n) / params.n;
         let i = (j - params.n) % params.n;
         for (var c = 0u; c < params.c; c++) {
-            acc += arena[stream(params.dout_off, b, k, c)] * arena[stream(params.x_off, b, i, c)];
+            acc += ld(stream(params.dout_off, b, k, c)) * ld(stream(params.x_off, b, i, c));
         }
     }
-    arena[params.dh_off + b * params.dh_rs + params.n + j] = acc;
+    st(params.dh_off + b * params.dh_rs + params.n + j, acc);
 }

@@ -328,7 +328,8 @@ fn workgroups(grid: Grid) -> [u32; 3] {
 impl GpuArena {
     /// Uploads `initial` as the arena and prepares every op list in `lists`.
     pub fn new(ctx: &GpuContext, label: &str, initial: &[f32], lists: &[&[Op]]) -> Result<GpuArena, GpuError> {
-        let bytes = (initial.len() * 4) as u64;
+        // Whole vec4s: the shaders declare the arena as array<vec4<f32>> (prelude.wgsl).
+        let bytes = ((initial.len() * 4) as u64).div_ceil(16).max(1) * 16;
         let (limit, limit_name) = ctx.max_buffer_bytes();
         if bytes > limit {
             return Err(GpuError::TooLarge {
@@ -339,7 +340,7 @@ impl GpuArena {
         }
         let arena = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes.max(16),
+            size: bytes,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });

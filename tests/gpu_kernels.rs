@@ -16,13 +16,22 @@ use mhc_playground::rng::Rng;
 struct Lab {
     arena: Vec<f32>,
     rng: Rng,
+    /// Start every region at a multiple of 4 floats, as the arena plan does: the kernels' vec4
+    /// paths need it (unaligned labs test their scalar fallbacks).
+    aligned: bool,
 }
 
 impl Lab {
     fn new(seed: u64) -> Lab {
-        Lab { arena: Vec::new(), rng: Rng::new(seed) }
+        Lab { arena: Vec::new(), rng: Rng::new(seed), aligned: false }
+    }
+    fn aligned(seed: u64) -> Lab {
+        Lab { aligned: true, ..Lab::new(seed) }
     }
     fn region(&mut self, len: u32, scale: f64) -> u32 {
+        while self.aligned && !self.arena.len().is_multiple_of(4) {
+            self.arena.push(f32::NAN);
+        }
         let off = self.arena.len() as u32;
         for _ in 0..len {
             let v = (self.rng.normal() * scale) as f32;
@@ -51,11 +60,17 @@ impl Lab {
 
 #[test]
 fn matmul_on_awkward_shapes_with_transposes() {
-    for (m, n, k) in [(1, 1, 1), (3, 5, 7), (65, 63, 17), (130, 6, 64), (17, 129, 3), (64, 64, 33)] {
+    // Unaligned shapes take the scalar loops; aligned ones (sides and regions multiples of 4)
+    // the vec4 loads, with a tail of k past the last multiple of 4, and an edge block of rows
+    // or columns past C's side.
+    let unaligned = [(1, 1, 1), (3, 5, 7), (65, 63, 17), (130, 6, 64), (17, 129, 3), (64, 64, 33)].map(|s| (s, false));
+    let aligned = [(8, 12, 18), (64, 32, 20), (12, 8, 4), (20, 36, 7)].map(|s| (s, true));
+    for ((m, n, k), aligned) in unaligned.into_iter().chain(aligned) {
         for (transpose_a, transpose_b, bias, accumulate) in
-            [(false, true, true, false), (true, false, false, true), (false, false, false, true)]
+            [(false, true, true, false), (true, false, false, true), (false, false, false, true), (true, true, false, false)]
         {
-            let mut lab = Lab::new(m as u64 * 1000 + n as u64);
+            let seed = m as u64 * 1000 + n as u64;
+            let mut lab = if aligned { Lab::aligned(seed) } else { Lab::new(seed) };
             let a = lab.region(m * k, 1.0);
             let b = lab.region(k * n, 1.0);
             let bias_off = if bias { lab.region(n, 1.0) } else { NONE };
@@ -642,9 +657,21 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         (BLOCK_MHC, 2, 8, 3, 6, ACT_RELU, 1, 7),
         (BLOCK_MHC, 17, 1, 7, 12, ACT_TANH, 0, 1),
         (BLOCK_MHC, 8, 2, 66, 130, ACT_GELU, 0, 20),
-    ];
-    for (kind, rows, n, c, fc, act, round_f16, iters) in cases {
-        let mut lab = Lab::new(rows as u64 * 100 + n as u64 * 10 + kind as u64);
+    ]
+    .map(|case| (case, false));
+    // Widths and regions multiples of 4: the linear layers' vec4 loads, with rows that end
+    // inside a register block and HC's n + 2 projections that end inside a column group.
+    let aligned = [
+        (BLOCK_RESIDUAL, 9, 1, 8, 20, ACT_GELU, 0, 0),
+        (BLOCK_HC, 11, 4, 8, 16, ACT_GELU, 1, 0),
+        (BLOCK_HC, 8, 2, 12, 24, ACT_TANH, 0, 0),
+        (BLOCK_MHC, 17, 4, 12, 24, ACT_GELU, 0, 20),
+        (BLOCK_MHC, 6, 3, 16, 36, ACT_RELU, 1, 3),
+    ]
+    .map(|case| (case, true));
+    for ((kind, rows, n, c, fc, act, round_f16, iters), aligned) in cases.into_iter().chain(aligned) {
+        let seed = rows as u64 * 100 + n as u64 * 10 + kind as u64;
+        let mut lab = if aligned { Lab::aligned(seed) } else { Lab::new(seed) };
         let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
         // Every workgroup size an adapter may get: SwiftShader's 4 and everyone else's 64
         // (and 16, which shares neither's multiples of the tile).
