@@ -47,6 +47,44 @@ const COLS_PER_THREAD: u32 = 4u;
 const BLOCK_HC: u32 = 1u;
 const BLOCK_MHC: u32 = 2u;
 
+// Set per op by the host (kernels.rs: BlockParams::quads): every tensor starts at a multiple of
+// 4 floats and c is a multiple of 4, so the channel-wise phases move four channels at a time in
+// vec4 loads and stores (prelude.wgsl: arena). Otherwise the same phases run on four channels
+// from single loads, and the lanes past a row's end are neither stored nor summed.
+override QUADS: bool = false;
+
+// Channels i .. i + 3.
+fn ld4(i: u32) -> vec4<f32> {
+    if (QUADS) { return arena[i >> 2u]; }
+    return vec4<f32>(ld(i), ld(i + 1u), ld(i + 2u), ld(i + 3u));
+}
+// The first `count` (1 to 4) of v to i ...
+fn st4(i: u32, v: vec4<f32>, count: u32) {
+    if (QUADS) {
+        arena[i >> 2u] = v;
+    } else {
+        for (var j = 0u; j < count; j++) { st(i + j, v[j]); }
+    }
+}
+// sum + v.x + v.y + ... over the first `count` (1 to 4) lanes, in that order.
+fn add_lanes(sum: f32, v: vec4<f32>, count: u32) -> f32 {
+    var s = sum + v.x;
+    s = select(s, s + v.y, count > 1u);
+    s = select(s, s + v.z, count > 2u);
+    return select(s, s + v.w, count > 3u);
+}
+// Groups of four channels in a row of `len`, and how many of group q's lanes are real.
+fn quads_of(len: u32) -> u32 { return (len + 3u) / 4u; }
+fn lanes_of(len: u32, q: u32) -> u32 { return min(4u, len - 4u * q); }
+// sum_e a[e] * b[e] over a row of `len`, in order.
+fn dot_at(a: u32, b: u32, len: u32) -> f32 {
+    var acc = 0.0;
+    for (var q = 0u; q < quads_of(len); q++) {
+        acc = add_lanes(acc, ld4(a + 4u * q) * ld4(b + 4u * q), lanes_of(len, q));
+    }
+    return acc;
+}
+
 // Per-row (or per row and stream) scalars of the tile, shared between phases.
 var<workgroup> tile_scalars: array<f32, 64>;  // TILE_ROWS * MAX_N
 
@@ -105,26 +143,20 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     let w2 = w_base + min(col0 + 2u, cols - 1u) * w_col_stride;
     let w3 = w_base + min(col0 + 3u, cols - 1u) * w_col_stride;
     var acc = mat4x4<f32>();  // acc[r]: row r's COLS_PER_THREAD sums
-    var e = 0u;
-    // Aligned operands go four steps of e at a time, in vec4 loads (prelude.wgsl: arena).
+    // Aligned operands go four steps of e at a time in vec4 loads (prelude.wgsl: arena): a run
+    // of x is one row's four e's; a run of w one column's four e's (a forward layer) or one e's
+    // four columns (an input gradient). Then the scalar loop does the rest.
     let x_runs = x_base % 4u == 0u && x_stride % 4u == 0u;
-    // Each column's weights run along e (a forward layer), or each e's along the columns (an
-    // input gradient).
-    let w_runs = w_step == 1u && w_base % 4u == 0u && w_col_stride % 4u == 0u;
-    let w_rows = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + 3u < cols;
-    if (x_runs && (w_runs || w_rows)) {
-        for (; e + 4u <= len; e += 4u) {
-            var w: mat4x4<f32>;
-            if (w_runs) {
-                w = transpose(runs4(w0 + e, w1 + e, w2 + e, w3 + e));
-            } else {
-                let s = w0 + e * w_step;
-                w = runs4(s, s + w_step, s + 2u * w_step, s + 3u * w_step);
-            }
-            acc = quad_steps(acc, runs4(x0 + e, x1 + e, x2 + e, x3 + e), w);
-        }
+    let w_along_e = w_step == 1u && w_base % 4u == 0u && w_col_stride % 4u == 0u;
+    let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + 3u < cols;
+    let xr = Runs(vec4<u32>(x0, x1, x2, x3), 1u);
+    var wr = Runs(vec4<u32>(w0, w1, w2, w3), 1u);
+    if (w_across) { wr = Runs(vec4<u32>(w0) + vec4<u32>(0u, 1u, 2u, 3u) * w_step, w_step); }
+    let quads = select(0u, len / 4u, x_runs && (w_along_e || w_across));
+    for (var q = 0u; q < quads; q++) {
+        acc = quad_steps(acc, runs_at(xr, 4u * q), flipped_if(runs_at(wr, 4u * q), w_along_e));
     }
-    for (; e < len; e++) {
+    for (var e = 4u * quads; e < len; e++) {
         let we = e * w_step;
         let w = vec4<f32>(ld(w0 + we), ld(w1 + we), ld(w2 + we), ld(w3 + we));
         acc[0] += ld(x0 + e) * w;
@@ -191,9 +223,9 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
 // rms of `len` values at `off`, summed in order.
 fn rms_at(off: u32, len: u32) -> f32 {
     var ss = 0.0;
-    for (var e = 0u; e < len; e++) {
-        let x = ld(off + e);
-        ss += x * x;
+    for (var q = 0u; q < quads_of(len); q++) {
+        let x = ld4(off + 4u * q);
+        ss = add_lanes(ss, x * x, lanes_of(len, q));
     }
     return sqrt(ss / f32(len) + RMS_EPS);
 }
@@ -202,29 +234,30 @@ fn rms_at(off: u32, len: u32) -> f32 {
 // dx (= or +=) (g - xhat mean(g xhat)) / r with g = dy w. Rows are numbered from `first`.
 fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32, w_off: u32,
                          r_off: u32, dy_off: u32, dx_off: u32, accumulate: bool) {
+    let quads = quads_of(len);
     for (var item = lid; item < items; item += BLOCK_THREADS) {
         let row = first + item;
         let r = ld(r_off + row);
         var dot = 0.0;
-        for (var e = 0u; e < len; e++) {
-            var w = 1.0;
-            if (w_off != NONE) { w = ld(w_off + e); }
-            dot += ld(dy_off + row * len + e) * w * (ld(x_off + row * len + e) / r);
+        for (var q = 0u; q < quads; q++) {
+            let e = 4u * q;
+            let w = select(vec4<f32>(1.0), ld4(w_off + e), w_off != NONE);
+            dot = add_lanes(dot, ld4(dy_off + row * len + e) * w * (ld4(x_off + row * len + e) / r), lanes_of(len, q));
         }
         tile_scalars[item] = dot / f32(len);
     }
     phase_end();
-    for (var t = lid; t < items * len; t += BLOCK_THREADS) {
-        let item = t / len;
-        let e = t % len;
+    for (var t = lid; t < items * quads; t += BLOCK_THREADS) {
+        let item = t / quads;
+        let e = 4u * (t % quads);
         let row = first + item;
         let r = ld(r_off + row);
-        var w = 1.0;
-        if (w_off != NONE) { w = ld(w_off + e); }
-        let g = ld(dy_off + row * len + e) * w;
-        let dx = (g - ld(x_off + row * len + e) / r * tile_scalars[item]) / r;
+        let w = select(vec4<f32>(1.0), ld4(w_off + e), w_off != NONE);
+        let g = ld4(dy_off + row * len + e) * w;
         let o = dx_off + row * len + e;
-        if (accumulate) { st(o, ld(o) + dx); } else { st(o, dx); }
+        var dx = (g - ld4(x_off + row * len + e) / r * tile_scalars[item]) / r;
+        if (accumulate) { dx = ld4(o) + dx; }
+        st4(o, dx, lanes_of(len, t % quads));
     }
     phase_end();
 }
@@ -246,8 +279,8 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
             let row = r0 * n + item;  // (b, i) flattened
             let r = rms_at(blk.x_off + row * c, c);
             st(blk.z_rms_off + row, r);
-            for (var e = 0u; e < c; e++) {
-                st(blk.z_off + row * c + e, ld(blk.x_off + row * c + e) / r);
+            for (var q = 0u; q < quads_of(c); q++) {
+                st4(blk.z_off + row * c + 4u * q, ld4(blk.x_off + row * c + 4u * q) / r, lanes_of(c, q));
             }
         }
         phase_end();
@@ -268,22 +301,24 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
         phase_end();
     }
 
-    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
-        let b = r0 + t / c;
-        let e = t % c;
-        var acc = 0.0;
-        for (var i = 0u; i < n; i++) { acc += h_pre(b, i) * ld(at_stream(blk.x_off, b, i, e)); }
-        st(blk.u_off + b * c + e, acc);
+    let quads = quads_of(c);
+    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
+        let b = r0 + t / quads;
+        let e = 4u * (t % quads);
+        var acc = vec4<f32>(0.0);
+        for (var i = 0u; i < n; i++) { acc += h_pre(b, i) * ld4(at_stream(blk.x_off, b, i, e)); }
+        st4(blk.u_off + b * c + e, acc, lanes_of(c, t % quads));
     }
     phase_end();
     for (var r = lid; r < tile; r += BLOCK_THREADS) {
         st(blk.norm_rms_off + r0 + r, rms_at(blk.u_off + (r0 + r) * c, c));
     }
     phase_end();
-    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
-        let b = r0 + t / c;
-        let e = t % c;
-        st(blk.normed_off + b * c + e, ld(blk.u_off + b * c + e) / ld(blk.norm_rms_off + b) * ld(blk.norm_w + e));
+    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
+        let b = r0 + t / quads;
+        let e = 4u * (t % quads);
+        st4(blk.normed_off + b * c + e, ld4(blk.u_off + b * c + e) / ld(blk.norm_rms_off + b) * ld4(blk.norm_w + e),
+            lanes_of(c, t % quads));
     }
     phase_end();
 }
@@ -305,15 +340,18 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     phase_end();
 
     // X' = res X + post y, optionally rounded to f16.
-    for (var t = lid; t < tile.rows * c; t += BLOCK_THREADS) {
-        let b = r0 + t / c;
-        let e = t % c;
-        let y = ld(blk.y_off + b * c + e);
+    let quads = quads_of(c);
+    for (var t = lid; t < tile.rows * quads; t += BLOCK_THREADS) {
+        let b = r0 + t / quads;
+        let e = 4u * (t % quads);
+        let y = ld4(blk.y_off + b * c + e);
         for (var k = 0u; k < n; k++) {
             var acc = h_post(b, k) * y;
-            for (var i = 0u; i < n; i++) { acc += h_res(b, k, i) * ld(at_stream(blk.x_off, b, i, e)); }
-            if (blk.round_f16 != 0u) { acc = round_to_f16(acc); }
-            st(at_stream(blk.out_off, b, k, e), acc);
+            for (var i = 0u; i < n; i++) { acc += h_res(b, k, i) * ld4(at_stream(blk.x_off, b, i, e)); }
+            if (blk.round_f16 != 0u) {
+                acc = vec4<f32>(round_to_f16(acc.x), round_to_f16(acc.y), round_to_f16(acc.z), round_to_f16(acc.w));
+            }
+            st4(at_stream(blk.out_off, b, k, e), acc, lanes_of(c, t % quads));
         }
     }
 }
@@ -332,16 +370,18 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
     let n = blk.n;
     let c = blk.c;
     let pc = n * n + 2u * n;
-    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
-        let b = r0 + t / c;
-        let e = t % c;
-        var dy = 0.0;
-        for (var k = 0u; k < n; k++) { dy += h_post(b, k) * ld(at_stream(blk.dout_off, b, k, e)); }
-        st(blk.dy_off + b * c + e, dy);
+    let quads = quads_of(c);
+    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
+        let b = r0 + t / quads;
+        let e = 4u * (t % quads);
+        let lanes = lanes_of(c, t % quads);
+        var dy = vec4<f32>(0.0);
+        for (var k = 0u; k < n; k++) { dy += h_post(b, k) * ld4(at_stream(blk.dout_off, b, k, e)); }
+        st4(blk.dy_off + b * c + e, dy, lanes);
         for (var i = 0u; i < n; i++) {
-            var acc = 0.0;
-            for (var k = 0u; k < n; k++) { acc += h_res(b, k, i) * ld(at_stream(blk.dout_off, b, k, e)); }
-            st(at_stream(blk.dx_off, b, i, e), acc);
+            var acc = vec4<f32>(0.0);
+            for (var k = 0u; k < n; k++) { acc += h_res(b, k, i) * ld4(at_stream(blk.dout_off, b, k, e)); }
+            st4(at_stream(blk.dx_off, b, i, e), acc, lanes);
         }
     }
     if (blk.h_off != NONE) {
@@ -349,15 +389,10 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
         for (var t = lid; t < tile * per_row; t += BLOCK_THREADS) {
             let b = r0 + t / per_row;
             let j = t % per_row;
-            var acc = 0.0;
-            if (j < n) {
-                for (var e = 0u; e < c; e++) { acc += ld(at_stream(blk.dout_off, b, j, e)) * ld(blk.y_off + b * c + e); }
-            } else {
-                let k = (j - n) / n;
-                let i = (j - n) % n;
-                for (var e = 0u; e < c; e++) { acc += ld(at_stream(blk.dout_off, b, k, e)) * ld(at_stream(blk.x_off, b, i, e)); }
-            }
-            st(blk.dh_off + b * pc + n + j, acc);
+            // d post_j = dout_j . y; d res_ki = dout_k . X_i (one dot, its operands picked by j).
+            let k = select((j - n) / n, j, j < n);
+            let other = select(at_stream(blk.x_off, b, (j - n) % n, 0u), blk.y_off + b * c, j < n);
+            st(blk.dh_off + b * pc + n + j, dot_at(at_stream(blk.dout_off, b, k, 0u), other, c));
         }
     }
     phase_end();
@@ -370,22 +405,21 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
     let c = blk.c;
     let pc = n * n + 2u * n;
     tile_rmsnorm_backward(lid, r0, tile, c, blk.u_off, blk.norm_w, blk.norm_rms_off, blk.dnormed_off, blk.du_off, false);
-    for (var t = lid; t < tile * c; t += BLOCK_THREADS) {
-        let b = r0 + t / c;
-        let e = t % c;
-        let du = ld(blk.du_off + b * c + e);
+    let quads = quads_of(c);
+    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
+        let b = r0 + t / quads;
+        let e = 4u * (t % quads);
+        let du = ld4(blk.du_off + b * c + e);
         for (var i = 0u; i < n; i++) {
             let o = at_stream(blk.dx_off, b, i, e);
-            st(o, ld(o) + h_pre(b, i) * du);
+            st4(o, ld4(o) + h_pre(b, i) * du, lanes_of(c, t % quads));
         }
     }
     if (blk.h_off != NONE) {
         for (var t = lid; t < tile * n; t += BLOCK_THREADS) {
             let b = r0 + t / n;
             let i = t % n;
-            var acc = 0.0;
-            for (var e = 0u; e < c; e++) { acc += ld(blk.du_off + b * c + e) * ld(at_stream(blk.x_off, b, i, e)); }
-            st(blk.dh_off + b * pc + i, acc);
+            st(blk.dh_off + b * pc + i, dot_at(blk.du_off + b * c, at_stream(blk.x_off, b, i, 0u), c));
         }
     }
     phase_end();
@@ -405,9 +439,11 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
         }
         phase_end();
         // The rms path (dX += k X), then dX += dA phi, in the unfused kernels' order.
-        for (var t = lid; t < tile * width; t += BLOCK_THREADS) {
-            let o = r0 * width + t;
-            st(blk.dx_off + o, ld(blk.dx_off + o) + tile_scalars[t / width] * ld(blk.x_off + o));
+        let width_quads = quads_of(width);
+        for (var t = lid; t < tile * width_quads; t += BLOCK_THREADS) {
+            let o = (r0 + t / width_quads) * width + 4u * (t % width_quads);
+            let dx = ld4(blk.dx_off + o) + tile_scalars[t / width_quads] * ld4(blk.x_off + o);
+            st4(blk.dx_off + o, dx, lanes_of(width, t % width_quads));
         }
         phase_end();
         tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true);

@@ -153,36 +153,24 @@ fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let b2 = b_base + min(col0 + 2u, params.n - 1u) * params.b_cs;
     let b3 = b_base + min(col0 + 3u, params.n - 1u) * params.b_cs;
     var acc = mat4x4<f32>();  // acc[i]: row row0 + i, columns col0 .. col0 + 3
-    var k = 0u;
-    // Aligned operands go four steps of k at a time, in vec4 loads (prelude.wgsl: arena): A's
-    // rows run along k (a_runs) or its k's along the rows (a_rows); B's columns run along k
-    // (b_runs) or its k's along the columns (b_rows).
-    let a_runs = params.a_cs == 1u && a_base % 4u == 0u && params.a_rs % 4u == 0u;
-    let a_rows = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + 3u < params.m;
-    let b_runs = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
-    let b_rows = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + 3u < params.n;
-    if ((a_runs || a_rows) && (b_runs || b_rows)) {
-        let a_step = params.a_cs;
-        let b_step = params.b_rs;
-        for (; k + 4u <= params.k; k += 4u) {
-            var x: mat4x4<f32>;
-            if (a_runs) {
-                x = runs4(a0 + k, a1 + k, a2 + k, a3 + k);
-            } else {
-                let s = a0 + k * a_step;
-                x = transpose(runs4(s, s + a_step, s + 2u * a_step, s + 3u * a_step));
-            }
-            var w: mat4x4<f32>;
-            if (b_rows) {
-                let s = b0 + k * b_step;
-                w = runs4(s, s + b_step, s + 2u * b_step, s + 3u * b_step);
-            } else {
-                w = transpose(runs4(b0 + k, b1 + k, b2 + k, b3 + k));
-            }
-            acc = quad_steps(acc, x, w);
-        }
+    // Aligned operands go four steps of k at a time in vec4 loads (prelude.wgsl: arena): a run
+    // of A is one row's four k's (a_along_k) or one k's four rows (a_across); a run of B one
+    // column's four k's (b_along_k) or one k's four columns (b_across). Then the scalar loop
+    // does the rest.
+    let a_along_k = params.a_cs == 1u && a_base % 4u == 0u && params.a_rs % 4u == 0u;
+    let a_across = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + 3u < params.m;
+    let b_along_k = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
+    let b_across = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + 3u < params.n;
+    let steps = vec4<u32>(0u, 1u, 2u, 3u);
+    var ar = Runs(vec4<u32>(a0, a1, a2, a3), 1u);
+    if (a_across) { ar = Runs(vec4<u32>(a0) + steps * params.a_cs, params.a_cs); }
+    var br = Runs(vec4<u32>(b0, b1, b2, b3), 1u);
+    if (b_across) { br = Runs(vec4<u32>(b0) + steps * params.b_rs, params.b_rs); }
+    let quads = select(0u, params.k / 4u, (a_along_k || a_across) && (b_along_k || b_across));
+    for (var q = 0u; q < quads; q++) {
+        acc = quad_steps(acc, flipped_if(runs_at(ar, 4u * q), a_across), flipped_if(runs_at(br, 4u * q), b_along_k));
     }
-    for (; k < params.k; k++) {
+    for (var k = 4u * quads; k < params.k; k++) {
         let ka = k * params.a_cs;
         let kb = k * params.b_rs;
         let b = vec4<f32>(ld(b0 + kb), ld(b1 + kb), ld(b2 + kb), ld(b3 + kb));

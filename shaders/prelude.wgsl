@@ -10,10 +10,20 @@
 fn ld(i: u32) -> f32 { return arena[i >> 2u][i & 3u]; }
 fn st(i: u32, value: f32) { arena[i >> 2u][i & 3u] = value; }
 
-// Four aligned runs of four floats from float indices s0 .. s3 (multiples of 4) as the columns
-// of a matrix: column i holds floats s_i .. s_i + 3. One vec4 load a run.
-fn runs4(s0: u32, s1: u32, s2: u32, s3: u32) -> mat4x4<f32> {
-    return mat4x4<f32>(arena[s0 >> 2u], arena[s1 >> 2u], arena[s2 >> 2u], arena[s3 >> 2u]);
+// Four aligned runs of four floats: run j starts at float index start[j] + k * step (each a
+// multiple of 4), one vec4 load a run.
+struct Runs { start: vec4<u32>, step: u32 }
+fn runs_at(runs: Runs, k: u32) -> mat4x4<f32> {
+    let s = (runs.start + vec4<u32>(k * runs.step)) >> vec4<u32>(2u);
+    return mat4x4<f32>(arena[s.x], arena[s.y], arena[s.z], arena[s.w]);
+}
+
+// m, or its transpose when `flip`, without a branch: a software GPU (lavapipe) runs both sides
+// of an `if`, loads included.
+fn flipped_if(m: mat4x4<f32>, flip: bool) -> mat4x4<f32> {
+    let t = transpose(m);
+    return mat4x4<f32>(select(m[0], t[0], flip), select(m[1], t[1], flip), select(m[2], t[2], flip),
+                       select(m[3], t[3], flip));
 }
 
 // Four steps of a 4 x 4 register block: acc[r] += x[r][q] * w[q] for q = 0, 1, 2, 3 in turn,

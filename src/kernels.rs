@@ -337,6 +337,46 @@ pub struct BlockParams {
 }
 
 impl BlockParams {
+    /// Whether every tensor starts at a multiple of 4 floats and a row of channels is a
+    /// multiple of 4 long: the block kernels then move channels four at a time in vec4 loads
+    /// (`block.wgsl`: `QUADS`).
+    pub fn quads(&self) -> bool {
+        let offsets = [
+            self.x_off,
+            self.out_off,
+            self.h_off,
+            self.u_off,
+            self.normed_off,
+            self.norm_rms_off,
+            self.hidden_pre_off,
+            self.hidden_off,
+            self.y_off,
+            self.norm_w,
+            self.fc1_w,
+            self.fc1_b,
+            self.fc2_w,
+            self.fc2_b,
+            self.proj_w,
+            self.small_off,
+            self.proj_off,
+            self.z_off,
+            self.z_rms_off,
+            self.dout_off,
+            self.dx_off,
+            self.dy_off,
+            self.dhidden_off,
+            self.dhidden_pre_off,
+            self.dnormed_off,
+            self.du_off,
+            self.dh_off,
+            self.dproj_off,
+            self.dz_off,
+            self.part_off,
+            self.div_off,
+        ];
+        self.c % 4 == 0 && offsets.iter().all(|&o| o == NONE || o % 4 == 0)
+    }
+
     /// Coefficients per row, `[pre (n) | post (n) | res (n*n)]`.
     pub fn coeffs(&self) -> u32 {
         self.n * self.n + 2 * self.n
@@ -676,7 +716,7 @@ impl Op {
     /// block kernels run `block_threads` threads a workgroup ([`block_threads`]).
     pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
-            Op::Fused(..) => return vec![("BLOCK_THREADS", block_threads as f64)],
+            Op::Fused(_, p) => return vec![("BLOCK_THREADS", block_threads as f64), ("QUADS", p.quads() as u32 as f64)],
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
                 (MatmulKernel::Registers, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
                 (MatmulKernel::Direct, _) => &[],
