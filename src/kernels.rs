@@ -374,7 +374,7 @@ impl BlockParams {
             self.part_off,
             self.div_off,
         ];
-        self.c % 4 == 0 && offsets.iter().all(|&o| o == NONE || o % 4 == 0)
+        self.c.is_multiple_of(4) && offsets.iter().all(|&o| o == NONE || o.is_multiple_of(4))
     }
 
     /// Coefficients per row, `[pre (n) | post (n) | res (n*n)]`.
