@@ -49,19 +49,19 @@ const BLOCK_MHC: u32 = 2u;
 
 // Set per op by the host (kernels.rs: BlockParams::quads): every tensor starts at a multiple of
 // 4 floats and c is a multiple of 4, so the channel-wise phases move four channels at a time in
-// vec4 loads and stores (prelude.wgsl: arena). Otherwise the same phases run on four channels
+// vec4 loads and stores (kernels.rs: ArenaView). Otherwise the same phases run on four channels
 // from single loads, and the lanes past a row's end are neither stored nor summed.
 override QUADS: bool = false;
 
 // Channels i .. i + 3.
 fn ld4(i: u32) -> vec4<f32> {
-    if (QUADS) { return arena[i >> 2u]; }
+    if (QUADS) { return ld_vec4(i >> 2u); }
     return vec4<f32>(ld(i), ld(i + 1u), ld(i + 2u), ld(i + 3u));
 }
 // The first `count` (1 to 4) of v to i ...
 fn st4(i: u32, v: vec4<f32>, count: u32) {
     if (QUADS) {
-        arena[i >> 2u] = v;
+        st_vec4(i >> 2u, v);
     } else {
         for (var j = 0u; j < count; j++) { st(i + j, v[j]); }
     }

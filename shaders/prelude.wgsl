@@ -2,20 +2,15 @@
 // All kernels address one flat f32 arena per variant: parameters, gradients, moments,
 // activations, scratch and metrics. Offsets in the params structs are element indices;
 // NONE marks an absent operand. Labels live in the arena as exact small floats.
-// The arena is declared as vec4s so that kernels can load four aligned floats at once
-// (`arena[i4]`, i4 = float index / 4): a software GPU (lavapipe) runs one scalar loop over
-// its SIMD lanes per load instruction, whatever its width, so a vec4 load costs about what a
-// float does. ld / st address single floats.
-@group(0) @binding(0) var<storage, read_write> arena: array<vec4<f32>>;
-fn ld(i: u32) -> f32 { return arena[i >> 2u][i & 3u]; }
-fn st(i: u32, value: f32) { arena[i >> 2u][i & 3u] = value; }
+// The arena binding and ld / st / ld_vec4 / st_vec4 come first: arena_vec4s.wgsl or
+// arena_floats.wgsl, by adapter (kernels.rs: ArenaView).
 
 // Four aligned runs of four floats: run j starts at float index start[j] + k * step (each a
-// multiple of 4), one vec4 load a run.
+// multiple of 4), one vec4 load a run where the arena is seen as vec4s.
 struct Runs { start: vec4<u32>, step: u32 }
 fn runs_at(runs: Runs, k: u32) -> mat4x4<f32> {
     let s = (runs.start + vec4<u32>(k * runs.step)) >> vec4<u32>(2u);
-    return mat4x4<f32>(arena[s.x], arena[s.y], arena[s.z], arena[s.w]);
+    return mat4x4<f32>(ld_vec4(s.x), ld_vec4(s.y), ld_vec4(s.z), ld_vec4(s.w));
 }
 
 // m, or its transpose when `flip`, without a branch: a software GPU (lavapipe) runs both sides

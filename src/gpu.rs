@@ -3,7 +3,7 @@
 //! (`map_async` + a channel): in the browser it is simply awaited, natively the device is
 //! polled first. Nothing here blocks a browser thread.
 
-use crate::kernels::{block_threads, shader_source, Grid, MatmulKernel, Op, WORKGROUP_1D};
+use crate::kernels::{block_threads, shader_source, ArenaView, Grid, MatmulKernel, Op, WORKGROUP_1D};
 use crate::program::OpList;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -41,7 +41,7 @@ enum DeviceError {
 }
 
 /// A compiled kernel: file, entry point, and its overridable constants' values (as bits).
-type PipelineKey = (&'static str, &'static str, Vec<(&'static str, u64)>);
+type PipelineKey = (&'static str, &'static str, ArenaView, Vec<(&'static str, u64)>);
 
 /// Device, queue and the compiled kernels, created once and shared by every variant.
 pub struct GpuContext {
@@ -54,7 +54,7 @@ pub struct GpuContext {
     pub software: bool,
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
-    modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: RefCell<HashMap<(&'static str, ArenaView), wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     /// First uncaptured error, surfaced by [`GpuContext::check`].
     error: Arc<Mutex<Option<DeviceError>>>,
@@ -71,6 +71,9 @@ pub struct GpuContext {
     /// Threads per workgroup of the fused block kernels in arenas prepared from now on, where
     /// set (tests run both counts); else [`block_threads`] for this adapter.
     block_threads: Cell<Option<u32>>,
+    /// How kernels of arenas prepared from now on see the arena, where set (tests run both);
+    /// else [`ArenaView::for_adapter`].
+    arena_view: Cell<Option<ArenaView>>,
 }
 
 impl GpuContext {
@@ -163,6 +166,7 @@ impl GpuContext {
             staging: RefCell::new(Vec::new()),
             matmul_kernel: Cell::new(None),
             block_threads: Cell::new(None),
+            arena_view: Cell::new(None),
         })
     }
 
@@ -186,6 +190,16 @@ impl GpuContext {
     /// Fixes [`GpuContext::block_threads`] for arenas prepared after this (None: the adapter's).
     pub fn set_block_threads(&self, threads: Option<u32>) {
         self.block_threads.set(threads);
+    }
+
+    /// How the kernels see the arena on this adapter, see [`ArenaView`].
+    pub fn arena_view(&self) -> ArenaView {
+        self.arena_view.get().unwrap_or_else(|| ArenaView::for_adapter(cfg!(target_arch = "wasm32") && self.software))
+    }
+
+    /// Fixes [`GpuContext::arena_view`] for arenas prepared after this (None: the adapter's).
+    pub fn set_arena_view(&self, view: Option<ArenaView>) {
+        self.arena_view.set(view);
     }
 
     /// `(dispatches, submits)` since the device was opened.
@@ -262,13 +276,14 @@ impl GpuContext {
     }
 
     fn pipeline(&self, file: &'static str, entry: &'static str, overrides: &[(&'static str, f64)]) -> Arc<wgpu::ComputePipeline> {
-        let key: PipelineKey = (file, entry, overrides.iter().map(|&(name, v)| (name, v.to_bits())).collect());
+        let view = self.arena_view();
+        let key: PipelineKey = (file, entry, view, overrides.iter().map(|&(name, v)| (name, v.to_bits())).collect());
         if let Some(p) = self.pipelines.borrow().get(&key) {
             return p.clone();
         }
         let mut modules = self.modules.borrow_mut();
-        let module = modules.entry(file).or_insert_with(|| {
-            let source = shader_source(file).unwrap_or_default();
+        let module = modules.entry((file, view)).or_insert_with(|| {
+            let source = shader_source(file, view).unwrap_or_default();
             self.device
                 .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(source.into()) })
         });

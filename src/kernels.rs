@@ -820,10 +820,44 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
 /// coefficient math and the activations of the unfused kernels rather than repeating them.
 const SHADER_LIBRARIES: &[(&str, &[&str])] = &[("block", &["activation", "hyper"])];
 
-/// Full WGSL source of one shader file (prelude + file).
-pub fn shader_source(file: &str) -> Option<String> {
+/// How the kernels see the arena: one storage binding either way, as vec4s or as floats.
+/// Kernels address floats (`ld` / `st`) and, where operands are aligned, load four at once
+/// (`ld_vec4`), which costs one load instruction on the vec4 view and four on the float view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArenaView {
+    /// Every adapter but a software one in a browser. lavapipe pays per load instruction,
+    /// whatever its width: the default experiment's residual block kernels ran 1.5x faster.
+    Vec4s,
+    /// A software adapter in a browser. SwiftShader splits a vec4 load into four gathers, so
+    /// vec4s gained nothing there: browser CPU seconds for the default experiment's `bench=3`,
+    /// mean of five runs, 110.6 before vec4s and 111.8 on them; 104.9 (two runs) on floats.
+    Floats,
+}
+
+impl ArenaView {
+    pub const ALL: [ArenaView; 2] = [ArenaView::Vec4s, ArenaView::Floats];
+
+    /// The view for an adapter (`software_in_browser` as for [`block_threads`]).
+    pub fn for_adapter(software_in_browser: bool) -> ArenaView {
+        if software_in_browser {
+            ArenaView::Floats
+        } else {
+            ArenaView::Vec4s
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            ArenaView::Vec4s => include_str!("../shaders/arena_vec4s.wgsl"),
+            ArenaView::Floats => include_str!("../shaders/arena_floats.wgsl"),
+        }
+    }
+}
+
+/// Full WGSL source of one shader file (arena view + prelude + libraries + file).
+pub fn shader_source(file: &str, view: ArenaView) -> Option<String> {
     let body = |name: &str| SHADER_FILES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b);
-    let mut source = format!("{SHADER_PRELUDE}\n");
+    let mut source = format!("{}\n{SHADER_PRELUDE}\n", view.source());
     let libraries = SHADER_LIBRARIES.iter().find(|(n, _)| *n == file).map_or(&[][..], |(_, l)| l);
     for library in libraries {
         source.push_str(body(library)?);

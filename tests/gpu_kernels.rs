@@ -77,8 +77,10 @@ fn matmul_on_awkward_shapes_with_transposes() {
             let c = lab.region(m * n + 7, 1.0);
             let (a_rs, a_cs) = if transpose_a { (1, m) } else { (k, 1) };
             let (b_rs, b_cs) = if transpose_b { (1, k) } else { (n, 1) };
-            // Every kernel on every shape: tiled, direct (a thread per output), registers.
-            for kernel in MatmulKernel::ALL {
+            // Every kernel on every shape (tiled, direct: a thread per output, registers), with the
+            // arena seen as vec4s and as floats.
+            for (kernel, view) in MatmulKernel::ALL.into_iter().flat_map(|k| ArenaView::ALL.map(|v| (k, v))) {
+                gpu().set_arena_view(Some(view));
                 let op = Op::Matmul(
                     MatmulParams {
                         m,
@@ -98,8 +100,9 @@ fn matmul_on_awkward_shapes_with_transposes() {
                     }
                     .with_kernel(kernel),
                 );
-                lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b} {kernel:?}"), &[op], 1e-5, 1e-5);
+                lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b} {kernel:?} {view:?}"), &[op], 1e-5, 1e-5);
             }
+            gpu().set_arena_view(None);
         }
     }
 }
@@ -673,12 +676,16 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         let seed = rows as u64 * 100 + n as u64 * 10 + kind as u64;
         let mut lab = if aligned { Lab::aligned(seed) } else { Lab::new(seed) };
         let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
-        // Every workgroup size an adapter may get: SwiftShader's 4 and everyone else's 64
-        // (and 16, which shares neither's multiples of the tile).
-        for threads in [block_threads(false), block_threads(true), 16] {
+        // Every workgroup size and arena view an adapter may get: SwiftShader's in a browser (4
+        // threads, floats) and everyone else's (64, vec4s), and 16 threads, which shares neither's
+        // multiples of the tile.
+        let setups = [(false, ArenaView::Vec4s), (true, ArenaView::Floats)].map(|(browser, view)| (block_threads(browser), view));
+        for (threads, view) in setups.into_iter().chain([(16, ArenaView::Vec4s)]) {
             gpu().set_block_threads(Some(threads));
-            let what =
-                format!("block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads}");
+            gpu().set_arena_view(Some(view));
+            let what = format!(
+                "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?}"
+            );
             lab.check(&format!("{what} forward"), &[Op::Fused(FusedKernel::BlockForward, p)], 1e-4, 1e-4);
             // Backward after forward: the saved tensors are then the real ones.
             lab.check(
@@ -693,6 +700,7 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
             lab.check(&format!("{what} wraps forward+backward"), &wraps, 1e-4, 1e-4);
         }
         gpu().set_block_threads(None);
+        gpu().set_arena_view(None);
     }
 }
 

@@ -4,8 +4,8 @@
 use mhc_playground::kernels::*;
 use std::mem::size_of;
 
-fn module(file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
-    let source = shader_source(file).unwrap_or_else(|| panic!("no shader file {file}"));
+fn module(file: &str, view: ArenaView) -> (naga::Module, naga::valid::ModuleInfo) {
+    let source = shader_source(file, view).unwrap_or_else(|| panic!("no shader file {file}"));
     let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{file}.wgsl: {}", e.emit_to_string(&source)));
     // WebGPU's capabilities: no native-only features.
     let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
@@ -15,8 +15,8 @@ fn module(file: &str) -> (naga::Module, naga::valid::ModuleInfo) {
 
 #[test]
 fn every_shader_validates_for_webgpu() {
-    for (file, _) in SHADER_FILES {
-        let (module, _) = module(file);
+    for ((file, _), view) in SHADER_FILES.iter().flat_map(|f| ArenaView::ALL.map(|v| (f, v))) {
+        let (module, _) = module(file, view);
         // WGSL makes a constant expression that evaluates to NaN or an infinity a shader-creation
         // error (Chrome's Tint enforces it; naga does not): no folded constant may be non-finite.
         let functions = module.functions.iter().map(|(_, f)| f).chain(module.entry_points.iter().map(|e| &e.function));
@@ -84,7 +84,7 @@ fn all_ops() -> Vec<Op> {
 fn every_op_names_an_existing_entry_point() {
     for op in all_ops() {
         let (file, entry) = op.entry();
-        let (module, _) = module(file);
+        let (module, _) = module(file, ArenaView::Vec4s);
         assert!(
             module.entry_points.iter().any(|e| e.name == entry && e.stage == naga::ShaderStage::Compute),
             "{file}.wgsl has no compute entry point {entry}"
@@ -113,7 +113,7 @@ fn params_structs_match_their_wgsl_twins() {
         ("attention", "AttentionParams", size_of::<AttentionParams>()),
     ];
     for &(file, name, rust_size) in expected {
-        let (module, _) = module(file);
+        let (module, _) = module(file, ArenaView::Vec4s);
         let (_, ty) = module
             .types
             .iter()
@@ -130,8 +130,8 @@ fn params_structs_match_their_wgsl_twins() {
 
 #[test]
 fn metrics_slots_match_the_wgsl_constants() {
-    let (metrics, _) = module("metrics");
-    let (optimizer, _) = module("optimizer");
+    let (metrics, _) = module("metrics", ArenaView::Vec4s);
+    let (optimizer, _) = module("optimizer", ArenaView::Vec4s);
     let constant = |module: &naga::Module, name: &str| -> u32 {
         let (_, c) = module.constants.iter().find(|(_, c)| c.name.as_deref() == Some(name)).unwrap_or_else(|| panic!("no const {name}"));
         match module.global_expressions[c.init] {
@@ -160,19 +160,19 @@ fn metrics_slots_match_the_wgsl_constants() {
         assert_eq!(constant(&optimizer, name), value, "optimizer.wgsl {name}");
     }
     // Named codes shared by Rust and WGSL.
-    let (activation, _) = module("activation");
+    let (activation, _) = module("activation", ArenaView::Vec4s);
     assert_eq!(constant(&activation, "ACT_GELU"), ACT_GELU);
     assert_eq!(constant(&activation, "ACT_RELU"), ACT_RELU);
-    let (reduce, _) = module("reduce");
+    let (reduce, _) = module("reduce", ArenaView::Vec4s);
     assert_eq!(constant(&reduce, "REDUCE_MAX"), REDUCE_MAX);
     assert_eq!(constant(&optimizer, "OPT_ADAMW"), OPT_ADAMW);
-    let (block, _) = module("block");
+    let (block, _) = module("block", ArenaView::Vec4s);
     assert_eq!(constant(&block, "BLOCK_HC"), BLOCK_HC);
     assert_eq!(constant(&block, "BLOCK_MHC"), BLOCK_MHC);
     assert_eq!(constant(&block, "TILE_ROWS"), BLOCK_TILE_ROWS);
-    let (hyper, _) = module("hyper");
+    let (hyper, _) = module("hyper", ArenaView::Vec4s);
     assert_eq!(constant(&hyper, "MAX_N") as usize, MAX_STREAMS);
     assert!(constant(&hyper, "MHC_SLOTS") >= BLOCK_TILE_ROWS, "a fused tile's rows need an mHC slot each");
     assert_eq!(constant(&hyper, "MAX_ITERS") as usize, MAX_SINKHORN_ITERS);
-    assert_eq!(constant(&module("attention").0, "MAX_CTX"), ATTENTION_MAX_CTX);
+    assert_eq!(constant(&module("attention", ArenaView::Vec4s).0, "MAX_CTX"), ATTENTION_MAX_CTX);
 }
