@@ -227,6 +227,8 @@ fn bench_prints_one_json_object() {
     assert!(report["steps_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(report["kernels"], "fused", "{report}");
     assert_eq!(report["other"]["kernels"], "unfused", "{report}");
+    // Natively (lavapipe, or a real GPU) kernels load aligned operands four floats at a time.
+    assert_eq!(report["arena_view"], "vec4s", "{report}");
     assert!(report["speedup_over_other"].as_f64().unwrap() > 0.0, "{report}");
     // One submit per lockstep step. Fused, per variant: forward 6 + a block each; backward
     // 10 + a block each + batched weight gradients 5 (7 with hyper-connections); checks 5;

@@ -222,6 +222,8 @@ test('bench mode writes one JSON line', async () => {
   }
   // The fused kernels at depth 4: one submit and 31 + 33 + 33 dispatches plus 2 per extra block each.
   assert.equal(report.kernels, 'fused');
+  // SwiftShader in a browser: the arena seen as floats (vec4 loads are gathers there).
+  assert.equal(report.arena_view, 'floats');
   assert.equal(report.submits_per_step, 1);
   assert.equal(report.dispatches_per_step, 109);
   assert.match(report.adapter, /./);
