@@ -76,6 +76,13 @@ fn add_lanes(sum: f32, v: vec4<f32>, count: u32) -> f32 {
 // Groups of four channels in a row of `len`, and how many of group q's lanes are real.
 fn quads_of(len: u32) -> u32 { return (len + 3u) / 4u; }
 fn lanes_of(len: u32, q: u32) -> u32 { return min(4u, len - 4u * q); }
+// Item t of a phase over rows of `len` channels in groups of four, rows numbered from `first`:
+// its row, its first channel and how many of its lanes are real.
+struct Quad { row: u32, e: u32, lanes: u32 }
+fn quad_item(first: u32, t: u32, len: u32) -> Quad {
+    let q = t % quads_of(len);
+    return Quad(first + t / quads_of(len), 4u * q, lanes_of(len, q));
+}
 // sum_e a[e] * b[e] over a row of `len`, in order.
 fn dot_at(a: u32, b: u32, len: u32) -> f32 {
     var acc = 0.0;
@@ -143,7 +150,7 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     let w2 = w_base + min(col0 + 2u, cols - 1u) * w_col_stride;
     let w3 = w_base + min(col0 + 3u, cols - 1u) * w_col_stride;
     var acc = mat4x4<f32>();  // acc[r]: row r's COLS_PER_THREAD sums
-    // Aligned operands go four steps of e at a time in vec4 loads (prelude.wgsl: arena): a run
+    // Aligned operands go four steps of e at a time in vec4 loads (kernels.rs: ArenaView): a run
     // of x is one row's four e's; a run of w one column's four e's (a forward layer) or one e's
     // four columns (an input gradient). Then the scalar loop does the rest.
     let x_runs = x_base % 4u == 0u && x_stride % 4u == 0u;
@@ -151,7 +158,7 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + 3u < cols;
     let xr = Runs(vec4<u32>(x0, x1, x2, x3), 1u);
     var wr = Runs(vec4<u32>(w0, w1, w2, w3), 1u);
-    if (w_across) { wr = Runs(vec4<u32>(w0) + vec4<u32>(0u, 1u, 2u, 3u) * w_step, w_step); }
+    if (w_across) { wr = runs_across(w0, w_step); }
     let quads = select(0u, len / 4u, x_runs && (w_along_e || w_across));
     for (var q = 0u; q < quads; q++) {
         acc = quad_steps(acc, runs_at(xr, 4u * q), flipped_if(runs_at(wr, 4u * q), w_along_e));
@@ -248,16 +255,15 @@ fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32,
     }
     phase_end();
     for (var t = lid; t < items * quads; t += BLOCK_THREADS) {
-        let item = t / quads;
-        let e = 4u * (t % quads);
-        let row = first + item;
+        let at = quad_item(first, t, len);
+        let row = at.row;
         let r = ld(r_off + row);
-        let w = select(vec4<f32>(1.0), ld4(w_off + e), w_off != NONE);
-        let g = ld4(dy_off + row * len + e) * w;
-        let o = dx_off + row * len + e;
-        var dx = (g - ld4(x_off + row * len + e) / r * tile_scalars[item]) / r;
+        let w = select(vec4<f32>(1.0), ld4(w_off + at.e), w_off != NONE);
+        let g = ld4(dy_off + row * len + at.e) * w;
+        let o = dx_off + row * len + at.e;
+        var dx = (g - ld4(x_off + row * len + at.e) / r * tile_scalars[row - first]) / r;
         if (accumulate) { dx = ld4(o) + dx; }
-        st4(o, dx, lanes_of(len, t % quads));
+        st4(o, dx, at.lanes);
     }
     phase_end();
 }
@@ -303,11 +309,10 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
 
     let quads = quads_of(c);
     for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
-        let b = r0 + t / quads;
-        let e = 4u * (t % quads);
+        let at = quad_item(r0, t, c);
         var acc = vec4<f32>(0.0);
-        for (var i = 0u; i < n; i++) { acc += h_pre(b, i) * ld4(at_stream(blk.x_off, b, i, e)); }
-        st4(blk.u_off + b * c + e, acc, lanes_of(c, t % quads));
+        for (var i = 0u; i < n; i++) { acc += h_pre(at.row, i) * ld4(at_stream(blk.x_off, at.row, i, at.e)); }
+        st4(blk.u_off + at.row * c + at.e, acc, at.lanes);
     }
     phase_end();
     for (var r = lid; r < tile; r += BLOCK_THREADS) {
@@ -315,10 +320,9 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
     }
     phase_end();
     for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
-        let b = r0 + t / quads;
-        let e = 4u * (t % quads);
-        st4(blk.normed_off + b * c + e, ld4(blk.u_off + b * c + e) / ld(blk.norm_rms_off + b) * ld4(blk.norm_w + e),
-            lanes_of(c, t % quads));
+        let at = quad_item(r0, t, c);
+        let o = at.row * c + at.e;
+        st4(blk.normed_off + o, ld4(blk.u_off + o) / ld(blk.norm_rms_off + at.row) * ld4(blk.norm_w + at.e), at.lanes);
     }
     phase_end();
 }
@@ -342,8 +346,9 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     // X' = res X + post y, optionally rounded to f16.
     let quads = quads_of(c);
     for (var t = lid; t < tile.rows * quads; t += BLOCK_THREADS) {
-        let b = r0 + t / quads;
-        let e = 4u * (t % quads);
+        let at = quad_item(r0, t, c);
+        let b = at.row;
+        let e = at.e;
         let y = ld4(blk.y_off + b * c + e);
         for (var k = 0u; k < n; k++) {
             var acc = h_post(b, k) * y;
@@ -351,7 +356,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             if (blk.round_f16 != 0u) {
                 acc = vec4<f32>(round_to_f16(acc.x), round_to_f16(acc.y), round_to_f16(acc.z), round_to_f16(acc.w));
             }
-            st4(at_stream(blk.out_off, b, k, e), acc, lanes_of(c, t % quads));
+            st4(at_stream(blk.out_off, b, k, e), acc, at.lanes);
         }
     }
 }
@@ -372,9 +377,10 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
     let pc = n * n + 2u * n;
     let quads = quads_of(c);
     for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
-        let b = r0 + t / quads;
-        let e = 4u * (t % quads);
-        let lanes = lanes_of(c, t % quads);
+        let at = quad_item(r0, t, c);
+        let b = at.row;
+        let e = at.e;
+        let lanes = at.lanes;
         var dy = vec4<f32>(0.0);
         for (var k = 0u; k < n; k++) { dy += h_post(b, k) * ld4(at_stream(blk.dout_off, b, k, e)); }
         st4(blk.dy_off + b * c + e, dy, lanes);
@@ -407,12 +413,11 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
     tile_rmsnorm_backward(lid, r0, tile, c, blk.u_off, blk.norm_w, blk.norm_rms_off, blk.dnormed_off, blk.du_off, false);
     let quads = quads_of(c);
     for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
-        let b = r0 + t / quads;
-        let e = 4u * (t % quads);
-        let du = ld4(blk.du_off + b * c + e);
+        let at = quad_item(r0, t, c);
+        let du = ld4(blk.du_off + at.row * c + at.e);
         for (var i = 0u; i < n; i++) {
-            let o = at_stream(blk.dx_off, b, i, e);
-            st4(o, ld4(o) + h_pre(b, i) * du, lanes_of(c, t % quads));
+            let o = at_stream(blk.dx_off, at.row, i, at.e);
+            st4(o, ld4(o) + h_pre(at.row, i) * du, at.lanes);
         }
     }
     if (blk.h_off != NONE) {
@@ -439,11 +444,11 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
         }
         phase_end();
         // The rms path (dX += k X), then dX += dA phi, in the unfused kernels' order.
-        let width_quads = quads_of(width);
-        for (var t = lid; t < tile * width_quads; t += BLOCK_THREADS) {
-            let o = (r0 + t / width_quads) * width + 4u * (t % width_quads);
-            let dx = ld4(blk.dx_off + o) + tile_scalars[t / width_quads] * ld4(blk.x_off + o);
-            st4(blk.dx_off + o, dx, lanes_of(width, t % width_quads));
+        for (var t = lid; t < tile * quads_of(width); t += BLOCK_THREADS) {
+            let at = quad_item(r0, t, width);
+            let o = at.row * width + at.e;
+            let dx = ld4(blk.dx_off + o) + tile_scalars[at.row - r0] * ld4(blk.x_off + o);
+            st4(blk.dx_off + o, dx, at.lanes);
         }
         phase_end();
         tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true);

@@ -153,7 +153,7 @@ fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let b2 = b_base + min(col0 + 2u, params.n - 1u) * params.b_cs;
     let b3 = b_base + min(col0 + 3u, params.n - 1u) * params.b_cs;
     var acc = mat4x4<f32>();  // acc[i]: row row0 + i, columns col0 .. col0 + 3
-    // Aligned operands go four steps of k at a time in vec4 loads (prelude.wgsl: arena): a run
+    // Aligned operands go four steps of k at a time in vec4 loads (kernels.rs: ArenaView): a run
     // of A is one row's four k's (a_along_k) or one k's four rows (a_across); a run of B one
     // column's four k's (b_along_k) or one k's four columns (b_across). Then the scalar loop
     // does the rest.
@@ -161,11 +161,10 @@ fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let a_across = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + 3u < params.m;
     let b_along_k = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
     let b_across = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + 3u < params.n;
-    let steps = vec4<u32>(0u, 1u, 2u, 3u);
     var ar = Runs(vec4<u32>(a0, a1, a2, a3), 1u);
-    if (a_across) { ar = Runs(vec4<u32>(a0) + steps * params.a_cs, params.a_cs); }
+    if (a_across) { ar = runs_across(a0, params.a_cs); }
     var br = Runs(vec4<u32>(b0, b1, b2, b3), 1u);
-    if (b_across) { br = Runs(vec4<u32>(b0) + steps * params.b_rs, params.b_rs); }
+    if (b_across) { br = runs_across(b0, params.b_rs); }
     let quads = select(0u, params.k / 4u, (a_along_k || a_across) && (b_along_k || b_across));
     for (var q = 0u; q < quads; q++) {
         acc = quad_steps(acc, flipped_if(runs_at(ar, 4u * q), a_across), flipped_if(runs_at(br, 4u * q), b_along_k));

@@ -12,6 +12,10 @@ fn runs_at(runs: Runs, k: u32) -> mat4x4<f32> {
     let s = (runs.start + vec4<u32>(k * runs.step)) >> vec4<u32>(2u);
     return mat4x4<f32>(ld_vec4(s.x), ld_vec4(s.y), ld_vec4(s.z), ld_vec4(s.w));
 }
+// Runs that each hold one step's four floats, steps `step` apart from `start` on.
+fn runs_across(start: u32, step: u32) -> Runs {
+    return Runs(vec4<u32>(start) + vec4<u32>(0u, 1u, 2u, 3u) * step, step);
+}
 
 // m, or its transpose when `flip`, without a branch: a software GPU (lavapipe) runs both sides
 // of an `if`, loads included.

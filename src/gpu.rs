@@ -184,7 +184,7 @@ impl GpuContext {
     /// Threads per workgroup of the fused block kernels: fewest on SwiftShader (a software
     /// adapter in a browser), see [`block_threads`].
     pub fn block_threads(&self) -> u32 {
-        self.block_threads.get().unwrap_or_else(|| block_threads(cfg!(target_arch = "wasm32") && self.software))
+        self.block_threads.get().unwrap_or_else(|| block_threads(self.software_in_browser()))
     }
 
     /// Fixes [`GpuContext::block_threads`] for arenas prepared after this (None: the adapter's).
@@ -194,7 +194,12 @@ impl GpuContext {
 
     /// How the kernels see the arena on this adapter, see [`ArenaView`].
     pub fn arena_view(&self) -> ArenaView {
-        self.arena_view.get().unwrap_or_else(|| ArenaView::for_adapter(cfg!(target_arch = "wasm32") && self.software))
+        self.arena_view.get().unwrap_or_else(|| ArenaView::for_adapter(self.software_in_browser()))
+    }
+
+    /// SwiftShader and its kind in a browser: the adapter the kernels' tuning singles out.
+    fn software_in_browser(&self) -> bool {
+        cfg!(target_arch = "wasm32") && self.software
     }
 
     /// Fixes [`GpuContext::arena_view`] for arenas prepared after this (None: the adapter's).
@@ -343,7 +348,7 @@ fn workgroups(grid: Grid) -> [u32; 3] {
 impl GpuArena {
     /// Uploads `initial` as the arena and prepares every op list in `lists`.
     pub fn new(ctx: &GpuContext, label: &str, initial: &[f32], lists: &[&[Op]]) -> Result<GpuArena, GpuError> {
-        // Whole vec4s: the shaders declare the arena as array<vec4<f32>> (prelude.wgsl).
+        // Whole vec4s: the vec4 view declares the arena as array<vec4<f32>> (kernels.rs: ArenaView).
         let bytes = ((initial.len() * 4) as u64).div_ceil(16).max(1) * 16;
         let (limit, limit_name) = ctx.max_buffer_bytes();
         if bytes > limit {

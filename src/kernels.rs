@@ -837,6 +837,14 @@ pub enum ArenaView {
 impl ArenaView {
     pub const ALL: [ArenaView; 2] = [ArenaView::Vec4s, ArenaView::Floats];
 
+    /// Its name in benchmark reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ArenaView::Vec4s => "vec4s",
+            ArenaView::Floats => "floats",
+        }
+    }
+
     /// The view for an adapter (`software_in_browser` as for [`block_threads`]).
     pub fn for_adapter(software_in_browser: bool) -> ArenaView {
         if software_in_browser {

@@ -25,8 +25,8 @@ impl Lab {
     fn new(seed: u64) -> Lab {
         Lab { arena: Vec::new(), rng: Rng::new(seed), aligned: false }
     }
-    fn aligned(seed: u64) -> Lab {
-        Lab { aligned: true, ..Lab::new(seed) }
+    fn aligned_if(seed: u64, aligned: bool) -> Lab {
+        Lab { aligned, ..Lab::new(seed) }
     }
     fn region(&mut self, len: u32, scale: f64) -> u32 {
         while self.aligned && !self.arena.len().is_multiple_of(4) {
@@ -70,7 +70,7 @@ fn matmul_on_awkward_shapes_with_transposes() {
             [(false, true, true, false), (true, false, false, true), (false, false, false, true), (true, true, false, false)]
         {
             let seed = m as u64 * 1000 + n as u64;
-            let mut lab = if aligned { Lab::aligned(seed) } else { Lab::new(seed) };
+            let mut lab = Lab::aligned_if(seed, aligned);
             let a = lab.region(m * k, 1.0);
             let b = lab.region(k * n, 1.0);
             let bias_off = if bias { lab.region(n, 1.0) } else { NONE };
@@ -674,7 +674,7 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
     .map(|case| (case, true));
     for ((kind, rows, n, c, fc, act, round_f16, iters), aligned) in cases.into_iter().chain(aligned) {
         let seed = rows as u64 * 100 + n as u64 * 10 + kind as u64;
-        let mut lab = if aligned { Lab::aligned(seed) } else { Lab::new(seed) };
+        let mut lab = Lab::aligned_if(seed, aligned);
         let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
         // Every workgroup size and arena view an adapter may get: SwiftShader's in a browser (4
         // threads, floats) and everyone else's (64, vec4s), and 16 threads, which shares neither's

@@ -517,7 +517,7 @@ mod native {
                 }
                 report["adapter"] = serde_json::json!(gpu.map(|g| g.adapter_name.clone()).unwrap_or_else(|| "CPU (one thread)".into()));
                 report["matmul"] = serde_json::json!(gpu.map(|_| matmul.map_or("each op's own", MatmulKernel::name)));
-                report["arena_view"] = serde_json::json!(gpu.map(|g| format!("{:?}", g.arena_view()).to_lowercase()));
+                report["arena_view"] = serde_json::json!(gpu.map(|g| g.arena_view().name()));
                 report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");

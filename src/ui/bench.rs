@@ -153,7 +153,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
     };
     let report = serde_json::json!({
         "matmul": gpu.as_ref().map(|_| matmul_kernel.map_or("each op's own", MatmulKernel::name)),
-        "arena_view": gpu.as_ref().map(|g| format!("{:?}", g.arena_view()).to_lowercase()),
+        "arena_view": gpu.as_ref().map(|g| g.arena_view().name()),
         "kernels": match gpu {
             Some(_) => format!("{kernels:?}").to_lowercase(),
             None => format!("{cpu_kernels:?}").to_lowercase(),
