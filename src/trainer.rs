@@ -128,11 +128,12 @@ impl Variant {
         self.write(by, &labels);
     }
 
-    /// Wall time of each dispatch of `list`, run one by one (native `bench` only; it blocks).
+    /// Wall time of each dispatch of `list`, run one by one, the fastest of `repeats` runs
+    /// (native `bench` only; it blocks).
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn time_kernels(&self, list: OpList) -> Vec<(&'static str, f64)> {
+    pub fn time_kernels(&self, list: OpList, repeats: u32) -> Vec<(&'static str, f64)> {
         match &self.store {
-            Store::Gpu(arena, ctx) => arena.time_each(ctx, list),
+            Store::Gpu(arena, ctx) => arena.time_each(ctx, list, repeats),
             Store::Cpu(_) => Vec::new(),
         }
     }

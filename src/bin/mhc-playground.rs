@@ -130,7 +130,8 @@ mod native {
             /// the unfused (or fused) ones, on the CPU the plain reference.
             #[arg(long)]
             compare: bool,
-            /// Also time every dispatch of one training step on its own (slow; GPU only).
+            /// Also time every dispatch of one training step on its own, the fastest of
+            /// PER_KERNEL_REPEATS runs each (slow; GPU only).
             #[arg(long)]
             per_kernel: bool,
             /// Run every product with this matmul kernel (registers, tiled or direct) instead
@@ -692,6 +693,9 @@ mod native {
         Ok(start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64)
     }
 
+    /// Runs of each dispatch `bench --per-kernel` takes the fastest of.
+    const PER_KERNEL_REPEATS: u32 = 5;
+
     /// One granularity's figures: the lockstep step (time, dispatches, submits), each variant
     /// alone, arena sizes, and optionally every kernel's time.
     async fn bench(
@@ -711,7 +715,7 @@ mod native {
         for variant in &trainer.variants {
             arena_bytes.insert(variant.kind.name().into(), serde_json::json!(variant.program.arena_bytes()));
             if per_kernel {
-                let times = variant.time_kernels(OpList::Train);
+                let times = variant.time_kernels(OpList::Train, PER_KERNEL_REPEATS);
                 let obj: serde_json::Map<String, serde_json::Value> =
                     variant.times_by_kernel(OpList::Train, times).into_iter().map(|(n, s)| (n, serde_json::json!(s * 1e3))).collect();
                 kernel_ms.insert(variant.kind.name().into(), serde_json::Value::Object(obj));
