@@ -141,10 +141,136 @@ fn mhc_row_projection(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
     }
 }
 
+// ---- Sinkhorn in registers, for n <= 4 (the default four streams and fewer): a software GPU
+// pays for every access to a workgroup array (lavapipe loops over its SIMD lanes for each), and
+// the iterations cost the default experiment's mHC about a tenth of its step that way. Set per
+// op by the host (kernels.rs: sinkhorn_in_registers); the other path compiles away.
+// The matrix is a mat4x4 whose column k holds row k of the n x n matrix in lanes 0 .. n-1 and
+// zeros beyond. Every sum runs in the loops' order (a zero lane adds exactly nothing), so both
+// paths compute the same values.
+override SINKHORN_IN_REGISTERS: bool = false;
+
+fn first_lanes(n: u32) -> vec4<bool> {
+    return vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+}
+// Lanes 0 .. n-1 of the four floats from `at` on, `pad` beyond (nothing past them is read).
+fn arena_lanes(at: u32, n: u32, pad: f32) -> vec4<f32> {
+    let last = n - 1u;
+    let v = vec4<f32>(ld(at), ld(at + min(1u, last)), ld(at + min(2u, last)), ld(at + min(3u, last)));
+    return select(vec4<f32>(pad), v, first_lanes(n));
+}
+fn store_lanes(at: u32, v: vec4<f32>, n: u32) {
+    for (var j = 0u; j < n; j++) { st(at + j, v[j]); }
+}
+// Row k (< n) of the matrix at workgroup slot `s` of mhc_logits, zeros beyond n.
+fn logits_row(s: u32, n: u32, k: u32) -> vec4<f32> {
+    let row = s + min(k, n - 1u) * n;
+    let last = n - 1u;
+    let v = vec4<f32>(mhc_logits[row], mhc_logits[row + min(1u, last)], mhc_logits[row + min(2u, last)],
+                      mhc_logits[row + min(3u, last)]);
+    return select(vec4<f32>(0.0), v, first_lanes(n) & vec4<bool>(k < n));
+}
+fn sum_lanes(v: vec4<f32>) -> f32 {
+    return v.x + v.y + v.z + v.w;
+}
+
+// sinkhorn(logits) of row b at `slot`, recording every divisor in the arena.
+fn sinkhorn_registers(mhc: MhcCoeffParams, b: u32, slot: u32) -> mat4x4<f32> {
+    let n = mhc.n;
+    let s = slot * 64u;
+    let div = mhc.div_off + b * mhc.iters * 2u * n;
+    let rows = vec4<bool>(0u < n, 1u < n, 2u < n, 3u < n);
+    let l = mat4x4<f32>(logits_row(s, n, 0u), logits_row(s, n, 1u), logits_row(s, n, 2u), logits_row(s, n, 3u));
+    // The max over real entries: padding takes a real entry's value.
+    let any = vec4<f32>(l[0].x);
+    let lanes = first_lanes(n);
+    let highest = max(max(select(any, l[0], lanes), select(any, l[1], lanes & vec4<bool>(rows.y))),
+                      max(select(any, l[2], lanes & vec4<bool>(rows.z)), select(any, l[3], lanes & vec4<bool>(rows.w))));
+    let max_logit = max(max(highest.x, highest.y), max(highest.z, highest.w));
+    let zero = vec4<f32>(0.0);
+    var m0 = select(zero, exp(l[0] - max_logit), lanes);
+    var m1 = select(zero, exp(l[1] - max_logit), lanes & vec4<bool>(rows.y));
+    var m2 = select(zero, exp(l[2] - max_logit), lanes & vec4<bool>(rows.z));
+    var m3 = select(zero, exp(l[3] - max_logit), lanes & vec4<bool>(rows.w));
+    for (var t = 0u; t < mhc.iters; t++) {
+        // Columns: padding divides by 1, so it stays 0.
+        let col = select(vec4<f32>(1.0), m0 + m1 + m2 + m3 + mhc.eps, lanes);
+        store_lanes(div + (t * 2u) * n, col, n);
+        m0 = m0 / col;
+        m1 = m1 / col;
+        m2 = m2 / col;
+        m3 = m3 / col;
+        let row = select(vec4<f32>(1.0), vec4<f32>(sum_lanes(m0), sum_lanes(m1), sum_lanes(m2), sum_lanes(m3)) + mhc.eps, rows);
+        store_lanes(div + (t * 2u + 1u) * n, row, n);
+        m0 = m0 / row.x;
+        m1 = m1 / row.y;
+        m2 = m2 / row.z;
+        m3 = m3 / row.w;
+    }
+    return mat4x4<f32>(m0, m1, m2, m3);
+}
+
+// mhc_grad at `slot` (=) the gradient of Sinkhorn's input exp(L - max L) of row b, given dH_res:
+// the forward recomputed, then every normalisation unwound (for y = x / s: dx = (g - sum(g y)) / s).
+fn sinkhorn_unwind_registers(mhc: MhcCoeffParams, b: u32, slot: u32) {
+    let n = mhc.n;
+    let s = slot * 64u;
+    let div = mhc.div_off + b * mhc.iters * 2u * n;
+    let lanes = first_lanes(n);
+    let rows = vec4<bool>(0u < n, 1u < n, 2u < n, 3u < n);
+    let m = sinkhorn_registers(mhc, b, slot);
+    var y0 = m[0];
+    var y1 = m[1];
+    var y2 = m[2];
+    var y3 = m[3];
+    let g_res = mhc.dh_off + b * mhc.h_rs + 2u * n;
+    let zero = vec4<f32>(0.0);
+    var g0 = arena_lanes(g_res, n, 0.0);
+    var g1 = select(zero, arena_lanes(g_res + min(1u, n - 1u) * n, n, 0.0), rows.y);
+    var g2 = select(zero, arena_lanes(g_res + min(2u, n - 1u) * n, n, 0.0), rows.z);
+    var g3 = select(zero, arena_lanes(g_res + min(3u, n - 1u) * n, n, 0.0), rows.w);
+    for (var tt = 0u; tt < mhc.iters; tt++) {
+        let t = mhc.iters - 1u - tt;
+        // Rows, each row's dot over its entries in order.
+        let row = arena_lanes(div + (t * 2u + 1u) * n, n, 1.0);
+        let dot = vec4<f32>(sum_lanes(g0 * y0), sum_lanes(g1 * y1), sum_lanes(g2 * y2), sum_lanes(g3 * y3));
+        g0 = select(zero, (g0 - dot.x) / row.x, lanes);
+        g1 = select(zero, (g1 - dot.y) / row.y, lanes);
+        g2 = select(zero, (g2 - dot.z) / row.z, lanes);
+        g3 = select(zero, (g3 - dot.w) / row.w, lanes);
+        y0 = y0 * row.x;
+        y1 = y1 * row.y;
+        y2 = y2 * row.z;
+        y3 = y3 * row.w;
+        // Columns, each column's dot over the rows in order.
+        let col = arena_lanes(div + (t * 2u) * n, n, 1.0);
+        let col_dot = g0 * y0 + g1 * y1 + g2 * y2 + g3 * y3;
+        g0 = (g0 - col_dot) / col;
+        g1 = (g1 - col_dot) / col;
+        g2 = (g2 - col_dot) / col;
+        g3 = (g3 - col_dot) / col;
+        y0 = y0 * col;
+        y1 = y1 * col;
+        y2 = y2 * col;
+        y3 = y3 * col;
+    }
+    let g = mat4x4<f32>(g0, g1, g2, g3);
+    for (var k = 0u; k < n; k++) {
+        for (var i = 0u; i < n; i++) { mhc_grad[s + k * n + i] = g[k][i]; }
+    }
+}
+
 // sk = sinkhorn(logits) of row b at `slot`, recording every divisor in the arena.
 fn sinkhorn_forward(mhc: MhcCoeffParams, b: u32, slot: u32) {
     let n = mhc.n;
     let sk = slot * 64u;
+    if (SINKHORN_IN_REGISTERS) {
+        let m = sinkhorn_registers(mhc, b, slot);
+        for (var k = 0u; k < n; k++) {
+            for (var i = 0u; i < n; i++) { mhc_sk[sk + k * n + i] = m[k][i]; }
+        }
+        return;
+    }
     let div = mhc.div_off + b * mhc.iters * 2u * n;
     var max_logit = mhc_logits[sk];
     for (var j = 1u; j < n * n; j++) { max_logit = max(max_logit, mhc_logits[sk + j]); }
@@ -186,34 +312,12 @@ fn mhc_row_forward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
     for (var j = 0u; j < n * n; j++) { st(h + 2u * n + j, mhc_sk[sk + j]); }
 }
 
-// One thread: dA (=) and the per-row partials (=) of row b, given r = rms(v); returns the
-// coefficient k of the rms path, dv += k v, which the caller adds over the row.
-fn mhc_row_backward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) -> f32 {
-    mhc_row_projection(mhc, b, r, slot);
-    let m = slot * 80u;
+// What sinkhorn_unwind_registers leaves in mhc_grad, for any n, through workgroup memory.
+fn sinkhorn_unwind(mhc: MhcCoeffParams, b: u32, slot: u32) {
     let sk = slot * 64u;
     let div = mhc.div_off + b * mhc.iters * 2u * mhc.n;
     let n = mhc.n;
-    let width = n * mhc.c;
-    let pc = mhc.h_rs;
-    let dh = mhc.dh_off + b * pc;
-    let part = mhc.part_off + b * (3u + pc);
-    let bias = mhc.p_off + 3u;
-    var dalpha = array<f32, 3>(0.0, 0.0, 0.0);
-    var dm_dot_m = 0.0;
-    // pre (sigmoid) and post (2 sigmoid): dA = dm / r with dm = alpha dz.
-    for (var j = 0u; j < 2u * n; j++) {
-        let which = j / n;
-        let alpha = ld(mhc.p_off + which);
-        let s = sigmoid(alpha * mhc_m[m + j] + ld(bias + j));
-        let dz = ld(dh + j) * f32(which + 1u) * s * (1.0 - s);
-        dalpha[which] += dz * mhc_m[m + j];
-        let dm = dz * alpha;
-        st(part + 3u + j, dz);
-        st(mhc.da_off + b * pc + j, dm / r);
-        dm_dot_m += dm * mhc_m[m + j];
-    }
-    // res: recompute the forward, then unwind it (for y = x / s: dx = (g - sum(g y)) / s).
+    let dh = mhc.dh_off + b * mhc.h_rs;
     sinkhorn_forward(mhc, b, slot);
     for (var j = 0u; j < n * n; j++) { mhc_grad[sk + j] = ld(dh + 2u * n + j); }
     for (var tt = 0u; tt < mhc.iters; tt++) {
@@ -236,6 +340,40 @@ fn mhc_row_backward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) -> f32 {
                 mhc_sk[sk + k * n + i] = mhc_sk[sk + k * n + i] * s;
             }
         }
+    }
+}
+
+// One thread: dA (=) and the per-row partials (=) of row b, given r = rms(v); returns the
+// coefficient k of the rms path, dv += k v, which the caller adds over the row.
+fn mhc_row_backward(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) -> f32 {
+    mhc_row_projection(mhc, b, r, slot);
+    let m = slot * 80u;
+    let sk = slot * 64u;
+    let n = mhc.n;
+    let width = n * mhc.c;
+    let pc = mhc.h_rs;
+    let dh = mhc.dh_off + b * pc;
+    let part = mhc.part_off + b * (3u + pc);
+    let bias = mhc.p_off + 3u;
+    var dalpha = array<f32, 3>(0.0, 0.0, 0.0);
+    var dm_dot_m = 0.0;
+    // pre (sigmoid) and post (2 sigmoid): dA = dm / r with dm = alpha dz.
+    for (var j = 0u; j < 2u * n; j++) {
+        let which = j / n;
+        let alpha = ld(mhc.p_off + which);
+        let s = sigmoid(alpha * mhc_m[m + j] + ld(bias + j));
+        let dz = ld(dh + j) * f32(which + 1u) * s * (1.0 - s);
+        dalpha[which] += dz * mhc_m[m + j];
+        let dm = dz * alpha;
+        st(part + 3u + j, dz);
+        st(mhc.da_off + b * pc + j, dm / r);
+        dm_dot_m += dm * mhc_m[m + j];
+    }
+    // res: recompute the forward, then unwind it (for y = x / s: dx = (g - sum(g y)) / s).
+    if (SINKHORN_IN_REGISTERS) {
+        sinkhorn_unwind_registers(mhc, b, slot);
+    } else {
+        sinkhorn_unwind(mhc, b, slot);
     }
     // Through exp(L - max L): the max's gradient goes to its first index.
     var argmax = 0u;

@@ -631,6 +631,15 @@ pub const MHC_ROW_MAX_WIDTH: u32 = 256;
 /// Rows per workgroup of the thread-per-row mHC kernels (`MHC_SLOTS` in `hyper.wgsl`).
 pub const MHC_SLOTS: u32 = 8;
 
+/// The most streams whose Sinkhorn runs in registers (`hyper.wgsl`: `SINKHORN_IN_REGISTERS`, an
+/// n x n matrix in a mat4x4); more take the loops over workgroup memory.
+pub const SINKHORN_REGISTER_MAX_N: u32 = 4;
+
+/// Whether an mHC op with `n` streams runs its Sinkhorn in registers.
+pub fn sinkhorn_in_registers(n: u32) -> bool {
+    n <= SINKHORN_REGISTER_MAX_N
+}
+
 fn mhc_by_thread(p: &MhcCoeffParams) -> bool {
     p.n * p.c <= MHC_ROW_MAX_WIDTH
 }
@@ -716,7 +725,17 @@ impl Op {
     /// block kernels run `block_threads` threads a workgroup ([`block_threads`]).
     pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
-            Op::Fused(_, p) => return vec![("BLOCK_THREADS", block_threads as f64), ("QUADS", p.quads() as u32 as f64)],
+            Op::Fused(_, p) => {
+                let registers = p.kind == BLOCK_MHC && sinkhorn_in_registers(p.n);
+                return vec![
+                    ("BLOCK_THREADS", block_threads as f64),
+                    ("QUADS", p.quads() as u32 as f64),
+                    ("SINKHORN_IN_REGISTERS", registers as u32 as f64),
+                ];
+            }
+            Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) => {
+                return vec![("SINKHORN_IN_REGISTERS", sinkhorn_in_registers(p.n) as u32 as f64)];
+            }
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
                 (MatmulKernel::Registers, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
                 (MatmulKernel::Direct, _) => &[],
