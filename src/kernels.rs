@@ -725,12 +725,12 @@ impl Op {
     /// block kernels run `block_threads` threads a workgroup ([`block_threads`]).
     pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
+            // Set by n alone, whatever the kind: residual, HC and mHC at n <= 4 share pipelines.
             Op::Fused(_, p) => {
-                let registers = p.kind == BLOCK_MHC && sinkhorn_in_registers(p.n);
                 return vec![
                     ("BLOCK_THREADS", block_threads as f64),
                     ("QUADS", p.quads() as u32 as f64),
-                    ("SINKHORN_IN_REGISTERS", registers as u32 as f64),
+                    ("SINKHORN_IN_REGISTERS", sinkhorn_in_registers(p.n) as u32 as f64),
                 ];
             }
             Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) => {
