@@ -162,14 +162,16 @@ fn arena_lanes(at: u32, n: u32, pad: f32) -> vec4<f32> {
 fn store_lanes(at: u32, v: vec4<f32>, n: u32) {
     for (var j = 0u; j < n; j++) { st(at + j, v[j]); }
 }
-// Row k (< n) of the matrix at workgroup slot `s` of mhc_logits, zeros beyond n.
+// Row k of the n x n logits at workgroup slot `s` in lanes 0 .. n-1, zeros beyond (all zeros
+// for k >= n).
 fn logits_row(s: u32, n: u32, k: u32) -> vec4<f32> {
-    let row = s + min(k, n - 1u) * n;
     let last = n - 1u;
+    let row = s + min(k, last) * n;
     let v = vec4<f32>(mhc_logits[row], mhc_logits[row + min(1u, last)], mhc_logits[row + min(2u, last)],
                       mhc_logits[row + min(3u, last)]);
     return select(vec4<f32>(0.0), v, first_lanes(n) & vec4<bool>(k < n));
 }
+// In lane order, as the loops sum a row.
 fn sum_lanes(v: vec4<f32>) -> f32 {
     return v.x + v.y + v.z + v.w;
 }
