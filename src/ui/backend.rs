@@ -297,6 +297,9 @@ pub(super) fn BackendLine(state: AppState) -> impl IntoView {
     let use_smaller = move |_| {
         let config = state.config.get_untracked();
         let small = cpu_sized(&config, |_| false);
+        // The user chose this size: Play trains it without timing it again (on a busy machine a
+        // second timing could ask the same question of the smaller version).
+        b.confirm(&small);
         b.question.set(None);
         b.scaled.set(Some((describe_changes(&config, &small), config.to_query())));
         state.config.set(small);
