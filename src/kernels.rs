@@ -635,7 +635,7 @@ pub const MHC_SLOTS: u32 = 8;
 /// n x n matrix in a mat4x4); more take the loops over workgroup memory.
 pub const SINKHORN_REGISTER_MAX_N: u32 = 4;
 
-/// Whether an mHC op with `n` streams runs its Sinkhorn in registers.
+/// Whether an op with `n` streams runs mHC's Sinkhorn in registers (set for every kind alike).
 pub fn sinkhorn_in_registers(n: u32) -> bool {
     n <= SINKHORN_REGISTER_MAX_N
 }

@@ -93,6 +93,30 @@ fn every_op_names_an_existing_entry_point() {
 }
 
 #[test]
+fn every_override_an_op_sets_is_declared_in_its_shader() {
+    // A misspelt name would be a pipeline-creation error in the browser (and in wgpu natively).
+    for op in all_ops() {
+        let (file, _) = op.entry();
+        let (module, _) = module(file, ArenaView::Vec4s);
+        for (name, _) in op.overrides(64) {
+            assert!(module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(name)), "{file}.wgsl declares no override {name}");
+        }
+    }
+}
+
+#[test]
+fn sinkhorn_runs_in_registers_up_to_four_streams() {
+    let set = |op: Op| op.overrides(64).into_iter().find(|&(name, _)| name == "SINKHORN_IN_REGISTERS").map(|(_, v)| v);
+    for n in 1..=8u32 {
+        let want = Some(if n <= 4 { 1.0 } else { 0.0 });
+        assert_eq!(set(Op::MhcCoeffBackward(MhcCoeffParams { n, ..Default::default() })), want, "unfused, n = {n}");
+        for kind in [BLOCK_RESIDUAL, BLOCK_HC, BLOCK_MHC] {
+            assert_eq!(set(Op::Fused(FusedKernel::BlockBackward, BlockParams { kind, n, ..Default::default() })), want, "fused, n = {n}");
+        }
+    }
+}
+
+#[test]
 fn params_structs_match_their_wgsl_twins() {
     let expected: &[(&str, &str, usize)] = &[
         ("matmul", "MatmulParams", size_of::<MatmulParams>()),
