@@ -153,11 +153,19 @@ override SINKHORN_IN_REGISTERS: bool = false;
 fn first_lanes(n: u32) -> vec4<bool> {
     return vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
 }
+// The real entries of row k of an n x n matrix: lanes 0 .. n-1 of a row k < n.
+fn real_entries(n: u32, k: u32) -> vec4<bool> {
+    return first_lanes(n) & vec4<bool>(k < n);
+}
 // Lanes 0 .. n-1 of the four floats from `at` on, `pad` beyond (nothing past them is read).
 fn arena_lanes(at: u32, n: u32, pad: f32) -> vec4<f32> {
     let last = n - 1u;
     let v = vec4<f32>(ld(at), ld(at + min(1u, last)), ld(at + min(2u, last)), ld(at + min(3u, last)));
     return select(vec4<f32>(pad), v, first_lanes(n));
+}
+// Row k of the n x n matrix at `at` in the arena, zeros beyond (all zeros for k >= n).
+fn arena_row(at: u32, n: u32, k: u32) -> vec4<f32> {
+    return select(vec4<f32>(0.0), arena_lanes(at + min(k, n - 1u) * n, n, 0.0), real_entries(n, k));
 }
 fn store_lanes(at: u32, v: vec4<f32>, n: u32) {
     for (var j = 0u; j < n; j++) { st(at + j, v[j]); }
@@ -169,7 +177,7 @@ fn logits_row(s: u32, n: u32, k: u32) -> vec4<f32> {
     let row = s + min(k, last) * n;
     let v = vec4<f32>(mhc_logits[row], mhc_logits[row + min(1u, last)], mhc_logits[row + min(2u, last)],
                       mhc_logits[row + min(3u, last)]);
-    return select(vec4<f32>(0.0), v, first_lanes(n) & vec4<bool>(k < n));
+    return select(vec4<f32>(0.0), v, real_entries(n, k));
 }
 // In lane order, as the loops sum a row.
 fn sum_lanes(v: vec4<f32>) -> f32 {
@@ -181,19 +189,19 @@ fn sinkhorn_registers(mhc: MhcCoeffParams, b: u32, slot: u32) -> mat4x4<f32> {
     let n = mhc.n;
     let s = slot * 64u;
     let div = mhc.div_off + b * mhc.iters * 2u * n;
-    let rows = vec4<bool>(0u < n, 1u < n, 2u < n, 3u < n);
     let l = mat4x4<f32>(logits_row(s, n, 0u), logits_row(s, n, 1u), logits_row(s, n, 2u), logits_row(s, n, 3u));
     // The max over real entries: padding takes a real entry's value.
     let any = vec4<f32>(l[0].x);
-    let lanes = first_lanes(n);
-    let highest = max(max(select(any, l[0], lanes), select(any, l[1], lanes & vec4<bool>(rows.y))),
-                      max(select(any, l[2], lanes & vec4<bool>(rows.z)), select(any, l[3], lanes & vec4<bool>(rows.w))));
+    let highest = max(max(select(any, l[0], real_entries(n, 0u)), select(any, l[1], real_entries(n, 1u))),
+                      max(select(any, l[2], real_entries(n, 2u)), select(any, l[3], real_entries(n, 3u))));
     let max_logit = max(max(highest.x, highest.y), max(highest.z, highest.w));
     let zero = vec4<f32>(0.0);
-    var m0 = select(zero, exp(l[0] - max_logit), lanes);
-    var m1 = select(zero, exp(l[1] - max_logit), lanes & vec4<bool>(rows.y));
-    var m2 = select(zero, exp(l[2] - max_logit), lanes & vec4<bool>(rows.z));
-    var m3 = select(zero, exp(l[3] - max_logit), lanes & vec4<bool>(rows.w));
+    var m0 = select(zero, exp(l[0] - max_logit), real_entries(n, 0u));
+    var m1 = select(zero, exp(l[1] - max_logit), real_entries(n, 1u));
+    var m2 = select(zero, exp(l[2] - max_logit), real_entries(n, 2u));
+    var m3 = select(zero, exp(l[3] - max_logit), real_entries(n, 3u));
+    // A row's real entries are lanes 0 .. n-1, so this mask serves columns and rows alike.
+    let lanes = first_lanes(n);
     for (var t = 0u; t < mhc.iters; t++) {
         // Columns: padding divides by 1, so it stays 0.
         let col = select(vec4<f32>(1.0), m0 + m1 + m2 + m3 + mhc.eps, lanes);
@@ -202,7 +210,7 @@ fn sinkhorn_registers(mhc: MhcCoeffParams, b: u32, slot: u32) -> mat4x4<f32> {
         m1 = m1 / col;
         m2 = m2 / col;
         m3 = m3 / col;
-        let row = select(vec4<f32>(1.0), vec4<f32>(sum_lanes(m0), sum_lanes(m1), sum_lanes(m2), sum_lanes(m3)) + mhc.eps, rows);
+        let row = select(vec4<f32>(1.0), vec4<f32>(sum_lanes(m0), sum_lanes(m1), sum_lanes(m2), sum_lanes(m3)) + mhc.eps, lanes);
         store_lanes(div + (t * 2u + 1u) * n, row, n);
         m0 = m0 / row.x;
         m1 = m1 / row.y;
@@ -219,7 +227,6 @@ fn sinkhorn_unwind_registers(mhc: MhcCoeffParams, b: u32, slot: u32) {
     let s = slot * 64u;
     let div = mhc.div_off + b * mhc.iters * 2u * n;
     let lanes = first_lanes(n);
-    let rows = vec4<bool>(0u < n, 1u < n, 2u < n, 3u < n);
     let m = sinkhorn_registers(mhc, b, slot);
     var y0 = m[0];
     var y1 = m[1];
@@ -227,10 +234,10 @@ fn sinkhorn_unwind_registers(mhc: MhcCoeffParams, b: u32, slot: u32) {
     var y3 = m[3];
     let g_res = mhc.dh_off + b * mhc.h_rs + 2u * n;
     let zero = vec4<f32>(0.0);
-    var g0 = arena_lanes(g_res, n, 0.0);
-    var g1 = select(zero, arena_lanes(g_res + min(1u, n - 1u) * n, n, 0.0), rows.y);
-    var g2 = select(zero, arena_lanes(g_res + min(2u, n - 1u) * n, n, 0.0), rows.z);
-    var g3 = select(zero, arena_lanes(g_res + min(3u, n - 1u) * n, n, 0.0), rows.w);
+    var g0 = arena_row(g_res, n, 0u);
+    var g1 = arena_row(g_res, n, 1u);
+    var g2 = arena_row(g_res, n, 2u);
+    var g3 = arena_row(g_res, n, 3u);
     for (var tt = 0u; tt < mhc.iters; tt++) {
         let t = mhc.iters - 1u - tt;
         // Rows, each row's dot over its entries in order.
