@@ -192,7 +192,14 @@ pub(super) fn Presets(state: AppState) -> impl IntoView {
                 view! {
                     <button title=p.what on:click=move |_| {
                         // "The story" is the bare link's experiment: on a CPU it may be scaled.
-                        state.backend.experiment_changed(p.query.is_empty());
+                        // Every other preset is sized to tell its story as it is (scaling the
+                        // crash would lose the crash), so picking one answers the heavy-CPU
+                        // question before it is asked.
+                        let implicit = p.query.is_empty();
+                        state.backend.experiment_changed(implicit);
+                        if !implicit {
+                            state.backend.confirm(&config);
+                        }
                         state.config.set(config.clone());
                         state.reset();
                         state.message.set(Some(p.what.to_string()));

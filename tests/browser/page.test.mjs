@@ -120,7 +120,16 @@ test('the divergence preset makes HC diverge and says where', async () => {
   await page.getByTestId('gpu-status').filter({ hasText: 'GPU:' }).waitFor({ timeout: 30000 });
   await page.getByRole('button', { name: 'HC crashes', exact: true }).click();
   await page.waitForFunction(() => location.search.includes('precision=f16'), null, { timeout: 5000 });
+  // A busy CPU times the preset as heavy; a preset trains anyway, without the CPU question
+  // (which once left this test waiting 240 s on a loaded machine). An 8x slower CPU makes
+  // that timing heavy on any machine; it is lifted once training has begun.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate: 8 });
   await page.getByRole('button', { name: 'Play', exact: true }).click();
+  await page.getByTestId('backend-status').filter({ hasText: 'Training on' }).waitFor({ timeout: 120000 });
+  await waitForSteps(page, ['hc'], 1, 60000);
+  assert.equal(await page.getByTestId('cpu-question').count(), 0, 'a preset is not questioned');
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate: 1 });
   const diverged = page.getByTestId('diverged-hc');
   await diverged.waitFor({ timeout: 240000 });
   assert.match(await diverged.textContent(), /step \d+ in block \d+/);
