@@ -6,6 +6,12 @@
 // spent on that run, page load and shader compilation included. On a shared machine whose wall
 // times swing 2x between runs this barely moves; the difference between a `bench=1` and a
 // `bench=N` run of the same build is N - 1 rounds of steps' own work.
+//
+// With `--play SECONDS` a query is a plain link instead: the page is opened as a user would,
+// Play is pressed, and once training has begun (after the auto backend's timing) the steps
+// every variant has taken in SECONDS give `lockstep_steps_per_s`, with the backend line the
+// page shows. That is what a user watches, charts and readbacks included.
+//   node bench/page-bench.mjs --play 30 'task=text&depth=2&width=32&ctx=32&batch=16&heads=4'
 import fs from 'node:fs';
 import { serveDist, launchChromium } from '../tests/browser/harness.mjs';
 
@@ -41,10 +47,42 @@ function browserCpuSeconds() {
 
 const args = process.argv.slice(2);
 let rounds = 1;
+let playSeconds = null;
 const queries = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--rounds') rounds = Number(args[++i]);
+  else if (args[i] === '--play') playSeconds = Number(args[++i]);
   else queries.push(args[i]);
+}
+
+/** The fewest steps any variant shown has taken: a lockstep step moves every one. A variant
+ * that diverges stops there, and this count with it, so time links where none diverges. */
+async function lockstepSteps(page) {
+  return page.evaluate(() => Math.min(...[...document.querySelectorAll('[data-testid^="step-"]')]
+    .map((el) => Number(el.textContent)).filter((n) => Number.isFinite(n))));
+}
+
+/** Presses Play on the opened link and times the steps of `seconds` of training. */
+async function play(page, seconds) {
+  await page.getByRole('button', { name: 'Play', exact: true }).click();
+  const status = page.getByTestId('backend-status').filter({ hasText: 'Training on' });
+  await status.waitFor({ timeout: 10 * 60 * 1000 });
+  // A link heavy for the CPU asks first; this user wants the experiment as linked.
+  const question = page.getByTestId('cpu-question');
+  const asked = await question.waitFor({ timeout: 2000 }).then(() => true, () => false);
+  if (asked) await question.getByRole('button', { name: 'Train it on the CPU' }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid^="step-"]')]
+    .every((el) => Number(el.textContent) >= 1), null, { timeout: 10 * 60 * 1000, polling: 100 });
+  const [first, start] = [await lockstepSteps(page), Date.now()];
+  await page.waitForTimeout(seconds * 1000);
+  const [last, end] = [await lockstepSteps(page), Date.now()];
+  return {
+    backend: await status.innerText(),
+    cpu_question: asked,
+    lockstep_steps: last - first,
+    seconds: (end - start) / 1000,
+    lockstep_steps_per_s: Math.round(((last - first) / ((end - start) / 1000)) * 1000) / 1000,
+  };
 }
 const { server, base } = await serveDist();
 const browser = await launchChromium();
@@ -53,10 +91,16 @@ for (let round = 0; round < rounds; round++) {
     const cpuBefore = browserCpuSeconds();
     const page = await browser.newPage();
     await page.goto(`${base}?${query}`);
-    const result = page.getByTestId('bench-result');
-    await result.waitFor({ timeout: 30 * 60 * 1000 });
+    let measured;
+    if (playSeconds !== null) {
+      measured = await play(page, playSeconds);
+    } else {
+      const result = page.getByTestId('bench-result');
+      await result.waitFor({ timeout: 30 * 60 * 1000 });
+      measured = JSON.parse(await result.textContent());
+    }
     const browser_cpu_s = Math.round((browserCpuSeconds() - cpuBefore) * 100) / 100;
-    console.log(JSON.stringify({ round: round + 1, query, browser_cpu_s, ...JSON.parse(await result.textContent()) }));
+    console.log(JSON.stringify({ round: round + 1, query, browser_cpu_s, ...measured }));
     await page.close();
   }
 }

@@ -1,7 +1,8 @@
 //! Which backend trains: the GPU, or the CPU backend when there is no WebGPU, when the only
 //! adapter is a software one that the CPU outruns (both are timed on the experiment), or when
 //! the user says so. On the CPU, the bare link's heavy default becomes the CPU-sized story
-//! (with a link to the full one) and an explicit heavy link asks before it runs.
+//! (with a link to the full one) and an explicit heavy link asks before it runs, when it has a
+//! smaller version to offer.
 
 use super::app::{AppState, GpuStatus, Session};
 use super::backend_model::*;
@@ -106,6 +107,9 @@ pub(super) async fn prepare(state: AppState) -> bool {
         state.reset();
         b.scaled.set(Some((describe_changes(&config, &small), full_query)));
         b.pick.set(Some(Pick { config: small, ..pick }));
+        return true;
+    }
+    if !offers_smaller(&config) {
         return true;
     }
     b.question.set(Some(format!(

@@ -40,7 +40,8 @@ impl BackendChoice {
 }
 
 /// A lockstep step slower than this on the CPU makes an experiment "heavy": the bare link is
-/// scaled to [`cpu_sized`], an explicit link asks before it runs (300 steps take 45 s).
+/// scaled to [`cpu_sized`], an explicit link asks before it runs if [`offers_smaller`] (300
+/// steps take 45 s).
 pub const CPU_HEAVY_MS: f64 = 150.0;
 
 /// The CPU-sized version of `config`: the same story (HC's gain still climbs past 10 within
@@ -55,6 +56,13 @@ pub fn cpu_sized(config: &Config, too_heavy: impl Fn(&Config) -> bool) -> Config
         small.batch /= 2;
     }
     small
+}
+
+/// Whether a heavy explicit link has a CPU-sized version to offer: one that [`cpu_sized`]
+/// makes smaller. Without one the question's second answer would train the same experiment,
+/// so it is not asked (the small transformer is heavy on a slow CPU, and already CPU-sized).
+pub fn offers_smaller(config: &Config) -> bool {
+    cpu_sized(config, |_| false) != *config
 }
 
 /// What changed from `full` to `small`, for the notice: "depth 24 → 16, width 64 → 32".
@@ -127,6 +135,18 @@ mod tests {
         let (tiny, _) = Config::from_query("depth=4&width=16&batch=32");
         assert_eq!(cpu_sized(&tiny, |_| true), tiny);
         assert_eq!(describe_changes(&tiny, &tiny), "");
+    }
+
+    #[test]
+    fn only_a_link_with_a_smaller_version_is_offered_one() {
+        assert!(offers_smaller(&Config::default()));
+        assert!(offers_smaller(&Config::from_query("depth=32&width=96&streams=4&lr=0.005").0));
+        // Any one of depth, width and batch past the CPU size is enough.
+        assert!(offers_smaller(&Config::from_query("depth=17&width=32&batch=64").0));
+        assert!(offers_smaller(&Config::from_query("depth=16&width=32&batch=65").0));
+        // At the CPU size already: nothing smaller to offer.
+        assert!(!offers_smaller(&Config::from_query("task=text&depth=2&width=32&ctx=32&batch=16&heads=4").0));
+        assert!(!offers_smaller(&Config::from_query("depth=16&width=32&batch=64").0));
     }
 
     #[test]

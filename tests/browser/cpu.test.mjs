@@ -98,6 +98,22 @@ test('a heavy shared link can be swapped for its CPU-sized version', async () =>
   }
 });
 
+test('a heavy link already at the CPU size trains without a question', async () => {
+  const plain = await withoutWebGpu();
+  try {
+    // The small transformer is CPU-sized; an 8x slower CPU makes its step heavy on any machine.
+    const page = await open('task=text&depth=2&width=32&ctx=32&batch=16&heads=4', plain);
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Emulation.setCPUThrottlingRate', { rate: 8 });
+    await page.getByRole('button', { name: 'Play', exact: true }).click();
+    await waitForSteps(page, ['residual', 'hc', 'mhc'], 1, 90000);
+    assert.equal(await page.getByTestId('cpu-question').count(), 0, 'no question offering the same experiment');
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await plain.close();
+  }
+});
+
 test('over a software GPU the faster backend is timed and picked, and the user can override it', async () => {
   const page = await open(SMALL);
   await page.getByTestId('gpu-status').filter({ hasText: 'software GPU' }).waitFor({ timeout: 30000 });
