@@ -109,7 +109,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         for i in 0..steps {
             trainer.borrow_mut().submit_step(false);
             if i % 8 == 7 {
-                driver::sleep(0).await;
+                driver::yield_now().await;
             }
         }
         let ok = { trainer.borrow().peek_metrics().await.is_ok() };

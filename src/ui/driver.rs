@@ -2,7 +2,10 @@
 //! loop, the URL, localStorage, downloads and the clipboard.
 
 use crate::gpu::GpuContext;
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
@@ -33,6 +36,54 @@ async fn browser_says_software(gpu: &wasm_bindgen::JsValue) -> bool {
         .filter_map(|key| get(&info, key).as_string())
         .any(|v| ["swiftshader", "llvmpipe", "lavapipe", "warp"].iter().any(|soft| v.to_lowercase().contains(soft)));
     flagged || named
+}
+
+/// Resolves once the browser has had its turn (input, a frame that is due): a message the page
+/// posts to itself. `setTimeout(0)` would do the same, but the HTML standard clamps nested
+/// timers to 4 ms after five levels, and a run that yields after every slice of CPU work is
+/// nested all the way: it lost 4 ms a slice. Falls back to a timer where messages are missing.
+pub async fn yield_now() {
+    let posted = YIELDER.with(|yielder| {
+        let yielder = yielder.as_ref()?;
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            yielder.waiting.borrow_mut().push_back(resolve);
+            let _ = yielder.channel.port2().post_message(&wasm_bindgen::JsValue::NULL);
+        });
+        Some(JsFuture::from(promise))
+    });
+    match posted {
+        Some(message) => {
+            let _ = message.await;
+        }
+        None => sleep(0).await,
+    }
+}
+
+/// One channel for every yield: each message that comes back resolves the oldest waiter.
+struct Yielder {
+    channel: web_sys::MessageChannel,
+    waiting: Rc<RefCell<VecDeque<js_sys::Function>>>,
+    _on_message: Closure<dyn FnMut()>,
+}
+
+thread_local! {
+    static YIELDER: Option<Yielder> = Yielder::new();
+}
+
+impl Yielder {
+    fn new() -> Option<Yielder> {
+        let channel = web_sys::MessageChannel::new().ok()?;
+        let waiting: Rc<RefCell<VecDeque<js_sys::Function>>> = Rc::default();
+        let queue = waiting.clone();
+        let on_message = Closure::<dyn FnMut()>::new(move || {
+            let next = queue.borrow_mut().pop_front();
+            if let Some(resolve) = next {
+                let _ = resolve.call0(&wasm_bindgen::JsValue::NULL);
+            }
+        });
+        channel.port1().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        Some(Yielder { channel, waiting, _on_message: on_message })
+    }
 }
 
 /// Resolves after `ms` milliseconds, letting the browser run in between.

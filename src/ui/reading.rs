@@ -199,7 +199,7 @@ async fn write_with(
             let logits = sampler.next_logits(&context).map_err(|e| e.to_string())?;
             context.push(draw(&logits, temperature, &mut rng));
             if driver::now() - started > SLICE_MS {
-                driver::sleep(0).await;
+                driver::yield_now().await;
                 started = driver::now();
             }
         }

@@ -146,7 +146,7 @@ pub(super) async fn play_loop(state: AppState) {
             last_reading = driver::now();
         }
         save_now_and_then(state);
-        driver::sleep(0).await;
+        driver::yield_now().await;
     }
     if state.generation.get_untracked() == generation {
         refresh_surfaces(state, &session).await;

@@ -204,7 +204,7 @@ async fn run_sweep(state: AppState) {
             done_steps = steps_now;
             sw.progress
                 .set((done_steps as f64 / total_steps as f64, progress_line(cell.index, cell_count, done_steps, total_steps, active_ms)));
-            driver::sleep(0).await;
+            driver::yield_now().await;
         }
         if superseded() {
             return;
