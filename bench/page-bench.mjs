@@ -5,7 +5,9 @@
 // Each line also has `browser_cpu_s`: the CPU seconds (user + system) the browser's processes
 // spent on that run, page load and shader compilation included. On a shared machine whose wall
 // times swing 2x between runs this barely moves; the difference between a `bench=1` and a
-// `bench=N` run of the same build is N - 1 rounds of steps' own work.
+// `bench=N` run of the same build is N - 1 rounds of steps' own work. `--dist DIR` serves
+// another build of the page (a copy of dist/ from another commit) instead of dist/: to compare
+// builds, alternate runs with and without it.
 //
 // With `--play SECONDS` a query is a plain link instead: the page is opened as a user would,
 // Play is pressed, and once training has begun (after the auto backend's timing) the steps
@@ -13,7 +15,8 @@
 // page shows. That is what a user watches, charts and readbacks included.
 //   node bench/page-bench.mjs --play 30 'task=text&depth=2&width=32&ctx=32&batch=16&heads=4'
 import fs from 'node:fs';
-import { serveDist, launchChromium } from '../tests/browser/harness.mjs';
+import path from 'node:path';
+import { serveDist, launchChromium, root } from '../tests/browser/harness.mjs';
 
 /** CPU seconds so far of this process's live descendants (the browser), from /proc. */
 function browserCpuSeconds() {
@@ -48,12 +51,15 @@ function browserCpuSeconds() {
 const args = process.argv.slice(2);
 let rounds = 1;
 let playSeconds = null;
+let dist = root;
 const queries = [];
 for (let i = 0; i < args.length; i++) {
   if (args[i] === '--rounds') rounds = Number(args[++i]);
   else if (args[i] === '--play') playSeconds = Number(args[++i]);
+  else if (args[i] === '--dist') dist = path.resolve(args[++i]);
   else queries.push(args[i]);
 }
+if (!fs.existsSync(path.join(dist, 'index.html'))) throw new Error(`${dist}/index.html is missing: run \`trunk build --release\` first`);
 
 /** The fewest steps any variant shown has taken: a lockstep step moves every one. A variant
  * that diverges stops there, and this count with it, so time links where none diverges. */
@@ -84,7 +90,7 @@ async function play(page, seconds) {
     lockstep_steps_per_s: Math.round(((last - first) / ((end - start) / 1000)) * 1000) / 1000,
   };
 }
-const { server, base } = await serveDist();
+const { server, base } = await serveDist(dist);
 const browser = await launchChromium();
 for (let round = 0; round < rounds; round++) {
   for (const query of queries) {

@@ -19,12 +19,13 @@ let server, base, browser;
 
 const types = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.svg': 'image/svg+xml' };
 
-/** Serves dist/ on a free local port; returns the server and its base URL. */
-export async function serveDist() {
+/** Serves `dir` (dist/ unless another build is named) on a free local port; returns the
+ * server and its base URL. */
+export async function serveDist(dir = root) {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
-    const file = path.join(root, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
-    if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    const file = path.join(dir, url.pathname === '/' ? 'index.html' : path.normalize(url.pathname));
+    if (!file.startsWith(dir) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
       res.writeHead(404).end();
       return;
     }
