@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 /// Longest run of CPU work between two yields to the browser (a task over 50 ms is "long"):
-/// short enough that a busy machine's pauses leave it under 50, while a yield costs 0.2 ms
+/// short enough that a busy machine's pauses leave it under 50, while a yield costs about 0.1 ms
 /// (`driver::yield_now`).
 const CPU_SLICE_MS: f64 = 12.0;
 
