@@ -61,12 +61,12 @@ for (let i = 0; i < args.length; i++) {
 }
 if (!fs.existsSync(path.join(dist, 'index.html'))) throw new Error(`${dist}/index.html is missing: run \`trunk build --release\` first`);
 
-/** The fewest steps any variant shown has taken: a lockstep step moves every one. A variant
- * that diverges stops there, and this count with it, so time links where none diverges. */
-async function lockstepSteps(page) {
-  return page.evaluate(() => Math.min(...[...document.querySelectorAll('[data-testid^="step-"]')]
-    .map((el) => Number(el.textContent)).filter((n) => Number.isFinite(n))));
-}
+/** In the page: the fewest steps any variant shown has taken, as a lockstep step moves every
+ * one. A variant that diverges stops there, and this count with it, so time links where none
+ * diverges. */
+const fewestSteps = () => Math.min(...[...document.querySelectorAll('[data-testid^="step-"]')]
+  .map((el) => Number(el.textContent)).filter((n) => Number.isFinite(n)));
+const lockstepSteps = (page) => page.evaluate(fewestSteps);
 
 /** Presses Play on the opened link and times the steps of `seconds` of training. */
 async function play(page, seconds) {
@@ -77,8 +77,8 @@ async function play(page, seconds) {
   const question = page.getByTestId('cpu-question');
   const asked = await question.waitFor({ timeout: 2000 }).then(() => true, () => false);
   if (asked) await question.getByRole('button', { name: 'Train it on the CPU' }).click();
-  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid^="step-"]')]
-    .every((el) => Number(el.textContent) >= 1), null, { timeout: 10 * 60 * 1000, polling: 100 });
+  // Truthy once every variant has taken a step.
+  await page.waitForFunction(fewestSteps, null, { timeout: 10 * 60 * 1000, polling: 100 });
   const [first, start] = [await lockstepSteps(page), Date.now()];
   await page.waitForTimeout(seconds * 1000);
   const [last, end] = [await lockstepSteps(page), Date.now()];

@@ -93,7 +93,9 @@ pub(super) async fn prepare(state: AppState) -> bool {
         return false;
     }
     let pick = pick_for(state, &config).await;
-    if !pick.cpu || b.confirmed.get_value().as_ref() == Some(&config) {
+    // An explicit link with nothing smaller to offer trains as it is, however heavy: no timing.
+    let settled = b.confirmed.get_value().as_ref() == Some(&config) || (!b.implicit.get_value() && !offers_smaller(&config));
+    if !pick.cpu || settled {
         return true;
     }
     let ms = cpu_ms_per_step(state, &config).await;
@@ -109,9 +111,6 @@ pub(super) async fn prepare(state: AppState) -> bool {
         state.reset();
         b.scaled.set(Some((describe_changes(&config, &small), full_query)));
         b.pick.set(Some(Pick { config: small, ..pick }));
-        return true;
-    }
-    if !offers_smaller(&config) {
         return true;
     }
     b.question.set(Some(format!(
