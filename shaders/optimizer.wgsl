@@ -20,32 +20,61 @@ const SLOT_BC2: u32 = 3u;
 const SLOT_CLIP_SCALE: u32 = 7u;
 const SLOT_DIVERGED_STEP: u32 = 8u;
 
+// Set per op by the host (kernels.rs: OptimizerParams::quads) when every region starts at a
+// multiple of 4 floats: a thread then updates four parameters from vec4 loads, and reads the
+// metrics block's scalars once for the four. lavapipe turns every load into a loop over its SIMD
+// lanes whatever its width, so that is a quarter of the load instructions. Each lane computes
+// exactly what the thread per parameter computes.
+override QUADS: bool = false;
+
+// Parameters e .. e + count - 1 of the region at `base` (count 1 to 4; lanes past count repeat
+// the last one and are never stored).
+fn ld_lanes(base: u32, e: u32, count: u32) -> vec4<f32> {
+    let i = base + e;
+    if (!QUADS) { return vec4<f32>(ld(i)); }
+    if (count == 4u) { return ld_vec4(i >> 2u); }
+    let last = count - 1u;
+    return vec4<f32>(ld(i), ld(i + min(1u, last)), ld(i + min(2u, last)), ld(i + min(3u, last)));
+}
+fn st_lanes(base: u32, e: u32, count: u32, value: vec4<f32>) {
+    let i = base + e;
+    if (!QUADS) {
+        st(i, value.x);
+    } else if (count == 4u) {
+        st_vec4(i >> 2u, value);
+    } else {
+        for (var j = 0u; j < count; j++) { st(i + j, value[j]); }
+    }
+}
+
 @compute @workgroup_size(WG_1D)
 fn optimizer_step(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let e = flat_thread(gid, groups);
+    let t = flat_thread(gid, groups);
+    let e = select(t, 4u * t, QUADS);
     if (e >= params.len) { return; }
+    let count = select(1u, min(4u, params.len - e), QUADS);
     let mo = params.metrics_off;
-    let gi = params.g_off + e;
+    let zero = vec4<f32>(0.0);
     if (ld(mo + SLOT_DIVERGED_STEP) >= 0.0) {
-        st(gi, 0.0);
+        st_lanes(params.g_off, e, count, zero);
         return;
     }
     let lr = ld(mo + SLOT_LR);
-    let g = ld(gi) * ld(mo + SLOT_CLIP_SCALE);
-    var w = ld(params.p_off + e);
-    if (ld(params.mask_off + e) > 0.0) { w = w - lr * params.wd * w; }
+    let g = ld_lanes(params.g_off, e, count) * ld(mo + SLOT_CLIP_SCALE);
+    var w = ld_lanes(params.p_off, e, count);
+    w = select(w, w - lr * params.wd * w, ld_lanes(params.mask_off, e, count) > zero);
     if (params.kind == OPT_ADAMW) {
-        let m = params.beta1 * ld(params.m_off + e) + (1.0 - params.beta1) * g;
-        let v = params.beta2 * ld(params.v_off + e) + (1.0 - params.beta2) * g * g;
-        st(params.m_off + e, m);
-        st(params.v_off + e, v);
+        let m = params.beta1 * ld_lanes(params.m_off, e, count) + (1.0 - params.beta1) * g;
+        let v = params.beta2 * ld_lanes(params.v_off, e, count) + (1.0 - params.beta2) * g * g;
+        st_lanes(params.m_off, e, count, m);
+        st_lanes(params.v_off, e, count, v);
         let denom = sqrt(v) / sqrt(ld(mo + SLOT_BC2)) + params.eps;
         w = w - (lr / ld(mo + SLOT_BC1)) * (m / denom);
     } else {
-        let m = params.momentum * ld(params.m_off + e) + g;
-        st(params.m_off + e, m);
+        let m = params.momentum * ld_lanes(params.m_off, e, count) + g;
+        st_lanes(params.m_off, e, count, m);
         w = w - lr * m;
     }
-    st(params.p_off + e, w);
-    st(gi, 0.0);
+    st_lanes(params.p_off, e, count, w);
+    st_lanes(params.g_off, e, count, zero);
 }

@@ -546,6 +546,14 @@ pub struct OptimizerParams {
     pub _pad: [u32; 3],
 }
 
+impl OptimizerParams {
+    /// Whether every region starts at a multiple of 4 floats (the arena plan's always do): a
+    /// thread then updates four parameters from vec4 loads (`optimizer.wgsl`: `QUADS`).
+    pub fn quads(&self) -> bool {
+        [self.p_off, self.g_off, self.m_off, self.v_off, self.mask_off].iter().all(|o| o.is_multiple_of(4))
+    }
+}
+
 /// Slots of the per-variant metrics block (offsets relative to its start). The host writes
 /// `STEP`, `LR`, `BC1`, `BC2` before each step; kernels write the rest.
 pub mod slot {
@@ -736,6 +744,7 @@ impl Op {
             Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) => {
                 return vec![("SINKHORN_IN_REGISTERS", sinkhorn_in_registers(p.n) as u32 as f64)];
             }
+            Op::Optimizer(p) => return vec![("QUADS", p.quads() as u32 as f64)],
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
                 (MatmulKernel::Registers, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
                 (MatmulKernel::Direct, _) => &[],
@@ -806,7 +815,7 @@ impl Op {
             Op::StepFinalize(_) => Grid::Threads(1),
             Op::AnswerCorrect(p) => Grid::Threads(p.sequences),
             Op::Gains(p) => Grid::Threads(p.rows),
-            Op::Optimizer(p) => Grid::Threads(p.len),
+            Op::Optimizer(p) => Grid::Threads(if p.quads() { p.len.div_ceil(4) } else { p.len }),
             Op::Fused(_, p) => Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS)),
             Op::EmbedForward(p) => Grid::Threads(p.rows * p.c),
             Op::EmbedBackwardTokens(p) => Grid::Threads(p.vocab * p.c),

@@ -478,21 +478,27 @@ fn composite_gains_and_doubly_stochastic_error() {
 
 #[test]
 fn optimizers_update_and_zero_gradients() {
-    for (kind, diverged) in [(OPT_ADAMW, false), (OPT_SGD, false), (OPT_ADAMW, true)] {
-        let len = 1000;
-        let mut lab = Lab::new(43);
+    // Aligned regions take four parameters a thread (vec4 loads), with 1 to 3 left over at the
+    // end when len is not a multiple of 4; unaligned ones a thread per parameter.
+    let cases = [(OPT_ADAMW, false, 1000, true), (OPT_SGD, false, 1001, true), (OPT_ADAMW, true, 1002, true), (OPT_ADAMW, false, 3, true)];
+    let unaligned = [(OPT_ADAMW, false, 1000, false), (OPT_SGD, false, 999, false), (OPT_ADAMW, true, 1000, false)];
+    for (kind, diverged, len, aligned) in cases.into_iter().chain(unaligned) {
+        let mut lab = Lab::aligned_if(43, aligned);
         let mo = metrics_block(&mut lab, 4.0);
         if diverged {
             lab.arena[(mo + slot::DIVERGED_STEP) as usize] = 2.0;
         }
+        if !aligned && lab.arena.len().is_multiple_of(4) {
+            lab.region(1, 1.0); // off the grid: the thread-per-parameter path
+        }
         let p = lab.region(len, 1.0);
         let g = lab.region(len, 1.0);
         let m = lab.region(len, 0.1);
-        let v: Vec<f32> = (0..len).map(|i| 0.01 + (i % 7) as f32 * 0.001).collect();
-        let v = lab.values(&v);
-        let mask: Vec<f32> = (0..len).map(|i| (i % 3 == 0) as u32 as f32).collect();
-        let mask = lab.values(&mask);
-        let op = Op::Optimizer(OptimizerParams {
+        let v = lab.region(len, 0.0);
+        lab.arena[v as usize..].copy_from_slice(&(0..len).map(|i| 0.01 + (i % 7) as f32 * 0.001).collect::<Vec<f32>>());
+        let mask = lab.region(len, 0.0);
+        lab.arena[mask as usize..].copy_from_slice(&(0..len).map(|i| (i % 3 == 0) as u32 as f32).collect::<Vec<f32>>());
+        let params = OptimizerParams {
             len,
             p_off: p,
             g_off: g,
@@ -507,8 +513,9 @@ fn optimizers_update_and_zero_gradients() {
             wd: 0.1,
             momentum: 0.9,
             ..Default::default()
-        });
-        lab.check(&format!("optimizer {kind} diverged={diverged}"), &[op], 1e-6, 1e-5);
+        };
+        assert_eq!(params.quads(), aligned, "len {len}");
+        lab.check(&format!("optimizer {kind} diverged={diverged} len={len} aligned={aligned}"), &[Op::Optimizer(params)], 1e-6, 1e-5);
     }
 }
 
