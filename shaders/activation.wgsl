@@ -32,6 +32,15 @@ fn activation_grad(kind: u32, x: f32) -> f32 {
     }
 }
 
+// Four values at once, for block.wgsl's vec4 phases: each lane exactly the functions above.
+fn activation4(kind: u32, x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(activation(kind, x.x), activation(kind, x.y), activation(kind, x.z), activation(kind, x.w));
+}
+fn activation_grad4(kind: u32, x: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(activation_grad(kind, x.x), activation_grad(kind, x.y), activation_grad(kind, x.z),
+                     activation_grad(kind, x.w));
+}
+
 @compute @workgroup_size(WG_1D)
 fn act_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let e = flat_thread(gid, groups);

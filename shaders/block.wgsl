@@ -48,9 +48,10 @@ const BLOCK_HC: u32 = 1u;
 const BLOCK_MHC: u32 = 2u;
 
 // Set per op by the host (kernels.rs: BlockParams::quads): every tensor starts at a multiple of
-// 4 floats and c is a multiple of 4, so the channel-wise phases move four channels at a time in
-// vec4 loads and stores (kernels.rs: ArenaView). Otherwise the same phases run on four channels
-// from single loads, and the lanes past a row's end are neither stored nor summed.
+// 4 floats and c and fc are multiples of 4, so the channel-wise phases move four channels at a
+// time in vec4 loads and stores (kernels.rs: ArenaView), and so do the FFN's outputs. Otherwise
+// the same phases run on four channels from single loads, and the lanes past a row's end are
+// neither stored nor summed.
 override QUADS: bool = false;
 
 // Channels i .. i + 3.
@@ -177,8 +178,11 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
 // j < outs. (A row-major linear layer forward: y = x W^T + b.) With `activate`, act_out gets
 // act(out). A thread computes a register block of BLOCK_ROWS rows and COLS_PER_THREAD outputs.
+// `quad_outs` says outs is a multiple of 4 under QUADS (the FFN's c and fc, not the
+// coefficient projections): each row's four outputs are then one vec4 store, a quarter of the
+// store instructions (lavapipe pays per instruction, whatever its width).
 fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32, bias_off: u32,
-               outs: u32, out_off: u32, activate: bool, act_out: u32) {
+               outs: u32, out_off: u32, activate: bool, act_out: u32, quad_outs: bool) {
     let col_groups = (outs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
     let row_groups = (rows + BLOCK_ROWS - 1u) / BLOCK_ROWS;
     for (var item = lid; item < row_groups * col_groups; item += BLOCK_THREADS) {
@@ -186,6 +190,18 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
         let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
         let col0 = (item % col_groups) * COLS_PER_THREAD;
         let acc = register_block(x_off + first * inputs, inputs, last, inputs, w_off, inputs, 1u, col0, outs);
+        if (QUADS && quad_outs) {
+            var bias = vec4<f32>(0.0);
+            if (bias_off != NONE) { bias = ld_vec4((bias_off + col0) >> 2u); }
+            for (var r = 0u; r <= last; r++) {
+                var value = acc[r];
+                if (bias_off != NONE) { value += bias; }
+                let o = (first + r) * outs + col0;
+                st_vec4((out_off + o) >> 2u, value);
+                if (activate) { st_vec4((act_out + o) >> 2u, activation4(blk.act, value)); }
+            }
+            continue;
+        }
         for (var q = 0u; q < COLS_PER_THREAD; q++) {
             let j = col0 + q;
             if (j < outs) {
@@ -205,8 +221,9 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
 
 // dx[b, e] (= or +=) sum_j dy[b, j] * w[j, e] for rows r0 .. r0 + rows (a linear layer's input
 // gradient, w: [outs, inputs]). Register blocks as in tile_linear, over inputs e.
+// `quad_inputs` as tile_linear's `quad_outs`, for inputs.
 fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, w_off: u32,
-                          inputs: u32, dx_off: u32, accumulate: bool) {
+                          inputs: u32, dx_off: u32, accumulate: bool, quad_inputs: bool) {
     let col_groups = (inputs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
     let row_groups = (rows + BLOCK_ROWS - 1u) / BLOCK_ROWS;
     for (var item = lid; item < row_groups * col_groups; item += BLOCK_THREADS) {
@@ -214,6 +231,15 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
         let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
         let col0 = (item % col_groups) * COLS_PER_THREAD;
         let acc = register_block(dy_off + first * outs, outs, last, outs, w_off, 1u, inputs, col0, inputs);
+        if (QUADS && quad_inputs) {
+            for (var r = 0u; r <= last; r++) {
+                let o = (dx_off + (first + r) * inputs + col0) >> 2u;
+                var value = acc[r];
+                if (accumulate) { value = ld_vec4(o) + value; }
+                st_vec4(o, value);
+            }
+            continue;
+        }
         for (var q = 0u; q < COLS_PER_THREAD; q++) {
             let e = col0 + q;
             if (e < inputs) {
@@ -291,13 +317,13 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
         }
         phase_end();
         // D = Z W^T over the rows (b, i).
-        tile_linear(r0 * n, tile * n, lid, blk.z_off, c, blk.proj_w, NONE, n + 2u, blk.proj_off, false, NONE);
+        tile_linear(r0 * n, tile * n, lid, blk.z_off, c, blk.proj_w, NONE, n + 2u, blk.proj_off, false, NONE, false);
         phase_end();
         for (var r = lid; r < tile; r += BLOCK_THREADS) { hc_coeff_forward_row(hc_of_block(), r0 + r); }
         phase_end();
     } else if (blk.kind == BLOCK_MHC) {
         // A = phi v, v = X_l[b] flattened.
-        tile_linear(r0, tile, lid, blk.x_off, n * c, blk.proj_w, NONE, n * n + 2u * n, blk.proj_off, false, NONE);
+        tile_linear(r0, tile, lid, blk.x_off, n * c, blk.proj_w, NONE, n * n + 2u * n, blk.proj_off, false, NONE, false);
         phase_end();
         // Each row's coefficients (Sinkhorn included) by one thread: the tile's rows at once.
         for (var r = lid; r < tile; r += BLOCK_THREADS) {
@@ -338,9 +364,9 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     tile_wrap_in_forward(r0, tile.rows, lid);
 
     // The FFN: fc1 with bias and activation, fc2 with bias.
-    tile_linear(r0, tile.rows, lid, blk.normed_off, c, blk.fc1_w, blk.fc1_b, blk.fc, blk.hidden_pre_off, true, blk.hidden_off);
+    tile_linear(r0, tile.rows, lid, blk.normed_off, c, blk.fc1_w, blk.fc1_b, blk.fc, blk.hidden_pre_off, true, blk.hidden_off, true);
     phase_end();
-    tile_linear(r0, tile.rows, lid, blk.hidden_off, blk.fc, blk.fc2_w, blk.fc2_b, c, blk.y_off, false, NONE);
+    tile_linear(r0, tile.rows, lid, blk.hidden_off, blk.fc, blk.fc2_w, blk.fc2_b, c, blk.y_off, false, NONE, true);
     phase_end();
 
     // X' = res X + post y, optionally rounded to f16.
@@ -433,7 +459,7 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
         for (var r = lid; r < tile; r += BLOCK_THREADS) { hc_coeff_backward_row(hc_of_block(), r0 + r); }
         phase_end();
         // dZ = dD W: rows (b, i), W: [n+2, c].
-        tile_linear_input_grad(r0 * n, tile * n, lid, blk.dproj_off, n + 2u, blk.proj_w, c, blk.dz_off, false);
+        tile_linear_input_grad(r0 * n, tile * n, lid, blk.dproj_off, n + 2u, blk.proj_w, c, blk.dz_off, false, true);
         phase_end();
         tile_rmsnorm_backward(lid, r0 * n, tile * n, c, blk.x_off, NONE, blk.z_rms_off, blk.dz_off, blk.dx_off, true);
     } else if (blk.kind == BLOCK_MHC) {
@@ -451,7 +477,7 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
             st4(blk.dx_off + o, dx, at.lanes);
         }
         phase_end();
-        tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true);
+        tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true, true);
     }
 }
 
@@ -465,14 +491,22 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     tile_wrap_out_backward(r0, tile.rows, lid);
 
     // The FFN's input gradients: through fc2, the activation, fc1.
-    tile_linear_input_grad(r0, tile.rows, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false);
+    tile_linear_input_grad(r0, tile.rows, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false, true);
     phase_end();
-    for (var t = lid; t < tile.rows * blk.fc; t += BLOCK_THREADS) {
-        let o = r0 * blk.fc + t;
-        st(blk.dhidden_pre_off + o, ld(blk.dhidden_off + o) * activation_grad(blk.act, ld(blk.hidden_pre_off + o)));
+    if (QUADS) {
+        for (var t = lid; t < tile.rows * blk.fc / 4u; t += BLOCK_THREADS) {
+            let o = r0 * blk.fc + 4u * t;
+            let g = ld_vec4((blk.dhidden_off + o) >> 2u) * activation_grad4(blk.act, ld_vec4((blk.hidden_pre_off + o) >> 2u));
+            st_vec4((blk.dhidden_pre_off + o) >> 2u, g);
+        }
+    } else {
+        for (var t = lid; t < tile.rows * blk.fc; t += BLOCK_THREADS) {
+            let o = r0 * blk.fc + t;
+            st(blk.dhidden_pre_off + o, ld(blk.dhidden_off + o) * activation_grad(blk.act, ld(blk.hidden_pre_off + o)));
+        }
     }
     phase_end();
-    tile_linear_input_grad(r0, tile.rows, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false);
+    tile_linear_input_grad(r0, tile.rows, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false, true);
     phase_end();
 
     tile_wrap_in_backward(r0, tile.rows, lid);

@@ -337,9 +337,9 @@ pub struct BlockParams {
 }
 
 impl BlockParams {
-    /// Whether every tensor starts at a multiple of 4 floats and a row of channels is a
-    /// multiple of 4 long: the block kernels then move channels four at a time in vec4 loads
-    /// (`block.wgsl`: `QUADS`).
+    /// Whether every tensor starts at a multiple of 4 floats and rows of channels and of hidden
+    /// units are multiples of 4 long: the block kernels then move channels four at a time in
+    /// vec4 loads, and the FFN's outputs in vec4 stores (`block.wgsl`: `QUADS`).
     pub fn quads(&self) -> bool {
         let offsets = [
             self.x_off,
@@ -374,7 +374,7 @@ impl BlockParams {
             self.part_off,
             self.div_off,
         ];
-        self.c.is_multiple_of(4) && offsets.iter().all(|&o| o == NONE || o.is_multiple_of(4))
+        self.c.is_multiple_of(4) && self.fc.is_multiple_of(4) && offsets.iter().all(|&o| o == NONE || o.is_multiple_of(4))
     }
 
     /// Coefficients per row, `[pre (n) | post (n) | res (n*n)]`.

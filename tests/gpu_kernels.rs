@@ -677,12 +677,15 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         (BLOCK_HC, 8, 2, 12, 24, ACT_TANH, 0, 0),
         (BLOCK_MHC, 17, 4, 12, 24, ACT_GELU, 0, 20),
         (BLOCK_MHC, 6, 3, 16, 36, ACT_RELU, 1, 3),
+        // Aligned, but hidden rows of 18: no vec4 paths at all.
+        (BLOCK_RESIDUAL, 9, 1, 8, 18, ACT_TANH, 0, 0),
     ]
     .map(|case| (case, true));
     for ((kind, rows, n, c, fc, act, round_f16, iters), aligned) in cases.into_iter().chain(aligned) {
         let seed = rows as u64 * 100 + n as u64 * 10 + kind as u64;
         let mut lab = Lab::aligned_if(seed, aligned);
         let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
+        assert_eq!(p.quads(), aligned && fc % 4 == 0, "which paths run: c={c} fc={fc}");
         // Every workgroup size and arena view an adapter may get: SwiftShader's in a browser (4
         // threads, floats) and everyone else's (64, vec4s), and 16 threads, which shares neither's
         // multiples of the tile.
