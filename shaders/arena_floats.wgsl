@@ -2,6 +2,8 @@
 // SwiftShader splits a vec4 load into four gathers anyway, so the vec4 view gains it nothing.
 // The same functions as arena_vec4s.wgsl.
 @group(0) @binding(0) var<storage, read_write> arena: array<f32>;
+// A vec4 is four loads or stores here (arena_vec4s.wgsl: one).
+const ARENA_VEC4S: bool = false;
 fn ld(i: u32) -> f32 { return arena[i]; }
 fn st(i: u32, value: f32) { arena[i] = value; }
 fn ld_vec4(i4: u32) -> vec4<f32> {

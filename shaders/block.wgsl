@@ -49,7 +49,8 @@ const BLOCK_MHC: u32 = 2u;
 
 // Set per op by the host (kernels.rs: BlockParams::quads): every tensor starts at a multiple of
 // 4 floats and c and fc are multiples of 4, so the channel-wise phases move four channels at a
-// time in vec4 loads and stores (kernels.rs: ArenaView), and so do the FFN's outputs. Otherwise
+// time in vec4 loads and stores (kernels.rs: ArenaView), and so do the FFN's outputs and every
+// linear layer's input gradient. Otherwise
 // the same phases run on four channels from single loads, and the lanes past a row's end are
 // neither stored nor summed.
 override QUADS: bool = false;
@@ -178,9 +179,11 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
 // j < outs. (A row-major linear layer forward: y = x W^T + b.) With `activate`, act_out gets
 // act(out). A thread computes a register block of BLOCK_ROWS rows and COLS_PER_THREAD outputs.
-// `quad_outs` says outs is a multiple of 4 under QUADS (the FFN's c and fc, not the
-// coefficient projections): each row's four outputs are then one vec4 store, a quarter of the
-// store instructions (lavapipe pays per instruction, whatever its width).
+// `quad_outs` says outs is a multiple of 4 under QUADS (the FFN's c and fc; not HC's n + 2 or
+// mHC's n * n + 2n coefficient projections): with the arena seen as vec4s each row's four
+// outputs are then one vec4 store, a quarter of the store instructions (lavapipe pays per
+// instruction, whatever its width). The floats view keeps a store per output: there a vec4 is
+// four stores anyway, and SwiftShader ran the default experiment about 10% slower this way.
 fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32, bias_off: u32,
                outs: u32, out_off: u32, activate: bool, act_out: u32, quad_outs: bool) {
     let col_groups = (outs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
@@ -190,7 +193,7 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
         let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
         let col0 = (item % col_groups) * COLS_PER_THREAD;
         let acc = register_block(x_off + first * inputs, inputs, last, inputs, w_off, inputs, 1u, col0, outs);
-        if (QUADS && quad_outs) {
+        if (QUADS && quad_outs && ARENA_VEC4S) {
             var bias = vec4<f32>(0.0);
             if (bias_off != NONE) { bias = ld_vec4((bias_off + col0) >> 2u); }
             for (var r = 0u; r <= last; r++) {
@@ -221,7 +224,8 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
 
 // dx[b, e] (= or +=) sum_j dy[b, j] * w[j, e] for rows r0 .. r0 + rows (a linear layer's input
 // gradient, w: [outs, inputs]). Register blocks as in tile_linear, over inputs e.
-// `quad_inputs` as tile_linear's `quad_outs`, for inputs.
+// `quad_inputs` as tile_linear's `quad_outs`, for inputs: every caller's inputs (the FFN's c and
+// fc, HC's c for dZ, mHC's n * c for dX += dA phi) are multiples of 4 under QUADS.
 fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, w_off: u32,
                           inputs: u32, dx_off: u32, accumulate: bool, quad_inputs: bool) {
     let col_groups = (inputs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
@@ -231,7 +235,7 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
         let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
         let col0 = (item % col_groups) * COLS_PER_THREAD;
         let acc = register_block(dy_off + first * outs, outs, last, outs, w_off, 1u, inputs, col0, inputs);
-        if (QUADS && quad_inputs) {
+        if (QUADS && quad_inputs && ARENA_VEC4S) {
             for (var r = 0u; r <= last; r++) {
                 let o = (dx_off + (first + r) * inputs + col0) >> 2u;
                 var value = acc[r];
@@ -493,7 +497,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     // The FFN's input gradients: through fc2, the activation, fc1.
     tile_linear_input_grad(r0, tile.rows, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false, true);
     phase_end();
-    if (QUADS) {
+    if (QUADS && ARENA_VEC4S) {
         for (var t = lid; t < tile.rows * blk.fc / 4u; t += BLOCK_THREADS) {
             let o = r0 * blk.fc + 4u * t;
             let g = ld_vec4((blk.dhidden_off + o) >> 2u) * activation_grad4(blk.act, ld_vec4((blk.hidden_pre_off + o) >> 2u));

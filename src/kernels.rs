@@ -339,7 +339,8 @@ pub struct BlockParams {
 impl BlockParams {
     /// Whether every tensor starts at a multiple of 4 floats and rows of channels and of hidden
     /// units are multiples of 4 long: the block kernels then move channels four at a time in
-    /// vec4 loads, and the FFN's outputs in vec4 stores (`block.wgsl`: `QUADS`).
+    /// vec4 loads, and the FFN's outputs and the linear layers' input gradients in vec4 stores
+    /// (`block.wgsl`: `QUADS`).
     pub fn quads(&self) -> bool {
         let offsets = [
             self.x_off,

@@ -9,7 +9,7 @@
 // {"error": …} so the Node driver fails loudly instead of timing out.
 /* global tf */
 
-// The page's defaults (src/config.rs) where they matter for the cost of a step, and the brief's
+// The page's defaults (src/config/mod.rs) where they matter for the cost of a step, and the brief's
 // optimiser settings; any of these keys in the query string overrides them. beta2 / wd change
 // no work: the decay multiply is applied every step even when wd is 0.
 const DEFAULTS = { depth: 24, width: 64, batch: 128, ffn: 4, lr: 0.003, wd: 0.01, beta1: 0.9, beta2: 0.999 };
