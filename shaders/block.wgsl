@@ -50,9 +50,8 @@ const BLOCK_MHC: u32 = 2u;
 // Set per op by the host (kernels.rs: BlockParams::quads): every tensor starts at a multiple of
 // 4 floats and c and fc are multiples of 4, so the channel-wise phases move four channels at a
 // time in vec4 loads and stores (kernels.rs: ArenaView), and so do the FFN's outputs and every
-// linear layer's input gradient. Otherwise
-// the same phases run on four channels from single loads, and the lanes past a row's end are
-// neither stored nor summed.
+// linear layer's input gradient. Otherwise the same phases run on four channels from single
+// loads, and the lanes past a row's end are neither stored nor summed.
 override QUADS: bool = false;
 
 // Channels i .. i + 3.
