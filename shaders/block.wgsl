@@ -43,7 +43,6 @@ const TILE_ROWS: u32 = 8u;  // kernels.rs: BLOCK_TILE_ROWS
 // there is nothing to switch (the default experiment 1.3x faster there), while lavapipe's
 // eight-wide groups and real GPUs want 64.
 override BLOCK_THREADS: u32 = 64u;
-const COLS_PER_THREAD: u32 = 4u;
 const BLOCK_HC: u32 = 1u;
 const BLOCK_MHC: u32 = 2u;
 
@@ -131,53 +130,98 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
     return coefficient(b, 2u * blk.n + k * blk.n + i, select(0.0, 1.0, k == i));
 }
 
-// The register block both directions of a linear layer share: acc[r][q] = sum_e X(r, e) W(e, q)
-// for BLOCK_ROWS rows and COLS_PER_THREAD columns, e in order, with
+// The register block both directions of a linear layer share: row r, column q of it sums
+// X(r, e) W(e, q) over e in order, for block_rows() rows and block_cols() columns, with
 // X(r, e) = ld(x_base + min(r, last) * x_stride + e) (rows past `last` re-read it) and
 // W(e, q) = ld(w_base + min(col0 + q, cols - 1) * w_col_stride + e * w_step).
-// Per e a thread reads COLS_PER_THREAD weights and BLOCK_ROWS inputs for BLOCK_ROWS *
-// COLS_PER_THREAD multiply-adds. The accumulators are four named vectors, not an indexed
-// array: a software GPU keeps a dynamically indexed array in memory (that cost the block
-// kernels 2.5x on SwiftShader). Eight rows a block measured no faster than four there.
-const BLOCK_ROWS: u32 = 4u;
+// The accumulators are named matrices (prelude.wgsl: Block8), not an indexed array: a software
+// GPU keeps a dynamically indexed array in memory (that cost the block kernels 2.5x on
+// SwiftShader).
+// 4 x 4 blocks (a 64-thread workgroup's fc1 is two rounds of 64 threads) or, where
+// WIDE_BLOCKS, 8 x 8 (a round of 32): set per adapter (kernels.rs: RegisterBlock).
+override WIDE_BLOCKS: bool = false;
+fn block_rows() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
+fn block_cols() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
 fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, w_col_stride: u32,
-                  w_step: u32, col0: u32, cols: u32) -> array<vec4<f32>, BLOCK_ROWS> {
+                  w_step: u32, col0: u32, cols: u32) -> Block8 {
     let x0 = x_base;
     let x1 = x_base + min(1u, last) * x_stride;
     let x2 = x_base + min(2u, last) * x_stride;
     let x3 = x_base + min(3u, last) * x_stride;
+    let x4 = x_base + min(4u, last) * x_stride;
+    let x5 = x_base + min(5u, last) * x_stride;
+    let x6 = x_base + min(6u, last) * x_stride;
+    let x7 = x_base + min(7u, last) * x_stride;
     let w0 = w_base + min(col0, cols - 1u) * w_col_stride;
     let w1 = w_base + min(col0 + 1u, cols - 1u) * w_col_stride;
     let w2 = w_base + min(col0 + 2u, cols - 1u) * w_col_stride;
     let w3 = w_base + min(col0 + 3u, cols - 1u) * w_col_stride;
-    var acc = mat4x4<f32>();  // acc[r]: row r's COLS_PER_THREAD sums
+    let w4 = w_base + min(col0 + 4u, cols - 1u) * w_col_stride;
+    let w5 = w_base + min(col0 + 5u, cols - 1u) * w_col_stride;
+    let w6 = w_base + min(col0 + 6u, cols - 1u) * w_col_stride;
+    let w7 = w_base + min(col0 + 7u, cols - 1u) * w_col_stride;
+    // Rows 4-7 and columns 4-7 are summed only in a wide block, and rows 4-7 only where the
+    // block has them.
+    let rows_hi = WIDE_BLOCKS && last > 3u;
+    let cols_b = WIDE_BLOCKS;
+    var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
     // Aligned operands go four steps of e at a time in vec4 loads (kernels.rs: ArenaView): a run
     // of x is one row's four e's; a run of w one column's four e's (a forward layer) or one e's
     // four columns (an input gradient). Then the scalar loop does the rest.
     let x_runs = x_base % 4u == 0u && x_stride % 4u == 0u;
     let w_along_e = w_step == 1u && w_base % 4u == 0u && w_col_stride % 4u == 0u;
-    let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + 3u < cols;
-    let xr = Runs(vec4<u32>(x0, x1, x2, x3), 1u);
-    var wr = Runs(vec4<u32>(w0, w1, w2, w3), 1u);
-    if (w_across) { wr = runs_across(w0, w_step); }
+    let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + block_cols() - 1u < cols;
+    let x_lo = Runs(vec4<u32>(x0, x1, x2, x3), 1u);
+    let x_hi = Runs(vec4<u32>(x4, x5, x6, x7), 1u);
+    var w_a = Runs(vec4<u32>(w0, w1, w2, w3), 1u);
+    var w_b = Runs(vec4<u32>(w4, w5, w6, w7), 1u);
+    if (w_across) {
+        w_a = runs_across(w0, w_step);
+        w_b = runs_across(w4, w_step);
+    }
     let quads = select(0u, len / 4u, x_runs && (w_along_e || w_across));
     for (var q = 0u; q < quads; q++) {
-        acc = quad_steps(acc, runs_at(xr, 4u * q), flipped_if(runs_at(wr, 4u * q), w_along_e));
+        let e = 4u * q;
+        var xh = mat4x4<f32>();
+        var wb = mat4x4<f32>();
+        if (rows_hi) { xh = runs_at(x_hi, e); }
+        if (cols_b) { wb = flipped_if(runs_at(w_b, e), w_along_e); }
+        acc = block8_steps(acc, runs_at(x_lo, e), xh, flipped_if(runs_at(w_a, e), w_along_e), wb, rows_hi, cols_b);
     }
     for (var e = 4u * quads; e < len; e++) {
         let we = e * w_step;
-        let w = vec4<f32>(ld(w0 + we), ld(w1 + we), ld(w2 + we), ld(w3 + we));
-        acc[0] += ld(x0 + e) * w;
-        acc[1] += ld(x1 + e) * w;
-        acc[2] += ld(x2 + e) * w;
-        acc[3] += ld(x3 + e) * w;
+        let wa = vec4<f32>(ld(w0 + we), ld(w1 + we), ld(w2 + we), ld(w3 + we));
+        let xl = vec4<f32>(ld(x0 + e), ld(x1 + e), ld(x2 + e), ld(x3 + e));
+        acc.lo_a = rank1_step(acc.lo_a, xl, wa);
+        if (cols_b) {
+            let wb = vec4<f32>(ld(w4 + we), ld(w5 + we), ld(w6 + we), ld(w7 + we));
+            acc.lo_b = rank1_step(acc.lo_b, xl, wb);
+            if (rows_hi) {
+                let xh = vec4<f32>(ld(x4 + e), ld(x5 + e), ld(x6 + e), ld(x7 + e));
+                acc.hi_a = rank1_step(acc.hi_a, xh, wa);
+                acc.hi_b = rank1_step(acc.hi_b, xh, wb);
+            }
+        }
     }
-    return array<vec4<f32>, BLOCK_ROWS>(acc[0], acc[1], acc[2], acc[3]);
+    return acc;
+}
+
+// Register block `item` of a tile phase over rows r0 .. r0 + rows by `cols` columns: its first
+// row, last row within the block (0 to block_rows() - 1) and first column. Neighbouring items
+// take neighbouring column groups of the same rows.
+struct BlockItem { first: u32, last: u32, col0: u32 }
+fn block_items(rows: u32, cols: u32) -> u32 {
+    return ((rows + block_rows() - 1u) / block_rows()) * ((cols + block_cols() - 1u) / block_cols());
+}
+fn block_item(r0: u32, rows: u32, cols: u32, item: u32) -> BlockItem {
+    let col_groups = (cols + block_cols() - 1u) / block_cols();
+    let first = r0 + (item / col_groups) * block_rows();
+    return BlockItem(first, min(block_rows(), r0 + rows - first) - 1u, (item % col_groups) * block_cols());
 }
 
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
 // j < outs. (A row-major linear layer forward: y = x W^T + b.) With `activate`, act_out gets
-// act(out). A thread computes a register block of BLOCK_ROWS rows and COLS_PER_THREAD outputs.
+// act(out). A thread computes a register block of rows by outputs.
 // `quad_outs` says outs is a multiple of 4 under QUADS (the FFN's c and fc; not HC's n + 2 or
 // mHC's n * n + 2n coefficient projections): with the arena seen as vec4s each row's four
 // outputs are then one vec4 store, a quarter of the store instructions (lavapipe pays per
@@ -185,34 +229,34 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
 // four stores anyway, and SwiftShader ran the default experiment about 10% slower this way.
 fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32, bias_off: u32,
                outs: u32, out_off: u32, activate: bool, act_out: u32, quad_outs: bool) {
-    let col_groups = (outs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
-    let row_groups = (rows + BLOCK_ROWS - 1u) / BLOCK_ROWS;
-    for (var item = lid; item < row_groups * col_groups; item += BLOCK_THREADS) {
-        let first = r0 + (item / col_groups) * BLOCK_ROWS;
-        let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
-        let col0 = (item % col_groups) * COLS_PER_THREAD;
-        let acc = register_block(x_off + first * inputs, inputs, last, inputs, w_off, inputs, 1u, col0, outs);
+    for (var item = lid; item < block_items(rows, outs); item += BLOCK_THREADS) {
+        let at = block_item(r0, rows, outs, item);
+        let acc = register_block(x_off + at.first * inputs, inputs, at.last, inputs, w_off, inputs, 1u, at.col0, outs);
         if (QUADS && quad_outs && ARENA_VEC4S) {
-            var bias = vec4<f32>(0.0);
-            if (bias_off != NONE) { bias = ld_vec4((bias_off + col0) >> 2u); }
-            for (var r = 0u; r <= last; r++) {
-                var value = acc[r];
-                if (bias_off != NONE) { value += bias; }
-                let o = (first + r) * outs + col0;
-                st_vec4((out_off + o) >> 2u, value);
-                if (activate) { st_vec4((act_out + o) >> 2u, activation4(blk.act, value)); }
+            // Column groups of four past outs (a wide block of a width 4 mod 8) are not stored.
+            for (var half = 0u; half < block_cols() / 4u && at.col0 + 4u * half < outs; half++) {
+                let j = at.col0 + 4u * half;
+                var bias = vec4<f32>(0.0);
+                if (bias_off != NONE) { bias = ld_vec4((bias_off + j) >> 2u); }
+                for (var r = 0u; r <= at.last; r++) {
+                    var value = block8_row(acc, r, half);
+                    if (bias_off != NONE) { value += bias; }
+                    let o = (at.first + r) * outs + j;
+                    st_vec4((out_off + o) >> 2u, value);
+                    if (activate) { st_vec4((act_out + o) >> 2u, activation4(blk.act, value)); }
+                }
             }
             continue;
         }
-        for (var q = 0u; q < COLS_PER_THREAD; q++) {
-            let j = col0 + q;
+        for (var q = 0u; q < block_cols(); q++) {
+            let j = at.col0 + q;
             if (j < outs) {
                 var bias = 0.0;
                 if (bias_off != NONE) { bias = ld(bias_off + j); }
-                for (var r = 0u; r <= last; r++) {
-                    var value = acc[r][q];
+                for (var r = 0u; r <= at.last; r++) {
+                    var value = block8_row(acc, r, q / 4u)[q % 4u];
                     if (bias_off != NONE) { value += bias; }
-                    let o = (first + r) * outs + j;
+                    let o = (at.first + r) * outs + j;
                     st(out_off + o, value);
                     if (activate) { st(act_out + o, activation(blk.act, value)); }
                 }
@@ -227,28 +271,26 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
 // fc, HC's c for dZ, mHC's n * c for dX += dA phi) are multiples of 4 under QUADS.
 fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, w_off: u32,
                           inputs: u32, dx_off: u32, accumulate: bool, quad_inputs: bool) {
-    let col_groups = (inputs + COLS_PER_THREAD - 1u) / COLS_PER_THREAD;
-    let row_groups = (rows + BLOCK_ROWS - 1u) / BLOCK_ROWS;
-    for (var item = lid; item < row_groups * col_groups; item += BLOCK_THREADS) {
-        let first = r0 + (item / col_groups) * BLOCK_ROWS;
-        let last = min(BLOCK_ROWS, r0 + rows - first) - 1u;
-        let col0 = (item % col_groups) * COLS_PER_THREAD;
-        let acc = register_block(dy_off + first * outs, outs, last, outs, w_off, 1u, inputs, col0, inputs);
+    for (var item = lid; item < block_items(rows, inputs); item += BLOCK_THREADS) {
+        let at = block_item(r0, rows, inputs, item);
+        let acc = register_block(dy_off + at.first * outs, outs, at.last, outs, w_off, 1u, inputs, at.col0, inputs);
         if (QUADS && quad_inputs && ARENA_VEC4S) {
-            for (var r = 0u; r <= last; r++) {
-                let o = (dx_off + (first + r) * inputs + col0) >> 2u;
-                var value = acc[r];
-                if (accumulate) { value = ld_vec4(o) + value; }
-                st_vec4(o, value);
+            for (var half = 0u; half < block_cols() / 4u && at.col0 + 4u * half < inputs; half++) {
+                for (var r = 0u; r <= at.last; r++) {
+                    let o = (dx_off + (at.first + r) * inputs + at.col0 + 4u * half) >> 2u;
+                    var value = block8_row(acc, r, half);
+                    if (accumulate) { value = ld_vec4(o) + value; }
+                    st_vec4(o, value);
+                }
             }
             continue;
         }
-        for (var q = 0u; q < COLS_PER_THREAD; q++) {
-            let e = col0 + q;
+        for (var q = 0u; q < block_cols(); q++) {
+            let e = at.col0 + q;
             if (e < inputs) {
-                for (var r = 0u; r <= last; r++) {
-                    let o = dx_off + (first + r) * inputs + e;
-                    let value = acc[r][q];
+                for (var r = 0u; r <= at.last; r++) {
+                    let o = dx_off + (at.first + r) * inputs + e;
+                    let value = block8_row(acc, r, q / 4u)[q % 4u];
                     if (accumulate) { st(o, ld(o) + value); } else { st(o, value); }
                 }
             }

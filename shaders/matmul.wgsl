@@ -16,7 +16,9 @@
 // which software GPUs (SwiftShader, lavapipe) pay for dearly; 8 operand loads per 16
 // multiply-adds where matmul_direct needs 32, and where operands are aligned (every side a
 // multiple of 4, as the arena plan lays them out) 8 vec4 loads per 64.
-// Every entry point sums k in the same order, so all three give the same values.
+// matmul_registers8: the same with a thread per 8 x 8 block, 16 vec4 loads per 256
+// multiply-adds: what matmul_registers runs as on a software adapter (kernels.rs: RegisterBlock).
+// Every entry point sums k in the same order, so all four give the same values.
 struct MatmulParams {
     m: u32, n: u32, k: u32,
     a_off: u32, a_rs: u32, a_cs: u32,
@@ -128,63 +130,106 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     store_product(z, row, col, value);
 }
 
-// 4 x 4 outputs a thread; rows and columns past C's edge re-read its last row or column (so the
-// loop has no branch) and are not written.
-@compute @workgroup_size(WG_1D)
-fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let t = flat_thread(gid, groups);
-    let row_blocks = (params.m + 3u) / 4u;
-    let col_blocks = (params.n + 3u) / 4u;
+// A thread per `side` x `side` block of C, side 4 (matmul_registers) or 8 (matmul_registers8:
+// prelude.wgsl's Block8, of which a 4 x 4 block is the lo_a quarter); rows and columns past C's
+// edge re-read its last row or column (so the loop has no branch) and are not written.
+fn register_product(t: u32, wide: bool) {
+    let side = select(4u, 8u, wide);
+    let row_blocks = (params.m + side - 1u) / side;
+    let col_blocks = (params.n + side - 1u) / side;
     let blocks = row_blocks * col_blocks;
     if (t >= blocks * max(params.batch, 1u)) { return; }
     let z = t / blocks;
     // Neighbouring threads take neighbouring column blocks: they share A's rows and read B's
     // columns side by side.
-    let row0 = ((t % blocks) / col_blocks) * 4u;
-    let col0 = (t % col_blocks) * 4u;
+    let row0 = ((t % blocks) / col_blocks) * side;
+    let col0 = (t % col_blocks) * side;
     let a_base = params.a_off + z * params.a_bs;
     let b_base = params.b_off + z * params.b_bs;
-    let a0 = a_base + min(row0, params.m - 1u) * params.a_rs;
-    let a1 = a_base + min(row0 + 1u, params.m - 1u) * params.a_rs;
-    let a2 = a_base + min(row0 + 2u, params.m - 1u) * params.a_rs;
-    let a3 = a_base + min(row0 + 3u, params.m - 1u) * params.a_rs;
-    let b0 = b_base + min(col0, params.n - 1u) * params.b_cs;
-    let b1 = b_base + min(col0 + 1u, params.n - 1u) * params.b_cs;
-    let b2 = b_base + min(col0 + 2u, params.n - 1u) * params.b_cs;
-    let b3 = b_base + min(col0 + 3u, params.n - 1u) * params.b_cs;
-    var acc = mat4x4<f32>();  // acc[i]: row row0 + i, columns col0 .. col0 + 3
+    let m1 = params.m - 1u;
+    let n1 = params.n - 1u;
+    let a0 = a_base + min(row0, m1) * params.a_rs;
+    let a1 = a_base + min(row0 + 1u, m1) * params.a_rs;
+    let a2 = a_base + min(row0 + 2u, m1) * params.a_rs;
+    let a3 = a_base + min(row0 + 3u, m1) * params.a_rs;
+    let a4 = a_base + min(row0 + 4u, m1) * params.a_rs;
+    let a5 = a_base + min(row0 + 5u, m1) * params.a_rs;
+    let a6 = a_base + min(row0 + 6u, m1) * params.a_rs;
+    let a7 = a_base + min(row0 + 7u, m1) * params.a_rs;
+    let b0 = b_base + min(col0, n1) * params.b_cs;
+    let b1 = b_base + min(col0 + 1u, n1) * params.b_cs;
+    let b2 = b_base + min(col0 + 2u, n1) * params.b_cs;
+    let b3 = b_base + min(col0 + 3u, n1) * params.b_cs;
+    let b4 = b_base + min(col0 + 4u, n1) * params.b_cs;
+    let b5 = b_base + min(col0 + 5u, n1) * params.b_cs;
+    let b6 = b_base + min(col0 + 6u, n1) * params.b_cs;
+    let b7 = b_base + min(col0 + 7u, n1) * params.b_cs;
+    // Rows 4-7 are summed only where C has them; columns past C's edge re-read its last one.
+    let rows_hi = wide && row0 + 4u < params.m;
+    var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
     // Aligned operands go four steps of k at a time in vec4 loads (kernels.rs: ArenaView): a run
     // of A is one row's four k's (a_along_k) or one k's four rows (a_across); a run of B one
     // column's four k's (b_along_k) or one k's four columns (b_across). Then the scalar loop
     // does the rest.
     let a_along_k = params.a_cs == 1u && a_base % 4u == 0u && params.a_rs % 4u == 0u;
-    let a_across = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + 3u < params.m;
+    let a_across = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + side - 1u < params.m;
     let b_along_k = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
-    let b_across = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + 3u < params.n;
-    var ar = Runs(vec4<u32>(a0, a1, a2, a3), 1u);
-    if (a_across) { ar = runs_across(a0, params.a_cs); }
-    var br = Runs(vec4<u32>(b0, b1, b2, b3), 1u);
-    if (b_across) { br = runs_across(b0, params.b_rs); }
+    let b_across = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + side - 1u < params.n;
+    var a_lo = Runs(vec4<u32>(a0, a1, a2, a3), 1u);
+    var a_hi = Runs(vec4<u32>(a4, a5, a6, a7), 1u);
+    if (a_across) {
+        a_lo = runs_across(a0, params.a_cs);
+        a_hi = runs_across(a4, params.a_cs);
+    }
+    var b_a = Runs(vec4<u32>(b0, b1, b2, b3), 1u);
+    var b_b = Runs(vec4<u32>(b4, b5, b6, b7), 1u);
+    if (b_across) {
+        b_a = runs_across(b0, params.b_rs);
+        b_b = runs_across(b4, params.b_rs);
+    }
     let quads = select(0u, params.k / 4u, (a_along_k || a_across) && (b_along_k || b_across));
     for (var q = 0u; q < quads; q++) {
-        acc = quad_steps(acc, flipped_if(runs_at(ar, 4u * q), a_across), flipped_if(runs_at(br, 4u * q), b_along_k));
+        let k = 4u * q;
+        var xh = mat4x4<f32>();
+        var wb = mat4x4<f32>();
+        if (rows_hi) { xh = flipped_if(runs_at(a_hi, k), a_across); }
+        if (wide) { wb = flipped_if(runs_at(b_b, k), b_along_k); }
+        acc = block8_steps(acc, flipped_if(runs_at(a_lo, k), a_across), xh, flipped_if(runs_at(b_a, k), b_along_k), wb,
+                           rows_hi, wide);
     }
     for (var k = 4u * quads; k < params.k; k++) {
         let ka = k * params.a_cs;
         let kb = k * params.b_rs;
-        let b = vec4<f32>(ld(b0 + kb), ld(b1 + kb), ld(b2 + kb), ld(b3 + kb));
-        acc[0] += ld(a0 + ka) * b;
-        acc[1] += ld(a1 + ka) * b;
-        acc[2] += ld(a2 + ka) * b;
-        acc[3] += ld(a3 + ka) * b;
-    }
-    for (var i = 0u; i < 4u; i++) {
-        let row = row0 + i;
-        for (var j = 0u; j < 4u; j++) {
-            let col = col0 + j;
-            if (row < params.m && col < params.n) {
-                store_product(z, row, col, acc[i][j]);
+        let ba = vec4<f32>(ld(b0 + kb), ld(b1 + kb), ld(b2 + kb), ld(b3 + kb));
+        let al = vec4<f32>(ld(a0 + ka), ld(a1 + ka), ld(a2 + ka), ld(a3 + ka));
+        acc.lo_a = rank1_step(acc.lo_a, al, ba);
+        if (wide) {
+            let bb = vec4<f32>(ld(b4 + kb), ld(b5 + kb), ld(b6 + kb), ld(b7 + kb));
+            acc.lo_b = rank1_step(acc.lo_b, al, bb);
+            if (rows_hi) {
+                let ah = vec4<f32>(ld(a4 + ka), ld(a5 + ka), ld(a6 + ka), ld(a7 + ka));
+                acc.hi_a = rank1_step(acc.hi_a, ah, ba);
+                acc.hi_b = rank1_step(acc.hi_b, ah, bb);
             }
         }
     }
+    for (var i = 0u; i < side; i++) {
+        let row = row0 + i;
+        for (var j = 0u; j < side; j++) {
+            let col = col0 + j;
+            if (row < params.m && col < params.n) {
+                store_product(z, row, col, block8_row(acc, i, j / 4u)[j % 4u]);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_1D)
+fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    register_product(flat_thread(gid, groups), false);
+}
+
+@compute @workgroup_size(WG_1D)
+fn matmul_registers8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    register_product(flat_thread(gid, groups), true);
 }

@@ -38,6 +38,47 @@ fn quad_steps(acc: mat4x4<f32>, x: mat4x4<f32>, w: mat4x4<f32>) -> mat4x4<f32> {
     return a;
 }
 
+// An 8 x 8 register block: rows 0-3 (lo) and 4-7 (hi) by columns 0-3 (a) and 4-7 (b), row r of
+// each quarter a vec4 of its four columns. With more outputs a thread each operand load feeds
+// more multiply-adds: 16 vec4 loads per 256 where a 4 x 4 block takes 8 per 64, and a software
+// GPU pays per load instruction, not per multiply-add (kernels.rs: RegisterBlock).
+struct Block8 { lo_a: mat4x4<f32>, hi_a: mat4x4<f32>, lo_b: mat4x4<f32>, hi_b: mat4x4<f32> }
+
+// Four steps of a Block8, as quad_steps: x_lo / x_hi hold rows 0-3 / 4-7's operands, w_a / w_b
+// columns 0-3 / 4-7's. Only the quarters asked for are summed (a 4 x 4 block is lo_a alone).
+fn block8_steps(acc: Block8, x_lo: mat4x4<f32>, x_hi: mat4x4<f32>, w_a: mat4x4<f32>, w_b: mat4x4<f32>,
+                rows_hi: bool, cols_b: bool) -> Block8 {
+    var b = acc;
+    b.lo_a = quad_steps(b.lo_a, x_lo, w_a);
+    if (cols_b) { b.lo_b = quad_steps(b.lo_b, x_lo, w_b); }
+    if (rows_hi) {
+        b.hi_a = quad_steps(b.hi_a, x_hi, w_a);
+        if (cols_b) { b.hi_b = quad_steps(b.hi_b, x_hi, w_b); }
+    }
+    return b;
+}
+
+// m[r] += x[r] * w for each of the four rows: one step of a 4 x 4 quarter (x: the rows'
+// operands, w: the columns').
+fn rank1_step(m: mat4x4<f32>, x: vec4<f32>, w: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(m[0] + x.x * w, m[1] + x.y * w, m[2] + x.z * w, m[3] + x.w * w);
+}
+
+// Columns 4 * half .. 4 * half + 3 of row r (0 to 7) of a Block8.
+fn block8_row(acc: Block8, r: u32, half: u32) -> vec4<f32> {
+    let b = half != 0u;
+    switch (r) {
+        case 0u: { return select(acc.lo_a[0], acc.lo_b[0], b); }
+        case 1u: { return select(acc.lo_a[1], acc.lo_b[1], b); }
+        case 2u: { return select(acc.lo_a[2], acc.lo_b[2], b); }
+        case 3u: { return select(acc.lo_a[3], acc.lo_b[3], b); }
+        case 4u: { return select(acc.hi_a[0], acc.hi_b[0], b); }
+        case 5u: { return select(acc.hi_a[1], acc.hi_b[1], b); }
+        case 6u: { return select(acc.hi_a[2], acc.hi_b[2], b); }
+        default: { return select(acc.hi_a[3], acc.hi_b[3], b); }
+    }
+}
+
 const NONE: u32 = 0xffffffffu;
 const RMS_EPS: f32 = 1e-6;
 

@@ -3,7 +3,7 @@
 //! (`map_async` + a channel): in the browser it is simply awaited, natively the device is
 //! polled first. Nothing here blocks a browser thread.
 
-use crate::kernels::{block_threads, shader_source, ArenaView, Grid, MatmulKernel, Op, WORKGROUP_1D};
+use crate::kernels::{block_threads, shader_source, ArenaView, Grid, MatmulKernel, Op, RegisterBlock, WORKGROUP_1D};
 use crate::program::OpList;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -74,6 +74,9 @@ pub struct GpuContext {
     /// How kernels of arenas prepared from now on see the arena, where set (tests run both);
     /// else [`ArenaView::for_adapter`].
     arena_view: Cell<Option<ArenaView>>,
+    /// The register block of arenas prepared from now on, where set (tests run both); else
+    /// [`RegisterBlock::for_adapter`].
+    register_block: Cell<Option<RegisterBlock>>,
 }
 
 impl GpuContext {
@@ -167,6 +170,7 @@ impl GpuContext {
             matmul_kernel: Cell::new(None),
             block_threads: Cell::new(None),
             arena_view: Cell::new(None),
+            register_block: Cell::new(None),
         })
     }
 
@@ -205,6 +209,17 @@ impl GpuContext {
     /// Fixes [`GpuContext::arena_view`] for arenas prepared after this (None: the adapter's).
     pub fn set_arena_view(&self, view: Option<ArenaView>) {
         self.arena_view.set(view);
+    }
+
+    /// The register block of the products and the fused kernels on this adapter, see
+    /// [`RegisterBlock`].
+    pub fn register_block(&self) -> RegisterBlock {
+        self.register_block.get().unwrap_or_else(|| RegisterBlock::for_adapter(self.software))
+    }
+
+    /// Fixes [`GpuContext::register_block`] for arenas prepared after this (None: the adapter's).
+    pub fn set_register_block(&self, block: Option<RegisterBlock>) {
+        self.register_block.set(block);
     }
 
     /// `(dispatches, submits)` since the device was opened.
@@ -372,13 +387,16 @@ impl GpuArena {
         for list in lists {
             let mut dispatches = Vec::with_capacity(list.len());
             for op in list.iter() {
-                let op = ctx.matmul_kernel.get().map_or(*op, |kernel| op.with_matmul_kernel(kernel));
+                let op = match ctx.matmul_kernel.get() {
+                    Some(kernel) => op.with_matmul_kernel(kernel),
+                    None => op.with_register_block(ctx.register_block()),
+                };
                 let (file, entry) = op.entry();
                 let at = (slot * PARAM_SLOT) as usize;
                 let bytes = op.params_bytes();
                 params[at..at + bytes.len()].copy_from_slice(bytes);
                 dispatches.push(Dispatch {
-                    pipeline: ctx.pipeline(file, entry, &op.overrides(ctx.block_threads())),
+                    pipeline: ctx.pipeline(file, entry, &op.overrides(ctx.block_threads(), ctx.register_block())),
                     param_offset: (slot * PARAM_SLOT) as u32,
                     groups: workgroups(op.grid()),
                     label: entry,

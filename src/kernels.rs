@@ -106,16 +106,19 @@ pub enum MatmulKernel {
     Tiled = 1,
     /// `matmul_direct`: a thread per output.
     Direct = 2,
+    /// `matmul_registers8`: a thread per 8 x 8 block of outputs, no workgroup memory; what
+    /// `Registers` runs as where the adapter wants [`RegisterBlock::Eight`].
+    Registers8 = 3,
 }
 
 impl MatmulKernel {
-    pub const ALL: [MatmulKernel; 3] = [MatmulKernel::Registers, MatmulKernel::Tiled, MatmulKernel::Direct];
+    pub const ALL: [MatmulKernel; 4] = [MatmulKernel::Registers, MatmulKernel::Tiled, MatmulKernel::Direct, MatmulKernel::Registers8];
 
     fn from_code(code: u32) -> MatmulKernel {
         MatmulKernel::ALL.into_iter().find(|k| *k as u32 == code).unwrap_or(MatmulKernel::Registers)
     }
 
-    /// `registers`, `tiled` or `direct` (the benchmarks' `matmul` option).
+    /// `registers`, `tiled`, `direct` or `registers8` (the benchmarks' `matmul` option).
     pub fn parse(name: &str) -> Option<MatmulKernel> {
         MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
     }
@@ -125,6 +128,7 @@ impl MatmulKernel {
             MatmulKernel::Registers => "registers",
             MatmulKernel::Tiled => "tiled",
             MatmulKernel::Direct => "direct",
+            MatmulKernel::Registers8 => "registers8",
         }
     }
 
@@ -133,11 +137,56 @@ impl MatmulKernel {
             MatmulKernel::Tiled => "matmul",
             MatmulKernel::Direct => "matmul_direct",
             MatmulKernel::Registers => "matmul_registers",
+            MatmulKernel::Registers8 => "matmul_registers8",
+        }
+    }
+
+    /// Outputs per thread along each side (the register kernels only).
+    fn register_side(self) -> u32 {
+        match self {
+            MatmulKernel::Registers8 => 8,
+            _ => MATMUL_REGISTER_BLOCK,
         }
     }
 }
 
-/// Outputs per thread of `matmul_registers`, along each side.
+/// The register block of the products (`matmul_registers` or `matmul_registers8`) and of the
+/// fused block kernels' linear layers (`WIDE_BLOCKS` in `block.wgsl`), by adapter. Both give
+/// the same values. A software GPU turns every load into a loop over its SIMD lanes and does
+/// the multiply-adds almost for free, so it wants the most multiply-adds per load: an 8 x 8
+/// block takes 16 vec4 loads per 256, a 4 x 4 one 8 per 64. On lavapipe the default
+/// experiment's residual block kernels took 88 ms a step in 4 x 4 blocks and 46 in 8 x 8; on
+/// SwiftShader the page ran it at 0.42 / 0.49 lockstep steps/s before and 0.54 / 0.66 after
+/// (README, "Speed, 2026-12-04"). A hardware GPU keeps the 4 x 4 block and twice the threads:
+/// none was at hand to measure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterBlock {
+    Four,
+    Eight,
+}
+
+impl RegisterBlock {
+    pub const ALL: [RegisterBlock; 2] = [RegisterBlock::Four, RegisterBlock::Eight];
+
+    /// The block for a software adapter (lavapipe, SwiftShader) or a hardware one.
+    pub fn for_adapter(software: bool) -> RegisterBlock {
+        if software {
+            RegisterBlock::Eight
+        } else {
+            RegisterBlock::Four
+        }
+    }
+
+    /// Its name in benchmark reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegisterBlock::Four => "4x4",
+            RegisterBlock::Eight => "8x8",
+        }
+    }
+}
+
+/// Outputs per thread of `matmul_registers`, along each side (`matmul_registers8`: 8).
 pub const MATMUL_REGISTER_BLOCK: u32 = 4;
 /// Threads per workgroup of `matmul_registers`: a weight gradient of 32 x 32 outputs is 64
 /// threads, and a software GPU runs a workgroup on one core, so small workgroups keep every
@@ -730,14 +779,27 @@ impl Op {
         }
     }
 
+    /// This op as it runs with `block`: a product in 4 x 4 register blocks runs in 8 x 8 ones
+    /// where `block` says so (other ops unchanged; the fused kernels take it as an override).
+    pub fn with_register_block(self, block: RegisterBlock) -> Op {
+        match self {
+            Op::Matmul(p) if p.kernel() == MatmulKernel::Registers && block == RegisterBlock::Eight => {
+                Op::Matmul(p.with_kernel(MatmulKernel::Registers8))
+            }
+            other => other,
+        }
+    }
+
     /// Values of the WGSL pipeline-overridable constants this op's pipeline needs; the fused
-    /// block kernels run `block_threads` threads a workgroup ([`block_threads`]).
-    pub fn overrides(&self, block_threads: u32) -> Vec<(&'static str, f64)> {
+    /// block kernels run `block_threads` threads a workgroup ([`block_threads`]) and their
+    /// linear layers in `block`'s register blocks.
+    pub fn overrides(&self, block_threads: u32, block: RegisterBlock) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
             // Set by n alone, whatever the kind: residual, HC and mHC at n <= 4 share pipelines.
             Op::Fused(_, p) => {
                 return vec![
                     ("BLOCK_THREADS", block_threads as f64),
+                    ("WIDE_BLOCKS", (block == RegisterBlock::Eight) as u32 as f64),
                     ("QUADS", p.quads() as u32 as f64),
                     ("SINKHORN_IN_REGISTERS", sinkhorn_in_registers(p.n) as u32 as f64),
                 ];
@@ -747,7 +809,7 @@ impl Op {
             }
             Op::Optimizer(p) => return vec![("QUADS", p.quads() as u32 as f64)],
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
-                (MatmulKernel::Registers, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
+                (MatmulKernel::Registers | MatmulKernel::Registers8, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
                 (MatmulKernel::Direct, _) => &[],
                 (MatmulKernel::Tiled, 1) => &[("ROWS_PER_THREAD", 1.0)],
                 (MatmulKernel::Tiled, 2) => &[("ROWS_PER_THREAD", 2.0)],
@@ -790,10 +852,10 @@ impl Op {
     pub fn grid(&self) -> Grid {
         match self {
             Op::Matmul(p) => match p.kernel() {
-                MatmulKernel::Registers => Grid::ThreadsIn(
-                    p.m.div_ceil(MATMUL_REGISTER_BLOCK) * p.n.div_ceil(MATMUL_REGISTER_BLOCK) * p.batch.max(1),
-                    MATMUL_REGISTER_WORKGROUP,
-                ),
+                kernel @ (MatmulKernel::Registers | MatmulKernel::Registers8) => {
+                    let side = kernel.register_side();
+                    Grid::ThreadsIn(p.m.div_ceil(side) * p.n.div_ceil(side) * p.batch.max(1), MATMUL_REGISTER_WORKGROUP)
+                }
                 MatmulKernel::Direct => Grid::Threads(p.m * p.n * p.batch.max(1)),
                 MatmulKernel::Tiled => {
                     Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(16 * matmul_rows_per_thread(p.m)), p.batch.max(1))

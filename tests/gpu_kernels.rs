@@ -77,8 +77,10 @@ fn matmul_on_awkward_shapes_with_transposes() {
             let c = lab.region(m * n + 7, 1.0);
             let (a_rs, a_cs) = if transpose_a { (1, m) } else { (k, 1) };
             let (b_rs, b_cs) = if transpose_b { (1, k) } else { (n, 1) };
-            // Every kernel on every shape (tiled, direct: a thread per output, registers), with the
-            // arena seen as vec4s and as floats.
+            // Every kernel on every shape (tiled, direct: a thread per output, registers in 4 x 4
+            // and 8 x 8 blocks), with the arena seen as vec4s and as floats. Each runs as named:
+            // the adapter's register block would run `Registers` as `Registers8` on lavapipe.
+            gpu().set_register_block(Some(RegisterBlock::Four));
             for (kernel, view) in MatmulKernel::ALL.into_iter().flat_map(|k| ArenaView::ALL.map(|v| (k, v))) {
                 gpu().set_arena_view(Some(view));
                 let op = Op::Matmul(
@@ -103,6 +105,7 @@ fn matmul_on_awkward_shapes_with_transposes() {
                 lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b} {kernel:?} {view:?}"), &[op], 1e-5, 1e-5);
             }
             gpu().set_arena_view(None);
+            gpu().set_register_block(None);
         }
     }
 }
@@ -583,9 +586,12 @@ fn batched_matmul_and_grouped_norm_weight_gradients() {
         });
         lab.check(&format!("batched matmul {m}x{n}x{k} x{batch}"), &[op], 1e-5, 1e-5);
         if let Op::Matmul(p) = op {
-            for kernel in [MatmulKernel::Direct, MatmulKernel::Registers] {
+            // Each as named (the adapter's register block would run Registers as Registers8).
+            gpu().set_register_block(Some(RegisterBlock::Four));
+            for kernel in [MatmulKernel::Direct, MatmulKernel::Registers, MatmulKernel::Registers8] {
                 lab.check(&format!("batched matmul {m}x{n}x{k} x{batch} {kernel:?}"), &[Op::Matmul(p.with_kernel(kernel))], 1e-5, 1e-5);
             }
+            gpu().set_register_block(None);
         }
     }
     for (rows, cols, groups) in [(1, 1, 1), (9, 13, 3), (130, 5, 2)] {
@@ -673,7 +679,8 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
     // inside a register block and HC's n + 2 projections that end inside a column group.
     let aligned = [
         (BLOCK_RESIDUAL, 9, 1, 8, 20, ACT_GELU, 0, 0),
-        (BLOCK_HC, 11, 4, 8, 16, ACT_GELU, 1, 0),
+        // 13 rows: a tile's second register block of 8 rows holds 5, one past its lower half.
+        (BLOCK_HC, 13, 4, 8, 16, ACT_GELU, 1, 0),
         (BLOCK_HC, 8, 2, 12, 24, ACT_TANH, 0, 0),
         (BLOCK_MHC, 17, 4, 12, 24, ACT_GELU, 0, 20),
         (BLOCK_MHC, 6, 3, 16, 36, ACT_RELU, 1, 3),
@@ -686,15 +693,21 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         let mut lab = Lab::aligned_if(seed, aligned);
         let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
         assert_eq!(p.quads(), aligned && fc % 4 == 0, "which paths run: c={c} fc={fc}");
-        // Every workgroup size and arena view an adapter may get: SwiftShader's in a browser (4
-        // threads, floats) and everyone else's (64, vec4s), and 16 threads, which shares neither's
-        // multiples of the tile.
-        let setups = [(false, ArenaView::Vec4s), (true, ArenaView::Floats)].map(|(browser, view)| (block_threads(browser), view));
-        for (threads, view) in setups.into_iter().chain([(16, ArenaView::Vec4s)]) {
+        // Every workgroup size, arena view and register block an adapter may get: SwiftShader's
+        // in a browser (4 threads, floats, 8 x 8), lavapipe's (64, vec4s, 8 x 8) and a hardware
+        // GPU's (64, vec4s, 4 x 4), and 16 threads, which shares neither's multiples of the tile.
+        let setups = [
+            (block_threads(true), ArenaView::Floats, RegisterBlock::Eight),
+            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Eight),
+            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Four),
+            (16, ArenaView::Vec4s, RegisterBlock::Eight),
+        ];
+        for (threads, view, block) in setups {
             gpu().set_block_threads(Some(threads));
             gpu().set_arena_view(Some(view));
+            gpu().set_register_block(Some(block));
             let what = format!(
-                "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?}"
+                "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?} {block:?}"
             );
             lab.check(&format!("{what} forward"), &[Op::Fused(FusedKernel::BlockForward, p)], 1e-4, 1e-4);
             // Backward after forward: the saved tensors are then the real ones.
@@ -711,6 +724,7 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         }
         gpu().set_block_threads(None);
         gpu().set_arena_view(None);
+        gpu().set_register_block(None);
     }
 }
 

@@ -98,7 +98,7 @@ fn every_override_an_op_sets_is_declared_in_its_shader() {
     for op in all_ops() {
         let (file, _) = op.entry();
         let (module, _) = module(file, ArenaView::Vec4s);
-        for (name, _) in op.overrides(64) {
+        for (name, _) in op.overrides(64, RegisterBlock::Four) {
             assert!(module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(name)), "{file}.wgsl declares no override {name}");
         }
     }
@@ -106,7 +106,7 @@ fn every_override_an_op_sets_is_declared_in_its_shader() {
 
 #[test]
 fn sinkhorn_runs_in_registers_up_to_four_streams() {
-    let set = |op: Op| op.overrides(64).into_iter().find(|&(name, _)| name == "SINKHORN_IN_REGISTERS").map(|(_, v)| v);
+    let set = |op: Op| op.overrides(64, RegisterBlock::Four).into_iter().find(|&(name, _)| name == "SINKHORN_IN_REGISTERS").map(|(_, v)| v);
     for n in 1..=8u32 {
         let want = Some(if n <= 4 { 1.0 } else { 0.0 });
         assert_eq!(set(Op::MhcCoeffBackward(MhcCoeffParams { n, ..Default::default() })), want, "unfused, n = {n}");

@@ -50,7 +50,7 @@ mod native {
     }
 
     fn parse_matmul_kernel(name: &str) -> Result<MatmulKernel, String> {
-        MatmulKernel::parse(name).ok_or_else(|| format!("'{name}' is not a matmul kernel: registers, tiled or direct"))
+        MatmulKernel::parse(name).ok_or_else(|| format!("'{name}' is not a matmul kernel: registers, tiled, direct or registers8"))
     }
 
     #[derive(clap::Args)]
@@ -134,7 +134,7 @@ mod native {
             /// PER_KERNEL_REPEATS runs each (slow; GPU only).
             #[arg(long)]
             per_kernel: bool,
-            /// Run every product with this matmul kernel (registers, tiled or direct) instead
+            /// Run every product with this matmul kernel (registers, tiled, direct or registers8) instead
             /// of each op's own, to compare them.
             #[arg(long, value_parser = parse_matmul_kernel)]
             matmul: Option<MatmulKernel>,
@@ -519,6 +519,7 @@ mod native {
                 report["adapter"] = serde_json::json!(gpu.map(|g| g.adapter_name.clone()).unwrap_or_else(|| "CPU (one thread)".into()));
                 report["matmul"] = serde_json::json!(gpu.map(|_| matmul.map_or("each op's own", MatmulKernel::name)));
                 report["arena_view"] = serde_json::json!(gpu.map(|g| g.arena_view().name()));
+                report["register_block"] = serde_json::json!(gpu.map(|g| g.register_block().name()));
                 report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");

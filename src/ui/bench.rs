@@ -154,6 +154,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
     let report = serde_json::json!({
         "matmul": gpu.as_ref().map(|_| matmul_kernel.map_or("each op's own", MatmulKernel::name)),
         "arena_view": gpu.as_ref().map(|g| g.arena_view().name()),
+        "register_block": gpu.as_ref().map(|g| g.register_block().name()),
         "kernels": match gpu {
             Some(_) => format!("{kernels:?}").to_lowercase(),
             None => format!("{cpu_kernels:?}").to_lowercase(),
