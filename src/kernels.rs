@@ -184,6 +184,11 @@ impl RegisterBlock {
             RegisterBlock::Eight => "8x8",
         }
     }
+
+    /// `4x4` or `8x8` (the benchmarks' `register_block` option).
+    pub fn parse(name: &str) -> Option<RegisterBlock> {
+        RegisterBlock::ALL.into_iter().find(|b| b.name() == name)
+    }
 }
 
 /// Outputs per thread of `matmul_registers`, along each side (`matmul_registers8`: 8).
@@ -934,6 +939,11 @@ impl ArenaView {
             ArenaView::Vec4s => "vec4s",
             ArenaView::Floats => "floats",
         }
+    }
+
+    /// `vec4s` or `floats` (the benchmarks' `arena_view` option).
+    pub fn parse(name: &str) -> Option<ArenaView> {
+        ArenaView::ALL.into_iter().find(|v| v.name() == name)
     }
 
     /// The view for an adapter (`software_in_browser` as for [`block_threads`]).

@@ -295,6 +295,44 @@ fn bench_runs_every_product_with_the_chosen_matmul_kernel() {
     assert!(err.contains("'cubic' is not a matmul kernel: registers, tiled, direct or registers8"), "{err}");
 }
 
+#[test]
+fn bench_runs_with_another_adapters_tuning() {
+    // SwiftShader in a browser gets floats, 4 threads a block workgroup and 8 x 8 blocks; a
+    // hardware GPU vec4s, 64 and 4 x 4. Either can be timed here.
+    for (view, threads, block, entry) in [("floats", "4", "8x8", "matmul_registers8"), ("vec4s", "64", "4x4", "matmul_registers")] {
+        let config = "depth=2&width=8&streams=2&batch=8&modes=mhc";
+        let out = ok(&[
+            "bench",
+            "--config",
+            config,
+            "--steps",
+            "1",
+            "--per-kernel",
+            "--arena-view",
+            view,
+            "--block-threads",
+            threads,
+            "--register-block",
+            block,
+        ]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((report["arena_view"].as_str(), report["register_block"].as_str()), (Some(view), Some(block)), "{report}");
+        assert_eq!(report["block_threads"].to_string(), threads, "{report}");
+        let products = product_times(&report["kernel_ms_per_step"]["mhc"]);
+        assert!(!products.is_empty() && products.iter().all(|(e, _, _)| e == entry), "{block}: {products:?}");
+    }
+    for (flag, value, message) in [
+        ("--register-block", "16x16", "'16x16' is not a register block: 4x4 or 8x8"),
+        ("--arena-view", "bytes", "'bytes' is not an arena view: vec4s or floats"),
+        ("--block-threads", "0", "0 is not in 1..=256"),
+    ] {
+        let out = attempt(&["bench", flag, value, "--steps", "1"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(message), "{err}");
+    }
+}
+
 /// The rows of a sweep CSV as maps from column to text.
 fn csv_rows(text: &str) -> (Vec<String>, Vec<std::collections::HashMap<String, String>>) {
     let mut lines = text.lines();

@@ -16,7 +16,7 @@ mod native {
     use mhc_playground::cpu::CpuKernels;
     use mhc_playground::export::{stored_zip, torch_export, ExportError};
     use mhc_playground::gpu::{GpuContext, GpuError};
-    use mhc_playground::kernels::MatmulKernel;
+    use mhc_playground::kernels::{ArenaView, MatmulKernel, RegisterBlock};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
     use mhc_playground::program::{label_value, Kernels, OpList, Program, Scoring};
@@ -51,6 +51,29 @@ mod native {
 
     fn parse_matmul_kernel(name: &str) -> Result<MatmulKernel, String> {
         MatmulKernel::parse(name).ok_or_else(|| format!("'{name}' is not a matmul kernel: registers, tiled, direct or registers8"))
+    }
+
+    fn parse_arena_view(name: &str) -> Result<ArenaView, String> {
+        ArenaView::parse(name).ok_or_else(|| format!("'{name}' is not an arena view: vec4s or floats"))
+    }
+
+    fn parse_register_block(name: &str) -> Result<RegisterBlock, String> {
+        RegisterBlock::parse(name).ok_or_else(|| format!("'{name}' is not a register block: 4x4 or 8x8"))
+    }
+
+    /// How the GPU kernels are tuned, where not the adapter's own choice: to compare, on one
+    /// machine, what another adapter gets (SwiftShader in a browser: floats, 4 threads, 8x8).
+    #[derive(clap::Args)]
+    struct TuningChoice {
+        /// How kernels see the arena: vec4s or floats.
+        #[arg(long, value_parser = parse_arena_view)]
+        arena_view: Option<ArenaView>,
+        /// Threads per workgroup of the fused block kernels (1 to 256).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+        block_threads: Option<u32>,
+        /// Outputs a thread of the products and the fused kernels' linear layers: 4x4 or 8x8.
+        #[arg(long, value_parser = parse_register_block)]
+        register_block: Option<RegisterBlock>,
     }
 
     #[derive(clap::Args)]
@@ -138,6 +161,8 @@ mod native {
             /// of each op's own, to compare them.
             #[arg(long, value_parser = parse_matmul_kernel)]
             matmul: Option<MatmulKernel>,
+            #[command(flatten)]
+            tuning: TuningChoice,
             /// Where to train: the GPU, or the CPU backend the page uses without WebGPU.
             #[arg(long, value_enum, default_value = "gpu")]
             backend: Backend,
@@ -492,11 +517,14 @@ mod native {
                 let bytes = write_tensors(&tensors, &[], Some(&config.to_query()))?;
                 write_file(&out, &bytes)
             }
-            Command::Bench { experiment: e, steps, kernels, compare, per_kernel, matmul, backend } => {
+            Command::Bench { experiment: e, steps, kernels, compare, per_kernel, matmul, tuning, backend } => {
                 let config = experiment(&e, true)?;
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
                 if let Some(gpu) = &gpu {
                     gpu.set_matmul_kernel(matmul);
+                    gpu.set_arena_view(tuning.arena_view);
+                    gpu.set_block_threads(tuning.block_threads);
+                    gpu.set_register_block(tuning.register_block);
                 }
                 let kernels = match kernels {
                     KernelChoice::Auto => Kernels::for_config(&config),
@@ -520,6 +548,7 @@ mod native {
                 report["matmul"] = serde_json::json!(gpu.map(|_| matmul.map_or("each op's own", MatmulKernel::name)));
                 report["arena_view"] = serde_json::json!(gpu.map(|g| g.arena_view().name()));
                 report["register_block"] = serde_json::json!(gpu.map(|g| g.register_block().name()));
+                report["block_threads"] = serde_json::json!(gpu.map(|g| g.block_threads()));
                 report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");
