@@ -193,6 +193,11 @@ impl RegisterBlock {
 
 /// Outputs per thread of `matmul_registers`, along each side (`matmul_registers8`: 8).
 pub const MATMUL_REGISTER_BLOCK: u32 = 4;
+/// The fewest 8 x 8 blocks a product runs `matmul_registers8` with: four workgroups. A software
+/// GPU runs a workgroup on one core, so a product of fewer keeps its 4 x 4 blocks and four
+/// times the workgroups: the small transformer's FFN weight gradients (128 x 32 outputs, 64
+/// blocks of 8 x 8) took 3.7 ms on SwiftShader in 4 x 4 blocks and 6.0 to 6.9 in 8 x 8 ones.
+pub const REGISTERS8_MIN_BLOCKS: u32 = 4 * MATMUL_REGISTER_WORKGROUP;
 /// Threads per workgroup of `matmul_registers`: a weight gradient of 32 x 32 outputs is 64
 /// threads, and a software GPU runs a workgroup on one core, so small workgroups keep every
 /// core busy.
@@ -785,10 +790,15 @@ impl Op {
     }
 
     /// This op as it runs with `block`: a product in 4 x 4 register blocks runs in 8 x 8 ones
-    /// where `block` says so (other ops unchanged; the fused kernels take it as an override).
+    /// where `block` says so and the product has at least [`REGISTERS8_MIN_BLOCKS`] of them
+    /// (other ops unchanged; the fused kernels take `block` as an override).
     pub fn with_register_block(self, block: RegisterBlock) -> Op {
         match self {
-            Op::Matmul(p) if p.kernel() == MatmulKernel::Registers && block == RegisterBlock::Eight => {
+            Op::Matmul(p)
+                if p.kernel() == MatmulKernel::Registers
+                    && block == RegisterBlock::Eight
+                    && p.m.div_ceil(8) * p.n.div_ceil(8) * p.batch.max(1) >= REGISTERS8_MIN_BLOCKS =>
+            {
                 Op::Matmul(p.with_kernel(MatmulKernel::Registers8))
             }
             other => other,
