@@ -1006,6 +1006,10 @@ def main(argv=None):
     if sink:
         sink.close()
     if d.world > 1:
+        # Every rank done before any tears the group down: a rank still in its last collective
+        # when another destroys it can abort at exit ("terminate called without an active
+        # exception", seen once under load).
+        dist.barrier()
         dist.destroy_process_group()
     return 0
 
