@@ -144,22 +144,11 @@ fn block_rows() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
 fn block_cols() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
 fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, w_col_stride: u32,
                   w_step: u32, col0: u32, cols: u32) -> Block8 {
-    let x0 = x_base;
-    let x1 = x_base + min(1u, last) * x_stride;
-    let x2 = x_base + min(2u, last) * x_stride;
-    let x3 = x_base + min(3u, last) * x_stride;
-    let x4 = x_base + min(4u, last) * x_stride;
-    let x5 = x_base + min(5u, last) * x_stride;
-    let x6 = x_base + min(6u, last) * x_stride;
-    let x7 = x_base + min(7u, last) * x_stride;
-    let w0 = w_base + min(col0, cols - 1u) * w_col_stride;
-    let w1 = w_base + min(col0 + 1u, cols - 1u) * w_col_stride;
-    let w2 = w_base + min(col0 + 2u, cols - 1u) * w_col_stride;
-    let w3 = w_base + min(col0 + 3u, cols - 1u) * w_col_stride;
-    let w4 = w_base + min(col0 + 4u, cols - 1u) * w_col_stride;
-    let w5 = w_base + min(col0 + 5u, cols - 1u) * w_col_stride;
-    let w6 = w_base + min(col0 + 6u, cols - 1u) * w_col_stride;
-    let w7 = w_base + min(col0 + 7u, cols - 1u) * w_col_stride;
+    // Each row's and each column's first operand: rows 0-3, 4-7; columns 0-3, 4-7.
+    let x_lo = clamped_starts(x_base, 0u, last, x_stride);
+    let x_hi = clamped_starts(x_base, 4u, last, x_stride);
+    let w_a = clamped_starts(w_base, col0, cols - 1u, w_col_stride);
+    let w_b = clamped_starts(w_base, col0 + 4u, cols - 1u, w_col_stride);
     // Rows 4-7 and columns 4-7 are summed only in a wide block, and rows 4-7 only where the
     // block has them.
     let rows_hi = WIDE_BLOCKS && last > 3u;
@@ -171,37 +160,24 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     let x_runs = x_base % 4u == 0u && x_stride % 4u == 0u;
     let w_along_e = w_step == 1u && w_base % 4u == 0u && w_col_stride % 4u == 0u;
     let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + block_cols() - 1u < cols;
-    let x_lo = Runs(vec4<u32>(x0, x1, x2, x3), 1u);
-    let x_hi = Runs(vec4<u32>(x4, x5, x6, x7), 1u);
-    var w_a = Runs(vec4<u32>(w0, w1, w2, w3), 1u);
-    var w_b = Runs(vec4<u32>(w4, w5, w6, w7), 1u);
+    var wr_a = Runs(w_a, 1u);
+    var wr_b = Runs(w_b, 1u);
     if (w_across) {
-        w_a = runs_across(w0, w_step);
-        w_b = runs_across(w4, w_step);
+        wr_a = runs_across(w_a.x, w_step);
+        wr_b = runs_across(w_b.x, w_step);
     }
     let quads = select(0u, len / 4u, x_runs && (w_along_e || w_across));
     for (var q = 0u; q < quads; q++) {
         let e = 4u * q;
         var xh = mat4x4<f32>();
         var wb = mat4x4<f32>();
-        if (rows_hi) { xh = runs_at(x_hi, e); }
-        if (cols_b) { wb = flipped_if(runs_at(w_b, e), w_along_e); }
-        acc = block8_steps(acc, runs_at(x_lo, e), xh, flipped_if(runs_at(w_a, e), w_along_e), wb, rows_hi, cols_b);
+        if (rows_hi) { xh = runs_at(Runs(x_hi, 1u), e); }
+        if (cols_b) { wb = flipped_if(runs_at(wr_b, e), w_along_e); }
+        acc = block8_steps(acc, runs_at(Runs(x_lo, 1u), e), xh, flipped_if(runs_at(wr_a, e), w_along_e), wb, rows_hi, cols_b);
     }
     for (var e = 4u * quads; e < len; e++) {
-        let we = e * w_step;
-        let wa = vec4<f32>(ld(w0 + we), ld(w1 + we), ld(w2 + we), ld(w3 + we));
-        let xl = vec4<f32>(ld(x0 + e), ld(x1 + e), ld(x2 + e), ld(x3 + e));
-        acc.lo_a = rank1_step(acc.lo_a, xl, wa);
-        if (cols_b) {
-            let wb = vec4<f32>(ld(w4 + we), ld(w5 + we), ld(w6 + we), ld(w7 + we));
-            acc.lo_b = rank1_step(acc.lo_b, xl, wb);
-            if (rows_hi) {
-                let xh = vec4<f32>(ld(x4 + e), ld(x5 + e), ld(x6 + e), ld(x7 + e));
-                acc.hi_a = rank1_step(acc.hi_a, xh, wa);
-                acc.hi_b = rank1_step(acc.hi_b, xh, wb);
-            }
-        }
+        let we = vec4<u32>(e * w_step);
+        acc = block8_step(acc, x_lo + vec4<u32>(e), x_hi + vec4<u32>(e), w_a + we, w_b + we, rows_hi, cols_b);
     }
     return acc;
 }

@@ -146,24 +146,11 @@ fn register_product(t: u32, wide: bool) {
     let col0 = (t % col_blocks) * side;
     let a_base = params.a_off + z * params.a_bs;
     let b_base = params.b_off + z * params.b_bs;
-    let m1 = params.m - 1u;
-    let n1 = params.n - 1u;
-    let a0 = a_base + min(row0, m1) * params.a_rs;
-    let a1 = a_base + min(row0 + 1u, m1) * params.a_rs;
-    let a2 = a_base + min(row0 + 2u, m1) * params.a_rs;
-    let a3 = a_base + min(row0 + 3u, m1) * params.a_rs;
-    let a4 = a_base + min(row0 + 4u, m1) * params.a_rs;
-    let a5 = a_base + min(row0 + 5u, m1) * params.a_rs;
-    let a6 = a_base + min(row0 + 6u, m1) * params.a_rs;
-    let a7 = a_base + min(row0 + 7u, m1) * params.a_rs;
-    let b0 = b_base + min(col0, n1) * params.b_cs;
-    let b1 = b_base + min(col0 + 1u, n1) * params.b_cs;
-    let b2 = b_base + min(col0 + 2u, n1) * params.b_cs;
-    let b3 = b_base + min(col0 + 3u, n1) * params.b_cs;
-    let b4 = b_base + min(col0 + 4u, n1) * params.b_cs;
-    let b5 = b_base + min(col0 + 5u, n1) * params.b_cs;
-    let b6 = b_base + min(col0 + 6u, n1) * params.b_cs;
-    let b7 = b_base + min(col0 + 7u, n1) * params.b_cs;
+    // Each row's and each column's first operand: rows 0-3, 4-7; columns 0-3, 4-7.
+    let a_lo = clamped_starts(a_base, row0, params.m - 1u, params.a_rs);
+    let a_hi = clamped_starts(a_base, row0 + 4u, params.m - 1u, params.a_rs);
+    let b_a = clamped_starts(b_base, col0, params.n - 1u, params.b_cs);
+    let b_b = clamped_starts(b_base, col0 + 4u, params.n - 1u, params.b_cs);
     // Rows 4-7 are summed only where C has them; columns past C's edge re-read its last one.
     let rows_hi = wide && row0 + 4u < params.m;
     var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
@@ -175,43 +162,32 @@ fn register_product(t: u32, wide: bool) {
     let a_across = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + side - 1u < params.m;
     let b_along_k = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
     let b_across = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + side - 1u < params.n;
-    var a_lo = Runs(vec4<u32>(a0, a1, a2, a3), 1u);
-    var a_hi = Runs(vec4<u32>(a4, a5, a6, a7), 1u);
+    var ar_lo = Runs(a_lo, 1u);
+    var ar_hi = Runs(a_hi, 1u);
     if (a_across) {
-        a_lo = runs_across(a0, params.a_cs);
-        a_hi = runs_across(a4, params.a_cs);
+        ar_lo = runs_across(a_lo.x, params.a_cs);
+        ar_hi = runs_across(a_hi.x, params.a_cs);
     }
-    var b_a = Runs(vec4<u32>(b0, b1, b2, b3), 1u);
-    var b_b = Runs(vec4<u32>(b4, b5, b6, b7), 1u);
+    var br_a = Runs(b_a, 1u);
+    var br_b = Runs(b_b, 1u);
     if (b_across) {
-        b_a = runs_across(b0, params.b_rs);
-        b_b = runs_across(b4, params.b_rs);
+        br_a = runs_across(b_a.x, params.b_rs);
+        br_b = runs_across(b_b.x, params.b_rs);
     }
     let quads = select(0u, params.k / 4u, (a_along_k || a_across) && (b_along_k || b_across));
     for (var q = 0u; q < quads; q++) {
         let k = 4u * q;
         var xh = mat4x4<f32>();
         var wb = mat4x4<f32>();
-        if (rows_hi) { xh = flipped_if(runs_at(a_hi, k), a_across); }
-        if (wide) { wb = flipped_if(runs_at(b_b, k), b_along_k); }
-        acc = block8_steps(acc, flipped_if(runs_at(a_lo, k), a_across), xh, flipped_if(runs_at(b_a, k), b_along_k), wb,
+        if (rows_hi) { xh = flipped_if(runs_at(ar_hi, k), a_across); }
+        if (wide) { wb = flipped_if(runs_at(br_b, k), b_along_k); }
+        acc = block8_steps(acc, flipped_if(runs_at(ar_lo, k), a_across), xh, flipped_if(runs_at(br_a, k), b_along_k), wb,
                            rows_hi, wide);
     }
     for (var k = 4u * quads; k < params.k; k++) {
-        let ka = k * params.a_cs;
-        let kb = k * params.b_rs;
-        let ba = vec4<f32>(ld(b0 + kb), ld(b1 + kb), ld(b2 + kb), ld(b3 + kb));
-        let al = vec4<f32>(ld(a0 + ka), ld(a1 + ka), ld(a2 + ka), ld(a3 + ka));
-        acc.lo_a = rank1_step(acc.lo_a, al, ba);
-        if (wide) {
-            let bb = vec4<f32>(ld(b4 + kb), ld(b5 + kb), ld(b6 + kb), ld(b7 + kb));
-            acc.lo_b = rank1_step(acc.lo_b, al, bb);
-            if (rows_hi) {
-                let ah = vec4<f32>(ld(a4 + ka), ld(a5 + ka), ld(a6 + ka), ld(a7 + ka));
-                acc.hi_a = rank1_step(acc.hi_a, ah, ba);
-                acc.hi_b = rank1_step(acc.hi_b, ah, bb);
-            }
-        }
+        let ka = vec4<u32>(k * params.a_cs);
+        let kb = vec4<u32>(k * params.b_rs);
+        acc = block8_step(acc, a_lo + ka, a_hi + ka, b_a + kb, b_b + kb, rows_hi, wide);
     }
     for (var i = 0u; i < side; i++) {
         let row = row0 + i;

@@ -64,6 +64,36 @@ fn rank1_step(m: mat4x4<f32>, x: vec4<f32>, w: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(m[0] + x.x * w, m[1] + x.y * w, m[2] + x.z * w, m[3] + x.w * w);
 }
 
+// base + min(first + i, last) * stride for i = 0 .. 3: four rows' or columns' first operands,
+// those past `last` re-reading it.
+fn clamped_starts(base: u32, first: u32, last: u32, stride: u32) -> vec4<u32> {
+    return vec4<u32>(base) + min(vec4<u32>(first) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * stride;
+}
+
+fn gather4(at: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(ld(at.x), ld(at.y), ld(at.z), ld(at.w));
+}
+
+// One step of a Block8 from single loads: the rows' operands at x_lo / x_hi, the columns' at
+// w_a / w_b (float indices); quarters as in block8_steps.
+fn block8_step(acc: Block8, x_lo: vec4<u32>, x_hi: vec4<u32>, w_a: vec4<u32>, w_b: vec4<u32>, rows_hi: bool,
+               cols_b: bool) -> Block8 {
+    var b = acc;
+    let wa = gather4(w_a);
+    let xl = gather4(x_lo);
+    b.lo_a = rank1_step(b.lo_a, xl, wa);
+    if (cols_b) {
+        let wb = gather4(w_b);
+        b.lo_b = rank1_step(b.lo_b, xl, wb);
+        if (rows_hi) {
+            let xh = gather4(x_hi);
+            b.hi_a = rank1_step(b.hi_a, xh, wa);
+            b.hi_b = rank1_step(b.hi_b, xh, wb);
+        }
+    }
+    return b;
+}
+
 // Columns 4 * half .. 4 * half + 3 of row r (0 to 7) of a Block8.
 fn block8_row(acc: Block8, r: u32, half: u32) -> vec4<f32> {
     let b = half != 0u;
