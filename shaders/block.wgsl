@@ -63,7 +63,7 @@ fn st4(i: u32, v: vec4<f32>, count: u32) {
     if (QUADS) {
         st_vec4(i >> 2u, v);
     } else {
-        for (var j = 0u; j < count; j++) { st(i + j, v[j]); }
+        st_first(i, v, count);
     }
 }
 // sum + v.x + v.y + ... over the first `count` (1 to 4) lanes, in that order.

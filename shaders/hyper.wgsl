@@ -159,16 +159,11 @@ fn real_entries(n: u32, k: u32) -> vec4<bool> {
 }
 // Lanes 0 .. n-1 of the four floats from `at` on, `pad` beyond (nothing past them is read).
 fn arena_lanes(at: u32, n: u32, pad: f32) -> vec4<f32> {
-    let last = n - 1u;
-    let v = vec4<f32>(ld(at), ld(at + min(1u, last)), ld(at + min(2u, last)), ld(at + min(3u, last)));
-    return select(vec4<f32>(pad), v, first_lanes(n));
+    return select(vec4<f32>(pad), ld_first(at, n), first_lanes(n));
 }
 // Row k of the n x n matrix at `at` in the arena, zeros beyond (all zeros for k >= n).
 fn arena_row(at: u32, n: u32, k: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), arena_lanes(at + min(k, n - 1u) * n, n, 0.0), real_entries(n, k));
-}
-fn store_lanes(at: u32, v: vec4<f32>, n: u32) {
-    for (var j = 0u; j < n; j++) { st(at + j, v[j]); }
 }
 // Row k of the n x n logits at workgroup slot `s` in lanes 0 .. n-1, zeros beyond (all zeros
 // for k >= n).
@@ -205,13 +200,13 @@ fn sinkhorn_registers(mhc: MhcCoeffParams, b: u32, slot: u32) -> mat4x4<f32> {
     for (var t = 0u; t < mhc.iters; t++) {
         // Columns: padding divides by 1, so it stays 0.
         let col = select(vec4<f32>(1.0), m0 + m1 + m2 + m3 + mhc.eps, lanes);
-        store_lanes(div + (t * 2u) * n, col, n);
+        st_first(div + (t * 2u) * n, col, n);
         m0 = m0 / col;
         m1 = m1 / col;
         m2 = m2 / col;
         m3 = m3 / col;
         let row = select(vec4<f32>(1.0), vec4<f32>(sum_lanes(m0), sum_lanes(m1), sum_lanes(m2), sum_lanes(m3)) + mhc.eps, lanes);
-        store_lanes(div + (t * 2u + 1u) * n, row, n);
+        st_first(div + (t * 2u + 1u) * n, row, n);
         m0 = m0 / row.x;
         m1 = m1 / row.y;
         m2 = m2 / row.z;

@@ -33,8 +33,7 @@ fn ld_lanes(base: u32, e: u32, count: u32) -> vec4<f32> {
     let i = base + e;
     if (!QUADS) { return vec4<f32>(ld(i)); }
     if (count == 4u) { return ld_vec4(i >> 2u); }
-    let last = count - 1u;
-    return vec4<f32>(ld(i), ld(i + min(1u, last)), ld(i + min(2u, last)), ld(i + min(3u, last)));
+    return ld_first(i, count);
 }
 fn st_lanes(base: u32, e: u32, count: u32, value: vec4<f32>) {
     let i = base + e;
@@ -43,7 +42,7 @@ fn st_lanes(base: u32, e: u32, count: u32, value: vec4<f32>) {
     } else if (count == 4u) {
         st_vec4(i >> 2u, value);
     } else {
-        for (var j = 0u; j < count; j++) { st(i + j, value[j]); }
+        st_first(i, value, count);
     }
 }
 

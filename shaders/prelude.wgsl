@@ -17,6 +17,17 @@ fn runs_across(start: u32, step: u32) -> Runs {
     return Runs(vec4<u32>(start) + vec4<u32>(0u, 1u, 2u, 3u) * step, step);
 }
 
+// The `count` (1 to 4) floats from i on as a vec4's first lanes; the lanes past them re-read
+// the last (a software GPU runs a loop's every bound, so no lane loads past the run).
+fn ld_first(i: u32, count: u32) -> vec4<f32> {
+    let last = count - 1u;
+    return vec4<f32>(ld(i), ld(i + min(1u, last)), ld(i + min(2u, last)), ld(i + min(3u, last)));
+}
+// The first `count` (1 to 4) lanes of v to i ...; the others are not stored.
+fn st_first(i: u32, v: vec4<f32>, count: u32) {
+    for (var j = 0u; j < count; j++) { st(i + j, v[j]); }
+}
+
 // m, or its transpose when `flip`, without a branch: a software GPU (lavapipe) runs both sides
 // of an `if`, loads included.
 fn flipped_if(m: mat4x4<f32>, flip: bool) -> mat4x4<f32> {
