@@ -3,7 +3,7 @@
 struct ActParams { len: u32, kind: u32, x_off: u32, y_off: u32, dy_off: u32, dx_off: u32, _pad0: u32, _pad1: u32 }
 @group(0) @binding(1) var<uniform> params: ActParams;  // (block.wgsl calls the functions below too)
 
-// Activation codes (kernels.rs: ACT_*).
+// Activation codes (kernels/: ACT_*).
 const ACT_GELU: u32 = 0u;
 const ACT_RELU: u32 = 1u;
 

@@ -1,4 +1,4 @@
-// The arena seen as floats (kernels.rs: ArenaView::Floats), for a software adapter in a browser:
+// The arena seen as floats (kernels/: ArenaView::Floats), for a software adapter in a browser:
 // SwiftShader splits a vec4 load into four gathers anyway, so the vec4 view gains it nothing.
 // The same functions as arena_vec4s.wgsl.
 @group(0) @binding(0) var<storage, read_write> arena: array<f32>;

@@ -1,4 +1,4 @@
-// The arena seen as vec4s (kernels.rs: ArenaView::Vec4s), for every adapter but a software one
+// The arena seen as vec4s (kernels/: ArenaView::Vec4s), for every adapter but a software one
 // in a browser: lavapipe turns each load instruction into a loop over its SIMD lanes, whatever
 // the load's width, so an aligned vec4 load costs about what a float does. ld / st address
 // single floats; ld_vec4 / st_vec4 the aligned vec4 i4 (floats 4 * i4 .. 4 * i4 + 3).

@@ -12,7 +12,7 @@
 //   attention_backward_keys (thread per key j, after the queries' pass):  over queries i >= j,
 //       dk_j = sum_i p_ij (dp_ij - delta_i) q_i / sqrt(dh);  dv_j = sum_i p_ij dout_i     (=)
 // Every sum runs in ascending order of its index, as in the CPU twin.
-const MAX_CTX: u32 = 256u;  // kernels.rs: ATTENTION_MAX_CTX, the config's largest ctx
+const MAX_CTX: u32 = 256u;  // kernels/: ATTENTION_MAX_CTX, the config's largest ctx
 struct AttentionParams {
     batch: u32, t: u32, heads: u32, dh: u32,
     qkv_off: u32, out_off: u32, lse_off: u32, dout_off: u32,

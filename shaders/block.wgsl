@@ -1,5 +1,5 @@
 // One whole block of one variant per dispatch, forward and backward side by side. The host
-// prepends activation.wgsl and hyper.wgsl (kernels.rs: SHADER_LIBRARIES): the coefficient
+// prepends activation.wgsl and hyper.wgsl (kernels/: SHADER_LIBRARIES): the coefficient
 // math of HC and mHC (Sinkhorn included) and the activations are those functions, not copies.
 //
 // Why one dispatch: a block is 6 to 9 small kernels forward and 9 to 13 backward, and a
@@ -36,8 +36,8 @@ struct BlockParams {
 }
 @group(0) @binding(1) var<uniform> blk: BlockParams;
 
-const TILE_ROWS: u32 = 8u;  // kernels.rs: BLOCK_TILE_ROWS
-// Threads of a workgroup, set per adapter (kernels.rs: block_threads): a workgroup's threads
+const TILE_ROWS: u32 = 8u;  // kernels/: BLOCK_TILE_ROWS
+// Threads of a workgroup, set per adapter (kernels/: block_threads): a workgroup's threads
 // share its rows' work, so any count computes the same values. SwiftShader runs a workgroup's
 // threads four at a time and switches between those groups at every barrier; with four threads
 // there is nothing to switch (the default experiment 1.3x faster there), while lavapipe's
@@ -46,9 +46,9 @@ override BLOCK_THREADS: u32 = 64u;
 const BLOCK_HC: u32 = 1u;
 const BLOCK_MHC: u32 = 2u;
 
-// Set per op by the host (kernels.rs: BlockParams::quads): every tensor starts at a multiple of
+// Set per op by the host (kernels/: BlockParams::quads): every tensor starts at a multiple of
 // 4 floats and c and fc are multiples of 4, so the channel-wise phases move four channels at a
-// time in vec4 loads and stores (kernels.rs: ArenaView), and so do the FFN's outputs and every
+// time in vec4 loads and stores (kernels/: ArenaView), and so do the FFN's outputs and every
 // linear layer's input gradient. Otherwise the same phases run on four channels from single
 // loads, and the lanes past a row's end are neither stored nor summed.
 override QUADS: bool = false;
@@ -138,7 +138,7 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
 // GPU keeps a dynamically indexed array in memory (that cost the block kernels 2.5x on
 // SwiftShader).
 // 4 x 4 blocks (a 64-thread workgroup's fc1 is two rounds of 64 threads) or, where
-// WIDE_BLOCKS, 8 x 8 (a round of 32): set per adapter (kernels.rs: RegisterBlock).
+// WIDE_BLOCKS, 8 x 8 (a round of 32): set per adapter (kernels/: RegisterBlock).
 override WIDE_BLOCKS: bool = false;
 fn block_rows() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
 fn block_cols() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
@@ -154,7 +154,7 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     let rows_hi = WIDE_BLOCKS && last > 3u;
     let cols_b = WIDE_BLOCKS;
     var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
-    // Aligned operands go four steps of e at a time in vec4 loads (kernels.rs: ArenaView): a run
+    // Aligned operands go four steps of e at a time in vec4 loads (kernels/: ArenaView): a run
     // of x is one row's four e's; a run of w one column's four e's (a forward layer) or one e's
     // four columns (an input gradient). Then the scalar loop does the rest.
     let x_runs = x_base % 4u == 0u && x_stride % 4u == 0u;

@@ -144,7 +144,7 @@ fn mhc_row_projection(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
 // ---- Sinkhorn in registers, for n <= 4 (the default four streams and fewer): a software GPU
 // pays for every access to a workgroup array (lavapipe loops over its SIMD lanes for each), and
 // the iterations cost the default experiment's mHC about a tenth of its step that way. Set per
-// op by the host (kernels.rs: sinkhorn_in_registers); the other path compiles away.
+// op by the host (kernels/: sinkhorn_in_registers); the other path compiles away.
 // The matrix is a mat4x4 whose column k holds row k of the n x n matrix in lanes 0 .. n-1 and
 // zeros beyond. Every sum runs in the loops' order (a zero lane adds exactly nothing), so both
 // paths compute the same values.
@@ -433,7 +433,7 @@ fn mhc_coeff_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgr
 }
 
 // The same a thread per row, in workgroups of MHC_SLOTS threads, each with its state at its own
-// slot: no barriers, which CPU-emulated GPUs pay dearly for (kernels.rs: MHC_ROW_MAX_WIDTH).
+// slot: no barriers, which CPU-emulated GPUs pay dearly for (kernels/: MHC_ROW_MAX_WIDTH).
 // rms(v) sums in the reference's order.
 fn mhc_rms_thread(mhc: MhcCoeffParams, b: u32) -> f32 {
     let width = mhc.n * mhc.c;

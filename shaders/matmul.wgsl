@@ -11,13 +11,13 @@
 // Batched: workgroup z computes product z, operands offset by z * (a_bs, b_bs, c_bs); the
 // weight gradients of all blocks are one dispatch this way.
 // matmul_direct: the same products, a thread per output straight from the arena.
-// matmul_registers (every product's kernel, kernels.rs: MatmulKernel): the same products, a
+// matmul_registers (every product's kernel, kernels/: MatmulKernel): the same products, a
 // thread per 4 x 4 block of C straight from the arena: no workgroup memory and so no barrier,
 // which software GPUs (SwiftShader, lavapipe) pay for dearly; 8 operand loads per 16
 // multiply-adds where matmul_direct needs 32, and where operands are aligned (every side a
 // multiple of 4, as the arena plan lays them out) 8 vec4 loads per 64.
 // matmul_registers8: the same with a thread per 8 x 8 block, 16 vec4 loads per 256
-// multiply-adds: what matmul_registers runs as on a software adapter (kernels.rs: RegisterBlock).
+// multiply-adds: what matmul_registers runs as on a software adapter (kernels/: RegisterBlock).
 // Every entry point sums k in the same order, so all four give the same values.
 struct MatmulParams {
     m: u32, n: u32, k: u32,
@@ -44,12 +44,12 @@ fn store_product(z: u32, row: u32, col: u32, sum: f32) {
     }
 }
 
-const TILE: u32 = 64u;      // output tile width, and the most rows (kernels.rs: MATMUL_TILE)
+const TILE: u32 = 64u;      // output tile width, and the most rows (kernels/: MATMUL_TILE)
 const TILE_K: u32 = 16u;
 const THREADS: u32 = 256u;  // 16 x 16
 // Rows of C per thread: 4 (a 64 x 64 tile), or 2 or 1 (32 or 16 rows) for products that short:
 // the projections' and the head's weight gradients have 2 to 80 rows, which a 64-row tile
-// would mostly pad. Set per pipeline (kernels.rs: matmul_rows_per_thread).
+// would mostly pad. Set per pipeline (kernels/: matmul_rows_per_thread).
 override ROWS_PER_THREAD: u32 = 4u;
 var<workgroup> tile_a: array<f32, 1024>;  // [TILE_K][TILE]: A[row0 + r, k0 + kk] at kk*TILE + r
 var<workgroup> tile_b: array<f32, 1024>;  // [TILE_K][TILE]: B[k0 + kk, col0 + c] at kk*TILE + c
@@ -154,7 +154,7 @@ fn register_product(t: u32, wide: bool) {
     // Rows 4-7 are summed only where C has them; columns past C's edge re-read its last one.
     let rows_hi = wide && row0 + 4u < params.m;
     var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
-    // Aligned operands go four steps of k at a time in vec4 loads (kernels.rs: ArenaView): a run
+    // Aligned operands go four steps of k at a time in vec4 loads (kernels/: ArenaView): a run
     // of A is one row's four k's (a_along_k) or one k's four rows (a_across); a run of B one
     // column's four k's (b_along_k) or one k's four columns (b_across). Then the scalar loop
     // does the rest.

@@ -30,7 +30,7 @@ struct GainsParams {
 @group(0) @binding(1) var<uniform> gp: GainsParams;
 @group(0) @binding(1) var<uniform> answer_params: AnswerParams;
 
-// Metrics-block slots (kernels.rs: slot).
+// Metrics-block slots (kernels/: slot).
 const SLOT_STEP: u32 = 0u;
 const SLOT_LOSS: u32 = 4u;
 const SLOT_ACC: u32 = 5u;

@@ -12,7 +12,7 @@ struct OptimizerParams {
     momentum: f32, _pad0: u32, _pad1: u32, _pad2: u32,
 }
 @group(0) @binding(1) var<uniform> params: OptimizerParams;
-const OPT_ADAMW: u32 = 0u;  // kernels.rs: OPT_ADAMW (anything else: SGD)
+const OPT_ADAMW: u32 = 0u;  // kernels/: OPT_ADAMW (anything else: SGD)
 
 const SLOT_LR: u32 = 1u;
 const SLOT_BC1: u32 = 2u;
@@ -20,7 +20,7 @@ const SLOT_BC2: u32 = 3u;
 const SLOT_CLIP_SCALE: u32 = 7u;
 const SLOT_DIVERGED_STEP: u32 = 8u;
 
-// Set per op by the host (kernels.rs: OptimizerParams::quads) when every region starts at a
+// Set per op by the host (kernels/: OptimizerParams::quads) when every region starts at a
 // multiple of 4 floats: a thread then updates four parameters from vec4 loads, and reads the
 // metrics block's scalars once for the four. lavapipe turns every load into a loop over its SIMD
 // lanes whatever its width, so that is a quarter of the load instructions. Each lane computes

@@ -1,9 +1,9 @@
-// Prepended to every kernel file by the host (kernels.rs: shader_source).
+// Prepended to every kernel file by the host (kernels/: shader_source).
 // All kernels address one flat f32 arena per variant: parameters, gradients, moments,
 // activations, scratch and metrics. Offsets in the params structs are element indices;
 // NONE marks an absent operand. Labels live in the arena as exact small floats.
 // The arena binding and ld / st / ld_vec4 / st_vec4 come first: arena_vec4s.wgsl or
-// arena_floats.wgsl, by adapter (kernels.rs: ArenaView).
+// arena_floats.wgsl, by adapter (kernels/: ArenaView).
 
 // Four aligned runs of four floats: run j starts at float index start[j] + k * step (each a
 // multiple of 4), one vec4 load a run where the arena is seen as vec4s.
@@ -52,7 +52,7 @@ fn quad_steps(acc: mat4x4<f32>, x: mat4x4<f32>, w: mat4x4<f32>) -> mat4x4<f32> {
 // An 8 x 8 register block: rows 0-3 (lo) and 4-7 (hi) by columns 0-3 (a) and 4-7 (b), row r of
 // each quarter a vec4 of its four columns. With more outputs a thread each operand load feeds
 // more multiply-adds: 16 vec4 loads per 256 where a 4 x 4 block takes 8 per 64, and a software
-// GPU pays per load instruction, not per multiply-add (kernels.rs: RegisterBlock).
+// GPU pays per load instruction, not per multiply-add (kernels/: RegisterBlock).
 struct Block8 { lo_a: mat4x4<f32>, hi_a: mat4x4<f32>, lo_b: mat4x4<f32>, hi_b: mat4x4<f32> }
 
 // Four steps of a Block8, as quad_steps: x_lo / x_hi hold rows 0-3 / 4-7's operands, w_a / w_b

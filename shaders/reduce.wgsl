@@ -9,7 +9,7 @@ struct ReduceParams {
     scale: f32, out_gs: u32, _pad0: u32,
 }
 @group(0) @binding(1) var<uniform> params: ReduceParams;
-const REDUCE_MAX: u32 = 1u;  // kernels.rs: REDUCE_MAX (REDUCE_SUM is 0)
+const REDUCE_MAX: u32 = 1u;  // kernels/: REDUCE_MAX (REDUCE_SUM is 0)
 
 @compute @workgroup_size(WG_1D)
 fn reduce_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {

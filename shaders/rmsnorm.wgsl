@@ -4,7 +4,7 @@
 //                          g = dy * w, xhat = x / r        (activation gradient)
 // rmsnorm_backward_weight: dw[c] += sum_rows dy * xhat      (parameter gradient), for `groups`
 //                          norms stored back to back (the norms of every block: one dispatch)
-// Forward and input-backward run one workgroup per row; for short rows (kernels.rs:
+// Forward and input-backward run one workgroup per row; for short rows (kernels/:
 // RMSNORM_ROW_MAX_COLS) the `_rows` entry points run a thread per row instead, with no workgroup
 // memory and no barriers, which CPU-emulated GPUs pay dearly for, and sum in the reference's
 // order. The weight gradient runs a thread per column.

@@ -363,7 +363,7 @@ fn workgroups(grid: Grid) -> [u32; 3] {
 impl GpuArena {
     /// Uploads `initial` as the arena and prepares every op list in `lists`.
     pub fn new(ctx: &GpuContext, label: &str, initial: &[f32], lists: &[&[Op]]) -> Result<GpuArena, GpuError> {
-        // Whole vec4s: the vec4 view declares the arena as array<vec4<f32>> (kernels.rs: ArenaView).
+        // Whole vec4s: the vec4 view declares the arena as array<vec4<f32>> (kernels/: ArenaView).
         let bytes = ((initial.len() * 4) as u64).div_ceil(16).max(1) * 16;
         let (limit, limit_name) = ctx.max_buffer_bytes();
         if bytes > limit {

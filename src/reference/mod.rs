@@ -1,4 +1,4 @@
-//! Plain-Rust reference of every kernel in `kernels.rs`: the test oracle for the WGSL kernels
+//! Plain-Rust reference of every kernel in `kernels/`: the test oracle for the WGSL kernels
 //! and for the CPU backend (`cpu/`, which runs this code for everything but the products).
 //! Generic over the float type so the same code runs in f64 for finite-difference gradient
 //! checks and in f32 as a backend. One file per shader file; here the shared scalar functions,
@@ -105,7 +105,7 @@ fn sigmoid<T: Real>(x: T) -> T {
 const GELU_C: f64 = 0.797_884_560_802_865_4; // sqrt(2/pi)
 const GELU_K: f64 = 0.044715;
 
-/// `act(x)` for the activation codes of `kernels.rs`.
+/// `act(x)` for the activation codes of `kernels/`.
 pub fn activation<T: Real>(kind: u32, x: T) -> T {
     match kind {
         ACT_GELU => {
