@@ -131,7 +131,7 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
 }
 
 // The register block both directions of a linear layer share: row r, column q of it sums
-// X(r, e) W(e, q) over e in order, for block_rows() rows and block_cols() columns, with
+// X(r, e) W(e, q) over e in order, for block_side() rows and columns, with
 // X(r, e) = ld(x_base + min(r, last) * x_stride + e) (rows past `last` re-read it) and
 // W(e, q) = ld(w_base + min(col0 + q, cols - 1) * w_col_stride + e * w_step).
 // The accumulators are named matrices (prelude.wgsl: Block8), not an indexed array: a software
@@ -140,8 +140,8 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
 // 4 x 4 blocks (a 64-thread workgroup's fc1 is two rounds of 64 threads) or, where
 // WIDE_BLOCKS, 8 x 8 (a round of 32): set per adapter (kernels/: RegisterBlock).
 override WIDE_BLOCKS: bool = false;
-fn block_rows() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
-fn block_cols() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
+// Rows and columns of a register block.
+fn block_side() -> u32 { return select(4u, 8u, WIDE_BLOCKS); }
 fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, w_col_stride: u32,
                   w_step: u32, col0: u32, cols: u32) -> Block8 {
     // Each row's and each column's first operand: rows 0-3, 4-7; columns 0-3, 4-7.
@@ -152,47 +152,27 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     // Rows 4-7 and columns 4-7 are summed only in a wide block, and rows 4-7 only where the
     // block has them.
     let rows_hi = WIDE_BLOCKS && last > 3u;
-    let cols_b = WIDE_BLOCKS;
-    var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
     // Aligned operands go four steps of e at a time in vec4 loads (kernels/: ArenaView): a run
     // of x is one row's four e's; a run of w one column's four e's (a forward layer) or one e's
-    // four columns (an input gradient). Then the scalar loop does the rest.
+    // four columns (an input gradient).
     let x_runs = x_base % 4u == 0u && x_stride % 4u == 0u;
     let w_along_e = w_step == 1u && w_base % 4u == 0u && w_col_stride % 4u == 0u;
-    let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + block_cols() - 1u < cols;
-    var wr_a = Runs(w_a, 1u);
-    var wr_b = Runs(w_b, 1u);
-    if (w_across) {
-        wr_a = runs_across(w_a.x, w_step);
-        wr_b = runs_across(w_b.x, w_step);
-    }
+    let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + block_side() - 1u < cols;
     let quads = select(0u, len / 4u, x_runs && (w_along_e || w_across));
-    for (var q = 0u; q < quads; q++) {
-        let e = 4u * q;
-        var xh = mat4x4<f32>();
-        var wb = mat4x4<f32>();
-        if (rows_hi) { xh = runs_at(Runs(x_hi, 1u), e); }
-        if (cols_b) { wb = flipped_if(runs_at(wr_b, e), w_along_e); }
-        acc = block8_steps(acc, runs_at(Runs(x_lo, 1u), e), xh, flipped_if(runs_at(wr_a, e), w_along_e), wb, rows_hi, cols_b);
-    }
-    for (var e = 4u * quads; e < len; e++) {
-        let we = vec4<u32>(e * w_step);
-        acc = block8_step(acc, x_lo + vec4<u32>(e), x_hi + vec4<u32>(e), w_a + we, w_b + we, rows_hi, cols_b);
-    }
-    return acc;
+    return block8_sum(x_lo, x_hi, 1u, false, w_a, w_b, w_step, w_across, quads, len, rows_hi, WIDE_BLOCKS);
 }
 
 // Register block `item` of a tile phase over rows r0 .. r0 + rows by `cols` columns: its first
-// row, last row within the block (0 to block_rows() - 1) and first column. Neighbouring items
+// row, last row within the block (0 to block_side() - 1) and first column. Neighbouring items
 // take neighbouring column groups of the same rows.
 struct BlockItem { first: u32, last: u32, col0: u32 }
 fn block_items(rows: u32, cols: u32) -> u32 {
-    return ((rows + block_rows() - 1u) / block_rows()) * ((cols + block_cols() - 1u) / block_cols());
+    return ((rows + block_side() - 1u) / block_side()) * ((cols + block_side() - 1u) / block_side());
 }
 fn block_item(r0: u32, rows: u32, cols: u32, item: u32) -> BlockItem {
-    let col_groups = (cols + block_cols() - 1u) / block_cols();
-    let first = r0 + (item / col_groups) * block_rows();
-    return BlockItem(first, min(block_rows(), r0 + rows - first) - 1u, (item % col_groups) * block_cols());
+    let col_groups = (cols + block_side() - 1u) / block_side();
+    let first = r0 + (item / col_groups) * block_side();
+    return BlockItem(first, min(block_side(), r0 + rows - first) - 1u, (item % col_groups) * block_side());
 }
 
 // out[b, j] (=) sum_e x[b, e] * w[j, e] (+ bias[j]) for rows r0 .. r0 + rows and every
@@ -210,7 +190,7 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
         let acc = register_block(x_off + at.first * inputs, inputs, at.last, inputs, w_off, inputs, 1u, at.col0, outs);
         if (QUADS && quad_outs && ARENA_VEC4S) {
             // Column groups of four past outs (a wide block of a width 4 mod 8) are not stored.
-            for (var half = 0u; half < block_cols() / 4u && at.col0 + 4u * half < outs; half++) {
+            for (var half = 0u; half < block_side() / 4u && at.col0 + 4u * half < outs; half++) {
                 let j = at.col0 + 4u * half;
                 var bias = vec4<f32>(0.0);
                 if (bias_off != NONE) { bias = ld_vec4((bias_off + j) >> 2u); }
@@ -224,7 +204,7 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
             }
             continue;
         }
-        for (var q = 0u; q < block_cols(); q++) {
+        for (var q = 0u; q < block_side(); q++) {
             let j = at.col0 + q;
             if (j < outs) {
                 var bias = 0.0;
@@ -251,7 +231,7 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
         let at = block_item(r0, rows, inputs, item);
         let acc = register_block(dy_off + at.first * outs, outs, at.last, outs, w_off, 1u, inputs, at.col0, inputs);
         if (QUADS && quad_inputs && ARENA_VEC4S) {
-            for (var half = 0u; half < block_cols() / 4u && at.col0 + 4u * half < inputs; half++) {
+            for (var half = 0u; half < block_side() / 4u && at.col0 + 4u * half < inputs; half++) {
                 for (var r = 0u; r <= at.last; r++) {
                     let o = (dx_off + (at.first + r) * inputs + at.col0 + 4u * half) >> 2u;
                     var value = block8_row(acc, r, half);
@@ -261,7 +241,7 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
             }
             continue;
         }
-        for (var q = 0u; q < block_cols(); q++) {
+        for (var q = 0u; q < block_side(); q++) {
             let e = at.col0 + q;
             if (e < inputs) {
                 for (var r = 0u; r <= at.last; r++) {

@@ -153,42 +153,15 @@ fn register_product(t: u32, wide: bool) {
     let b_b = clamped_starts(b_base, col0 + 4u, params.n - 1u, params.b_cs);
     // Rows 4-7 are summed only where C has them; columns past C's edge re-read its last one.
     let rows_hi = wide && row0 + 4u < params.m;
-    var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
     // Aligned operands go four steps of k at a time in vec4 loads (kernels/: ArenaView): a run
     // of A is one row's four k's (a_along_k) or one k's four rows (a_across); a run of B one
-    // column's four k's (b_along_k) or one k's four columns (b_across). Then the scalar loop
-    // does the rest.
+    // column's four k's (b_along_k) or one k's four columns (b_across).
     let a_along_k = params.a_cs == 1u && a_base % 4u == 0u && params.a_rs % 4u == 0u;
     let a_across = params.a_rs == 1u && a_base % 4u == 0u && params.a_cs % 4u == 0u && row0 + side - 1u < params.m;
     let b_along_k = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
     let b_across = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + side - 1u < params.n;
-    var ar_lo = Runs(a_lo, 1u);
-    var ar_hi = Runs(a_hi, 1u);
-    if (a_across) {
-        ar_lo = runs_across(a_lo.x, params.a_cs);
-        ar_hi = runs_across(a_hi.x, params.a_cs);
-    }
-    var br_a = Runs(b_a, 1u);
-    var br_b = Runs(b_b, 1u);
-    if (b_across) {
-        br_a = runs_across(b_a.x, params.b_rs);
-        br_b = runs_across(b_b.x, params.b_rs);
-    }
     let quads = select(0u, params.k / 4u, (a_along_k || a_across) && (b_along_k || b_across));
-    for (var q = 0u; q < quads; q++) {
-        let k = 4u * q;
-        var xh = mat4x4<f32>();
-        var wb = mat4x4<f32>();
-        if (rows_hi) { xh = flipped_if(runs_at(ar_hi, k), a_across); }
-        if (wide) { wb = flipped_if(runs_at(br_b, k), b_along_k); }
-        acc = block8_steps(acc, flipped_if(runs_at(ar_lo, k), a_across), xh, flipped_if(runs_at(br_a, k), b_along_k), wb,
-                           rows_hi, wide);
-    }
-    for (var k = 4u * quads; k < params.k; k++) {
-        let ka = vec4<u32>(k * params.a_cs);
-        let kb = vec4<u32>(k * params.b_rs);
-        acc = block8_step(acc, a_lo + ka, a_hi + ka, b_a + kb, b_b + kb, rows_hi, wide);
-    }
+    let acc = block8_sum(a_lo, a_hi, params.a_cs, a_across, b_a, b_b, params.b_rs, b_across, quads, params.k, rows_hi, wide);
     for (var i = 0u; i < side; i++) {
         let row = row0 + i;
         for (var j = 0u; j < side; j++) {

@@ -105,6 +105,45 @@ fn block8_step(acc: Block8, x_lo: vec4<u32>, x_hi: vec4<u32>, w_a: vec4<u32>, w_
     return b;
 }
 
+// A Block8's sums over `len` steps: the rows' operands of the first step at x_lo / x_hi (float
+// indices), each next step x_step further; the columns' at w_a / w_b, w_step further. The first
+// 4 * quads steps (the caller's alignment test gives quads: len / 4 or 0) go four at a time in
+// vec4 loads: a run of four is one row's (column's) four steps (x_step or w_step is 1) or,
+// where *_across, one step's four rows (columns) side by side. Single loads do the rest. Each
+// output sums its steps in order, whichever way they are loaded.
+fn block8_sum(x_lo: vec4<u32>, x_hi: vec4<u32>, x_step: u32, x_across: bool, w_a: vec4<u32>, w_b: vec4<u32>,
+              w_step: u32, w_across: bool, quads: u32, len: u32, rows_hi: bool, cols_b: bool) -> Block8 {
+    var xr_lo = Runs(x_lo, 1u);
+    var xr_hi = Runs(x_hi, 1u);
+    if (x_across) {
+        xr_lo = runs_across(x_lo.x, x_step);
+        xr_hi = runs_across(x_hi.x, x_step);
+    }
+    var wr_a = Runs(w_a, 1u);
+    var wr_b = Runs(w_b, 1u);
+    if (w_across) {
+        wr_a = runs_across(w_a.x, w_step);
+        wr_b = runs_across(w_b.x, w_step);
+    }
+    // quad_steps wants a run per row of x's steps and a run per step of w's columns.
+    var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
+    for (var q = 0u; q < quads; q++) {
+        let k = 4u * q;
+        var xh = mat4x4<f32>();
+        var wb = mat4x4<f32>();
+        if (rows_hi) { xh = flipped_if(runs_at(xr_hi, k), x_across); }
+        if (cols_b) { wb = flipped_if(runs_at(wr_b, k), !w_across); }
+        acc = block8_steps(acc, flipped_if(runs_at(xr_lo, k), x_across), xh, flipped_if(runs_at(wr_a, k), !w_across), wb,
+                           rows_hi, cols_b);
+    }
+    for (var k = 4u * quads; k < len; k++) {
+        let kx = vec4<u32>(k * x_step);
+        let kw = vec4<u32>(k * w_step);
+        acc = block8_step(acc, x_lo + kx, x_hi + kx, w_a + kw, w_b + kw, rows_hi, cols_b);
+    }
+    return acc;
+}
+
 // Columns 4 * half .. 4 * half + 3 of row r (0 to 7) of a Block8.
 fn block8_row(acc: Block8, r: u32, half: u32) -> vec4<f32> {
     let b = half != 0u;

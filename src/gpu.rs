@@ -384,19 +384,20 @@ impl GpuArena {
         let mut params = vec![0u8; (total_ops.max(1) as u64 * PARAM_SLOT) as usize];
         let mut prepared = Vec::with_capacity(lists.len());
         let mut slot = 0u64;
+        let (block_threads, register_block) = (ctx.block_threads(), ctx.register_block());
         for list in lists {
             let mut dispatches = Vec::with_capacity(list.len());
             for op in list.iter() {
                 let op = match ctx.matmul_kernel.get() {
                     Some(kernel) => op.with_matmul_kernel(kernel),
-                    None => op.with_register_block(ctx.register_block()),
+                    None => op.with_register_block(register_block),
                 };
                 let (file, entry) = op.entry();
                 let at = (slot * PARAM_SLOT) as usize;
                 let bytes = op.params_bytes();
                 params[at..at + bytes.len()].copy_from_slice(bytes);
                 dispatches.push(Dispatch {
-                    pipeline: ctx.pipeline(file, entry, &op.overrides(ctx.block_threads(), ctx.register_block())),
+                    pipeline: ctx.pipeline(file, entry, &op.overrides(block_threads, register_block)),
                     param_offset: (slot * PARAM_SLOT) as u32,
                     groups: workgroups(op.grid()),
                     label: entry,

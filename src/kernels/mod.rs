@@ -167,7 +167,7 @@ impl Op {
             Op::Matmul(p)
                 if p.kernel() == MatmulKernel::Registers
                     && block == RegisterBlock::Eight
-                    && p.m.div_ceil(8) * p.n.div_ceil(8) * p.batch.max(1) >= REGISTERS8_MIN_BLOCKS =>
+                    && p.register_blocks(MatmulKernel::Registers8.register_side()) >= REGISTERS8_MIN_BLOCKS =>
             {
                 Op::Matmul(p.with_kernel(MatmulKernel::Registers8))
             }
@@ -238,8 +238,7 @@ impl Op {
         match self {
             Op::Matmul(p) => match p.kernel() {
                 kernel @ (MatmulKernel::Registers | MatmulKernel::Registers8) => {
-                    let side = kernel.register_side();
-                    Grid::ThreadsIn(p.m.div_ceil(side) * p.n.div_ceil(side) * p.batch.max(1), MATMUL_REGISTER_WORKGROUP)
+                    Grid::ThreadsIn(p.register_blocks(kernel.register_side()), MATMUL_REGISTER_WORKGROUP)
                 }
                 MatmulKernel::Direct => Grid::Threads(p.m * p.n * p.batch.max(1)),
                 MatmulKernel::Tiled => {

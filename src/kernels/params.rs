@@ -43,6 +43,11 @@ impl MatmulParams {
     pub fn kernel(&self) -> MatmulKernel {
         MatmulKernel::from_code(self.kernel)
     }
+
+    /// Blocks of `side` x `side` outputs over all the products: a register kernel's threads.
+    pub fn register_blocks(&self, side: u32) -> u32 {
+        self.m.div_ceil(side) * self.n.div_ceil(side) * self.batch.max(1)
+    }
 }
 
 /// The fused kernels of `block.wgsl`, one entry point each; their CPU twins are
