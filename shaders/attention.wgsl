@@ -25,10 +25,35 @@ fn part_at(base: u32, r: u32, part: u32, h: u32) -> u32 {
     return base + r * 3u * params.heads * params.dh + part * params.heads * params.dh + h * params.dh;
 }
 
-fn dot_rows(a: u32, b: u32) -> f32 {
-    var acc = 0.0;
-    for (var d = 0u; d < params.dh; d++) { acc += ld(a + d) * ld(b + d); }
-    return acc;
+// A head's row is read in chunks of up to eight floats held in two vec4s, lanes past the
+// head's end zero. A thread's own row (its q, k and v, or dout) is loaded once per chunk and
+// kept in registers while it meets every other position's; the scores sum chunk by chunk, each
+// chunk's products in order, so every score still sums over d in ascending order.
+const CHUNK: u32 = 8u;
+struct Chunk { lo: vec4<f32>, hi: vec4<f32> }
+// Lanes of the chunk from d0 on that lie in the head.
+fn chunk_lanes(d0: u32) -> u32 { return min(CHUNK, params.dh - d0); }
+fn chunk_at(at: u32, lanes: u32) -> Chunk {
+    let lo = select(vec4<f32>(0.0), ld_first(at, min(lanes, 4u)), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(lanes));
+    var hi = vec4<f32>(0.0);
+    if (lanes > 4u) {
+        hi = select(vec4<f32>(0.0), ld_first(at + 4u, lanes - 4u), vec4<u32>(4u, 5u, 6u, 7u) < vec4<u32>(lanes));
+    }
+    return Chunk(lo, hi);
+}
+// acc + a . b, the products added in lane order (a zero lane adds exactly nothing).
+fn dot_from(acc: f32, a: Chunk, b: Chunk) -> f32 {
+    let lo = a.lo * b.lo;
+    let hi = a.hi * b.hi;
+    return acc + lo.x + lo.y + lo.z + lo.w + hi.x + hi.y + hi.z + hi.w;
+}
+// acc + p b, lane by lane.
+fn add_scaled(acc: Chunk, p: f32, b: Chunk) -> Chunk {
+    return Chunk(acc.lo + p * b.lo, acc.hi + p * b.hi);
+}
+fn store_chunk(at: u32, lanes: u32, value: Chunk) {
+    st_first(at, value.lo, min(lanes, 4u));
+    if (lanes > 4u) { st_first(at + 4u, value.hi, lanes - 4u); }
 }
 
 // (sequence, head, position) of this thread; false past the end.
@@ -39,24 +64,32 @@ fn slot_of(gid: vec3<u32>, groups: vec3<u32>) -> Slot {
     return Slot(g / params.heads, g % params.heads, g, e % params.t, e < params.batch * params.heads * params.t);
 }
 
-fn score(b: u32, h: u32, i: u32, j: u32) -> f32 {
-    let scale = 1.0 / sqrt(f32(params.dh));
-    return dot_rows(part_at(params.qkv_off, b * params.t + i, 0u, h), part_at(params.qkv_off, b * params.t + j, 1u, h)) * scale;
-}
-
 fn out_at(base: u32, b: u32, h: u32, i: u32) -> u32 {
     return base + (b * params.t + i) * params.heads * params.dh + h * params.dh;
+}
+
+// Position j's row of part (0 q, 1 k, 2 v) of sequence b's head h, chunk d0.
+fn position_chunk(base: u32, b: u32, j: u32, part: u32, h: u32, d0: u32) -> Chunk {
+    return chunk_at(part_at(base, b * params.t + j, part, h) + d0, chunk_lanes(d0));
+}
+fn out_chunk(base: u32, b: u32, h: u32, i: u32, d0: u32) -> Chunk {
+    return chunk_at(out_at(base, b, h, i) + d0, chunk_lanes(d0));
 }
 
 @compute @workgroup_size(WG_1D)
 fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let s = slot_of(gid, groups);
     if (!s.ok) { return; }
-    // probs[j]: the score, then exp(score - m), then the probability.
+    let scale = 1.0 / sqrt(f32(params.dh));
+    // probs[j]: q_i . k_j, then the score, then exp(score - m), then the probability.
     var probs: array<f32, MAX_CTX>;
+    for (var d0 = 0u; d0 < params.dh; d0 += CHUNK) {
+        let q = position_chunk(params.qkv_off, s.b, s.i, 0u, s.h, d0);
+        for (var j = 0u; j <= s.i; j++) { probs[j] = dot_from(probs[j], q, position_chunk(params.qkv_off, s.b, j, 1u, s.h, d0)); }
+    }
     var m = 0.0;
     for (var j = 0u; j <= s.i; j++) {
-        let score_ij = score(s.b, s.h, s.i, j);
+        let score_ij = probs[j] * scale;
         probs[j] = score_ij;
         if (j == 0u) { m = score_ij; } else { m = max(m, score_ij); }
     }
@@ -68,12 +101,10 @@ fn attention_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     }
     for (var j = 0u; j <= s.i; j++) { probs[j] = probs[j] / l; }
     let out = out_at(params.out_off, s.b, s.h, s.i);
-    let v0 = part_at(params.qkv_off, s.b * params.t, 2u, s.h);
-    let row = 3u * params.heads * params.dh;  // from one position's v to the next
-    for (var d = 0u; d < params.dh; d++) {
-        var acc = 0.0;
-        for (var j = 0u; j <= s.i; j++) { acc += probs[j] * ld(v0 + j * row + d); }
-        st(out + d, acc);
+    for (var d0 = 0u; d0 < params.dh; d0 += CHUNK) {
+        var acc = Chunk(vec4<f32>(0.0), vec4<f32>(0.0));
+        for (var j = 0u; j <= s.i; j++) { acc = add_scaled(acc, probs[j], position_chunk(params.qkv_off, s.b, j, 2u, s.h, d0)); }
+        store_chunk(out + d0, chunk_lanes(d0), acc);
     }
     st(params.lse_off + s.g * params.t + s.i, m + log(l));
 }
@@ -84,27 +115,33 @@ fn attention_backward_queries(@builtin(global_invocation_id) gid: vec3<u32>, @bu
     if (!s.ok) { return; }
     let scale = 1.0 / sqrt(f32(params.dh));
     let lse = ld(params.lse_off + s.g * params.t + s.i);
-    let dout = out_at(params.dout_off, s.b, s.h, s.i);
-    // p_ij, then ds_ij = p_ij (dp_ij - delta_i); value_grads[j] = dp_ij.
+    // probs[j]: q_i . k_j, then p_ij, then ds_ij = p_ij (dp_ij - delta_i); value_grads[j] = dp_ij.
     var probs: array<f32, MAX_CTX>;
     var value_grads: array<f32, MAX_CTX>;
+    for (var d0 = 0u; d0 < params.dh; d0 += CHUNK) {
+        let q = position_chunk(params.qkv_off, s.b, s.i, 0u, s.h, d0);
+        let dout = out_chunk(params.dout_off, s.b, s.h, s.i, d0);
+        for (var j = 0u; j <= s.i; j++) {
+            probs[j] = dot_from(probs[j], q, position_chunk(params.qkv_off, s.b, j, 1u, s.h, d0));
+            value_grads[j] = dot_from(value_grads[j], dout, position_chunk(params.qkv_off, s.b, j, 2u, s.h, d0));
+        }
+    }
     var delta = 0.0;
     for (var j = 0u; j <= s.i; j++) {
-        let p = exp(score(s.b, s.h, s.i, j) - lse);
-        let dp = dot_rows(dout, part_at(params.qkv_off, s.b * params.t + j, 2u, s.h));
+        let p = exp(probs[j] * scale - lse);
         probs[j] = p;
-        value_grads[j] = dp;
-        delta += p * dp;
+        delta += p * value_grads[j];
     }
     st(params.delta_off + s.g * params.t + s.i, delta);
     for (var j = 0u; j <= s.i; j++) { probs[j] = probs[j] * (value_grads[j] - delta); }
     let dq = part_at(params.dqkv_off, s.b * params.t + s.i, 0u, s.h);
-    let k0 = part_at(params.qkv_off, s.b * params.t, 1u, s.h);
-    let row = 3u * params.heads * params.dh;
-    for (var d = 0u; d < params.dh; d++) {
-        var acc = 0.0;
-        for (var j = 0u; j <= s.i; j++) { acc += probs[j] * ld(k0 + j * row + d) * scale; }
-        st(dq + d, acc);
+    for (var d0 = 0u; d0 < params.dh; d0 += CHUNK) {
+        var acc = Chunk(vec4<f32>(0.0), vec4<f32>(0.0));
+        for (var j = 0u; j <= s.i; j++) {
+            let k = position_chunk(params.qkv_off, s.b, j, 1u, s.h, d0);
+            acc = Chunk(acc.lo + probs[j] * k.lo * scale, acc.hi + probs[j] * k.hi * scale);
+        }
+        store_chunk(dq + d0, chunk_lanes(d0), acc);
     }
 }
 
@@ -114,30 +151,34 @@ fn attention_backward_keys(@builtin(global_invocation_id) gid: vec3<u32>, @built
     if (!s.ok) { return; }
     let scale = 1.0 / sqrt(f32(params.dh));
     let j = s.i;
-    let v = part_at(params.qkv_off, s.b * params.t + j, 2u, s.h);
-    // Over the queries i >= j, at index i - j: p_ij and ds_ij.
+    // Over the queries i >= j, at index i - j: q_i . k_j, then p_ij; dout_i . v_j, then ds_ij.
     var probs: array<f32, MAX_CTX>;
     var score_grads: array<f32, MAX_CTX>;
+    for (var d0 = 0u; d0 < params.dh; d0 += CHUNK) {
+        let k = position_chunk(params.qkv_off, s.b, j, 1u, s.h, d0);
+        let v = position_chunk(params.qkv_off, s.b, j, 2u, s.h, d0);
+        for (var i = j; i < params.t; i++) {
+            probs[i - j] = dot_from(probs[i - j], position_chunk(params.qkv_off, s.b, i, 0u, s.h, d0), k);
+            score_grads[i - j] = dot_from(score_grads[i - j], out_chunk(params.dout_off, s.b, s.h, i, d0), v);
+        }
+    }
     for (var i = j; i < params.t; i++) {
-        let p = exp(score(s.b, s.h, i, j) - ld(params.lse_off + s.g * params.t + i));
-        let dout = out_at(params.dout_off, s.b, s.h, i);
+        let p = exp(probs[i - j] * scale - ld(params.lse_off + s.g * params.t + i));
         probs[i - j] = p;
-        score_grads[i - j] = p * (dot_rows(dout, v) - ld(params.delta_off + s.g * params.t + i));
+        score_grads[i - j] = p * (score_grads[i - j] - ld(params.delta_off + s.g * params.t + i));
     }
     let dk = part_at(params.dqkv_off, s.b * params.t + j, 1u, s.h);
     let dv = part_at(params.dqkv_off, s.b * params.t + j, 2u, s.h);
-    let q0 = part_at(params.qkv_off, s.b * params.t, 0u, s.h);
-    let dout0 = out_at(params.dout_off, s.b, s.h, 0u);
-    let row = 3u * params.heads * params.dh;
-    let out_row = params.heads * params.dh;
-    for (var d = 0u; d < params.dh; d++) {
-        var dk_acc = 0.0;
-        var dv_acc = 0.0;
+    for (var d0 = 0u; d0 < params.dh; d0 += CHUNK) {
+        var dk_acc = Chunk(vec4<f32>(0.0), vec4<f32>(0.0));
+        var dv_acc = Chunk(vec4<f32>(0.0), vec4<f32>(0.0));
         for (var i = j; i < params.t; i++) {
-            dk_acc += score_grads[i - j] * ld(q0 + i * row + d) * scale;
-            dv_acc += probs[i - j] * ld(dout0 + i * out_row + d);
+            let q = position_chunk(params.qkv_off, s.b, i, 0u, s.h, d0);
+            let sg = score_grads[i - j];
+            dk_acc = Chunk(dk_acc.lo + sg * q.lo * scale, dk_acc.hi + sg * q.hi * scale);
+            dv_acc = add_scaled(dv_acc, probs[i - j], out_chunk(params.dout_off, s.b, s.h, i, d0));
         }
-        st(dk + d, dk_acc);
-        st(dv + d, dv_acc);
+        store_chunk(dk + d0, chunk_lanes(d0), dk_acc);
+        store_chunk(dv + d0, chunk_lanes(d0), dv_acc);
     }
 }

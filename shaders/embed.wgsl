@@ -2,8 +2,10 @@
 // tok: [vocab, c], pos: [t, c], out/dout: [rows, c] with rows = batch * t, row r at position r mod t.
 //   embed_forward:         out[r, j] = tok[token[r], j] + pos[r mod t, j]                 (=)
 //   embed_backward_tokens: dtok[v, j] += sum over rows r (ascending) with token[r] == v of dout[r, j]
-//                          (one thread per (v, j) scans every row: WebGPU has no float atomics;
-//                          a parameter gradient, +=). The position gradient is a Reduce over the batch.
+//                          (one thread per (v, four channels) scans every row: WebGPU has no float
+//                          atomics; a parameter gradient, +=). Four channels a thread because the
+//                          scan's cost is its token loads, and a token is rarely v. The position
+//                          gradient is a Reduce over the batch.
 struct EmbedParams {
     rows: u32, c: u32, t: u32, vocab: u32,
     tokens_off: u32, tok_off: u32, pos_off: u32, out_off: u32,
@@ -23,13 +25,16 @@ fn embed_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 
 @compute @workgroup_size(WG_1D)
 fn embed_backward_tokens(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let quads = (params.c + 3u) / 4u;
     let e = flat_thread(gid, groups);
-    if (e >= params.vocab * params.c) { return; }
-    let v = e / params.c;
-    let j = e % params.c;
-    var acc = 0.0;
+    if (e >= params.vocab * quads) { return; }
+    let v = e / quads;
+    let j = 4u * (e % quads);
+    let lanes = min(4u, params.c - j);
+    var acc = vec4<f32>(0.0);
     for (var r = 0u; r < params.rows; r++) {
-        if (u32(ld(params.tokens_off + r)) == v) { acc += ld(params.dout_off + r * params.c + j); }
+        if (u32(ld(params.tokens_off + r)) == v) { acc += ld_first(params.dout_off + r * params.c + j, lanes); }
     }
-    st(params.dtok_off + e, ld(params.dtok_off + e) + acc);
+    let o = params.dtok_off + v * params.c + j;
+    st_first(o, ld_first(o, lanes) + acc, lanes);
 }

@@ -265,7 +265,7 @@ impl Op {
             Op::Optimizer(p) => Grid::Threads(if p.quads() { p.len.div_ceil(4) } else { p.len }),
             Op::Fused(_, p) => Grid::Workgroups(p.rows.div_ceil(BLOCK_TILE_ROWS)),
             Op::EmbedForward(p) => Grid::Threads(p.rows * p.c),
-            Op::EmbedBackwardTokens(p) => Grid::Threads(p.vocab * p.c),
+            Op::EmbedBackwardTokens(p) => Grid::Threads(p.vocab * p.c.div_ceil(4)),
             Op::AttentionForward(p) | Op::AttentionBackwardQueries(p) | Op::AttentionBackwardKeys(p) => {
                 Grid::Threads(p.batch * p.heads * p.t)
             }
