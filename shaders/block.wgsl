@@ -130,6 +130,67 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
     return coefficient(b, 2u * blk.n + k * blk.n + i, select(0.0, 1.0, k == i));
 }
 
+// ---- Stream mixing in registers, for 1 <= n <= 4 with coefficients (set per op by the host,
+// kernels/: streams_in_registers). The loops of the other path load a coefficient at every use
+// and a stream once per output stream; here an item loads its row's coefficients once and each
+// quad of its streams once. Columns and lanes past n hold zeros, which add exactly nothing, so
+// both paths sum the same values in the same order.
+override STREAMS_IN_REGISTERS: bool = false;
+// An item of those phases: one row, all its channels (ROW_ITEMS: the coefficients loaded once
+// for all of them, and the d post / d res dots summed on the way), or one quad of a row (a
+// thread per quad, the dots a phase of their own). Set per adapter (kernels/: StreamItems): a
+// software GPU pays per load whichever lanes are busy, a hardware one wants the threads.
+override ROW_ITEMS: bool = false;
+
+// Row b's coefficients: pre and post over the streams, res[k] = row k of H_res (over i).
+struct Mixing { pre: vec4<f32>, post: vec4<f32>, res: mat4x4<f32> }
+fn mixing_of(b: u32) -> Mixing {
+    let n = blk.n;
+    let h = blk.h_off + b * (n * n + 2u * n);
+    let res = h + 2u * n;
+    return Mixing(arena_lanes(h, n, 0.0), arena_lanes(h + n, n, 0.0),
+                  mat4x4<f32>(arena_row(res, n, 0u), arena_row(res, n, 1u), arena_row(res, n, 2u), arena_row(res, n, 3u)));
+}
+// Channels e .. e + 3 of row b's streams at base: column i is stream i's, zeros past n.
+fn stream_quads(base: u32, b: u32, e: u32) -> mat4x4<f32> {
+    let n = blk.n;
+    let zero = vec4<f32>(0.0);
+    let last = n - 1u;
+    return mat4x4<f32>(ld4(at_stream(base, b, 0u, e)), select(zero, ld4(at_stream(base, b, min(1u, last), e)), n > 1u),
+                       select(zero, ld4(at_stream(base, b, min(2u, last), e)), n > 2u),
+                       select(zero, ld4(at_stream(base, b, min(3u, last), e)), n > 3u));
+}
+// Columns 0 .. n-1 of m to row b's streams at base, channels e .. e + lanes - 1.
+fn store_streams(base: u32, b: u32, e: u32, lanes: u32, m: mat4x4<f32>) {
+    st4(at_stream(base, b, 0u, e), m[0], lanes);
+    if (blk.n > 1u) { st4(at_stream(base, b, 1u, e), m[1], lanes); }
+    if (blk.n > 2u) { st4(at_stream(base, b, 2u, e), m[2], lanes); }
+    if (blk.n > 3u) { st4(at_stream(base, b, 3u, e), m[3], lanes); }
+}
+// first + w.x m[0] + w.y m[1] + w.z m[2] + w.w m[3], in that order.
+fn mix4(first: vec4<f32>, w: vec4<f32>, m: mat4x4<f32>) -> vec4<f32> {
+    return first + w.x * m[0] + w.y * m[1] + w.z * m[2] + w.w * m[3];
+}
+// acc + m[0] v.x + m[1] v.y + ... over the first `lanes` lanes of v, in order: lane k of the
+// result is a running dot over channels (m[l] holds channel l of four dots' left operands).
+fn dot_step(acc: vec4<f32>, m: mat4x4<f32>, v: vec4<f32>, lanes: u32) -> vec4<f32> {
+    var s = acc + m[0] * v.x;
+    s = select(s, s + m[1] * v.y, lanes > 1u);
+    s = select(s, s + m[2] * v.z, lanes > 2u);
+    return select(s, s + m[3] * v.w, lanes > 3u);
+}
+fn rounded_if_f16(v: vec4<f32>) -> vec4<f32> {
+    if (blk.round_f16 == 0u) { return v; }
+    return vec4<f32>(round_to_f16(v.x), round_to_f16(v.y), round_to_f16(v.z), round_to_f16(v.w));
+}
+// Item t of a stream phase over rows r0 .. r0 + tile: its row and its quads q0 .. q1 - 1.
+struct StreamItem { row: u32, q0: u32, q1: u32 }
+fn stream_items(tile: u32, quads: u32) -> u32 { return select(tile * quads, tile, ROW_ITEMS); }
+fn stream_item(r0: u32, t: u32, quads: u32) -> StreamItem {
+    if (ROW_ITEMS) { return StreamItem(r0 + t, 0u, quads); }
+    return StreamItem(r0 + t / quads, t % quads, t % quads + 1u);
+}
+
 // The register block both directions of a linear layer share: row r, column q of it sums
 // X(r, e) W(e, q) over e in order, for block_side() rows and columns, with
 // X(r, e) = ld(x_base + min(r, last) * x_stride + e) (rows past `last` re-read it) and
@@ -335,11 +396,22 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
     }
 
     let quads = quads_of(c);
-    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
-        let at = quad_item(r0, t, c);
-        var acc = vec4<f32>(0.0);
-        for (var i = 0u; i < n; i++) { acc += h_pre(at.row, i) * ld4(at_stream(blk.x_off, at.row, i, at.e)); }
-        st4(blk.u_off + at.row * c + at.e, acc, at.lanes);
+    if (STREAMS_IN_REGISTERS) {
+        for (var t = lid; t < stream_items(tile, quads); t += BLOCK_THREADS) {
+            let it = stream_item(r0, t, quads);
+            let pre = mixing_of(it.row).pre;
+            for (var q = it.q0; q < it.q1; q++) {
+                let e = 4u * q;
+                st4(blk.u_off + it.row * c + e, mix4(vec4<f32>(0.0), pre, stream_quads(blk.x_off, it.row, e)), lanes_of(c, q));
+            }
+        }
+    } else {
+        for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
+            let at = quad_item(r0, t, c);
+            var acc = vec4<f32>(0.0);
+            for (var i = 0u; i < n; i++) { acc += h_pre(at.row, i) * ld4(at_stream(blk.x_off, at.row, i, at.e)); }
+            st4(blk.u_off + at.row * c + at.e, acc, at.lanes);
+        }
     }
     phase_end();
     for (var r = lid; r < tile; r += BLOCK_THREADS) {
@@ -372,6 +444,22 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 
     // X' = res X + post y, optionally rounded to f16.
     let quads = quads_of(c);
+    if (STREAMS_IN_REGISTERS) {
+        for (var t = lid; t < stream_items(tile.rows, quads); t += BLOCK_THREADS) {
+            let it = stream_item(r0, t, quads);
+            let b = it.row;
+            let h = mixing_of(b);
+            for (var q = it.q0; q < it.q1; q++) {
+                let e = 4u * q;
+                let y = ld4(blk.y_off + b * c + e);
+                let xs = stream_quads(blk.x_off, b, e);
+                store_streams(blk.out_off, b, e, lanes_of(c, q),
+                              mat4x4<f32>(rounded_if_f16(mix4(h.post.x * y, h.res[0], xs)), rounded_if_f16(mix4(h.post.y * y, h.res[1], xs)),
+                                          rounded_if_f16(mix4(h.post.z * y, h.res[2], xs)), rounded_if_f16(mix4(h.post.w * y, h.res[3], xs))));
+            }
+        }
+        return;
+    }
     for (var t = lid; t < tile.rows * quads; t += BLOCK_THREADS) {
         let at = quad_item(r0, t, c);
         let b = at.row;
@@ -403,18 +491,60 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
     let c = blk.c;
     let pc = n * n + 2u * n;
     let quads = quads_of(c);
-    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
-        let at = quad_item(r0, t, c);
-        let b = at.row;
-        let e = at.e;
-        let lanes = at.lanes;
-        var dy = vec4<f32>(0.0);
-        for (var k = 0u; k < n; k++) { dy += h_post(b, k) * ld4(at_stream(blk.dout_off, b, k, e)); }
-        st4(blk.dy_off + b * c + e, dy, lanes);
-        for (var i = 0u; i < n; i++) {
-            var acc = vec4<f32>(0.0);
-            for (var k = 0u; k < n; k++) { acc += h_res(b, k, i) * ld4(at_stream(blk.dout_off, b, k, e)); }
-            st4(at_stream(blk.dx_off, b, i, e), acc, lanes);
+    if (STREAMS_IN_REGISTERS) {
+        for (var t = lid; t < stream_items(tile, quads); t += BLOCK_THREADS) {
+            let it = stream_item(r0, t, quads);
+            let b = it.row;
+            let h = mixing_of(b);
+            let res_t = transpose(h.res);  // column i: res_ki over k
+            // With a row an item, its d post (lane k) and d res (column i, lane k) on the way.
+            var d_post = vec4<f32>(0.0);
+            var d_res = mat4x4<f32>();
+            for (var q = it.q0; q < it.q1; q++) {
+                let e = 4u * q;
+                let lanes = lanes_of(c, q);
+                let dout = stream_quads(blk.dout_off, b, e);
+                st4(blk.dy_off + b * c + e, mix4(vec4<f32>(0.0), h.post, dout), lanes);
+                let zero = vec4<f32>(0.0);
+                store_streams(blk.dx_off, b, e, lanes, mat4x4<f32>(mix4(zero, res_t[0], dout), mix4(zero, res_t[1], dout),
+                                                                   mix4(zero, res_t[2], dout), mix4(zero, res_t[3], dout)));
+                if (ROW_ITEMS) {
+                    let by_channel = transpose(dout);  // column l: channel e + l of every dout_k
+                    let xs = stream_quads(blk.x_off, b, e);
+                    d_post = dot_step(d_post, by_channel, ld4(blk.y_off + b * c + e), lanes);
+                    d_res = mat4x4<f32>(dot_step(d_res[0], by_channel, xs[0], lanes), dot_step(d_res[1], by_channel, xs[1], lanes),
+                                        dot_step(d_res[2], by_channel, xs[2], lanes), dot_step(d_res[3], by_channel, xs[3], lanes));
+                }
+            }
+            if (ROW_ITEMS) {
+                let dh = blk.dh_off + b * pc;
+                st_first(dh + n, d_post, n);
+                // Row k of d res is lane k of every column: the transpose's column k.
+                let rows = transpose(d_res);
+                st_first(dh + 2u * n, rows[0], n);
+                if (n > 1u) { st_first(dh + 3u * n, rows[1], n); }
+                if (n > 2u) { st_first(dh + 4u * n, rows[2], n); }
+                if (n > 3u) { st_first(dh + 5u * n, rows[3], n); }
+            }
+        }
+        if (ROW_ITEMS) {
+            phase_end();
+            return;
+        }
+    } else {
+        for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
+            let at = quad_item(r0, t, c);
+            let b = at.row;
+            let e = at.e;
+            let lanes = at.lanes;
+            var dy = vec4<f32>(0.0);
+            for (var k = 0u; k < n; k++) { dy += h_post(b, k) * ld4(at_stream(blk.dout_off, b, k, e)); }
+            st4(blk.dy_off + b * c + e, dy, lanes);
+            for (var i = 0u; i < n; i++) {
+                var acc = vec4<f32>(0.0);
+                for (var k = 0u; k < n; k++) { acc += h_res(b, k, i) * ld4(at_stream(blk.dout_off, b, k, e)); }
+                st4(at_stream(blk.dx_off, b, i, e), acc, lanes);
+            }
         }
     }
     if (blk.h_off != NONE) {
@@ -439,15 +569,33 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
     let pc = n * n + 2u * n;
     tile_rmsnorm_backward(lid, r0, tile, c, blk.u_off, blk.norm_w, blk.norm_rms_off, blk.dnormed_off, blk.du_off, false);
     let quads = quads_of(c);
-    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
-        let at = quad_item(r0, t, c);
-        let du = ld4(blk.du_off + at.row * c + at.e);
-        for (var i = 0u; i < n; i++) {
-            let o = at_stream(blk.dx_off, at.row, i, at.e);
-            st4(o, ld4(o) + h_pre(at.row, i) * du, at.lanes);
+    if (STREAMS_IN_REGISTERS) {
+        for (var t = lid; t < stream_items(tile, quads); t += BLOCK_THREADS) {
+            let it = stream_item(r0, t, quads);
+            let b = it.row;
+            let pre = mixing_of(b).pre;
+            var d_pre = vec4<f32>(0.0);  // with a row an item: lane i, du . X_i
+            for (var q = it.q0; q < it.q1; q++) {
+                let e = 4u * q;
+                let lanes = lanes_of(c, q);
+                let du = ld4(blk.du_off + b * c + e);
+                let dx = stream_quads(blk.dx_off, b, e);
+                store_streams(blk.dx_off, b, e, lanes, mat4x4<f32>(dx[0] + pre.x * du, dx[1] + pre.y * du, dx[2] + pre.z * du, dx[3] + pre.w * du));
+                if (ROW_ITEMS) { d_pre = dot_step(d_pre, transpose(stream_quads(blk.x_off, b, e)), du, lanes); }
+            }
+            if (ROW_ITEMS) { st_first(blk.dh_off + b * pc, d_pre, n); }
+        }
+    } else {
+        for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
+            let at = quad_item(r0, t, c);
+            let du = ld4(blk.du_off + at.row * c + at.e);
+            for (var i = 0u; i < n; i++) {
+                let o = at_stream(blk.dx_off, at.row, i, at.e);
+                st4(o, ld4(o) + h_pre(at.row, i) * du, at.lanes);
+            }
         }
     }
-    if (blk.h_off != NONE) {
+    if (blk.h_off != NONE && !(STREAMS_IN_REGISTERS && ROW_ITEMS)) {
         for (var t = lid; t < tile * n; t += BLOCK_THREADS) {
             let b = r0 + t / n;
             let i = t % n;

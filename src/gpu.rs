@@ -3,7 +3,7 @@
 //! (`map_async` + a channel): in the browser it is simply awaited, natively the device is
 //! polled first. Nothing here blocks a browser thread.
 
-use crate::kernels::{block_threads, shader_source, ArenaView, Grid, MatmulKernel, Op, RegisterBlock, WORKGROUP_1D};
+use crate::kernels::{block_threads, shader_source, ArenaView, Grid, MatmulKernel, Op, RegisterBlock, StreamItems, Tuning, WORKGROUP_1D};
 use crate::program::OpList;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -77,6 +77,9 @@ pub struct GpuContext {
     /// The register block of arenas prepared from now on, where set (tests run both); else
     /// [`RegisterBlock::for_adapter`].
     register_block: Cell<Option<RegisterBlock>>,
+    /// What a thread of the fused kernels' stream phases takes in arenas prepared from now on,
+    /// where set (tests run both); else [`StreamItems::for_adapter`].
+    stream_items: Cell<Option<StreamItems>>,
 }
 
 impl GpuContext {
@@ -171,6 +174,7 @@ impl GpuContext {
             block_threads: Cell::new(None),
             arena_view: Cell::new(None),
             register_block: Cell::new(None),
+            stream_items: Cell::new(None),
         })
     }
 
@@ -220,6 +224,22 @@ impl GpuContext {
     /// Fixes [`GpuContext::register_block`] for arenas prepared after this (None: the adapter's).
     pub fn set_register_block(&self, block: Option<RegisterBlock>) {
         self.register_block.set(block);
+    }
+
+    /// What a thread of the fused kernels' stream phases takes on this adapter, see
+    /// [`StreamItems`].
+    pub fn stream_items(&self) -> StreamItems {
+        self.stream_items.get().unwrap_or_else(|| StreamItems::for_adapter(self.software))
+    }
+
+    /// Fixes [`GpuContext::stream_items`] for arenas prepared after this (None: the adapter's).
+    pub fn set_stream_items(&self, items: Option<StreamItems>) {
+        self.stream_items.set(items);
+    }
+
+    /// Everything the kernels of an arena prepared now are tuned with.
+    pub fn tuning(&self) -> Tuning {
+        Tuning { block_threads: self.block_threads(), register_block: self.register_block(), stream_items: self.stream_items() }
     }
 
     /// `(dispatches, submits)` since the device was opened.
@@ -384,20 +404,20 @@ impl GpuArena {
         let mut params = vec![0u8; (total_ops.max(1) as u64 * PARAM_SLOT) as usize];
         let mut prepared = Vec::with_capacity(lists.len());
         let mut slot = 0u64;
-        let (block_threads, register_block) = (ctx.block_threads(), ctx.register_block());
+        let tuning = ctx.tuning();
         for list in lists {
             let mut dispatches = Vec::with_capacity(list.len());
             for op in list.iter() {
                 let op = match ctx.matmul_kernel.get() {
                     Some(kernel) => op.with_matmul_kernel(kernel),
-                    None => op.with_register_block(register_block),
+                    None => op.with_register_block(tuning.register_block),
                 };
                 let (file, entry) = op.entry();
                 let at = (slot * PARAM_SLOT) as usize;
                 let bytes = op.params_bytes();
                 params[at..at + bytes.len()].copy_from_slice(bytes);
                 dispatches.push(Dispatch {
-                    pipeline: ctx.pipeline(file, entry, &op.overrides(block_threads, register_block)),
+                    pipeline: ctx.pipeline(file, entry, &op.overrides(&tuning)),
                     param_offset: (slot * PARAM_SLOT) as u32,
                     groups: workgroups(op.grid()),
                     label: entry,

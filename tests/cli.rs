@@ -308,9 +308,9 @@ fn bench_runs_every_product_with_the_chosen_matmul_kernel() {
 
 #[test]
 fn bench_runs_with_another_adapters_tuning() {
-    // SwiftShader in a browser gets floats, 4 threads a block workgroup and 8 x 8 blocks; a
-    // hardware GPU vec4s, 64 and 4 x 4. Either can be timed here.
-    for (view, threads, block) in [("floats", "4", "8x8"), ("vec4s", "64", "4x4")] {
+    // SwiftShader in a browser gets floats, 4 threads a block workgroup, 8 x 8 blocks and a row
+    // a stream item; a hardware GPU vec4s, 64, 4 x 4 and quads. Either can be timed here.
+    for (view, threads, block, items) in [("floats", "4", "8x8", "rows"), ("vec4s", "64", "4x4", "quads")] {
         // The FFN's weight gradients are 512 blocks of 8 x 8, the others fewer than 256.
         let config = "depth=2&width=64&streams=2&batch=8&modes=mhc";
         let out = ok(&[
@@ -326,9 +326,12 @@ fn bench_runs_with_another_adapters_tuning() {
             threads,
             "--register-block",
             block,
+            "--stream-items",
+            items,
         ]);
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!((report["arena_view"].as_str(), report["register_block"].as_str()), (Some(view), Some(block)), "{report}");
+        assert_eq!(report["stream_items"].as_str(), Some(items), "{report}");
         assert_eq!(report["block_threads"].to_string(), threads, "{report}");
         let products = product_times(&report["kernel_ms_per_step"]["mhc"]);
         assert!(products.iter().any(|(_, shape, _)| shape == "256x64x8 x2"), "{products:?}");
@@ -340,6 +343,7 @@ fn bench_runs_with_another_adapters_tuning() {
         ("--register-block", "16x16", "'16x16' is not a register block: 4x4 or 8x8"),
         ("--arena-view", "bytes", "'bytes' is not an arena view: vec4s or floats"),
         ("--block-threads", "0", "0 is not in 1..=256"),
+        ("--stream-items", "cols", "'cols' is not a stream item: quads or rows"),
     ] {
         let out = attempt(&["bench", flag, value, "--steps", "1"]);
         let err = String::from_utf8_lossy(&out.stderr);

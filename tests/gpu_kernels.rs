@@ -693,21 +693,23 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         let mut lab = Lab::aligned_if(seed, aligned);
         let p = random_block(&mut lab, BlockParams { kind, rows, n, c, fc, act, round_f16, iters, eps: 1e-6, ..Default::default() });
         assert_eq!(p.quads(), aligned && fc % 4 == 0, "which paths run: c={c} fc={fc}");
-        // Every workgroup size, arena view and register block an adapter may get: SwiftShader's
-        // in a browser (4 threads, floats, 8 x 8), lavapipe's (64, vec4s, 8 x 8) and a hardware
-        // GPU's (64, vec4s, 4 x 4), and 16 threads, which shares neither's multiples of the tile.
+        // Every workgroup size, arena view, register block and stream item an adapter may get:
+        // SwiftShader's in a browser (4 threads, floats, 8 x 8, rows), lavapipe's (64, vec4s,
+        // 8 x 8, rows) and a hardware GPU's (64, vec4s, 4 x 4, quads), and 16 threads, which
+        // shares neither's multiples of the tile, with quads.
         let setups = [
-            (block_threads(true), ArenaView::Floats, RegisterBlock::Eight),
-            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Eight),
-            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Four),
-            (16, ArenaView::Vec4s, RegisterBlock::Eight),
+            (block_threads(true), ArenaView::Floats, RegisterBlock::Eight, StreamItems::Rows),
+            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Rows),
+            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Four, StreamItems::Quads),
+            (16, ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Quads),
         ];
-        for (threads, view, block) in setups {
+        for (threads, view, block, items) in setups {
             gpu().set_block_threads(Some(threads));
             gpu().set_arena_view(Some(view));
             gpu().set_register_block(Some(block));
+            gpu().set_stream_items(Some(items));
             let what = format!(
-                "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?} {block:?}"
+                "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?} {block:?} {items:?}"
             );
             lab.check(&format!("{what} forward"), &[Op::Fused(FusedKernel::BlockForward, p)], 1e-4, 1e-4);
             // Backward after forward: the saved tensors are then the real ones.
@@ -725,6 +727,7 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         gpu().set_block_threads(None);
         gpu().set_arena_view(None);
         gpu().set_register_block(None);
+        gpu().set_stream_items(None);
     }
 }
 

@@ -98,15 +98,23 @@ fn every_override_an_op_sets_is_declared_in_its_shader() {
     for op in all_ops() {
         let (file, _) = op.entry();
         let (module, _) = module(file, ArenaView::Vec4s);
-        for (name, _) in op.overrides(64, RegisterBlock::Four) {
+        for (name, _) in op.overrides(&HARDWARE) {
             assert!(module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some(name)), "{file}.wgsl declares no override {name}");
         }
     }
 }
 
+/// A hardware GPU's tuning.
+const HARDWARE: Tuning = Tuning { block_threads: 64, register_block: RegisterBlock::Four, stream_items: StreamItems::Quads };
+
+/// The value `op` sets the override `name` to under `tuning`, if it sets it.
+fn override_value(op: Op, tuning: &Tuning, name: &str) -> Option<f64> {
+    op.overrides(tuning).into_iter().find(|&(set, _)| set == name).map(|(_, v)| v)
+}
+
 #[test]
 fn sinkhorn_runs_in_registers_up_to_four_streams() {
-    let set = |op: Op| op.overrides(64, RegisterBlock::Four).into_iter().find(|&(name, _)| name == "SINKHORN_IN_REGISTERS").map(|(_, v)| v);
+    let set = |op: Op| override_value(op, &HARDWARE, "SINKHORN_IN_REGISTERS");
     for n in 1..=8u32 {
         let want = Some(if n <= 4 { 1.0 } else { 0.0 });
         assert_eq!(set(Op::MhcCoeffBackward(MhcCoeffParams { n, ..Default::default() })), want, "unfused, n = {n}");
@@ -114,6 +122,22 @@ fn sinkhorn_runs_in_registers_up_to_four_streams() {
             assert_eq!(set(Op::Fused(FusedKernel::BlockBackward, BlockParams { kind, n, ..Default::default() })), want, "fused, n = {n}");
         }
     }
+}
+
+#[test]
+fn streams_mix_in_registers_up_to_four_streams_with_coefficients_and_row_items_follow_the_tuning() {
+    let software = Tuning { stream_items: StreamItems::Rows, ..HARDWARE };
+    for n in 1..=8u32 {
+        for h_off in [NONE, 0] {
+            let op = Op::Fused(FusedKernel::BlockForward, BlockParams { kind: BLOCK_MHC, n, h_off, ..Default::default() });
+            let want = if n <= 4 && h_off != NONE { 1.0 } else { 0.0 };
+            assert_eq!(override_value(op, &HARDWARE, "STREAMS_IN_REGISTERS"), Some(want), "n = {n}, h_off = {h_off}");
+            assert_eq!(override_value(op, &HARDWARE, "ROW_ITEMS"), Some(0.0));
+            assert_eq!(override_value(op, &software, "ROW_ITEMS"), Some(1.0));
+        }
+    }
+    assert_eq!(StreamItems::for_adapter(true), StreamItems::Rows);
+    assert_eq!(StreamItems::for_adapter(false), StreamItems::Quads);
 }
 
 #[test]

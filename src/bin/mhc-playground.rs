@@ -16,7 +16,7 @@ mod native {
     use mhc_playground::cpu::CpuKernels;
     use mhc_playground::export::{stored_zip, torch_export, ExportError};
     use mhc_playground::gpu::{GpuContext, GpuError};
-    use mhc_playground::kernels::{ArenaView, MatmulKernel, RegisterBlock};
+    use mhc_playground::kernels::{ArenaView, MatmulKernel, Named, RegisterBlock, StreamItems};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
     use mhc_playground::program::{label_value, Kernels, OpList, Program, Scoring};
@@ -49,31 +49,22 @@ mod native {
         Unfused,
     }
 
-    fn parse_matmul_kernel(name: &str) -> Result<MatmulKernel, String> {
-        MatmulKernel::parse(name).ok_or_else(|| format!("'{name}' is not a matmul kernel: registers, tiled, direct or registers8"))
-    }
-
-    fn parse_arena_view(name: &str) -> Result<ArenaView, String> {
-        ArenaView::parse(name).ok_or_else(|| format!("'{name}' is not an arena view: vec4s or floats"))
-    }
-
-    fn parse_register_block(name: &str) -> Result<RegisterBlock, String> {
-        RegisterBlock::parse(name).ok_or_else(|| format!("'{name}' is not a register block: 4x4 or 8x8"))
-    }
-
     /// How the GPU kernels are tuned, where not the adapter's own choice: to compare, on one
     /// machine, what another adapter gets (SwiftShader in a browser: floats, 4 threads, 8x8).
     #[derive(clap::Args)]
     struct TuningChoice {
         /// How kernels see the arena: vec4s or floats.
-        #[arg(long, value_parser = parse_arena_view)]
+        #[arg(long, value_parser = ArenaView::parse_or_explain)]
         arena_view: Option<ArenaView>,
         /// Threads per workgroup of the fused block kernels (1 to 256).
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
         block_threads: Option<u32>,
         /// Outputs a thread of the products and the fused kernels' linear layers: 4x4 or 8x8.
-        #[arg(long, value_parser = parse_register_block)]
+        #[arg(long, value_parser = RegisterBlock::parse_or_explain)]
         register_block: Option<RegisterBlock>,
+        /// What a thread of the fused kernels' stream phases takes: quads or rows.
+        #[arg(long, value_parser = StreamItems::parse_or_explain)]
+        stream_items: Option<StreamItems>,
     }
 
     #[derive(clap::Args)]
@@ -159,7 +150,7 @@ mod native {
             per_kernel: bool,
             /// Run every product with this matmul kernel (registers, tiled, direct or registers8) instead
             /// of each op's own, to compare them.
-            #[arg(long, value_parser = parse_matmul_kernel)]
+            #[arg(long, value_parser = MatmulKernel::parse_or_explain)]
             matmul: Option<MatmulKernel>,
             #[command(flatten)]
             tuning: TuningChoice,
@@ -525,6 +516,7 @@ mod native {
                     gpu.set_arena_view(tuning.arena_view);
                     gpu.set_block_threads(tuning.block_threads);
                     gpu.set_register_block(tuning.register_block);
+                    gpu.set_stream_items(tuning.stream_items);
                 }
                 let kernels = match kernels {
                     KernelChoice::Auto => Kernels::for_config(&config),
@@ -549,6 +541,7 @@ mod native {
                 report["arena_view"] = serde_json::json!(gpu.map(|g| g.arena_view().name()));
                 report["register_block"] = serde_json::json!(gpu.map(|g| g.register_block().name()));
                 report["block_threads"] = serde_json::json!(gpu.map(|g| g.block_threads()));
+                report["stream_items"] = serde_json::json!(gpu.map(|g| g.stream_items().name()));
                 report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");

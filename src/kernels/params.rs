@@ -2,6 +2,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
+use super::{Named, SINKHORN_REGISTER_MAX_N};
+
 /// Marks an absent operand (no bias, no weight, identity coefficients, skipped output).
 pub const NONE: u32 = u32::MAX;
 
@@ -114,20 +116,6 @@ impl MatmulKernel {
         MatmulKernel::ALL.into_iter().find(|k| *k as u32 == code).unwrap_or(MatmulKernel::Registers)
     }
 
-    /// `registers`, `tiled`, `direct` or `registers8` (the benchmarks' `matmul` option).
-    pub fn parse(name: &str) -> Option<MatmulKernel> {
-        MatmulKernel::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            MatmulKernel::Registers => "registers",
-            MatmulKernel::Tiled => "tiled",
-            MatmulKernel::Direct => "direct",
-            MatmulKernel::Registers8 => "registers8",
-        }
-    }
-
     pub fn entry(self) -> &'static str {
         match self {
             MatmulKernel::Tiled => "matmul",
@@ -142,6 +130,21 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Registers8 => 8,
             _ => MATMUL_REGISTER_BLOCK,
+        }
+    }
+}
+
+impl Named for MatmulKernel {
+    const WHAT: &'static str = "a matmul kernel";
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn name(self) -> &'static str {
+        match self {
+            MatmulKernel::Registers => "registers",
+            MatmulKernel::Tiled => "tiled",
+            MatmulKernel::Direct => "direct",
+            MatmulKernel::Registers8 => "registers8",
         }
     }
 }
@@ -355,6 +358,13 @@ impl BlockParams {
     /// units are multiples of 4 long: the block kernels then move channels four at a time in
     /// vec4 loads, and the FFN's outputs and the linear layers' input gradients in vec4 stores
     /// (`block.wgsl`: `QUADS`).
+    /// Whether a row's streams mix in registers (`STREAMS_IN_REGISTERS` in `block.wgsl`): at
+    /// most four streams, with coefficients. Without them (residual, one stream) the loops load
+    /// nothing but the one stream.
+    pub fn streams_in_registers(&self) -> bool {
+        self.n <= SINKHORN_REGISTER_MAX_N && self.h_off != NONE
+    }
+
     pub fn quads(&self) -> bool {
         let offsets = [
             self.x_off,

@@ -1,6 +1,36 @@
 //! How the kernels are tuned to an adapter: choices that change speed, never values (the tests
 //! run every one).
 
+/// A choice the benchmarks take by name (`bench --matmul`, `--arena-view`, `--register-block`,
+/// `--stream-items`) and report.
+pub trait Named: Copy + Sized + 'static {
+    /// What the choice is, for messages: "an arena view".
+    const WHAT: &'static str;
+    /// Every choice, in the order messages list them.
+    fn all() -> &'static [Self];
+    /// Its name in options and reports.
+    fn name(self) -> &'static str;
+    fn parse(name: &str) -> Option<Self> {
+        Self::all().iter().copied().find(|c| c.name() == name)
+    }
+    /// `parse`, or a message that lists the names.
+    fn parse_or_explain(name: &str) -> Result<Self, String> {
+        Self::parse(name).ok_or_else(|| {
+            let names: Vec<&str> = Self::all().iter().map(|c| c.name()).collect();
+            let (last, others) = names.split_last().expect("a choice has names");
+            format!("'{name}' is not {}: {} or {last}", Self::WHAT, others.join(", "))
+        })
+    }
+}
+
+/// Everything an adapter's tuning fixes for the arenas prepared under it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tuning {
+    pub block_threads: u32,
+    pub register_block: RegisterBlock,
+    pub stream_items: StreamItems,
+}
+
 /// The register block of the products (`matmul_registers` or `matmul_registers8`) and of the
 /// fused block kernels' linear layers (`WIDE_BLOCKS` in `block.wgsl`), by adapter. Both give
 /// the same values. A software GPU turns every load into a loop over its SIMD lanes and does
@@ -27,18 +57,18 @@ impl RegisterBlock {
             RegisterBlock::Four
         }
     }
+}
 
-    /// Its name in benchmark reports.
-    pub fn name(self) -> &'static str {
+impl Named for RegisterBlock {
+    const WHAT: &'static str = "a register block";
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn name(self) -> &'static str {
         match self {
             RegisterBlock::Four => "4x4",
             RegisterBlock::Eight => "8x8",
         }
-    }
-
-    /// `4x4` or `8x8` (the benchmarks' `register_block` option).
-    pub fn parse(name: &str) -> Option<RegisterBlock> {
-        RegisterBlock::ALL.into_iter().find(|b| b.name() == name)
     }
 }
 
@@ -70,19 +100,6 @@ pub enum ArenaView {
 impl ArenaView {
     pub const ALL: [ArenaView; 2] = [ArenaView::Vec4s, ArenaView::Floats];
 
-    /// Its name in benchmark reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            ArenaView::Vec4s => "vec4s",
-            ArenaView::Floats => "floats",
-        }
-    }
-
-    /// `vec4s` or `floats` (the benchmarks' `arena_view` option).
-    pub fn parse(name: &str) -> Option<ArenaView> {
-        ArenaView::ALL.into_iter().find(|v| v.name() == name)
-    }
-
     /// The view for an adapter (`software_in_browser` as for [`block_threads`]).
     pub fn for_adapter(software_in_browser: bool) -> ArenaView {
         if software_in_browser {
@@ -96,6 +113,59 @@ impl ArenaView {
         match self {
             ArenaView::Vec4s => include_str!("../../shaders/arena_vec4s.wgsl"),
             ArenaView::Floats => include_str!("../../shaders/arena_floats.wgsl"),
+        }
+    }
+}
+
+impl Named for ArenaView {
+    const WHAT: &'static str = "an arena view";
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn name(self) -> &'static str {
+        match self {
+            ArenaView::Vec4s => "vec4s",
+            ArenaView::Floats => "floats",
+        }
+    }
+}
+
+/// What a thread of the fused kernels' stream phases takes (`ROW_ITEMS` in `block.wgsl`),
+/// where a row's streams mix in registers (n <= 4, with coefficients): the same values either
+/// way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamItems {
+    /// Four channels of a row: a hardware GPU's, which wants the threads. Each item loads the
+    /// row's n + n + n * n coefficients again, and the d post / d res dots are a phase of
+    /// their own.
+    Quads,
+    /// A whole row: a software GPU's, which pays per load instruction whichever of its SIMD
+    /// lanes are busy, so loading a row's coefficients once for all its channels, and summing
+    /// its dots on the way, saves loads outright.
+    Rows,
+}
+
+impl StreamItems {
+    pub const ALL: [StreamItems; 2] = [StreamItems::Quads, StreamItems::Rows];
+
+    pub fn for_adapter(software: bool) -> StreamItems {
+        if software {
+            StreamItems::Rows
+        } else {
+            StreamItems::Quads
+        }
+    }
+}
+
+impl Named for StreamItems {
+    const WHAT: &'static str = "a stream item";
+    fn all() -> &'static [Self] {
+        &Self::ALL
+    }
+    fn name(self) -> &'static str {
+        match self {
+            StreamItems::Quads => "quads",
+            StreamItems::Rows => "rows",
         }
     }
 }

@@ -6,7 +6,7 @@ use super::model::CPU_NAME;
 use crate::config::Config;
 use crate::cpu::CpuKernels;
 use crate::gpu::{GpuArena, GpuContext};
-use crate::kernels::{MatmulKernel, MatmulParams, Op, NONE};
+use crate::kernels::{MatmulKernel, MatmulParams, Named, Op, NONE};
 use crate::program::{Kernels, OpList};
 use crate::trainer::Trainer;
 use std::cell::RefCell;
@@ -155,6 +155,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         "matmul": gpu.as_ref().map(|_| matmul_kernel.map_or("each op's own", MatmulKernel::name)),
         "arena_view": gpu.as_ref().map(|g| g.arena_view().name()),
         "register_block": gpu.as_ref().map(|g| g.register_block().name()),
+        "stream_items": gpu.as_ref().map(|g| g.stream_items().name()),
         "kernels": match gpu {
             Some(_) => format!("{kernels:?}").to_lowercase(),
             None => format!("{cpu_kernels:?}").to_lowercase(),
