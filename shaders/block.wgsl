@@ -130,12 +130,17 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
     return coefficient(b, 2u * blk.n + k * blk.n + i, select(0.0, 1.0, k == i));
 }
 
-// ---- Stream mixing in registers, for 1 <= n <= 4 with coefficients (set per op by the host,
-// kernels/: streams_in_registers). The loops of the other path load a coefficient at every use
-// and a stream once per output stream; here an item loads its row's coefficients once and each
-// quad of its streams once. Columns and lanes past n hold zeros, which add exactly nothing, so
-// both paths sum the same values in the same order.
-override STREAMS_IN_REGISTERS: bool = false;
+// ---- Stream mixing in registers, for 1 <= n <= 4 with coefficients. The loops of the other
+// path load a coefficient at every use and a stream once per output stream; here an item loads
+// its row's coefficients once and each quad of its streams once. Columns and lanes past n hold
+// zeros, which add exactly nothing, so both paths sum the same values in the same order.
+// Without coefficients (residual's one stream) the loops load nothing but that stream.
+// A test on the params, not an override, so that residual, HC and mHC keep sharing their
+// pipelines (as an override it made the page compile the five fused ones twice); the path not
+// taken is a loop that runs no iteration.
+fn streams_in_registers() -> bool {
+    return blk.n <= 4u && blk.h_off != NONE;
+}
 // An item of those phases: one row, all its channels (ROW_ITEMS: the coefficients loaded once
 // for all of them, and the d post / d res dots summed on the way), or one quad of a row (a
 // thread per quad, the dots a phase of their own). Set per adapter (kernels/: StreamItems): a
@@ -396,7 +401,7 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
     }
 
     let quads = quads_of(c);
-    if (STREAMS_IN_REGISTERS) {
+    if (streams_in_registers()) {
         for (var t = lid; t < stream_items(tile, quads); t += BLOCK_THREADS) {
             let it = stream_item(r0, t, quads);
             let pre = mixing_of(it.row).pre;
@@ -444,7 +449,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 
     // X' = res X + post y, optionally rounded to f16.
     let quads = quads_of(c);
-    if (STREAMS_IN_REGISTERS) {
+    if (streams_in_registers()) {
         for (var t = lid; t < stream_items(tile.rows, quads); t += BLOCK_THREADS) {
             let it = stream_item(r0, t, quads);
             let b = it.row;
@@ -491,7 +496,7 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
     let c = blk.c;
     let pc = n * n + 2u * n;
     let quads = quads_of(c);
-    if (STREAMS_IN_REGISTERS) {
+    if (streams_in_registers()) {
         for (var t = lid; t < stream_items(tile, quads); t += BLOCK_THREADS) {
             let it = stream_item(r0, t, quads);
             let b = it.row;
@@ -569,7 +574,7 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
     let pc = n * n + 2u * n;
     tile_rmsnorm_backward(lid, r0, tile, c, blk.u_off, blk.norm_w, blk.norm_rms_off, blk.dnormed_off, blk.du_off, false);
     let quads = quads_of(c);
-    if (STREAMS_IN_REGISTERS) {
+    if (streams_in_registers()) {
         for (var t = lid; t < stream_items(tile, quads); t += BLOCK_THREADS) {
             let it = stream_item(r0, t, quads);
             let b = it.row;
@@ -595,7 +600,7 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
             }
         }
     }
-    if (blk.h_off != NONE && !(STREAMS_IN_REGISTERS && ROW_ITEMS)) {
+    if (blk.h_off != NONE && !(streams_in_registers() && ROW_ITEMS)) {
         for (var t = lid; t < tile * n; t += BLOCK_THREADS) {
             let b = r0 + t / n;
             let i = t % n;

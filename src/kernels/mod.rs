@@ -179,14 +179,13 @@ impl Op {
     /// block kernels run as `tuning` says ([`Tuning`]).
     pub fn overrides(&self, tuning: &Tuning) -> Vec<(&'static str, f64)> {
         let constants: &[(&'static str, f64)] = match self {
-            // Set by n and whether there are coefficients: HC and mHC at n <= 4 share pipelines.
+            // Set by n alone, whatever the kind: residual, HC and mHC at n <= 4 share pipelines.
             Op::Fused(_, p) => {
                 return vec![
                     ("BLOCK_THREADS", tuning.block_threads as f64),
                     ("WIDE_BLOCKS", (tuning.register_block == RegisterBlock::Eight) as u32 as f64),
                     ("QUADS", p.quads() as u32 as f64),
                     ("SINKHORN_IN_REGISTERS", sinkhorn_in_registers(p.n) as u32 as f64),
-                    ("STREAMS_IN_REGISTERS", p.streams_in_registers() as u32 as f64),
                     ("ROW_ITEMS", (tuning.stream_items == StreamItems::Rows) as u32 as f64),
                 ];
             }

@@ -2,7 +2,7 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::{Named, SINKHORN_REGISTER_MAX_N};
+use super::Named;
 
 /// Marks an absent operand (no bias, no weight, identity coefficients, skipped output).
 pub const NONE: u32 = u32::MAX;
@@ -358,13 +358,6 @@ impl BlockParams {
     /// units are multiples of 4 long: the block kernels then move channels four at a time in
     /// vec4 loads, and the FFN's outputs and the linear layers' input gradients in vec4 stores
     /// (`block.wgsl`: `QUADS`).
-    /// Whether a row's streams mix in registers (`STREAMS_IN_REGISTERS` in `block.wgsl`): at
-    /// most four streams, with coefficients. Without them (residual, one stream) the loops load
-    /// nothing but the one stream.
-    pub fn streams_in_registers(&self) -> bool {
-        self.n <= SINKHORN_REGISTER_MAX_N && self.h_off != NONE
-    }
-
     pub fn quads(&self) -> bool {
         let offsets = [
             self.x_off,
