@@ -19,8 +19,8 @@
 //           dZ = dD W, dX += rmsnorm'(dZ); mHC: dA, partials, dX += rms path + dA phi.
 // A sublayer that mixes rows (the transformer's attention) cannot live in a row tile, so the
 // wrapping around it is fused on each side instead: wrap_in_forward (coefficients, combine, norm),
-// wrap_out_backward (the update's backward) and wrap_in_backward (norm, combine, coefficients);
-// the update's forward is streams.wgsl's one kernel already. block.rs: wrap_*_ops are their twins.
+// wrap_out_forward (the update), wrap_out_backward (the update's backward) and wrap_in_backward
+// (norm, combine, coefficients). block.rs: unfused_twin gives their twins.
 // Every sum runs in the order of the CPU reference.
 struct BlockParams {
     rows: u32, n: u32, c: u32, fc: u32,
@@ -431,26 +431,13 @@ fn tile_wrap_in_forward(r0: u32, tile: u32, lid: u32) {
     phase_end();
 }
 
-@compute @workgroup_size(BLOCK_THREADS)
-fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-    let tile = tile_of(wid, groups);
-    if (tile.rows == 0u) { return; }
-    let r0 = tile.r0;
+// Everything behind the sublayer: X' = res X + post y, optionally rounded to f16.
+fn tile_wrap_out_forward(r0: u32, tile: u32, lid: u32) {
     let n = blk.n;
     let c = blk.c;
-    tile_wrap_in_forward(r0, tile.rows, lid);
-
-    // The FFN: fc1 with bias and activation, fc2 with bias.
-    tile_linear(r0, tile.rows, lid, blk.normed_off, c, blk.fc1_w, blk.fc1_b, blk.fc, blk.hidden_pre_off, true, blk.hidden_off, true);
-    phase_end();
-    tile_linear(r0, tile.rows, lid, blk.hidden_off, blk.fc, blk.fc2_w, blk.fc2_b, c, blk.y_off, false, NONE, true);
-    phase_end();
-
-    // X' = res X + post y, optionally rounded to f16.
     let quads = quads_of(c);
     if (streams_in_registers()) {
-        for (var t = lid; t < stream_items(tile.rows, quads); t += BLOCK_THREADS) {
+        for (var t = lid; t < stream_items(tile, quads); t += BLOCK_THREADS) {
             let it = stream_item(r0, t, quads);
             let b = it.row;
             let h = mixing_of(b);
@@ -465,7 +452,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         }
         return;
     }
-    for (var t = lid; t < tile.rows * quads; t += BLOCK_THREADS) {
+    for (var t = lid; t < tile * quads; t += BLOCK_THREADS) {
         let at = quad_item(r0, t, c);
         let b = at.row;
         let e = at.e;
@@ -473,12 +460,27 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         for (var k = 0u; k < n; k++) {
             var acc = h_post(b, k) * y;
             for (var i = 0u; i < n; i++) { acc += h_res(b, k, i) * ld4(at_stream(blk.x_off, b, i, e)); }
-            if (blk.round_f16 != 0u) {
-                acc = vec4<f32>(round_to_f16(acc.x), round_to_f16(acc.y), round_to_f16(acc.z), round_to_f16(acc.w));
-            }
-            st4(at_stream(blk.out_off, b, k, e), acc, at.lanes);
+            st4(at_stream(blk.out_off, b, k, e), rounded_if_f16(acc), at.lanes);
         }
     }
+}
+
+@compute @workgroup_size(BLOCK_THREADS)
+fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let tile = tile_of(wid, groups);
+    if (tile.rows == 0u) { return; }
+    let r0 = tile.r0;
+    let c = blk.c;
+    tile_wrap_in_forward(r0, tile.rows, lid);
+
+    // The FFN: fc1 with bias and activation, fc2 with bias.
+    tile_linear(r0, tile.rows, lid, blk.normed_off, c, blk.fc1_w, blk.fc1_b, blk.fc, blk.hidden_pre_off, true, blk.hidden_off, true);
+    phase_end();
+    tile_linear(r0, tile.rows, lid, blk.hidden_off, blk.fc, blk.fc2_w, blk.fc2_b, c, blk.y_off, false, NONE, true);
+    phase_end();
+
+    tile_wrap_out_forward(r0, tile.rows, lid);
 }
 
 // A sublayer that mixes rows (attention) between the wrapping's two halves: its input here.
@@ -488,6 +490,15 @@ fn wrap_in_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let tile = tile_of(wid, groups);
     if (tile.rows == 0u) { return; }
     tile_wrap_in_forward(tile.r0, tile.rows, lid);
+}
+
+// ... and its output here, from the sublayer's y.
+@compute @workgroup_size(BLOCK_THREADS)
+fn wrap_out_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let tile = tile_of(wid, groups);
+    if (tile.rows == 0u) { return; }
+    tile_wrap_out_forward(tile.r0, tile.rows, lid);
 }
 
 // Backward of the stream update: dy and dX (=), then d post and d res.

@@ -117,6 +117,7 @@ pub fn unfused_twin(kernel: FusedKernel, p: &BlockParams) -> Vec<Op> {
         FusedKernel::BlockForward => block_forward_ops(p),
         FusedKernel::BlockBackward => block_backward_ops(p),
         FusedKernel::WrapInForward => wrap_in_forward_ops(p),
+        FusedKernel::WrapOutForward => vec![wrap_forward_out(p)],
         FusedKernel::WrapOutBackward => wrap_backward_out(p),
         FusedKernel::WrapInBackward => wrap_in_backward_ops(p),
     }

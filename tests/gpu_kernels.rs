@@ -720,8 +720,11 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
                 1e-4,
             );
             // The wrapping around a sublayer that mixes rows, each side on its own.
-            let wraps = [FusedKernel::WrapInForward, FusedKernel::WrapOutBackward, FusedKernel::WrapInBackward].map(|k| Op::Fused(k, p));
+            let wraps =
+                [FusedKernel::WrapInForward, FusedKernel::WrapOutForward, FusedKernel::WrapOutBackward, FusedKernel::WrapInBackward]
+                    .map(|k| Op::Fused(k, p));
             lab.check(&format!("{what} wrap in forward"), &wraps[..1], 1e-4, 1e-4);
+            lab.check(&format!("{what} wrap out forward"), &wraps[1..2], 1e-4, 1e-4);
             lab.check(&format!("{what} wraps forward+backward"), &wraps, 1e-4, 1e-4);
         }
         gpu().set_block_threads(None);

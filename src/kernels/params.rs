@@ -62,6 +62,8 @@ pub enum FusedKernel {
     BlockBackward,
     /// In front of a sublayer that mixes rows (attention): coefficients, combine, norm.
     WrapInForward,
+    /// Behind it, forward: the stream update.
+    WrapOutForward,
     /// Behind it, backward: the stream update's backward.
     WrapOutBackward,
     /// In front of it, backward: the norm's, the combine's and the coefficients' backward.
@@ -69,10 +71,11 @@ pub enum FusedKernel {
 }
 
 impl FusedKernel {
-    pub const ALL: [FusedKernel; 5] = [
+    pub const ALL: [FusedKernel; 6] = [
         FusedKernel::BlockForward,
         FusedKernel::BlockBackward,
         FusedKernel::WrapInForward,
+        FusedKernel::WrapOutForward,
         FusedKernel::WrapOutBackward,
         FusedKernel::WrapInBackward,
     ];
@@ -83,6 +86,7 @@ impl FusedKernel {
             FusedKernel::BlockForward => "block_forward",
             FusedKernel::BlockBackward => "block_backward",
             FusedKernel::WrapInForward => "wrap_in_forward",
+            FusedKernel::WrapOutForward => "wrap_out_forward",
             FusedKernel::WrapOutBackward => "wrap_out_backward",
             FusedKernel::WrapInBackward => "wrap_in_backward",
         }

@@ -6,7 +6,7 @@
 //! layers per block.
 
 use super::*;
-use crate::block::{coefficient_weight_grad_ops, sublayer_norm_weight_grad, wrap_forward_out};
+use crate::block::{coefficient_weight_grad_ops, sublayer_norm_weight_grad};
 
 impl Builder<'_> {
     fn ctx(&self) -> u32 {
@@ -113,7 +113,7 @@ impl Builder<'_> {
             let attention = self.unit_params(2 * l, rows, act);
             self.push_fused(ops, FusedKernel::WrapInForward, attention);
             self.attention_forward(ops, &attention, l, sequences, act);
-            ops.push(wrap_forward_out(&attention));
+            self.push_fused(ops, FusedKernel::WrapOutForward, attention);
             self.push_fused(ops, FusedKernel::BlockForward, self.unit_params(2 * l + 1, rows, act));
         }
         let scored = sequences * self.scoring.scored as u32;
