@@ -133,18 +133,19 @@ fn h_res(b: u32, k: u32, i: u32) -> f32 {
 // ---- Stream mixing in registers, for 1 <= n <= 4 with coefficients. The loops of the other
 // path load a coefficient at every use and a stream once per output stream; here an item loads
 // its row's coefficients once and each quad of its streams once. Columns and lanes past n hold
-// zeros, which add exactly nothing, so both paths sum the same values in the same order.
-// Without coefficients (residual's one stream) the loops load nothing but that stream.
-// A test on the params, not an override, so that residual, HC and mHC keep sharing their
-// pipelines (as an override it made the page compile the five fused ones twice); the path not
-// taken is a loop that runs no iteration.
+// zeros, which change no value (at most a -0 sum becomes +0), so both paths sum the same values
+// in the same order. Without coefficients (residual's one stream) the loops load nothing but
+// that stream. A test on the params, not an override, so that residual, HC and mHC keep sharing
+// their pipelines (as an override it made the page compile the fused ones twice); the test is
+// uniform, so a workgroup only ever runs one of the two paths.
 fn streams_in_registers() -> bool {
     return blk.n <= 4u && blk.h_off != NONE;
 }
 // An item of those phases: one row, all its channels (ROW_ITEMS: the coefficients loaded once
-// for all of them, and the d post / d res dots summed on the way), or one quad of a row (a
-// thread per quad, the dots a phase of their own). Set per adapter (kernels/: StreamItems): a
-// software GPU pays per load whichever lanes are busy, a hardware one wants the threads.
+// for all of them, and the d post / d res / d pre dots summed on the way), or one quad of a row
+// (a thread per quad, the dots then loops of their own over each row's coefficients). Set per
+// adapter (kernels/: StreamItems): a software GPU pays per load whichever lanes are busy, a
+// hardware one wants the threads.
 override ROW_ITEMS: bool = false;
 
 // Row b's coefficients: pre and post over the streams, res[k] = row k of H_res (over i).

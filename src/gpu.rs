@@ -237,7 +237,8 @@ impl GpuContext {
         self.stream_items.set(items);
     }
 
-    /// Everything the kernels of an arena prepared now are tuned with.
+    /// How the fused kernels and the products of an arena prepared now are tuned (the arena
+    /// view and a forced matmul kernel are read on their own).
     pub fn tuning(&self) -> Tuning {
         Tuning { block_threads: self.block_threads(), register_block: self.register_block(), stream_items: self.stream_items() }
     }

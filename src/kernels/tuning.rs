@@ -136,8 +136,8 @@ impl Named for ArenaView {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamItems {
     /// Four channels of a row: a hardware GPU's, which wants the threads. Each item loads the
-    /// row's n + n + n * n coefficients again, and the d post / d res dots are a phase of
-    /// their own.
+    /// row's n + n + n * n coefficients again, and the d post / d res / d pre dots are loops
+    /// of their own, a thread per row and coefficient.
     Quads,
     /// A whole row: a software GPU's, which pays per load instruction whichever of its SIMD
     /// lanes are busy, so loading a row's coefficients once for all its channels, and summing
