@@ -112,7 +112,10 @@ fn matmul_on_awkward_shapes_with_transposes() {
 
 #[test]
 fn reduce_sum_and_max() {
-    for (rows, cols, groups, op, accumulate) in [(1, 1, 1, 0, 0), (130, 7, 1, 0, 1), (5, 3, 4, 0, 0), (257, 2, 1, 1, 0), (0, 5, 1, 0, 0)] {
+    // The last two take several workgroups (kernels/: REDUCE_WORKGROUP), the last ending inside one.
+    let cases =
+        [(1, 1, 1, 0, 0), (130, 7, 1, 0, 1), (5, 3, 4, 0, 0), (257, 2, 1, 1, 0), (0, 5, 1, 0, 0), (33, 200, 1, 0, 1), (9, 70, 3, 1, 0)];
+    for (rows, cols, groups, op, accumulate) in cases {
         let mut lab = Lab::new(7);
         let input = lab.region(rows * cols * groups + 1, 1.0);
         let out = lab.region(cols * groups, 1.0);

@@ -73,6 +73,11 @@ pub const MHC_SLOTS: u32 = 8;
 /// n x n matrix in a mat4x4); more take the loops over workgroup memory.
 pub const SINKHORN_REGISTER_MAX_N: u32 = 4;
 
+/// Threads per workgroup of `reduce_rows`: a thread sums a column's rows in order, so a
+/// reduction has as many threads as columns (32 to 128 for a bias gradient), and a software GPU
+/// runs a workgroup on one core: 64 lets two of them share the work.
+pub const REDUCE_WORKGROUP: u32 = 64;
+
 /// Whether an op with `n` streams runs mHC's Sinkhorn in registers (set for every kind alike).
 pub fn sinkhorn_in_registers(n: u32) -> bool {
     n <= SINKHORN_REGISTER_MAX_N
@@ -193,6 +198,7 @@ impl Op {
                 return vec![("SINKHORN_IN_REGISTERS", sinkhorn_in_registers(p.n) as u32 as f64)];
             }
             Op::Optimizer(p) => return vec![("QUADS", p.quads() as u32 as f64)],
+            Op::Reduce(_) => &[("WG_1D", REDUCE_WORKGROUP as f64)],
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
                 (MatmulKernel::Registers | MatmulKernel::Registers8, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
                 (MatmulKernel::Direct, _) => &[],
@@ -245,7 +251,7 @@ impl Op {
                     Grid::Tiles(p.n.div_ceil(MATMUL_TILE), p.m.div_ceil(16 * matmul_rows_per_thread(p.m)), p.batch.max(1))
                 }
             },
-            Op::Reduce(p) => Grid::Threads(p.groups * p.cols),
+            Op::Reduce(p) => Grid::ThreadsIn(p.groups * p.cols, REDUCE_WORKGROUP),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) if p.cols <= RMSNORM_ROW_MAX_COLS => Grid::Threads(p.rows),
             Op::RmsNormForward(p) | Op::RmsNormBackward(p) => Grid::Workgroups(p.rows),
             Op::RmsNormWeightGrad(p) => Grid::Threads(p.cols * p.groups.max(1)),
