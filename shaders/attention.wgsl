@@ -34,12 +34,9 @@ struct Chunk { lo: vec4<f32>, hi: vec4<f32> }
 // Lanes of the chunk from d0 on that lie in the head.
 fn chunk_lanes(d0: u32) -> u32 { return min(CHUNK, params.dh - d0); }
 fn chunk_at(at: u32, lanes: u32) -> Chunk {
-    let lo = select(vec4<f32>(0.0), ld_first(at, min(lanes, 4u)), vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(lanes));
     var hi = vec4<f32>(0.0);
-    if (lanes > 4u) {
-        hi = select(vec4<f32>(0.0), ld_first(at + 4u, lanes - 4u), vec4<u32>(4u, 5u, 6u, 7u) < vec4<u32>(lanes));
-    }
-    return Chunk(lo, hi);
+    if (lanes > 4u) { hi = arena_lanes(at + 4u, lanes - 4u, 0.0); }
+    return Chunk(arena_lanes(at, min(lanes, 4u), 0.0), hi);
 }
 // acc + a . b, the products added in lane order (a zero lane adds exactly nothing).
 fn dot_from(acc: f32, a: Chunk, b: Chunk) -> f32 {

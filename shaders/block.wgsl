@@ -73,9 +73,6 @@ fn add_lanes(sum: f32, v: vec4<f32>, count: u32) -> f32 {
     s = select(s, s + v.z, count > 2u);
     return select(s, s + v.w, count > 3u);
 }
-// Groups of four channels in a row of `len`, and how many of group q's lanes are real.
-fn quads_of(len: u32) -> u32 { return (len + 3u) / 4u; }
-fn lanes_of(len: u32, q: u32) -> u32 { return min(4u, len - 4u * q); }
 // Item t of a phase over rows of `len` channels in groups of four, rows numbered from `first`:
 // its row, its first channel and how many of its lanes are real.
 struct Quad { row: u32, e: u32, lanes: u32 }
@@ -521,8 +518,8 @@ fn tile_wrap_out_backward(r0: u32, tile: u32, lid: u32) {
                 let e = 4u * q;
                 let lanes = lanes_of(c, q);
                 let dout = stream_quads(blk.dout_off, b, e);
-                st4(blk.dy_off + b * c + e, mix4(vec4<f32>(0.0), h.post, dout), lanes);
                 let zero = vec4<f32>(0.0);
+                st4(blk.dy_off + b * c + e, mix4(zero, h.post, dout), lanes);
                 store_streams(blk.dx_off, b, e, lanes, mat4x4<f32>(mix4(zero, res_t[0], dout), mix4(zero, res_t[1], dout),
                                                                    mix4(zero, res_t[2], dout), mix4(zero, res_t[3], dout)));
                 if (ROW_ITEMS) {

@@ -25,12 +25,12 @@ fn embed_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 
 @compute @workgroup_size(WG_1D)
 fn embed_backward_tokens(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let quads = (params.c + 3u) / 4u;
+    let quads = quads_of(params.c);
     let e = flat_thread(gid, groups);
     if (e >= params.vocab * quads) { return; }
     let v = e / quads;
     let j = 4u * (e % quads);
-    let lanes = min(4u, params.c - j);
+    let lanes = lanes_of(params.c, e % quads);
     var acc = vec4<f32>(0.0);
     for (var r = 0u; r < params.rows; r++) {
         if (u32(ld(params.tokens_off + r)) == v) { acc += ld_first(params.dout_off + r * params.c + j, lanes); }

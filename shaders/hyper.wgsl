@@ -150,16 +150,9 @@ fn mhc_row_projection(mhc: MhcCoeffParams, b: u32, r: f32, slot: u32) {
 // paths compute the same values.
 override SINKHORN_IN_REGISTERS: bool = false;
 
-fn first_lanes(n: u32) -> vec4<bool> {
-    return vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
-}
 // The real entries of row k of an n x n matrix: lanes 0 .. n-1 of a row k < n.
 fn real_entries(n: u32, k: u32) -> vec4<bool> {
     return first_lanes(n) & vec4<bool>(k < n);
-}
-// Lanes 0 .. n-1 of the four floats from `at` on, `pad` beyond (nothing past them is read).
-fn arena_lanes(at: u32, n: u32, pad: f32) -> vec4<f32> {
-    return select(vec4<f32>(pad), ld_first(at, n), first_lanes(n));
 }
 // Row k of the n x n matrix at `at` in the arena, zeros beyond (all zeros for k >= n).
 fn arena_row(at: u32, n: u32, k: u32) -> vec4<f32> {

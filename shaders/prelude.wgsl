@@ -27,6 +27,18 @@ fn ld_first(i: u32, count: u32) -> vec4<f32> {
 fn st_first(i: u32, v: vec4<f32>, count: u32) {
     for (var j = 0u; j < count; j++) { st(i + j, v[j]); }
 }
+// Lanes 0 .. n-1 of a vec4 (n = 0 to 4).
+fn first_lanes(n: u32) -> vec4<bool> {
+    return vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(n);
+}
+// Lanes 0 .. n-1 (n = 1 to 4) of the four floats from `at` on, `pad` beyond (nothing past them
+// is read).
+fn arena_lanes(at: u32, n: u32, pad: f32) -> vec4<f32> {
+    return select(vec4<f32>(pad), ld_first(at, n), first_lanes(n));
+}
+// Groups of four channels in a row of `len`, and how many of group q's lanes are real.
+fn quads_of(len: u32) -> u32 { return (len + 3u) / 4u; }
+fn lanes_of(len: u32, q: u32) -> u32 { return min(4u, len - 4u * q); }
 
 // m, or its transpose when `flip`, without a branch: a software GPU (lavapipe) runs both sides
 // of an `if`, loads included.
