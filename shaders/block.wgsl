@@ -151,8 +151,10 @@ fn mixing_of(b: u32) -> Mixing {
     let n = blk.n;
     let h = blk.h_off + b * (n * n + 2u * n);
     let res = h + 2u * n;
-    return Mixing(arena_lanes(h, n, 0.0), arena_lanes(h + n, n, 0.0),
-                  mat4x4<f32>(arena_row(res, n, 0u), arena_row(res, n, 1u), arena_row(res, n, 2u), arena_row(res, n, 3u)));
+    let whole = rows_in_vec4s(n, blk.h_off);
+    return Mixing(lanes_at(h, n, 0.0, whole), lanes_at(h + n, n, 0.0, whole),
+                  mat4x4<f32>(arena_row(res, n, 0u, whole), arena_row(res, n, 1u, whole), arena_row(res, n, 2u, whole),
+                              arena_row(res, n, 3u, whole)));
 }
 // Channels e .. e + 3 of row b's streams at base: column i is stream i's, zeros past n.
 fn stream_quads(base: u32, b: u32, e: u32) -> mat4x4<f32> {
@@ -287,19 +289,27 @@ fn tile_linear(r0: u32, rows: u32, lid: u32, x_off: u32, inputs: u32, w_off: u32
 
 // dx[b, e] (= or +=) sum_j dy[b, j] * w[j, e] for rows r0 .. r0 + rows (a linear layer's input
 // gradient, w: [outs, inputs]). Register blocks as in tile_linear, over inputs e.
+// With `scaled_off` (accumulating only), dx[b, e] + k_b * s[b, e] with k_b = tile_scalars[b - r0]
+// comes first, then the sum: mHC's rms path folded into dA phi, in the order of the two phases it
+// was (a pass over the tile's n * c channels fewer).
 // `quad_inputs` as tile_linear's `quad_outs`, for inputs: every caller's inputs (the FFN's c and
 // fc, HC's c for dZ, mHC's n * c for dX += dA phi) are multiples of 4 under QUADS.
 fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, w_off: u32,
-                          inputs: u32, dx_off: u32, accumulate: bool, quad_inputs: bool) {
+                          inputs: u32, dx_off: u32, accumulate: bool, scaled_off: u32, quad_inputs: bool) {
     for (var item = lid; item < block_items(rows, inputs); item += BLOCK_THREADS) {
         let at = block_item(r0, rows, inputs, item);
         let acc = register_block(dy_off + at.first * outs, outs, at.last, outs, w_off, 1u, inputs, at.col0, inputs);
         if (QUADS && quad_inputs && ARENA_VEC4S) {
             for (var half = 0u; half < block_side() / 4u && at.col0 + 4u * half < inputs; half++) {
                 for (var r = 0u; r <= at.last; r++) {
-                    let o = (dx_off + (at.first + r) * inputs + at.col0 + 4u * half) >> 2u;
+                    let e = (at.first + r) * inputs + at.col0 + 4u * half;
+                    let o = (dx_off + e) >> 2u;
                     var value = block8_row(acc, r, half);
-                    if (accumulate) { value = ld_vec4(o) + value; }
+                    if (accumulate) {
+                        var before = ld_vec4(o);
+                        if (scaled_off != NONE) { before += tile_scalars[at.first + r - r0] * ld_vec4((scaled_off + e) >> 2u); }
+                        value = before + value;
+                    }
                     st_vec4(o, value);
                 }
             }
@@ -309,9 +319,15 @@ fn tile_linear_input_grad(r0: u32, rows: u32, lid: u32, dy_off: u32, outs: u32, 
             let e = at.col0 + q;
             if (e < inputs) {
                 for (var r = 0u; r <= at.last; r++) {
-                    let o = dx_off + (at.first + r) * inputs + e;
+                    let i = (at.first + r) * inputs + e;
                     let value = block8_row(acc, r, q / 4u)[q % 4u];
-                    if (accumulate) { st(o, ld(o) + value); } else { st(o, value); }
+                    if (accumulate) {
+                        var before = ld(dx_off + i);
+                        if (scaled_off != NONE) { before += tile_scalars[at.first + r - r0] * ld(scaled_off + i); }
+                        st(dx_off + i, before + value);
+                    } else {
+                        st(dx_off + i, value);
+                    }
                 }
             }
         }
@@ -622,25 +638,18 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
         for (var r = lid; r < tile; r += BLOCK_THREADS) { hc_coeff_backward_row(hc_of_block(), r0 + r); }
         phase_end();
         // dZ = dD W: rows (b, i), W: [n+2, c].
-        tile_linear_input_grad(r0 * n, tile * n, lid, blk.dproj_off, n + 2u, blk.proj_w, c, blk.dz_off, false, true);
+        tile_linear_input_grad(r0 * n, tile * n, lid, blk.dproj_off, n + 2u, blk.proj_w, c, blk.dz_off, false, NONE, true);
         phase_end();
         tile_rmsnorm_backward(lid, r0 * n, tile * n, c, blk.x_off, NONE, blk.z_rms_off, blk.dz_off, blk.dx_off, true);
     } else if (blk.kind == BLOCK_MHC) {
-        let width = n * c;
+        // rms(v) as the forward saved it (the same value rms_at gives: a pass over the row fewer).
         for (var r = lid; r < tile; r += BLOCK_THREADS) {
             let b = r0 + r;
-            tile_scalars[r] = mhc_row_backward(mhc_of_block(), b, rms_at(blk.x_off + b * width, width), r);
+            tile_scalars[r] = mhc_row_backward(mhc_of_block(), b, ld(blk.z_rms_off + b), r);
         }
         phase_end();
         // The rms path (dX += k X), then dX += dA phi, in the unfused kernels' order.
-        for (var t = lid; t < tile * quads_of(width); t += BLOCK_THREADS) {
-            let at = quad_item(r0, t, width);
-            let o = at.row * width + at.e;
-            let dx = ld4(blk.dx_off + o) + tile_scalars[at.row - r0] * ld4(blk.x_off + o);
-            st4(blk.dx_off + o, dx, at.lanes);
-        }
-        phase_end();
-        tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true, true);
+        tile_linear_input_grad(r0, tile, lid, blk.dproj_off, pc, blk.proj_w, n * c, blk.dx_off, true, blk.x_off, true);
     }
 }
 
@@ -654,7 +663,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
     tile_wrap_out_backward(r0, tile.rows, lid);
 
     // The FFN's input gradients: through fc2, the activation, fc1.
-    tile_linear_input_grad(r0, tile.rows, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false, true);
+    tile_linear_input_grad(r0, tile.rows, lid, blk.dy_off, c, blk.fc2_w, blk.fc, blk.dhidden_off, false, NONE, true);
     phase_end();
     if (QUADS && ARENA_VEC4S) {
         for (var t = lid; t < tile.rows * blk.fc / 4u; t += BLOCK_THREADS) {
@@ -669,7 +678,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
         }
     }
     phase_end();
-    tile_linear_input_grad(r0, tile.rows, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false, true);
+    tile_linear_input_grad(r0, tile.rows, lid, blk.dhidden_pre_off, blk.fc, blk.fc1_w, c, blk.dnormed_off, false, NONE, true);
     phase_end();
 
     tile_wrap_in_backward(r0, tile.rows, lid);

@@ -155,8 +155,9 @@ fn real_entries(n: u32, k: u32) -> vec4<bool> {
     return first_lanes(n) & vec4<bool>(k < n);
 }
 // Row k of the n x n matrix at `at` in the arena, zeros beyond (all zeros for k >= n).
-fn arena_row(at: u32, n: u32, k: u32) -> vec4<f32> {
-    return select(vec4<f32>(0.0), arena_lanes(at + min(k, n - 1u) * n, n, 0.0), real_entries(n, k));
+// `whole` as lanes_at's.
+fn arena_row(at: u32, n: u32, k: u32, whole: bool) -> vec4<f32> {
+    return select(vec4<f32>(0.0), lanes_at(at + min(k, n - 1u) * n, n, 0.0, whole), real_entries(n, k));
 }
 // Row k of the n x n logits at workgroup slot `s` in lanes 0 .. n-1, zeros beyond (all zeros
 // for k >= n).
@@ -170,6 +171,25 @@ fn logits_row(s: u32, n: u32, k: u32) -> vec4<f32> {
 // In lane order, as the loops sum a row.
 fn sum_lanes(v: vec4<f32>) -> f32 {
     return v.x + v.y + v.z + v.w;
+}
+// Whether a tensor of per-row vectors of n at `base` holds aligned vec4s, one load or store
+// each where the arena is seen as vec4s: with n = 4 each row's [n] or [n*n + 2n] starts at a
+// multiple of 4 from base. Callers test only uniform values, so a software GPU runs one side.
+fn rows_in_vec4s(n: u32, base: u32) -> bool {
+    return ARENA_VEC4S && n == 4u && base % 4u == 0u;
+}
+// arena_lanes(at, n, pad), from one vec4 load where `whole` (rows_in_vec4s).
+fn lanes_at(at: u32, n: u32, pad: f32, whole: bool) -> vec4<f32> {
+    if (whole) { return ld_vec4(at >> 2u); }
+    return arena_lanes(at, n, pad);
+}
+// st_first(at, v, n), as one vec4 store where `whole`.
+fn store_lanes(at: u32, v: vec4<f32>, n: u32, whole: bool) {
+    if (whole) {
+        st_vec4(at >> 2u, v);
+    } else {
+        st_first(at, v, n);
+    }
 }
 
 // sinkhorn(logits) of row b at `slot`, recording every divisor in the arena.
@@ -193,13 +213,13 @@ fn sinkhorn_registers(mhc: MhcCoeffParams, b: u32, slot: u32) -> mat4x4<f32> {
     for (var t = 0u; t < mhc.iters; t++) {
         // Columns: padding divides by 1, so it stays 0.
         let col = select(vec4<f32>(1.0), m0 + m1 + m2 + m3 + mhc.eps, lanes);
-        st_first(div + (t * 2u) * n, col, n);
+        store_lanes(div + (t * 2u) * n, col, n, rows_in_vec4s(n, mhc.div_off));
         m0 = m0 / col;
         m1 = m1 / col;
         m2 = m2 / col;
         m3 = m3 / col;
         let row = select(vec4<f32>(1.0), vec4<f32>(sum_lanes(m0), sum_lanes(m1), sum_lanes(m2), sum_lanes(m3)) + mhc.eps, lanes);
-        st_first(div + (t * 2u + 1u) * n, row, n);
+        store_lanes(div + (t * 2u + 1u) * n, row, n, rows_in_vec4s(n, mhc.div_off));
         m0 = m0 / row.x;
         m1 = m1 / row.y;
         m2 = m2 / row.z;
@@ -222,14 +242,16 @@ fn sinkhorn_unwind_registers(mhc: MhcCoeffParams, b: u32, slot: u32) {
     var y3 = m[3];
     let g_res = mhc.dh_off + b * mhc.h_rs + 2u * n;
     let zero = vec4<f32>(0.0);
-    var g0 = arena_row(g_res, n, 0u);
-    var g1 = arena_row(g_res, n, 1u);
-    var g2 = arena_row(g_res, n, 2u);
-    var g3 = arena_row(g_res, n, 3u);
+    let whole_g = rows_in_vec4s(n, mhc.dh_off);
+    var g0 = arena_row(g_res, n, 0u, whole_g);
+    var g1 = arena_row(g_res, n, 1u, whole_g);
+    var g2 = arena_row(g_res, n, 2u, whole_g);
+    var g3 = arena_row(g_res, n, 3u, whole_g);
+    let whole_div = rows_in_vec4s(n, mhc.div_off);
     for (var tt = 0u; tt < mhc.iters; tt++) {
         let t = mhc.iters - 1u - tt;
         // Rows, each row's dot over its entries in order.
-        let row = arena_lanes(div + (t * 2u + 1u) * n, n, 1.0);
+        let row = lanes_at(div + (t * 2u + 1u) * n, n, 1.0, whole_div);
         let dot = vec4<f32>(sum_lanes(g0 * y0), sum_lanes(g1 * y1), sum_lanes(g2 * y2), sum_lanes(g3 * y3));
         g0 = select(zero, (g0 - dot.x) / row.x, lanes);
         g1 = select(zero, (g1 - dot.y) / row.y, lanes);
@@ -240,7 +262,7 @@ fn sinkhorn_unwind_registers(mhc: MhcCoeffParams, b: u32, slot: u32) {
         y2 = y2 * row.z;
         y3 = y3 * row.w;
         // Columns, each column's dot over the rows in order.
-        let col = arena_lanes(div + (t * 2u) * n, n, 1.0);
+        let col = lanes_at(div + (t * 2u) * n, n, 1.0, whole_div);
         let col_dot = g0 * y0 + g1 * y1 + g2 * y2 + g3 * y3;
         g0 = (g0 - col_dot) / col;
         g1 = (g1 - col_dot) / col;
