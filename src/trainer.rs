@@ -6,7 +6,7 @@
 use crate::checkpoint::CheckpointError;
 use crate::config::{Config, ResidualKind};
 use crate::cpu::{CpuArena, CpuKernels};
-use crate::gpu::{GpuArena, GpuContext, GpuError};
+use crate::gpu::{Counters, GpuArena, GpuContext, GpuError, StepWork};
 use crate::kernels::{slot, Op};
 use crate::metrics::{Divergence, StepMetrics};
 use crate::program::{label_value, Kernels, OpList, Program, TooLarge};
@@ -119,13 +119,24 @@ impl Variant {
         }
     }
 
-    /// Puts one batch (features and labels) into the arena.
-    fn write_batch(&mut self, x: &[f32], y: &[u32]) {
+    /// A batch as the arena holds it (element offset, values): features, labels.
+    fn batch_inputs(&self, x: &[f32], y: &[u32]) -> [(u32, Vec<f32>); 2] {
         let plan = &self.program.plan;
-        let (bx, by) = (plan.batch_x, plan.batch_y);
-        let labels: Vec<f32> = y.iter().map(|&v| label_value(v)).collect();
-        self.write(bx, x);
-        self.write(by, &labels);
+        [(plan.batch_x, x.to_vec()), (plan.batch_y, y.iter().map(|&v| label_value(v)).collect())]
+    }
+
+    /// Puts one batch into the arena.
+    fn write_batch(&mut self, x: &[f32], y: &[u32]) {
+        for (offset, values) in self.batch_inputs(x, y) {
+            self.write(offset, &values);
+        }
+    }
+
+    /// What a training step puts into the arena first: the batch, and the step scalars.
+    fn step_inputs(&self, x: &[f32], y: &[u32], scalars: [f32; 4]) -> Vec<(u32, Vec<f32>)> {
+        let mut inputs = self.batch_inputs(x, y).to_vec();
+        inputs.push((self.program.plan.metrics + slot::STEP, scalars.to_vec()));
+        inputs
     }
 
     /// Wall time of each dispatch of `list`, run one by one, the fastest of `repeats` runs
@@ -318,14 +329,16 @@ impl Trainer {
         self.submit_with(evaluate, measure);
     }
 
-    /// Submits one training step that neither evaluates nor measures and returns the
-    /// `(dispatches, submits)` it took on the GPU (the benchmarks report them); `None` on the CPU.
-    pub fn submit_counted_step(&mut self) -> Option<(u64, u64)> {
-        let gpu = self.gpu.clone()?;
-        let (dispatches, submits) = gpu.counters();
-        self.submit_with(false, false);
-        let (dispatches_after, submits_after) = gpu.counters();
-        Some((dispatches_after - dispatches, submits_after - submits))
+    /// The GPU's dispatch and submit counts so far; `None` on the CPU.
+    pub fn counters(&self) -> Option<Counters> {
+        self.gpu.as_ref().map(|gpu| gpu.counters())
+    }
+
+    /// Submits the GPU steps waiting for a submit (any read does this first anyway).
+    pub fn flush(&self) {
+        if let Some(gpu) = &self.gpu {
+            gpu.flush();
+        }
     }
 
     /// [`Trainer::submit_step`] with the evaluation chosen by the caller (a sweep cell
@@ -350,19 +363,23 @@ impl Trainer {
         }
         let gpu = self.gpu.clone();
         let running: Vec<&mut Variant> = self.variants.iter_mut().filter(|v| v.divergence.is_none()).collect();
+        let inputs: Vec<_> = running.iter().map(|variant| variant.step_inputs(&x, &y, scalars)).collect();
         let mut on_gpu = Vec::with_capacity(running.len());
-        for variant in running {
-            variant.write_batch(&x, &y);
-            let metrics = variant.program.plan.metrics + slot::STEP;
-            variant.write(metrics, &scalars);
+        for (variant, inputs) in running.into_iter().zip(&inputs) {
+            if let Store::Cpu(_) = variant.store {
+                for (offset, values) in inputs {
+                    variant.write(*offset, values);
+                }
+            }
             match &mut variant.store {
                 Store::Cpu(arena) => arena.submit(&lists),
-                Store::Gpu(arena, _) => on_gpu.push((&*arena, lists.as_slice())),
+                Store::Gpu(arena, _) => on_gpu.push(StepWork { arena: &*arena, inputs, lists: &lists }),
             }
         }
-        // Every variant's step in one pass, one submit.
+        // Every variant's step in one pass. It waits for the next submit unless its metrics
+        // are due (gpu/steps.rs); any read submits it first.
         if let (Some(ctx), false) = (gpu.as_deref(), on_gpu.is_empty()) {
-            ctx.run(&on_gpu);
+            ctx.run_step(&on_gpu, evaluate || measure);
         }
         self.last = Some((t, evaluate, measure));
         self.next_step += 1;

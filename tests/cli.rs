@@ -220,6 +220,18 @@ fn no_adapter_is_one_clear_error_with_a_way_out() {
 }
 
 #[test]
+fn bench_submits_every_step_when_asked() {
+    let out = ok(&["bench", "--config", "depth=1&width=4&streams=2&batch=4&modes=mhc", "--steps", "5", "--steps-per-submit", "1"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["submits_per_step"].as_f64(), Some(1.0), "{report}");
+    assert_eq!(report["steps_per_submit"], 1, "{report}");
+    let refused = attempt(&["bench", "--steps-per-submit", "0"]);
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(err.contains("--steps-per-submit") && !err.contains("panicked"), "{err}");
+}
+
+#[test]
 fn bench_prints_one_json_object() {
     let out = ok(&["bench", "--config", "depth=2&width=8&streams=2&batch=8", "--steps", "3", "--compare", "--per-kernel"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -230,10 +242,12 @@ fn bench_prints_one_json_object() {
     // Natively (lavapipe, or a real GPU) kernels load aligned operands four floats at a time.
     assert_eq!(report["arena_view"], "vec4s", "{report}");
     assert!(report["speedup_over_other"].as_f64().unwrap() > 0.0, "{report}");
-    // One submit per lockstep step. Fused, per variant: forward 6 + a block each; backward
-    // 10 + a block each + batched weight gradients 5 (7 with hyper-connections); checks 5;
-    // optimiser 1. So 31 + 33 + 33 at depth 2. Unfused: a dispatch per op, twice as many.
-    assert_eq!(report["submits_per_step"], 1, "{report}");
+    // The 3 timed steps wait for one submit (no metrics are due). Fused, per variant: forward
+    // 6 + a block each; backward 10 + a block each + batched weight gradients 5 (7 with
+    // hyper-connections); checks 5; optimiser 1. So 31 + 33 + 33 at depth 2. Unfused: a
+    // dispatch per op, twice as many.
+    assert_eq!(report["submits_per_step"].as_f64(), Some(1.0 / 3.0), "{report}");
+    assert_eq!(report["steps_per_submit"], 4, "{report}");
     let fused = report["dispatches_per_step"].as_u64().unwrap();
     let unfused = report["other"]["dispatches_per_step"].as_u64().unwrap();
     assert!(fused == 97 && unfused > 2 * fused, "{fused} fused, {unfused} unfused dispatches: {report}");

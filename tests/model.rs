@@ -328,3 +328,58 @@ fn test_metrics_agree_on_cpu_and_gpu_for_every_variant() {
     }
     assert_eq!(runs[0].len(), 3);
 }
+
+/// Steps that wait for one submit (gpu/steps.rs) train exactly as steps submitted one by one:
+/// each copies its own batch and step scalars in, in order. A read or a write goes after them.
+#[test]
+fn steps_that_share_a_submit_train_exactly_as_steps_submitted_one_by_one() {
+    let gpu = gpu();
+    let (config, notices) = Config::from_query("depth=2&width=8&streams=2&batch=6&sinkhorn_iters=3&task=spiral&eval_every=1000");
+    assert!(notices.is_empty(), "{notices:?}");
+    let steps = 10;
+    let train = |per_submit: u32| {
+        gpu.set_steps_per_submit(per_submit);
+        let mut trainer = Trainer::new(&config, Some(gpu.clone())).unwrap();
+        // Step 0 evaluates (eval_every): its metrics are due, so it is submitted at once; the
+        // rest may wait.
+        let before = trainer.counters().unwrap();
+        for _ in 0..steps {
+            trainer.submit_step(false);
+        }
+        let submits = trainer.counters().unwrap().submits - before.submits;
+        let metrics = pollster::block_on(trainer.read_metrics()).unwrap();
+        let params: Vec<Vec<f32>> = KINDS.iter().map(|&k| pollster::block_on(trainer.variant(k).unwrap().params()).unwrap()).collect();
+        (submits, metrics, params, trainer)
+    };
+    let (one_by_one, want_metrics, want_params, _) = train(1);
+    assert_eq!(one_by_one, steps);
+    // The steps one by one train as the CPU backend does (so a slip that spoils every step's
+    // inputs alike cannot hide in the comparison below).
+    let mut cpu = Trainer::new(&config, None).unwrap();
+    for _ in 0..steps {
+        cpu.submit_step(false);
+    }
+    for (got, want) in want_metrics.iter().zip(pollster::block_on(cpu.read_metrics()).unwrap()) {
+        let (got, want) = (got.loss.unwrap(), want.loss.unwrap());
+        assert!(got.is_finite() && (got - want).abs() <= 1e-4 * want.abs(), "GPU loss {got} against the CPU's {want}");
+    }
+    for per_submit in [4, 16] {
+        let (submits, metrics, params, mut trainer) = train(per_submit);
+        // Step 0 alone, then groups of 4 (steps 1-4, 5-8; step 9 still waits), or none yet of 16.
+        assert_eq!(submits, if per_submit == 4 { 3 } else { 1 }, "{per_submit} steps per submit");
+        for (got, want) in metrics.iter().zip(&want_metrics) {
+            assert_eq!(got.loss.map(f32::to_bits), want.loss.map(f32::to_bits), "{per_submit} steps per submit: {} loss", got.mode);
+        }
+        for ((got, want), kind) in params.iter().zip(&want_params).zip(KINDS) {
+            assert!(got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()), "{per_submit} steps per submit: {kind:?} params differ");
+        }
+        // Weights loaded while steps wait land after them.
+        let loaded: Vec<f32> = want_params[2].iter().map(|v| v * 0.5).collect();
+        trainer.submit_step(false);
+        trainer.submit_step(false);
+        trainer.load_params(ResidualKind::Mhc, &loaded).unwrap();
+        let now = pollster::block_on(trainer.variant(ResidualKind::Mhc).unwrap().params()).unwrap();
+        assert!(now.iter().zip(&loaded).all(|(a, b)| a.to_bits() == b.to_bits()), "{per_submit}: the load went before the waiting steps");
+    }
+    gpu.set_steps_per_submit(mhc_playground::gpu::STEPS_PER_SUBMIT);
+}

@@ -15,7 +15,7 @@ mod native {
     use mhc_playground::config::{notices_line, Arch, Config, ResidualKind};
     use mhc_playground::cpu::CpuKernels;
     use mhc_playground::export::{stored_zip, torch_export, ExportError};
-    use mhc_playground::gpu::{GpuContext, GpuError};
+    use mhc_playground::gpu::{GpuContext, GpuError, StepCounts, STEPS_PER_SUBMIT};
     use mhc_playground::kernels::{ArenaView, MatmulKernel, Named, RegisterBlock, StreamItems};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
@@ -152,6 +152,10 @@ mod native {
             /// of each op's own, to compare them.
             #[arg(long, value_parser = MatmulKernel::parse_or_explain)]
             matmul: Option<MatmulKernel>,
+            /// At most this many training steps wait for one submit while no metrics are due
+            /// (1: a submit every step).
+            #[arg(long, default_value_t = STEPS_PER_SUBMIT, value_parser = clap::value_parser!(u32).range(1..=1024))]
+            steps_per_submit: u32,
             #[command(flatten)]
             tuning: TuningChoice,
             /// Where to train: the GPU, or the CPU backend the page uses without WebGPU.
@@ -508,7 +512,7 @@ mod native {
                 let bytes = write_tensors(&tensors, &[], Some(&config.to_query()))?;
                 write_file(&out, &bytes)
             }
-            Command::Bench { experiment: e, steps, kernels, compare, per_kernel, matmul, tuning, backend } => {
+            Command::Bench { experiment: e, steps, kernels, compare, per_kernel, matmul, steps_per_submit, tuning, backend } => {
                 let config = experiment(&e, true)?;
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
                 if let Some(gpu) = &gpu {
@@ -517,6 +521,7 @@ mod native {
                     gpu.set_block_threads(tuning.block_threads);
                     gpu.set_register_block(tuning.register_block);
                     gpu.set_stream_items(tuning.stream_items);
+                    gpu.set_steps_per_submit(steps_per_submit);
                 }
                 let kernels = match kernels {
                     KernelChoice::Auto => Kernels::for_config(&config),
@@ -542,6 +547,7 @@ mod native {
                 report["register_block"] = serde_json::json!(gpu.map(|g| g.register_block().name()));
                 report["block_threads"] = serde_json::json!(gpu.map(|g| g.block_threads()));
                 report["stream_items"] = serde_json::json!(gpu.map(|g| g.stream_items().name()));
+                report["steps_per_submit"] = serde_json::json!(gpu.map(|_| steps_per_submit));
                 report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());
                 println!("{report}");
@@ -702,18 +708,22 @@ mod native {
         }
     }
 
-    /// Milliseconds per step of `steps` steps (after warm-up) of a fresh trainer.
-    async fn time_steps(trainer: &mut Trainer, steps: u64) -> Result<f64, Failure> {
+    /// Milliseconds per step of `steps` steps (after warm-up) of a fresh trainer, and on the GPU
+    /// the dispatches and submits those steps took (the last waiting ones submitted, then read).
+    async fn time_steps(trainer: &mut Trainer, steps: u64) -> Result<(f64, Option<StepCounts>), Failure> {
         for _ in 0..3 {
             trainer.submit_step(false);
         }
         trainer.read_metrics().await?;
+        let before = trainer.counters();
         let start = Instant::now();
         for _ in 0..steps {
             trainer.submit_step(false);
         }
+        trainer.flush();
+        let counts = trainer.counters().zip(before).map(|(after, before)| after.since(before, steps));
         trainer.read_metrics().await?;
-        Ok(start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64)
+        Ok((start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64, counts))
     }
 
     /// Runs of each dispatch `bench --per-kernel` takes the fastest of.
@@ -730,8 +740,7 @@ mod native {
     ) -> Result<serde_json::Value, Failure> {
         let mut trainer = Trainer::with_kernels(config, gpu.cloned(), kernels)?;
         trainer.set_cpu_kernels(cpu_kernels);
-        let (dispatches, submits) = trainer.submit_counted_step().unzip();
-        let lockstep_ms = time_steps(&mut trainer, steps).await?;
+        let (lockstep_ms, counts) = time_steps(&mut trainer, steps).await?;
         let mut alone = serde_json::Map::new();
         let mut arena_bytes = serde_json::Map::new();
         let mut kernel_ms = serde_json::Map::new();
@@ -747,7 +756,7 @@ mod native {
         for &kind in &config.modes {
             let mut single = Trainer::with_kernels(&config.with_single_mode(kind), gpu.cloned(), kernels)?;
             single.set_cpu_kernels(cpu_kernels);
-            alone.insert(kind.name().into(), serde_json::json!(time_steps(&mut single, steps).await?));
+            alone.insert(kind.name().into(), serde_json::json!(time_steps(&mut single, steps).await?.0));
         }
         let ratio = match (alone.get("mhc").and_then(|v| v.as_f64()), alone.get("residual").and_then(|v| v.as_f64())) {
             (Some(m), Some(r)) => Some(m / r),
@@ -761,8 +770,8 @@ mod native {
             "steps": steps,
             "steps_per_s": 1e3 / lockstep_ms,
             "ms_per_step": lockstep_ms,
-            "dispatches_per_step": dispatches,
-            "submits_per_step": submits,
+            "dispatches_per_step": counts.map(|c| c.dispatches_per_step),
+            "submits_per_step": counts.map(|c| c.submits_per_step),
             "variant_ms_per_step": alone,
             "mhc_over_residual": ratio,
             "arena_bytes": arena_bytes,

@@ -5,7 +5,7 @@ use super::driver::{self, query_value};
 use super::model::CPU_NAME;
 use crate::config::Config;
 use crate::cpu::CpuKernels;
-use crate::gpu::{GpuArena, GpuContext};
+use crate::gpu::{GpuArena, GpuContext, STEPS_PER_SUBMIT};
 use crate::kernels::{MatmulKernel, MatmulParams, Named, Op, NONE};
 use crate::program::{Kernels, OpList};
 use crate::trainer::Trainer;
@@ -96,8 +96,11 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
     let matmul_reps = matmul_reps(query);
     // `matmul=tiled|direct|registers`: every product with that kernel, to compare them.
     let matmul_kernel = query_value(query, "matmul").and_then(MatmulKernel::parse);
+    // `steps_per_submit=N`: at most N steps wait for one submit (1: a submit every step).
+    let steps_per_submit = query_value(query, "steps_per_submit").and_then(|v| v.parse::<u32>().ok()).unwrap_or(STEPS_PER_SUBMIT);
     if let Some(gpu) = &gpu {
         gpu.set_matmul_kernel(matmul_kernel);
+        gpu.set_steps_per_submit(steps_per_submit);
     }
     #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
     let time = |trainer: Rc<RefCell<Trainer>>| async move {
@@ -105,6 +108,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
             trainer.borrow_mut().submit_step(false);
         }
         let _ = { trainer.borrow().peek_metrics().await };
+        let before = trainer.borrow().counters();
         let start = driver::now();
         for i in 0..steps {
             trainer.borrow_mut().submit_step(false);
@@ -112,15 +116,20 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
                 driver::yield_now().await;
             }
         }
+        let counts = {
+            let trainer = trainer.borrow();
+            trainer.flush();
+            trainer.counters().zip(before).map(|(after, before)| after.since(before, steps))
+        };
         let ok = { trainer.borrow().peek_metrics().await.is_ok() };
-        ok.then(|| (driver::now() - start) / steps as f64)
+        ok.then(|| ((driver::now() - start) / steps as f64, counts))
     };
     let mut per_variant = serde_json::Map::new();
     for &kind in &config.modes {
         match Trainer::with_kernels(&config.with_single_mode(kind), gpu.clone(), kernels) {
             Ok(mut t) => {
                 t.set_cpu_kernels(cpu_kernels);
-                if let Some(ms) = time(Rc::new(RefCell::new(t))).await {
+                if let Some((ms, _)) = time(Rc::new(RefCell::new(t))).await {
                     per_variant.insert(kind.name().into(), serde_json::json!(ms));
                 }
             }
@@ -131,7 +140,6 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         (Some(_), Some("1")) => Some(profile(&config, gpu.clone(), kernels).await),
         _ => None,
     };
-    let (mut dispatches, mut submits) = (None, None);
     let mut arena_bytes = serde_json::Map::new();
     let lockstep = match Trainer::with_kernels(&config, gpu.clone(), kernels) {
         Ok(mut t) => {
@@ -139,7 +147,6 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
             for v in &t.variants {
                 arena_bytes.insert(v.kind.name().into(), serde_json::json!(v.program.arena_bytes()));
             }
-            (dispatches, submits) = t.submit_counted_step().unzip();
             time(Rc::new(RefCell::new(t))).await
         }
         Err(_) => None,
@@ -164,9 +171,10 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         "kernel_ms_per_step": per_kernel,
         "matmul_error": matmul_error,
         "steps": steps,
-        "steps_per_s": lockstep.map(|ms| 1000.0 / ms),
-        "dispatches_per_step": dispatches,
-        "submits_per_step": submits,
+        "steps_per_s": lockstep.map(|(ms, _)| 1000.0 / ms),
+        "dispatches_per_step": lockstep.and_then(|(_, c)| c).map(|c| c.dispatches_per_step),
+        "submits_per_step": lockstep.and_then(|(_, c)| c).map(|c| c.submits_per_step),
+        "steps_per_submit": gpu.as_ref().map(|_| steps_per_submit.max(1)),
         "arena_bytes": arena_bytes,
         "ms_per_step": per_variant,
         "backend": if gpu.is_some() { "gpu" } else { "cpu" },

@@ -9,6 +9,10 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+mod steps;
+use steps::Pending;
+pub use steps::{StepWork, STEPS_PER_SUBMIT};
+
 /// Uniform slots are this far apart (WebGPU's `minUniformBufferOffsetAlignment` is at most 256).
 const PARAM_SLOT: u64 = 256;
 /// The most workgroups one dispatch dimension may have.
@@ -40,6 +44,32 @@ enum DeviceError {
     OutOfMemory,
 }
 
+/// Dispatches recorded and command buffers submitted (the benchmarks report them per step).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters {
+    pub dispatches: u64,
+    pub submits: u64,
+}
+
+/// What a run of training steps took per step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepCounts {
+    pub dispatches_per_step: u64,
+    /// Below 1 where several steps went in one submit.
+    pub submits_per_step: f64,
+}
+
+impl Counters {
+    /// Per step, over `steps` steps since `before`.
+    pub fn since(self, before: Counters, steps: u64) -> StepCounts {
+        let steps = steps.max(1);
+        StepCounts {
+            dispatches_per_step: (self.dispatches - before.dispatches) / steps,
+            submits_per_step: (self.submits - before.submits) as f64 / steps as f64,
+        }
+    }
+}
+
 /// A compiled kernel: file, entry point, and its overridable constants' values (as bits).
 type PipelineKey = (&'static str, &'static str, ArenaView, Vec<(&'static str, u64)>);
 
@@ -65,6 +95,12 @@ pub struct GpuContext {
     submits: Cell<u64>,
     /// Readback staging buffers, reused: a step's metrics readback creates no buffer.
     staging: RefCell<Vec<wgpu::Buffer>>,
+    /// Training steps recorded but not yet submitted, and the buffer their inputs come from
+    /// (steps.rs: [`GpuContext::run_step`]).
+    pending: RefCell<Option<Pending>>,
+    upload: RefCell<Option<wgpu::Buffer>>,
+    /// Steps that may wait for one submit (tests set 1 to compare).
+    steps_per_submit: Cell<u32>,
     /// Runs every product of arenas prepared from now on with this kernel instead of the op's
     /// own (the benchmarks' `matmul` option).
     matmul_kernel: Cell<Option<MatmulKernel>>,
@@ -170,6 +206,9 @@ impl GpuContext {
             dispatches: Cell::new(0),
             submits: Cell::new(0),
             staging: RefCell::new(Vec::new()),
+            pending: RefCell::new(None),
+            upload: RefCell::new(None),
+            steps_per_submit: Cell::new(STEPS_PER_SUBMIT),
             matmul_kernel: Cell::new(None),
             block_threads: Cell::new(None),
             arena_view: Cell::new(None),
@@ -243,9 +282,9 @@ impl GpuContext {
         Tuning { block_threads: self.block_threads(), register_block: self.register_block(), stream_items: self.stream_items() }
     }
 
-    /// `(dispatches, submits)` since the device was opened.
-    pub fn counters(&self) -> (u64, u64) {
-        (self.dispatches.get(), self.submits.get())
+    /// Dispatches recorded and submits made since the device was opened.
+    pub fn counters(&self) -> Counters {
+        Counters { dispatches: self.dispatches.get(), submits: self.submits.get() }
     }
 
     /// Records the given op lists of several arenas into one compute pass of one command
@@ -266,8 +305,13 @@ impl GpuContext {
         self.submit(encoder);
     }
 
+    /// Submits `encoder`, after the steps waiting for a submit (in the same submit).
     fn submit(&self, encoder: wgpu::CommandEncoder) {
-        self.queue.submit([encoder.finish()]);
+        let waiting = self.pending.borrow_mut().take();
+        let mut buffers = Vec::with_capacity(2);
+        buffers.extend(waiting.map(|steps| steps.encoder.finish()));
+        buffers.push(encoder.finish());
+        self.queue.submit(buffers);
         self.submits.set(self.submits.get() + 1);
     }
 
@@ -460,8 +504,10 @@ impl GpuArena {
         self.len == 0
     }
 
-    /// Writes `data` at element `offset` (ordered before the next submit).
+    /// Writes `data` at element `offset`, after every step recorded so far.
     pub fn write(&self, ctx: &GpuContext, offset: u32, data: &[f32]) {
+        // A queue write lands before the next submit: the waiting steps go first.
+        ctx.flush();
         ctx.queue.write_buffer(&self.arena, offset as u64 * 4, bytemuck::cast_slice(data));
     }
 
