@@ -80,9 +80,12 @@ fn matmul_on_awkward_shapes_with_transposes() {
             // Every kernel on every shape (tiled, direct: a thread per output, registers in 4 x 4
             // and 8 x 8 blocks), with the arena seen as vec4s and as floats. Each runs as named:
             // the adapter's register block would run `Registers` as `Registers8` on lavapipe.
-            gpu().set_register_block(Some(RegisterBlock::Four));
             for (kernel, view) in MatmulKernel::ALL.into_iter().flat_map(|k| ArenaView::ALL.map(|v| (k, v))) {
-                gpu().set_arena_view(Some(view));
+                gpu().set_tuning(TuningOverrides {
+                    arena_view: Some(view),
+                    register_block: Some(RegisterBlock::Four),
+                    ..TuningOverrides::default()
+                });
                 let op = Op::Matmul(
                     MatmulParams {
                         m,
@@ -104,8 +107,7 @@ fn matmul_on_awkward_shapes_with_transposes() {
                 );
                 lab.check(&format!("matmul {m}x{n}x{k} tA={transpose_a} tB={transpose_b} {kernel:?} {view:?}"), &[op], 1e-5, 1e-5);
             }
-            gpu().set_arena_view(None);
-            gpu().set_register_block(None);
+            gpu().set_tuning(TuningOverrides::default());
         }
     }
 }
@@ -590,11 +592,11 @@ fn batched_matmul_and_grouped_norm_weight_gradients() {
         lab.check(&format!("batched matmul {m}x{n}x{k} x{batch}"), &[op], 1e-5, 1e-5);
         if let Op::Matmul(p) = op {
             // Each as named (the adapter's register block would run Registers as Registers8).
-            gpu().set_register_block(Some(RegisterBlock::Four));
+            gpu().set_tuning(TuningOverrides { register_block: Some(RegisterBlock::Four), ..TuningOverrides::default() });
             for kernel in [MatmulKernel::Direct, MatmulKernel::Registers, MatmulKernel::Registers8] {
                 lab.check(&format!("batched matmul {m}x{n}x{k} x{batch} {kernel:?}"), &[Op::Matmul(p.with_kernel(kernel))], 1e-5, 1e-5);
             }
-            gpu().set_register_block(None);
+            gpu().set_tuning(TuningOverrides::default());
         }
     }
     for (rows, cols, groups) in [(1, 1, 1), (9, 13, 3), (130, 5, 2)] {
@@ -707,10 +709,13 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
             (16, ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Quads),
         ];
         for (threads, view, block, items) in setups {
-            gpu().set_block_threads(Some(threads));
-            gpu().set_arena_view(Some(view));
-            gpu().set_register_block(Some(block));
-            gpu().set_stream_items(Some(items));
+            gpu().set_tuning(TuningOverrides {
+                arena_view: Some(view),
+                block_threads: Some(threads),
+                register_block: Some(block),
+                stream_items: Some(items),
+                matmul: None,
+            });
             let what = format!(
                 "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?} {block:?} {items:?}"
             );
@@ -730,10 +735,7 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
             lab.check(&format!("{what} wrap out forward"), &wraps[1..2], 1e-4, 1e-4);
             lab.check(&format!("{what} wraps forward+backward"), &wraps, 1e-4, 1e-4);
         }
-        gpu().set_block_threads(None);
-        gpu().set_arena_view(None);
-        gpu().set_register_block(None);
-        gpu().set_stream_items(None);
+        gpu().set_tuning(TuningOverrides::default());
     }
 }
 

@@ -16,7 +16,7 @@ mod native {
     use mhc_playground::cpu::CpuKernels;
     use mhc_playground::export::{stored_zip, torch_export, ExportError};
     use mhc_playground::gpu::{GpuContext, GpuError, StepCounts, STEPS_PER_SUBMIT};
-    use mhc_playground::kernels::{ArenaView, MatmulKernel, Named, RegisterBlock, StreamItems};
+    use mhc_playground::kernels::{ArenaView, MatmulKernel, Named, RegisterBlock, StreamItems, TuningOverrides};
     use mhc_playground::metrics::{StepMetrics, CSV_HEADER};
     use mhc_playground::plan::TooLarge;
     use mhc_playground::program::{label_value, Kernels, OpList, Program, Scoring};
@@ -516,11 +516,13 @@ mod native {
                 let config = experiment(&e, true)?;
                 let gpu = if backend == Backend::Gpu { Some(gpu_context().await?) } else { None };
                 if let Some(gpu) = &gpu {
-                    gpu.set_matmul_kernel(matmul);
-                    gpu.set_arena_view(tuning.arena_view);
-                    gpu.set_block_threads(tuning.block_threads);
-                    gpu.set_register_block(tuning.register_block);
-                    gpu.set_stream_items(tuning.stream_items);
+                    gpu.set_tuning(TuningOverrides {
+                        arena_view: tuning.arena_view,
+                        block_threads: tuning.block_threads,
+                        register_block: tuning.register_block,
+                        stream_items: tuning.stream_items,
+                        matmul,
+                    });
                     gpu.set_steps_per_submit(steps_per_submit);
                 }
                 let kernels = match kernels {

@@ -3,7 +3,9 @@
 //! (`map_async` + a channel): in the browser it is simply awaited, natively the device is
 //! polled first. Nothing here blocks a browser thread.
 
-use crate::kernels::{block_threads, shader_source, ArenaView, Grid, MatmulKernel, Op, RegisterBlock, StreamItems, Tuning, WORKGROUP_1D};
+use crate::kernels::{
+    block_threads, shader_source, ArenaView, Grid, MatmulKernel, Op, RegisterBlock, StreamItems, Tuning, TuningOverrides, WORKGROUP_1D,
+};
 use crate::program::OpList;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -101,21 +103,8 @@ pub struct GpuContext {
     upload: RefCell<Option<wgpu::Buffer>>,
     /// Steps that may wait for one submit (tests set 1 to compare).
     steps_per_submit: Cell<u32>,
-    /// Runs every product of arenas prepared from now on with this kernel instead of the op's
-    /// own (the benchmarks' `matmul` option).
-    matmul_kernel: Cell<Option<MatmulKernel>>,
-    /// Threads per workgroup of the fused block kernels in arenas prepared from now on, where
-    /// set (tests run both counts); else [`block_threads`] for this adapter.
-    block_threads: Cell<Option<u32>>,
-    /// How kernels of arenas prepared from now on see the arena, where set (tests run both);
-    /// else [`ArenaView::for_adapter`].
-    arena_view: Cell<Option<ArenaView>>,
-    /// The register block of arenas prepared from now on, where set (tests run both); else
-    /// [`RegisterBlock::for_adapter`].
-    register_block: Cell<Option<RegisterBlock>>,
-    /// What a thread of the fused kernels' stream phases takes in arenas prepared from now on,
-    /// where set (tests run both); else [`StreamItems::for_adapter`].
-    stream_items: Cell<Option<StreamItems>>,
+    /// Tuning fixed for the arenas prepared from now on, where not the adapter's.
+    overrides: Cell<TuningOverrides>,
 }
 
 impl GpuContext {
@@ -209,11 +198,7 @@ impl GpuContext {
             pending: RefCell::new(None),
             upload: RefCell::new(None),
             steps_per_submit: Cell::new(STEPS_PER_SUBMIT),
-            matmul_kernel: Cell::new(None),
-            block_threads: Cell::new(None),
-            arena_view: Cell::new(None),
-            register_block: Cell::new(None),
-            stream_items: Cell::new(None),
+            overrides: Cell::new(TuningOverrides::default()),
         })
     }
 
@@ -222,26 +207,10 @@ impl GpuContext {
         self.software |= software;
     }
 
-    /// Products of arenas prepared after this run `kernel` (None: each op's own); benchmarks
-    /// compare the matmul kernels with it.
-    pub fn set_matmul_kernel(&self, kernel: Option<MatmulKernel>) {
-        self.matmul_kernel.set(kernel);
-    }
-
-    /// Threads per workgroup of the fused block kernels: fewest on SwiftShader (a software
-    /// adapter in a browser), see [`block_threads`].
-    pub fn block_threads(&self) -> u32 {
-        self.block_threads.get().unwrap_or_else(|| block_threads(self.software_in_browser()))
-    }
-
-    /// Fixes [`GpuContext::block_threads`] for arenas prepared after this (None: the adapter's).
-    pub fn set_block_threads(&self, threads: Option<u32>) {
-        self.block_threads.set(threads);
-    }
-
-    /// How the kernels see the arena on this adapter, see [`ArenaView`].
-    pub fn arena_view(&self) -> ArenaView {
-        self.arena_view.get().unwrap_or_else(|| ArenaView::for_adapter(self.software_in_browser()))
+    /// Fixes these choices for the arenas prepared after this; the others (`None`) are the
+    /// adapter's.
+    pub fn set_tuning(&self, overrides: TuningOverrides) {
+        self.overrides.set(overrides);
     }
 
     /// SwiftShader and its kind in a browser: the adapter the kernels' tuning singles out.
@@ -249,31 +218,32 @@ impl GpuContext {
         cfg!(target_arch = "wasm32") && self.software
     }
 
-    /// Fixes [`GpuContext::arena_view`] for arenas prepared after this (None: the adapter's).
-    pub fn set_arena_view(&self, view: Option<ArenaView>) {
-        self.arena_view.set(view);
+    /// Threads per workgroup of the fused block kernels: fewest on SwiftShader (a software
+    /// adapter in a browser), see [`block_threads`].
+    pub fn block_threads(&self) -> u32 {
+        self.overrides.get().block_threads.unwrap_or_else(|| block_threads(self.software_in_browser()))
+    }
+
+    /// How the kernels see the arena on this adapter, see [`ArenaView`].
+    pub fn arena_view(&self) -> ArenaView {
+        self.overrides.get().arena_view.unwrap_or_else(|| ArenaView::for_adapter(self.software_in_browser()))
     }
 
     /// The register block of the products and the fused kernels on this adapter, see
     /// [`RegisterBlock`].
     pub fn register_block(&self) -> RegisterBlock {
-        self.register_block.get().unwrap_or_else(|| RegisterBlock::for_adapter(self.software))
-    }
-
-    /// Fixes [`GpuContext::register_block`] for arenas prepared after this (None: the adapter's).
-    pub fn set_register_block(&self, block: Option<RegisterBlock>) {
-        self.register_block.set(block);
+        self.overrides.get().register_block.unwrap_or_else(|| RegisterBlock::for_adapter(self.software))
     }
 
     /// What a thread of the fused kernels' stream phases takes on this adapter, see
     /// [`StreamItems`].
     pub fn stream_items(&self) -> StreamItems {
-        self.stream_items.get().unwrap_or_else(|| StreamItems::for_adapter(self.software))
+        self.overrides.get().stream_items.unwrap_or_else(|| StreamItems::for_adapter(self.software))
     }
 
-    /// Fixes [`GpuContext::stream_items`] for arenas prepared after this (None: the adapter's).
-    pub fn set_stream_items(&self, items: Option<StreamItems>) {
-        self.stream_items.set(items);
+    /// The kernel every product runs with, where one is forced (None: each op's own).
+    pub fn matmul_kernel(&self) -> Option<MatmulKernel> {
+        self.overrides.get().matmul
     }
 
     /// How the fused kernels and the products of an arena prepared now are tuned (the arena
@@ -453,7 +423,7 @@ impl GpuArena {
         for list in lists {
             let mut dispatches = Vec::with_capacity(list.len());
             for op in list.iter() {
-                let op = match ctx.matmul_kernel.get() {
+                let op = match ctx.matmul_kernel() {
                     Some(kernel) => op.with_matmul_kernel(kernel),
                     None => op.with_register_block(tuning.register_block),
                 };

@@ -1,6 +1,8 @@
 //! How the kernels are tuned to an adapter: choices that change speed, never values (the tests
 //! run every one).
 
+use super::MatmulKernel;
+
 /// A choice the benchmarks take by name (`bench --matmul`, `--arena-view`, `--register-block`,
 /// `--stream-items`) and report.
 pub trait Named: Copy + Sized + 'static {
@@ -29,6 +31,18 @@ pub struct Tuning {
     pub block_threads: u32,
     pub register_block: RegisterBlock,
     pub stream_items: StreamItems,
+}
+
+/// Choices fixed for the arenas prepared from now on, where not the adapter's own (`None`):
+/// the tests run every one, the benchmarks time another adapter's here. `matmul` runs every
+/// product with one kernel instead of each op's own (`bench --matmul`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TuningOverrides {
+    pub arena_view: Option<ArenaView>,
+    pub block_threads: Option<u32>,
+    pub register_block: Option<RegisterBlock>,
+    pub stream_items: Option<StreamItems>,
+    pub matmul: Option<MatmulKernel>,
 }
 
 /// The register block of the products (`matmul_registers` or `matmul_registers8`) and of the

@@ -6,7 +6,7 @@ use super::model::CPU_NAME;
 use crate::config::Config;
 use crate::cpu::CpuKernels;
 use crate::gpu::{GpuArena, GpuContext, STEPS_PER_SUBMIT};
-use crate::kernels::{MatmulKernel, MatmulParams, Named, Op, NONE};
+use crate::kernels::{MatmulKernel, MatmulParams, Named, Op, TuningOverrides, NONE};
 use crate::program::{Kernels, OpList};
 use crate::trainer::Trainer;
 use std::cell::RefCell;
@@ -99,7 +99,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
     // `steps_per_submit=N`: at most N steps wait for one submit (1: a submit every step).
     let steps_per_submit = query_value(query, "steps_per_submit").and_then(|v| v.parse::<u32>().ok()).unwrap_or(STEPS_PER_SUBMIT);
     if let Some(gpu) = &gpu {
-        gpu.set_matmul_kernel(matmul_kernel);
+        gpu.set_tuning(TuningOverrides { matmul: matmul_kernel, ..TuningOverrides::default() });
         gpu.set_steps_per_submit(steps_per_submit);
     }
     #[allow(clippy::await_holding_refcell_ref)] // these trainers are the benchmark's own
