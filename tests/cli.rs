@@ -323,8 +323,9 @@ fn bench_runs_every_product_with_the_chosen_matmul_kernel() {
 #[test]
 fn bench_runs_with_another_adapters_tuning() {
     // SwiftShader in a browser gets floats, 4 threads a block workgroup, 8 x 8 blocks and a row
-    // a stream item; a hardware GPU vec4s, 64, 4 x 4 and quads. Either can be timed here.
-    for (view, threads, block, items) in [("floats", "4", "8x8", "rows"), ("vec4s", "64", "4x4", "quads")] {
+    // a stream item; a hardware GPU vec4s, 64, 4 x 4, quads and no rows shared through
+    // subgroups. Either can be timed here.
+    for (view, threads, block, items, subgroups) in [("floats", "4", "8x8", "rows", "on"), ("vec4s", "64", "4x4", "quads", "off")] {
         // The FFN's weight gradients are 512 blocks of 8 x 8, the others fewer than 256.
         let config = "depth=2&width=64&streams=2&batch=8&modes=mhc";
         let out = ok(&[
@@ -342,8 +343,11 @@ fn bench_runs_with_another_adapters_tuning() {
             block,
             "--stream-items",
             items,
+            "--subgroups",
+            subgroups,
         ]);
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["subgroups"], (subgroups == "on"), "{report}");
         assert_eq!((report["arena_view"].as_str(), report["register_block"].as_str()), (Some(view), Some(block)), "{report}");
         assert_eq!(report["stream_items"].as_str(), Some(items), "{report}");
         assert_eq!(report["block_threads"].to_string(), threads, "{report}");

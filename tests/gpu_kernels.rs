@@ -689,6 +689,10 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         (BLOCK_HC, 8, 2, 12, 24, ACT_TANH, 0, 0),
         (BLOCK_MHC, 17, 4, 12, 24, ACT_GELU, 0, 20),
         (BLOCK_MHC, 6, 3, 16, 36, ACT_RELU, 1, 3),
+        // Layers of 8 column groups (fc1's 64 outputs, fc2's 64 inputs, dA phi's 4 x 16): the
+        // rows of a register block shared through subgroups of 4 and of 8 threads.
+        (BLOCK_MHC, 13, 4, 16, 64, ACT_GELU, 0, 5),
+        (BLOCK_RESIDUAL, 9, 1, 32, 64, ACT_TANH, 0, 0),
         // Aligned, but hidden rows of 18: no vec4 paths at all.
         (BLOCK_RESIDUAL, 9, 1, 8, 18, ACT_TANH, 0, 0),
     ]
@@ -701,23 +705,28 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         // Every workgroup size, arena view, register block and stream item an adapter may get:
         // SwiftShader's in a browser (4 threads, floats, 8 x 8, rows), lavapipe's (64, vec4s,
         // 8 x 8, rows) and a hardware GPU's (64, vec4s, 4 x 4, quads), and 16 threads, which
-        // shares neither's multiples of the tile, with quads.
+        // shares neither's multiples of the tile, with quads. Rows shared through subgroups (of
+        // 4 threads where the workgroup has 4, else lavapipe's 8) and not.
         let setups = [
-            (block_threads(true), ArenaView::Floats, RegisterBlock::Eight, StreamItems::Rows),
-            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Rows),
-            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Four, StreamItems::Quads),
-            (16, ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Quads),
+            (block_threads(true), ArenaView::Floats, RegisterBlock::Eight, StreamItems::Rows, true),
+            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Rows, true),
+            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Rows, false),
+            (block_threads(false), ArenaView::Vec4s, RegisterBlock::Four, StreamItems::Quads, false),
+            (16, ArenaView::Vec4s, RegisterBlock::Eight, StreamItems::Quads, true),
         ];
-        for (threads, view, block, items) in setups {
+        assert!(gpu().has_subgroups(), "the lab's device has no subgroup operations: the shared rows would go untested");
+        for (threads, view, block, items, subgroups) in setups {
             gpu().set_tuning(TuningOverrides {
                 arena_view: Some(view),
                 block_threads: Some(threads),
                 register_block: Some(block),
                 stream_items: Some(items),
                 matmul: None,
+                subgroups: Some(subgroups),
             });
+            assert_eq!(gpu().subgroups(), subgroups);
             let what = format!(
-                "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?} {block:?} {items:?}"
+                "block kind={kind} rows={rows} n={n} c={c} fc={fc} act={act} f16={round_f16} iters={iters} threads={threads} {view:?} {block:?} {items:?} subgroups={subgroups}"
             );
             lab.check(&format!("{what} forward"), &[Op::Fused(FusedKernel::BlockForward, p)], 1e-4, 1e-4);
             // Backward after forward: the saved tensors are then the real ones.

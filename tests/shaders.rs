@@ -5,18 +5,28 @@ use mhc_playground::kernels::*;
 use std::mem::size_of;
 
 fn module(file: &str, view: ArenaView) -> (naga::Module, naga::valid::ModuleInfo) {
-    let source = shader_source(file, view).unwrap_or_else(|| panic!("no shader file {file}"));
+    module_with(file, view, false)
+}
+
+/// With `subgroups`, as a device with subgroup operations compiles it.
+fn module_with(file: &str, view: ArenaView, subgroups: bool) -> (naga::Module, naga::valid::ModuleInfo) {
+    let source = shader_source(file, view, subgroups).unwrap_or_else(|| panic!("no shader file {file}"));
     let module = naga::front::wgsl::parse_str(&source).unwrap_or_else(|e| panic!("{file}.wgsl: {}", e.emit_to_string(&source)));
-    // WebGPU's capabilities: no native-only features.
-    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
+    // WebGPU's capabilities: no native-only features (subgroup operations where asked for).
+    let capabilities = if subgroups { naga::valid::Capabilities::SUBGROUP } else { naga::valid::Capabilities::empty() };
+    let mut validator = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities);
+    if subgroups {
+        validator.subgroup_stages(naga::valid::ShaderStages::COMPUTE).subgroup_operations(naga::valid::SubgroupOperationSet::all());
+    }
     let info = validator.validate(&module).unwrap_or_else(|e| panic!("{file}.wgsl does not validate: {}", e.emit_to_string(&source)));
     (module, info)
 }
 
 #[test]
 fn every_shader_validates_for_webgpu() {
-    for ((file, _), view) in SHADER_FILES.iter().flat_map(|f| ArenaView::ALL.map(|v| (f, v))) {
-        let (module, _) = module(file, view);
+    let variants = SHADER_FILES.iter().flat_map(|f| ArenaView::ALL.map(|v| (f, v))).flat_map(|(f, v)| [(f, v, false), (f, v, true)]);
+    for ((file, _), view, subgroups) in variants {
+        let (module, _) = module_with(file, view, subgroups);
         // WGSL makes a constant expression that evaluates to NaN or an infinity a shader-creation
         // error (Chrome's Tint enforces it; naga does not): no folded constant may be non-finite.
         let functions = module.functions.iter().map(|(_, f)| f).chain(module.entry_points.iter().map(|e| &e.function));
@@ -105,7 +115,8 @@ fn every_override_an_op_sets_is_declared_in_its_shader() {
 }
 
 /// A hardware GPU's tuning.
-const HARDWARE: Tuning = Tuning { block_threads: 64, register_block: RegisterBlock::Four, stream_items: StreamItems::Quads };
+const HARDWARE: Tuning =
+    Tuning { block_threads: 64, register_block: RegisterBlock::Four, stream_items: StreamItems::Quads, share_width: 0 };
 
 /// The value `op` sets the override `name` to under `tuning`, if it sets it.
 fn override_value(op: Op, tuning: &Tuning, name: &str) -> Option<f64> {

@@ -65,6 +65,10 @@ mod native {
         /// What a thread of the fused kernels' stream phases takes: quads or rows.
         #[arg(long, value_parser = StreamItems::parse_or_explain)]
         stream_items: Option<StreamItems>,
+        /// Share register-block rows through the subgroup where the device has subgroup
+        /// operations: on or off (default: on a software adapter).
+        #[arg(long, value_parser = clap::builder::BoolishValueParser::new())]
+        subgroups: Option<bool>,
     }
 
     #[derive(clap::Args)]
@@ -522,6 +526,7 @@ mod native {
                         register_block: tuning.register_block,
                         stream_items: tuning.stream_items,
                         matmul,
+                        subgroups: tuning.subgroups,
                     });
                     gpu.set_steps_per_submit(steps_per_submit);
                 }
@@ -549,6 +554,7 @@ mod native {
                 report["register_block"] = serde_json::json!(gpu.map(|g| g.register_block().name()));
                 report["block_threads"] = serde_json::json!(gpu.map(|g| g.block_threads()));
                 report["stream_items"] = serde_json::json!(gpu.map(|g| g.stream_items().name()));
+                report["subgroups"] = serde_json::json!(gpu.map(|g| g.subgroups()));
                 report["steps_per_submit"] = serde_json::json!(gpu.map(|_| steps_per_submit));
                 report["backend"] = serde_json::json!(gpu.map(|g| g.backend.clone()).unwrap_or_else(|| "cpu".into()));
                 report["config"] = serde_json::json!(config.to_query());

@@ -72,8 +72,9 @@ impl Counters {
     }
 }
 
-/// A compiled kernel: file, entry point, and its overridable constants' values (as bits).
-type PipelineKey = (&'static str, &'static str, ArenaView, Vec<(&'static str, u64)>);
+/// A compiled kernel: file, entry point, arena view, subgroup sharing, and its overridable
+/// constants' values (as bits).
+type PipelineKey = (&'static str, &'static str, ArenaView, bool, Vec<(&'static str, u64)>);
 
 /// Device, queue and the compiled kernels, created once and shared by every variant.
 pub struct GpuContext {
@@ -84,9 +85,11 @@ pub struct GpuContext {
     /// The adapter runs on the CPU (SwiftShader, lavapipe, llvmpipe, WARP): the page may find
     /// its own CPU backend faster.
     pub software: bool,
+    /// Threads per subgroup where the device has subgroup operations of one fixed size.
+    subgroup_size: Option<u32>,
     bind_group_layout: wgpu::BindGroupLayout,
     pipeline_layout: wgpu::PipelineLayout,
-    modules: RefCell<HashMap<(&'static str, ArenaView), wgpu::ShaderModule>>,
+    modules: RefCell<HashMap<(&'static str, ArenaView, bool), wgpu::ShaderModule>>,
     pipelines: RefCell<HashMap<PipelineKey, Arc<wgpu::ComputePipeline>>>,
     /// First uncaptured error, surfaced by [`GpuContext::check`].
     error: Arc<Mutex<Option<DeviceError>>>,
@@ -121,13 +124,22 @@ impl GpuContext {
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let offered = adapter.limits();
+        // Subgroup operations where the adapter has them (natively: a browser's WGSL wants an
+        // `enable` the page does not yet ask for). Only a software adapter uses them (see
+        // GpuContext::subgroups).
+        let subgroups = !cfg!(target_arch = "wasm32") && adapter.features().contains(wgpu::Features::SUBGROUP);
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: offered.max_storage_buffer_binding_size,
             max_buffer_size: offered.max_buffer_size,
             ..wgpu::Limits::default()
         };
         let (device, queue) = adapter
-            .request_device(&wgpu::DeviceDescriptor { label: Some("mhc-playground"), required_limits: limits, ..Default::default() })
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("mhc-playground"),
+                required_limits: limits,
+                required_features: if subgroups { wgpu::Features::SUBGROUP } else { wgpu::Features::empty() },
+                ..Default::default()
+            })
             .await
             .map_err(|e| GpuError::Device(e.to_string()))?;
         let error = Arc::new(Mutex::new(None::<DeviceError>));
@@ -186,6 +198,7 @@ impl GpuContext {
             adapter_name: if info.name.is_empty() { format!("{:?} adapter", info.device_type) } else { info.name },
             backend: format!("{:?}", info.backend),
             software,
+            subgroup_size: (subgroups && info.subgroup_min_size == info.subgroup_max_size).then_some(info.subgroup_min_size),
             bind_group_layout,
             pipeline_layout,
             modules: RefCell::new(HashMap::new()),
@@ -241,6 +254,29 @@ impl GpuContext {
         self.overrides.get().stream_items.unwrap_or_else(|| StreamItems::for_adapter(self.software))
     }
 
+    /// Whether the device has subgroup operations.
+    pub fn has_subgroups(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SUBGROUP)
+    }
+
+    /// Whether the fused kernels of arenas prepared now share register-block rows through the
+    /// subgroup (`shaders/subgroups.wgsl`): where the device can, on a software adapter, whose
+    /// every load is a loop over its SIMD lanes (lavapipe: the residual variant's block kernels
+    /// 11% faster). A hardware GPU loads from its caches; none was at hand to measure it.
+    pub fn subgroups(&self) -> bool {
+        self.has_subgroups() && self.overrides.get().subgroups.unwrap_or(self.software)
+    }
+
+    /// Threads of a subgroup that share register-block rows in workgroups of `block_threads`:
+    /// the adapter's fixed subgroup size (or the workgroup, where smaller), 4 or at least 8;
+    /// 0 where rows are not shared.
+    fn share_width(&self, block_threads: u32) -> u32 {
+        match self.subgroup_size {
+            Some(size) if self.subgroups() => Some(size.min(block_threads)).filter(|&w| w == 4 || w >= 8).unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     /// The kernel every product runs with, where one is forced (None: each op's own).
     pub fn matmul_kernel(&self) -> Option<MatmulKernel> {
         self.overrides.get().matmul
@@ -249,7 +285,13 @@ impl GpuContext {
     /// How the fused kernels and the products of an arena prepared now are tuned (the arena
     /// view and a forced matmul kernel are read on their own).
     pub fn tuning(&self) -> Tuning {
-        Tuning { block_threads: self.block_threads(), register_block: self.register_block(), stream_items: self.stream_items() }
+        let block_threads = self.block_threads();
+        Tuning {
+            block_threads,
+            register_block: self.register_block(),
+            stream_items: self.stream_items(),
+            share_width: self.share_width(block_threads),
+        }
     }
 
     /// Dispatches recorded and submits made since the device was opened.
@@ -332,13 +374,14 @@ impl GpuContext {
 
     fn pipeline(&self, file: &'static str, entry: &'static str, overrides: &[(&'static str, f64)]) -> Arc<wgpu::ComputePipeline> {
         let view = self.arena_view();
-        let key: PipelineKey = (file, entry, view, overrides.iter().map(|&(name, v)| (name, v.to_bits())).collect());
+        let subgroups = self.subgroups();
+        let key: PipelineKey = (file, entry, view, subgroups, overrides.iter().map(|&(name, v)| (name, v.to_bits())).collect());
         if let Some(p) = self.pipelines.borrow().get(&key) {
             return p.clone();
         }
         let mut modules = self.modules.borrow_mut();
-        let module = modules.entry((file, view)).or_insert_with(|| {
-            let source = shader_source(file, view).unwrap_or_default();
+        let module = modules.entry((file, view, subgroups)).or_insert_with(|| {
+            let source = shader_source(file, view, subgroups).unwrap_or_default();
             self.device
                 .create_shader_module(wgpu::ShaderModuleDescriptor { label: Some(file), source: wgpu::ShaderSource::Wgsl(source.into()) })
         });

@@ -192,6 +192,7 @@ impl Op {
                     ("QUADS", p.quads() as u32 as f64),
                     ("SINKHORN_IN_REGISTERS", sinkhorn_in_registers(p.n) as u32 as f64),
                     ("ROW_ITEMS", (tuning.stream_items == StreamItems::Rows) as u32 as f64),
+                    ("SHARE_WIDTH", tuning.share_width as f64),
                 ];
             }
             Op::MhcCoeffForward(p) | Op::MhcCoeffBackward(p) => {

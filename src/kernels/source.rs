@@ -20,14 +20,29 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("attention", include_str!("../../shaders/attention.wgsl")),
 ];
 
+/// Register-block rows shared through the subgroup, and the same names without subgroup
+/// operations, for the files that use them (the fused block kernels).
+const SUBGROUPS_ON: &str = include_str!("../../shaders/subgroups.wgsl");
+const SUBGROUPS_OFF: &str = include_str!("../../shaders/subgroups_off.wgsl");
+const USES_SUBGROUPS: &[&str] = &["block"];
+
 /// Files whose functions another file calls: the fused block kernels reuse the hyper-connection
 /// coefficient math and the activations of the unfused kernels rather than repeating them.
 const SHADER_LIBRARIES: &[(&str, &[&str])] = &[("block", &["activation", "hyper"])];
 
-/// Full WGSL source of one shader file (arena view + prelude + libraries + file).
-pub fn shader_source(file: &str, view: ArenaView) -> Option<String> {
+/// Full WGSL source of one shader file (arena view + prelude + subgroup sharing + libraries +
+/// file). `subgroups`: the device has subgroup operations and the kernels may share rows with
+/// them (a browser also wants the `enable` directive; wgpu's own compiler takes the operations
+/// without it and refuses it).
+pub fn shader_source(file: &str, view: ArenaView, subgroups: bool) -> Option<String> {
     let body = |name: &str| SHADER_FILES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b);
-    let mut source = format!("{}\n{SHADER_PRELUDE}\n", view.source());
+    let uses = USES_SUBGROUPS.contains(&file);
+    let enable = if uses && subgroups && cfg!(target_arch = "wasm32") { "enable subgroups;\n" } else { "" };
+    let mut source = format!("{enable}{}\n{SHADER_PRELUDE}\n", view.source());
+    if uses {
+        source.push_str(if subgroups { SUBGROUPS_ON } else { SUBGROUPS_OFF });
+        source.push('\n');
+    }
     let libraries = SHADER_LIBRARIES.iter().find(|(n, _)| *n == file).map_or(&[][..], |(_, l)| l);
     for library in libraries {
         source.push_str(body(library)?);

@@ -31,6 +31,9 @@ pub struct Tuning {
     pub block_threads: u32,
     pub register_block: RegisterBlock,
     pub stream_items: StreamItems,
+    /// Threads of a subgroup that share the rows of the fused kernels' register blocks
+    /// (`block.wgsl`: `SHARE_WIDTH`; 4, or 8 and more); 0 for none.
+    pub share_width: u32,
 }
 
 /// Choices fixed for the arenas prepared from now on, where not the adapter's own (`None`):
@@ -43,6 +46,8 @@ pub struct TuningOverrides {
     pub register_block: Option<RegisterBlock>,
     pub stream_items: Option<StreamItems>,
     pub matmul: Option<MatmulKernel>,
+    /// Share register-block rows through the subgroup where the device can (tests run both).
+    pub subgroups: Option<bool>,
 }
 
 /// The register block of the products (`matmul_registers` or `matmul_registers8`) and of the
