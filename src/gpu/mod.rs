@@ -124,9 +124,10 @@ impl GpuContext {
             .await
             .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let offered = adapter.limits();
-        // Subgroup operations where the adapter has them (natively: a browser's WGSL wants an
-        // `enable` the page does not yet ask for). Only a software adapter uses them (see
-        // GpuContext::subgroups).
+        // Subgroup operations where the adapter has them, natively. Not yet in a browser: its
+        // WGSL wants an `enable` directive (shader_source writes it), and the headless Chromium
+        // here offers no subgroups to its SwiftShader, so that path has never run. Only a
+        // software adapter uses them (see GpuContext::subgroups).
         let subgroups = !cfg!(target_arch = "wasm32") && adapter.features().contains(wgpu::Features::SUBGROUP);
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: offered.max_storage_buffer_binding_size,

@@ -163,6 +163,7 @@ pub async fn run(gpu: Option<Rc<GpuContext>>, config: Config, steps: u64, query:
         "arena_view": gpu.as_ref().map(|g| g.arena_view().name()),
         "register_block": gpu.as_ref().map(|g| g.register_block().name()),
         "stream_items": gpu.as_ref().map(|g| g.stream_items().name()),
+        "subgroups": gpu.as_ref().map(|g| g.subgroups()),
         "kernels": match gpu {
             Some(_) => format!("{kernels:?}").to_lowercase(),
             None => format!("{cpu_kernels:?}").to_lowercase(),
