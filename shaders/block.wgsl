@@ -231,6 +231,10 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     return block8_sum(x_lo, x_hi, 1u, false, w_a, w_b, w_step, w_across, quads, len, rows_hi, WIDE_BLOCKS);
 }
 
+// Threads of a subgroup that share register-block rows: 4, or 8 and more; 0 for none. Set by
+// the host from the adapter's subgroup size (kernels/: Tuning::share_width), an override so
+// that every test of it is a constant: a software GPU runs both sides of a branch it cannot
+// prove uniform.
 override SHARE_WIDTH: u32 = 0u;
 // Whether the threads of this subgroup compute register blocks of the same rows, so that they
 // can share the rows' loads (subgroups.wgsl): 8 x 8 blocks, subgroups of SHARE_WIDTH
@@ -243,10 +247,6 @@ fn rows_shared(cols: u32) -> bool {
     return SUBGROUPS && WIDE_BLOCKS && SHARE_WIDTH != 0u && BLOCK_THREADS % width == 0u && ((cols + 7u) / 8u) % width == 0u
            && subgroup_consecutive;
 }
-// Threads of a subgroup that share register-block rows: 4, or 8 and more; 0 for none. Set by
-// the host from the adapter's subgroup size (kernels/: Tuning::share_width), an override so
-// that every test of it is a constant: a software GPU runs both sides of a branch it cannot
-// prove uniform.
 
 // block8_sum's vec4 steps with the rows' operands shared: lane r loads row r's run (rows past
 // `last` re-read it), or with four lanes rows r and r + 4, and every lane takes all eight.
