@@ -421,9 +421,11 @@ fn tile_rmsnorm_backward(lid: u32, first: u32, items: u32, len: u32, x_off: u32,
     phase_end();
 }
 
-// The rows r0 .. r0 + tile a workgroup owns; tile = 0 past the end.
+// The rows r0 .. r0 + tile a workgroup owns; tile = 0 past the end. Every entry point starts
+// here, with all its threads: the subgroup's sharing is set up on the way (subgroups.wgsl).
 struct Tile { r0: u32, rows: u32 }
-fn tile_of(wid: vec3<u32>, groups: vec3<u32>) -> Tile {
+fn tile_of(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> Tile {
+    subgroup_begin(lid);
     let r0 = flat_group(wid, groups) * TILE_ROWS;
     if (r0 >= blk.rows) { return Tile(r0, 0u); }
     return Tile(r0, min(TILE_ROWS, blk.rows - r0));
@@ -528,8 +530,7 @@ fn tile_wrap_out_forward(r0: u32, tile: u32, lid: u32) {
 @compute @workgroup_size(BLOCK_THREADS)
 fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    subgroup_begin(lid);
-    let tile = tile_of(wid, groups);
+    let tile = tile_of(wid, groups, lid);
     if (tile.rows == 0u) { return; }
     let r0 = tile.r0;
     let c = blk.c;
@@ -548,8 +549,7 @@ fn block_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(BLOCK_THREADS)
 fn wrap_in_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                    @builtin(local_invocation_index) lid: u32) {
-    subgroup_begin(lid);
-    let tile = tile_of(wid, groups);
+    let tile = tile_of(wid, groups, lid);
     if (tile.rows == 0u) { return; }
     tile_wrap_in_forward(tile.r0, tile.rows, lid);
 }
@@ -558,8 +558,7 @@ fn wrap_in_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(BLOCK_THREADS)
 fn wrap_out_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    subgroup_begin(lid);
-    let tile = tile_of(wid, groups);
+    let tile = tile_of(wid, groups, lid);
     if (tile.rows == 0u) { return; }
     tile_wrap_out_forward(tile.r0, tile.rows, lid);
 }
@@ -705,8 +704,7 @@ fn tile_wrap_in_backward(r0: u32, tile: u32, lid: u32) {
 @compute @workgroup_size(BLOCK_THREADS)
 fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
-    subgroup_begin(lid);
-    let tile = tile_of(wid, groups);
+    let tile = tile_of(wid, groups, lid);
     if (tile.rows == 0u) { return; }
     let r0 = tile.r0;
     let c = blk.c;
@@ -738,8 +736,7 @@ fn block_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups
 @compute @workgroup_size(BLOCK_THREADS)
 fn wrap_out_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
-    subgroup_begin(lid);
-    let tile = tile_of(wid, groups);
+    let tile = tile_of(wid, groups, lid);
     if (tile.rows == 0u) { return; }
     tile_wrap_out_backward(tile.r0, tile.rows, lid);
 }
@@ -747,8 +744,7 @@ fn wrap_out_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
 @compute @workgroup_size(BLOCK_THREADS)
 fn wrap_in_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    subgroup_begin(lid);
-    let tile = tile_of(wid, groups);
+    let tile = tile_of(wid, groups, lid);
     if (tile.rows == 0u) { return; }
     tile_wrap_in_backward(tile.r0, tile.rows, lid);
 }

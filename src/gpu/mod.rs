@@ -304,18 +304,23 @@ impl GpuContext {
     /// encoder and submits it once: a lockstep step of every variant is one submit.
     pub fn run(&self, work: &[(&GpuArena, &[OpList])]) {
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
-            for (arena, lists) in work {
-                for &list in lists.iter() {
-                    for d in &arena.lists[list as usize] {
-                        d.record(&mut pass, &arena.bind_group);
-                    }
-                    self.dispatches.set(self.dispatches.get() + arena.lists[list as usize].len() as u64);
+        self.record_pass(&mut encoder, work);
+        self.submit(encoder);
+    }
+
+    /// Records one compute pass of every dispatch of the given op lists of several arenas, and
+    /// counts them.
+    fn record_pass(&self, encoder: &mut wgpu::CommandEncoder, work: &[(&GpuArena, &[OpList])]) {
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+        for (arena, lists) in work {
+            for &list in lists.iter() {
+                let dispatches = &arena.lists[list as usize];
+                for d in dispatches {
+                    d.record(&mut pass, &arena.bind_group);
                 }
+                self.dispatches.set(self.dispatches.get() + dispatches.len() as u64);
             }
         }
-        self.submit(encoder);
     }
 
     /// Submits `encoder`, after the steps waiting for a submit (in the same submit).

@@ -60,24 +60,13 @@ impl GpuContext {
                 pending.uploaded += len;
             }
         }
-        {
-            let mut pass = pending.encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
-            for w in work {
-                for &list in w.lists {
-                    let dispatches = &w.arena.lists[list as usize];
-                    for d in dispatches {
-                        d.record(&mut pass, &w.arena.bind_group);
-                    }
-                    self.dispatches.set(self.dispatches.get() + dispatches.len() as u64);
-                }
-            }
-        }
+        let lists: Vec<(&GpuArena, &[OpList])> = work.iter().map(|w| (w.arena, w.lists)).collect();
+        self.record_pass(&mut pending.encoder, &lists);
         pending.steps += 1;
-        if metrics_due || pending.steps >= self.steps_per_submit.get() {
-            self.queue.submit([pending.encoder.finish()]);
-            self.submits.set(self.submits.get() + 1);
-        } else {
-            *self.pending.borrow_mut() = Some(pending);
+        let full = pending.steps >= self.steps_per_submit.get();
+        *self.pending.borrow_mut() = Some(pending);
+        if metrics_due || full {
+            self.flush();
         }
     }
 
