@@ -210,16 +210,17 @@ fn sinkhorn_registers(mhc: MhcCoeffParams, b: u32, slot: u32) -> mat4x4<f32> {
     var m3 = select(zero, exp(l[3] - max_logit), real_entries(n, 3u));
     // A row's real entries are lanes 0 .. n-1, so this mask serves columns and rows alike.
     let lanes = first_lanes(n);
+    let whole = rows_in_vec4s(n, mhc.div_off);
     for (var t = 0u; t < mhc.iters; t++) {
         // Columns: padding divides by 1, so it stays 0.
         let col = select(vec4<f32>(1.0), m0 + m1 + m2 + m3 + mhc.eps, lanes);
-        store_lanes(div + (t * 2u) * n, col, n, rows_in_vec4s(n, mhc.div_off));
+        store_lanes(div + (t * 2u) * n, col, n, whole);
         m0 = m0 / col;
         m1 = m1 / col;
         m2 = m2 / col;
         m3 = m3 / col;
         let row = select(vec4<f32>(1.0), vec4<f32>(sum_lanes(m0), sum_lanes(m1), sum_lanes(m2), sum_lanes(m3)) + mhc.eps, lanes);
-        store_lanes(div + (t * 2u + 1u) * n, row, n, rows_in_vec4s(n, mhc.div_off));
+        store_lanes(div + (t * 2u + 1u) * n, row, n, whole);
         m0 = m0 / row.x;
         m1 = m1 / row.y;
         m2 = m2 / row.z;
