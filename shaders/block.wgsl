@@ -226,52 +226,17 @@ fn register_block(x_base: u32, x_stride: u32, last: u32, len: u32, w_base: u32, 
     let w_across = w_col_stride == 1u && w_base % 4u == 0u && w_step % 4u == 0u && col0 + block_side() - 1u < cols;
     let quads = select(0u, len / 4u, x_runs && (w_along_e || w_across));
     if (rows_shared(cols) && quads * 4u == len) {
-        return shared_block(x_base, x_stride, last, w_a, w_b, w_step, w_across, quads, rows_hi);
+        return shared_block8_sum(x_lo, x_hi, 1u, false, w_a, w_b, w_step, w_across, quads, rows_hi);
     }
     return block8_sum(x_lo, x_hi, 1u, false, w_a, w_b, w_step, w_across, quads, len, rows_hi, WIDE_BLOCKS);
 }
 
-// Threads of a subgroup that share register-block rows: 4, or 8 and more; 0 for none. Set by
-// the host from the adapter's subgroup size (kernels/: Tuning::share_width), an override so
-// that every test of it is a constant: a software GPU runs both sides of a branch it cannot
-// prove uniform.
-override SHARE_WIDTH: u32 = 0u;
 // Whether the threads of this subgroup compute register blocks of the same rows, so that they
-// can share the rows' loads (subgroups.wgsl): 8 x 8 blocks, subgroups of SHARE_WIDTH
-// consecutive threads, a whole number of them per workgroup, and column groups a multiple of
-// SHARE_WIDTH, so that a subgroup's items (lid, lid + BLOCK_THREADS, ...) are one run of
-// neighbouring column groups of one row group, and its threads all go round the loop alike.
+// can share the rows' loads (shared_rows.wgsl): 8 x 8 blocks in workgroups of BLOCK_THREADS, a
+// subgroup's items (lid, lid + BLOCK_THREADS, ...) then being one run of neighbouring column
+// groups of one row group.
 fn rows_shared(cols: u32) -> bool {
-    // max: an override expression dividing by zero fails the pipeline, whatever && says.
-    let width = max(SHARE_WIDTH, 1u);
-    return SUBGROUPS && WIDE_BLOCKS && SHARE_WIDTH != 0u && BLOCK_THREADS % width == 0u && ((cols + 7u) / 8u) % width == 0u
-           && subgroup_consecutive;
-}
-
-// block8_sum's vec4 steps with the rows' operands shared: lane r loads row r's run (rows past
-// `last` re-read it), or with four lanes rows r and r + 4, and every lane takes all eight.
-fn shared_block(x_base: u32, x_stride: u32, last: u32, w_a: vec4<u32>, w_b: vec4<u32>, w_step: u32, w_across: bool,
-                quads: u32, rows_hi: bool) -> Block8 {
-    let row = x_base + min(subgroup_lane % 8u, last) * x_stride;
-    let second = x_base + min(subgroup_lane + 4u, last) * x_stride;
-    var wr_a = Runs(w_a, 1u);
-    var wr_b = Runs(w_b, 1u);
-    if (w_across) {
-        wr_a = runs_across(w_a.x, w_step);
-        wr_b = runs_across(w_b.x, w_step);
-    }
-    var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
-    for (var q = 0u; q < quads; q++) {
-        let k = 4u * q;
-        let mine = ld_vec4((row + k) >> 2u);
-        var theirs = vec4<f32>(0.0);
-        if (SHARE_WIDTH == 4u) { theirs = ld_vec4((second + k) >> 2u); }
-        // Taken whether or not the block has rows 4-7 (block8_steps then leaves them out): a
-        // subgroup operation under a branch the compiler cannot prove uniform costs more.
-        acc = block8_steps(acc, shared_rows_lo(mine), shared_rows_hi(mine, theirs), flipped_if(runs_at(wr_a, k), !w_across),
-                           flipped_if(runs_at(wr_b, k), !w_across), rows_hi, true);
-    }
-    return acc;
+    return rows_shareable(WIDE_BLOCKS, BLOCK_THREADS, cols);
 }
 
 // Register block `item` of a tile phase over rows r0 .. r0 + rows by `cols` columns: its first

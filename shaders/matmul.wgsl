@@ -133,11 +133,14 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // A thread per `side` x `side` block of C, side 4 (matmul_registers) or 8 (matmul_registers8:
 // prelude.wgsl's Block8, of which a 4 x 4 block is the lo_a quarter); rows and columns past C's
 // edge re-read its last row or column (so the loop has no branch) and are not written.
-fn register_product(t: u32, wide: bool) {
+fn register_product(t: u32, lid: u32, wide: bool) {
+    subgroup_begin(lid);
     let side = select(4u, 8u, wide);
     let row_blocks = (params.m + side - 1u) / side;
     let col_blocks = (params.n + side - 1u) / side;
     let blocks = row_blocks * col_blocks;
+    // Past the last block a whole subgroup leaves where rows are shared (its blocks are a
+    // multiple of SHARE_WIDTH a row group, so of every product too).
     if (t >= blocks * max(params.batch, 1u)) { return; }
     let z = t / blocks;
     // Neighbouring threads take neighbouring column blocks: they share A's rows and read B's
@@ -161,7 +164,14 @@ fn register_product(t: u32, wide: bool) {
     let b_along_k = params.b_rs == 1u && b_base % 4u == 0u && params.b_cs % 4u == 0u;
     let b_across = params.b_cs == 1u && b_base % 4u == 0u && params.b_rs % 4u == 0u && col0 + side - 1u < params.n;
     let quads = select(0u, params.k / 4u, (a_along_k || a_across) && (b_along_k || b_across));
-    let acc = block8_sum(a_lo, a_hi, params.a_cs, a_across, b_a, b_b, params.b_rs, b_across, quads, params.k, rows_hi, wide);
+    var acc: Block8;
+    // The threads of a subgroup then all have A's rows row0 .. row0 + 7 and the same quads
+    // (shared_rows.wgsl).
+    if (rows_shareable(wide, WG_1D, params.n) && quads * 4u == params.k) {
+        acc = shared_block8_sum(a_lo, a_hi, params.a_cs, a_across, b_a, b_b, params.b_rs, b_across, quads, rows_hi);
+    } else {
+        acc = block8_sum(a_lo, a_hi, params.a_cs, a_across, b_a, b_b, params.b_rs, b_across, quads, params.k, rows_hi, wide);
+    }
     for (var i = 0u; i < side; i++) {
         let row = row0 + i;
         for (var j = 0u; j < side; j++) {
@@ -174,11 +184,13 @@ fn register_product(t: u32, wide: bool) {
 }
 
 @compute @workgroup_size(WG_1D)
-fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    register_product(flat_thread(gid, groups), false);
+fn matmul_registers(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    register_product(flat_thread(gid, groups), lid, false);
 }
 
 @compute @workgroup_size(WG_1D)
-fn matmul_registers8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    register_product(flat_thread(gid, groups), true);
+fn matmul_registers8(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    register_product(flat_thread(gid, groups), lid, true);
 }

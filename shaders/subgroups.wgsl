@@ -1,14 +1,13 @@
-// Register-block rows shared through the subgroup (kernels/: Subgroups), where the device has
-// subgroup operations and a software adapter gains by them: the threads of a subgroup that
-// compute one 8-row register block of a linear layer (neighbouring column groups of the same
-// rows) all loaded the same eight rows of operands; now each thread loads one row (two where
-// a subgroup has four threads) and the others take it by broadcast. A software GPU turns a
-// load into a loop over its SIMD lanes, and a broadcast into a lane's extraction. The values
-// and the order of every sum are the same. subgroups_off.wgsl is this file without the
-// operations, for devices without them.
+// Subgroup operations for register blocks whose rows are shared (shared_rows.wgsl; kernels/:
+// Subgroups), where the device has them and a software adapter gains by them: the threads of a
+// subgroup that compute register blocks of the same rows (neighbouring column groups) each
+// loaded all of the rows' operands; now each loads one run of them and the others take it by
+// broadcast. A software GPU turns a load into a loop over its SIMD lanes, and a broadcast into
+// a lane's extraction. subgroups_off.wgsl is this file without the operations, for devices
+// without them.
 const SUBGROUPS: bool = true;
-// Whether this workgroup's subgroups are what the host assumed (block.wgsl: SHARE_WIDTH): runs
-// of SHARE_WIDTH consecutive threads, each starting at a multiple of it, so that lane l is
+// Whether this workgroup's subgroups are what the host assumed (shared_rows.wgsl: SHARE_WIDTH):
+// runs of SHARE_WIDTH consecutive threads, each starting at a multiple of it, so that lane l is
 // thread lid % SHARE_WIDTH. A vote, so the compiler knows it is the same for the subgroup.
 var<private> subgroup_consecutive: bool;
 var<private> subgroup_lane: u32;
@@ -20,12 +19,13 @@ fn subgroup_begin(lid: u32) {
     subgroup_consecutive = subgroupAll(subgroupAdd(1u) == width && subgroupBroadcastFirst(lid) == lid - lid % width);
 }
 
-// Rows 0-3 of the block, from the threads that loaded them (lane r: row r).
+// Runs 0-3 of a quad of the block's rows' operands (shared_rows.wgsl: run_start), from the
+// lanes that loaded them (lane r: run r).
 fn shared_rows_lo(mine: vec4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(subgroupBroadcast(mine, 0u), subgroupBroadcast(mine, 1u), subgroupBroadcast(mine, 2u),
                        subgroupBroadcast(mine, 3u));
 }
-// Rows 4-7: lane r + 4's own row, or with four lanes lane r's second one.
+// Runs 4-7: lane r + 4's own run, or with four lanes lane r's second one.
 fn shared_rows_hi(mine: vec4<f32>, second: vec4<f32>) -> mat4x4<f32> {
     if (SHARE_WIDTH >= 8u) {
         return mat4x4<f32>(subgroupBroadcast(mine, 4u), subgroupBroadcast(mine, 5u), subgroupBroadcast(mine, 6u),

@@ -64,7 +64,10 @@ fn matmul_on_awkward_shapes_with_transposes() {
     // the vec4 loads, with a tail of k past the last multiple of 4, and an edge block of rows
     // or columns past C's side.
     let unaligned = [(1, 1, 1), (3, 5, 7), (65, 63, 17), (130, 6, 64), (17, 129, 3), (64, 64, 33)].map(|s| (s, false));
-    let aligned = [(8, 12, 18), (64, 32, 20), (12, 8, 4), (20, 36, 7)].map(|s| (s, true));
+    // With 8 or 16 column groups of 8 (64 or 128 columns) the 8 x 8 kernel shares the rows of
+    // A through lavapipe's subgroups of 8 (where k is whole quads), with and without an edge
+    // row block; 60 columns are 8 groups too, the last cut by the edge, so none share.
+    let aligned = [(8, 12, 18), (64, 32, 20), (12, 8, 4), (20, 36, 7), (20, 64, 16), (16, 128, 8), (12, 60, 8)].map(|s| (s, true));
     for ((m, n, k), aligned) in unaligned.into_iter().chain(aligned) {
         for (transpose_a, transpose_b, bias, accumulate) in
             [(false, true, true, false), (true, false, false, true), (false, false, false, true), (true, true, false, false)]
@@ -563,12 +566,16 @@ fn f16_rounding_matches_the_half_crate_and_the_gpu() {
 
 #[test]
 fn batched_matmul_and_grouped_norm_weight_gradients() {
-    for (m, n, k, batch) in [(3, 5, 7, 2), (65, 6, 17, 3)] {
-        let mut lab = Lab::new(m as u64 * 31 + batch as u64);
+    // The last is a weight gradient's layout, aligned (gaps of 4): 8 column groups, so the rows
+    // of A (dy^T, four rows a vec4) are shared through lavapipe's subgroups of 8.
+    for (m, n, k, batch, aligned) in [(3, 5, 7, 2, false), (65, 6, 17, 3, false), (20, 64, 12, 3, true)] {
+        let mut lab = Lab::aligned_if(m as u64 * 31 + batch as u64, aligned);
         // Every product's operands sit a stride apart, with a gap so strides are not lengths.
-        let a = lab.region(batch * (m * k + 3), 1.0);
-        let b = lab.region(batch * (k * n + 1), 1.0);
-        let c = lab.region(batch * (m * n + 5), 1.0);
+        let gap = |unaligned: u32| if aligned { 4 } else { unaligned };
+        let (a_bs, b_bs, c_bs) = (m * k + gap(3), k * n + gap(1), m * n + gap(5));
+        let a = lab.region(batch * a_bs, 1.0);
+        let b = lab.region(batch * b_bs, 1.0);
+        let c = lab.region(batch * c_bs, 1.0);
         let op = Op::Matmul(MatmulParams {
             m,
             n,
@@ -584,17 +591,25 @@ fn batched_matmul_and_grouped_norm_weight_gradients() {
             bias_off: NONE,
             accumulate: 1,
             batch,
-            a_bs: m * k + 3,
-            b_bs: k * n + 1,
-            c_bs: m * n + 5,
+            a_bs,
+            b_bs,
+            c_bs,
             ..Default::default()
         });
         lab.check(&format!("batched matmul {m}x{n}x{k} x{batch}"), &[op], 1e-5, 1e-5);
         if let Op::Matmul(p) = op {
             // Each as named (the adapter's register block would run Registers as Registers8).
-            gpu().set_tuning(TuningOverrides { register_block: Some(RegisterBlock::Four), ..TuningOverrides::default() });
-            for kernel in [MatmulKernel::Direct, MatmulKernel::Registers, MatmulKernel::Registers8] {
-                lab.check(&format!("batched matmul {m}x{n}x{k} x{batch} {kernel:?}"), &[Op::Matmul(p.with_kernel(kernel))], 1e-5, 1e-5);
+            // Registers8 with rows shared through the subgroup where the shape allows, and not.
+            for subgroups in [true, false] {
+                gpu().set_tuning(TuningOverrides {
+                    register_block: Some(RegisterBlock::Four),
+                    subgroups: Some(subgroups),
+                    ..TuningOverrides::default()
+                });
+                for kernel in [MatmulKernel::Direct, MatmulKernel::Registers, MatmulKernel::Registers8] {
+                    let what = format!("batched matmul {m}x{n}x{k} x{batch} {kernel:?} subgroups={subgroups}");
+                    lab.check(&what, &[Op::Matmul(p.with_kernel(kernel))], 1e-5, 1e-5);
+                }
             }
             gpu().set_tuning(TuningOverrides::default());
         }
@@ -693,6 +708,8 @@ fn fused_block_and_wrap_kernels_equal_their_unfused_ops_on_awkward_shapes() {
         // rows of a register block shared through subgroups of 4 and of 8 threads.
         (BLOCK_MHC, 13, 4, 16, 64, ACT_GELU, 0, 5),
         (BLOCK_RESIDUAL, 9, 1, 32, 64, ACT_TANH, 0, 0),
+        // fc1's input gradient of 60 columns: 8 column groups, the last cut by the edge.
+        (BLOCK_RESIDUAL, 9, 1, 60, 64, ACT_GELU, 0, 0),
         // Aligned, but hidden rows of 18: no vec4 paths at all.
         (BLOCK_RESIDUAL, 9, 1, 8, 18, ACT_TANH, 0, 0),
     ]

@@ -201,7 +201,9 @@ impl Op {
             Op::Optimizer(p) => return vec![("QUADS", p.quads() as u32 as f64)],
             Op::Reduce(_) => &[("WG_1D", REDUCE_WORKGROUP as f64)],
             Op::Matmul(p) => match (p.kernel(), matmul_rows_per_thread(p.m)) {
-                (MatmulKernel::Registers | MatmulKernel::Registers8, _) => &[("WG_1D", MATMUL_REGISTER_WORKGROUP as f64)],
+                (MatmulKernel::Registers | MatmulKernel::Registers8, _) => {
+                    return vec![("WG_1D", MATMUL_REGISTER_WORKGROUP as f64), ("SHARE_WIDTH", tuning.share_width as f64)];
+                }
                 (MatmulKernel::Direct, _) => &[],
                 (MatmulKernel::Tiled, 1) => &[("ROWS_PER_THREAD", 1.0)],
                 (MatmulKernel::Tiled, 2) => &[("ROWS_PER_THREAD", 2.0)],

@@ -20,11 +20,13 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
     ("attention", include_str!("../../shaders/attention.wgsl")),
 ];
 
-/// Register-block rows shared through the subgroup, and the same names without subgroup
-/// operations, for the files that use them (the fused block kernels).
+/// Subgroup operations, and the same names without them; then the register blocks that share
+/// rows through them (or never do), for the files whose register blocks may: the fused block
+/// kernels and the products.
 const SUBGROUPS_ON: &str = include_str!("../../shaders/subgroups.wgsl");
 const SUBGROUPS_OFF: &str = include_str!("../../shaders/subgroups_off.wgsl");
-const USES_SUBGROUPS: &[&str] = &["block"];
+const SHARED_ROWS: &str = include_str!("../../shaders/shared_rows.wgsl");
+const USES_SUBGROUPS: &[&str] = &["block", "matmul"];
 
 /// Files whose functions another file calls: the fused block kernels reuse the hyper-connection
 /// coefficient math and the activations of the unfused kernels rather than repeating them.
@@ -41,6 +43,8 @@ pub fn shader_source(file: &str, view: ArenaView, subgroups: bool) -> Option<Str
     let mut source = format!("{enable}{}\n{SHADER_PRELUDE}\n", view.source());
     if uses {
         source.push_str(if subgroups { SUBGROUPS_ON } else { SUBGROUPS_OFF });
+        source.push('\n');
+        source.push_str(SHARED_ROWS);
         source.push('\n');
     }
     let libraries = SHADER_LIBRARIES.iter().find(|(n, _)| *n == file).map_or(&[][..], |(_, l)| l);
