@@ -134,7 +134,8 @@ fn matmul_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // prelude.wgsl's Block8, of which a 4 x 4 block is the lo_a quarter); rows and columns past C's
 // edge re-read its last row or column (so the loop has no branch) and are not written.
 fn register_product(t: u32, lid: u32, wide: bool) {
-    subgroup_begin(lid);
+    // Only 8 x 8 blocks share rows (a constant per entry point, so every thread comes here).
+    if (wide) { subgroup_begin(lid); }
     let side = select(4u, 8u, wide);
     let row_blocks = (params.m + side - 1u) / side;
     let col_blocks = (params.n + side - 1u) / side;

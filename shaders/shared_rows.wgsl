@@ -31,7 +31,8 @@ fn run_start(x_lo: vec4<u32>, x_hi: vec4<u32>, x_step: u32, across: bool, r: u32
 
 // block8_sum for len = 4 * quads with every run of the rows' operands loaded by one lane (two
 // where a subgroup has four: runs r and r + 4) and taken by every lane through broadcasts: 9
-// vec4 loads a quad where block8_sum makes 16. Same values, same order of every sum.
+// vec4 loads a quad (10 in a subgroup of four) where block8_sum makes 16. Same values, same
+// order of every sum.
 fn shared_block8_sum(x_lo: vec4<u32>, x_hi: vec4<u32>, x_step: u32, x_across: bool, w_a: vec4<u32>, w_b: vec4<u32>,
                      w_step: u32, w_across: bool, quads: u32, rows_hi: bool) -> Block8 {
     let mine = run_start(x_lo, x_hi, x_step, x_across, subgroup_lane % 8u);

@@ -16,7 +16,9 @@ var<private> subgroup_lane: u32;
 fn subgroup_begin(lid: u32) {
     let width = max(SHARE_WIDTH, 1u);
     subgroup_lane = lid % width;
-    subgroup_consecutive = subgroupAll(subgroupAdd(1u) == width && subgroupBroadcastFirst(lid) == lid - lid % width);
+    // Lane l must also be thread lid - lid % width + l, as the broadcasts by lane take it.
+    let lane_is_thread = subgroupShuffle(lid, lid % width) == lid;
+    subgroup_consecutive = subgroupAll(subgroupAdd(1u) == width && subgroupBroadcastFirst(lid) == lid - lid % width && lane_is_thread);
 }
 
 // Runs 0-3 of a quad of the block's rows' operands (shared_rows.wgsl: run_start), from the

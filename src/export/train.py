@@ -724,13 +724,14 @@ class Dist:
         return on_device.cpu()
 
     def close(self):
-        """The exit code of a finished run; under torchrun, every rank leaves here."""
+        """0, the exit code of a finished run in one process; under torchrun every rank leaves
+        the process here instead."""
         if self.world == 1:
             return 0
         # Every rank done before any tears the group down, then out without the interpreter's
         # teardown: under load, a rank that had destroyed its group and written everything still
         # aborted in that teardown ("terminate called without an active exception": 2 to 3 of 15
-        # FSDP runs on two busy cores, torch 2.15 and gloo; none of 30 leaving this way).
+        # FSDP runs on two busy cores, torch 2.15 and gloo; none of 50 leaving this way).
         dist.barrier()
         dist.destroy_process_group()
         sys.stdout.flush()

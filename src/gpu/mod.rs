@@ -260,8 +260,8 @@ impl GpuContext {
         self.device.features().contains(wgpu::Features::SUBGROUP)
     }
 
-    /// Whether the fused kernels of arenas prepared now share register-block rows through the
-    /// subgroup (`shaders/subgroups.wgsl`): where the device can, on a software adapter, whose
+    /// Whether the fused kernels and products of arenas prepared now share register-block rows
+    /// through the subgroup (`shaders/shared_rows.wgsl`): where the device can, on a software adapter, whose
     /// every load is a loop over its SIMD lanes (lavapipe: the residual variant's block kernels
     /// 11% faster). A hardware GPU loads from its caches; none was at hand to measure it.
     pub fn subgroups(&self) -> bool {
@@ -270,7 +270,8 @@ impl GpuContext {
 
     /// Threads of a subgroup that share register-block rows in workgroups of `block_threads`:
     /// the adapter's fixed subgroup size (or the workgroup, where smaller), 4 or at least 8;
-    /// 0 where rows are not shared.
+    /// 0 where rows are not shared. The products' workgroups are larger: where this is below the
+    /// subgroup size there, their subgroups fail the vote (`subgroups.wgsl`) and do not share.
     fn share_width(&self, block_threads: u32) -> u32 {
         match self.subgroup_size {
             Some(size) if self.subgroups() => Some(size.min(block_threads)).filter(|&w| w == 4 || w >= 8).unwrap_or(0),

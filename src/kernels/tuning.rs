@@ -31,8 +31,8 @@ pub struct Tuning {
     pub block_threads: u32,
     pub register_block: RegisterBlock,
     pub stream_items: StreamItems,
-    /// Threads of a subgroup that share the rows of the fused kernels' register blocks
-    /// (`block.wgsl`: `SHARE_WIDTH`; 4, or 8 and more); 0 for none.
+    /// Threads of a subgroup that share the rows of register blocks, in the fused kernels and
+    /// the products (`shared_rows.wgsl`: `SHARE_WIDTH`; 4, or 8 and more); 0 for none.
     pub share_width: u32,
 }
 
