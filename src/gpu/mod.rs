@@ -306,13 +306,13 @@ impl GpuContext {
     /// encoder and submits it once: a lockstep step of every variant is one submit.
     pub fn run(&self, work: &[(&GpuArena, &[OpList])]) {
         let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
-        self.record_pass(&mut encoder, work);
+        self.record_pass(&mut encoder, work.iter().copied());
         self.submit(encoder);
     }
 
     /// Records one compute pass of every dispatch of the given op lists of several arenas, and
     /// counts them.
-    fn record_pass(&self, encoder: &mut wgpu::CommandEncoder, work: &[(&GpuArena, &[OpList])]) {
+    fn record_pass<'a>(&self, encoder: &mut wgpu::CommandEncoder, work: impl IntoIterator<Item = (&'a GpuArena, &'a [OpList])>) {
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
         for (arena, lists) in work {
             for &list in lists.iter() {

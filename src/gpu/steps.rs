@@ -60,8 +60,7 @@ impl GpuContext {
                 pending.uploaded += len;
             }
         }
-        let lists: Vec<(&GpuArena, &[OpList])> = work.iter().map(|w| (w.arena, w.lists)).collect();
-        self.record_pass(&mut pending.encoder, &lists);
+        self.record_pass(&mut pending.encoder, work.iter().map(|w| (w.arena, w.lists)));
         pending.steps += 1;
         let full = pending.steps >= self.steps_per_submit.get();
         *self.pending.borrow_mut() = Some(pending);
