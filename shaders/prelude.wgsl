@@ -16,6 +16,12 @@ fn runs_at(runs: Runs, k: u32) -> mat4x4<f32> {
 fn runs_across(start: u32, step: u32) -> Runs {
     return Runs(vec4<u32>(start) + vec4<u32>(0u, 1u, 2u, 3u) * step, step);
 }
+// The runs of four rows' (or columns') operands whose first ones are at `first`: each its own
+// four steps, or where `across` each one step's four rows, steps `step` apart.
+fn runs_of(first: vec4<u32>, step: u32, across: bool) -> Runs {
+    if (across) { return runs_across(first.x, step); }
+    return Runs(first, 1u);
+}
 
 // The `count` (1 to 4) floats from i on as a vec4's first lanes; the lanes past them re-read
 // the last (a software GPU runs a loop's every bound, so no lane loads past the run).
@@ -125,18 +131,10 @@ fn block8_step(acc: Block8, x_lo: vec4<u32>, x_hi: vec4<u32>, w_a: vec4<u32>, w_
 // output sums its steps in order, whichever way they are loaded.
 fn block8_sum(x_lo: vec4<u32>, x_hi: vec4<u32>, x_step: u32, x_across: bool, w_a: vec4<u32>, w_b: vec4<u32>,
               w_step: u32, w_across: bool, quads: u32, len: u32, rows_hi: bool, cols_b: bool) -> Block8 {
-    var xr_lo = Runs(x_lo, 1u);
-    var xr_hi = Runs(x_hi, 1u);
-    if (x_across) {
-        xr_lo = runs_across(x_lo.x, x_step);
-        xr_hi = runs_across(x_hi.x, x_step);
-    }
-    var wr_a = Runs(w_a, 1u);
-    var wr_b = Runs(w_b, 1u);
-    if (w_across) {
-        wr_a = runs_across(w_a.x, w_step);
-        wr_b = runs_across(w_b.x, w_step);
-    }
+    let xr_lo = runs_of(x_lo, x_step, x_across);
+    let xr_hi = runs_of(x_hi, x_step, x_across);
+    let wr_a = runs_of(w_a, w_step, w_across);
+    let wr_b = runs_of(w_b, w_step, w_across);
     // quad_steps wants a run per row of x's steps and a run per step of w's columns.
     var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
     for (var q = 0u; q < quads; q++) {

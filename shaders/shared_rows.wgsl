@@ -37,12 +37,8 @@ fn shared_block8_sum(x_lo: vec4<u32>, x_hi: vec4<u32>, x_step: u32, x_across: bo
                      w_step: u32, w_across: bool, quads: u32, rows_hi: bool) -> Block8 {
     let mine = run_start(x_lo, x_hi, x_step, x_across, subgroup_lane % 8u);
     let second = run_start(x_lo, x_hi, x_step, x_across, (subgroup_lane + 4u) % 8u);
-    var wr_a = Runs(w_a, 1u);
-    var wr_b = Runs(w_b, 1u);
-    if (w_across) {
-        wr_a = runs_across(w_a.x, w_step);
-        wr_b = runs_across(w_b.x, w_step);
-    }
+    let wr_a = runs_of(w_a, w_step, w_across);
+    let wr_b = runs_of(w_b, w_step, w_across);
     var acc = Block8(mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>(), mat4x4<f32>());
     for (var q = 0u; q < quads; q++) {
         let k = 4u * q * x_step;
